@@ -1,0 +1,34 @@
+# The two commands a newcomer needs: `make run` and `make test`. Each makes or reuses .venv.
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then echo $$p; break; fi; done)
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.caredesk-installed
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-pg clean help
+
+help:
+	@echo "make run    install (once) and run CareDesk on SQLite with the example directory, on 127.0.0.1:3978"
+	@echo "make test   install (once) and run the test suite (SQLite and, when reachable, PostgreSQL)"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if [ -z "$(PYTHON)" ]; then echo "CareDesk needs Python 3.11 or newer (python3.11, python3.12 or python3.13 on PATH)" >&2; exit 1; fi
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+run: install
+	$(BIN)/caredesk db upgrade
+	$(BIN)/caredesk directory load examples/directory.yaml
+	$(BIN)/caredesk serve
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis .test-report caredesk.db caredesk.db-*

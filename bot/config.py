@@ -1,0 +1,628 @@
+"""CareDesk settings: one frozen object, loaded from an optional TOML file and the environment.
+
+Every figure of the service desk's rules page (rates, multipliers, office hours, holiday
+country, contacts, escalation levels) is a setting whose default is the rules page's value.
+Secrets (Slack and Microsoft credentials) come only from the environment; a TOML file that
+carries one is refused so that it never lands in a repository by accident.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from datetime import time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays as holidays_lib
+
+DEFAULT_CONFIG_FILE = "caredesk.toml"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./caredesk.db"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MULTIPLIER_KEYS = ("office_hours", "outside_office_hours", "saturday", "sunday", "public_holiday")
+LANGUAGES = ("en", "fr", "nl")
+SECRET_ENV_KEYS = (
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_APP_TOKEN",
+    "MICROSOFT_APP_PASSWORD",
+)
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message always names the offending key."""
+
+    def __init__(self, key: str, problem: str):
+        super().__init__(f"configuration key '{key}': {problem}")
+        self.key = key
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Multipliers:
+    office_hours: Decimal = Decimal("1.0")
+    outside_office_hours: Decimal = Decimal("1.5")
+    saturday: Decimal = Decimal("1.5")
+    sunday: Decimal = Decimal("2.0")
+    public_holiday: Decimal = Decimal("2.0")
+
+    def with_overrides(self, overrides: Mapping[str, Decimal] | None) -> "Multipliers":
+        """A customer's written agreement (upgraded SLA) replaces some of the defaults."""
+        if not overrides:
+            return self
+        return replace(self, **{k: Decimal(str(v)) for k, v in overrides.items()})
+
+
+@dataclass(frozen=True)
+class CalendarSettings:
+    timezone: str = "Europe/Brussels"
+    office_days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
+    office_start: time = time(9, 0)
+    office_end: time = time(17, 0)
+    holiday_country: str = "BE"
+    holiday_subdivision: str | None = None
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def office_weekdays(self) -> frozenset[int]:
+        return frozenset(WEEKDAYS.index(d) for d in self.office_days)
+
+
+@dataclass(frozen=True)
+class Service:
+    key: str
+    rate: Decimal
+    max_participants: int | None = None
+    # Names per language; the catalogs hold the generic texts, these are the operator's own words.
+    names: Mapping[str, str] = field(default_factory=dict)
+
+    def name(self, lang: str) -> str:
+        return self.names.get(lang) or self.names.get("en") or self.key
+
+
+DEFAULT_SERVICES: tuple[Service, ...] = (
+    Service(
+        "teamviewer",
+        Decimal("102.21"),
+        3,
+        {
+            "en": "Assistance via TeamViewer on specific parts or functions of a system",
+            "fr": "Assistance via TeamViewer sur des parties ou des fonctions spécifiques d'un système",
+            "nl": "Ondersteuning via TeamViewer voor specifieke onderdelen of functies van een systeem",
+        },
+    ),
+    Service(
+        "parameters",
+        Decimal("82.18"),
+        None,
+        {
+            "en": "Adjusting parts of the system: checking/correcting parameters with you",
+            "fr": "Ajustement d'éléments du système : vérification/correction des paramètres avec vous",
+            "nl": "Aanpassen van systeemonderdelen: parameters samen met u nakijken/corrigeren",
+        },
+    ),
+    Service(
+        "database",
+        Decimal("82.18"),
+        None,
+        {
+            "en": "Database corrections, reinstallations, extra modules, checking or restoring backups",
+            "fr": "Corrections de base de données, réinstallations, modules supplémentaires, sauvegardes",
+            "nl": "Databasecorrecties, herinstallaties, extra modules, back-ups nakijken of terugzetten",
+        },
+    ),
+    Service(
+        "development",
+        Decimal("111.32"),
+        None,
+        {
+            "en": "Being called out to repair something (development)",
+            "fr": "Intervention pour réparer quelque chose (développement)",
+            "nl": "Oproep om iets te herstellen (ontwikkeling)",
+        },
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Contact:
+    email: str = "servicedesk@caresolutions.be"
+    phone: str = "+32 3 800 5 800"
+
+
+@dataclass(frozen=True)
+class EscalationLevel:
+    level: int
+    role: str
+    name: str
+    email: str
+    phone: str
+
+
+DEFAULT_ESCALATION_LEVELS: tuple[EscalationLevel, ...] = (
+    EscalationLevel(
+        1,
+        "Customer Service Manager",
+        "Naïda Jelacic",
+        "Naida.jelacic@caresolutions.be",
+        "+32 3 800 5 864",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class EscalationSettings:
+    levels: tuple[EscalationLevel, ...] = DEFAULT_ESCALATION_LEVELS
+    ack_timeout_minutes: int = 60
+    top_level_repeat_minutes: int = 60
+
+    def level(self, number: int) -> EscalationLevel | None:
+        return next((lvl for lvl in self.levels if lvl.level == number), None)
+
+
+@dataclass(frozen=True)
+class TicketSettings:
+    # {year} and {seq} are filled in by the store; seq restarts at 1 each year.
+    number_format: str = "CS-{year}-{seq:05d}"
+    min_description_words: int = 5
+    min_description_chars: int = 20
+
+
+@dataclass(frozen=True)
+class DialogSettings:
+    idle_timeout_minutes: int = 120
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 3978
+    # Developer flag: accept unsigned Slack requests / unauthenticated Teams activities.
+    # Refused unless the server listens on a loopback address.
+    insecure_dev_mode: bool = False
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Only ever read from the environment; repr hides the values so logs never show them."""
+
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    slack_app_token: str | None = field(default=None, repr=False)
+    microsoft_app_password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    calendar: CalendarSettings = CalendarSettings()
+    multipliers: Multipliers = Multipliers()
+    services: tuple[Service, ...] = DEFAULT_SERVICES
+    currency: str = "EUR"
+    contact: Contact = Contact()
+    escalation: EscalationSettings = EscalationSettings()
+    tickets: TicketSettings = TicketSettings()
+    dialogs: DialogSettings = DialogSettings()
+    server: ServerSettings = ServerSettings()
+    default_language: str = "en"
+    database_url: str = DEFAULT_DATABASE_URL
+    slack_api_url: str | None = None
+    microsoft_app_id: str | None = None
+    microsoft_app_tenant_id: str | None = None
+    microsoft_app_type: str = "MultiTenant"
+    # Demo/test clock: an ISO datetime the business calendar pretends is "now". Never on by default.
+    fixed_now: str | None = None
+    secrets: Secrets = Secrets()
+
+    def service(self, key: str) -> Service | None:
+        return next((s for s in self.services if s.key == key), None)
+
+    @property
+    def service_keys(self) -> tuple[str, ...]:
+        return tuple(s.key for s in self.services)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def _decimal(key: str, value: Any, *, minimum: Decimal | None = None) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
+        raise ConfigError(key, f"expected a decimal number, got {value!r}")
+    try:
+        # str() first: a TOML float such as 82.18 must not become 82.1799999…
+        result = Decimal(str(value))
+    except InvalidOperation:
+        raise ConfigError(key, f"expected a decimal number, got {value!r}") from None
+    if not result.is_finite():
+        raise ConfigError(key, f"expected a finite number, got {value!r}")
+    if minimum is not None and result < minimum:
+        raise ConfigError(key, f"must be at least {minimum}, got {value!r}")
+    return result
+
+
+def _time(key: str, value: Any) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d{1,2}:\d{2}", value):
+        hours, minutes = (int(p) for p in value.split(":"))
+        if hours == 24 and minutes == 0:
+            raise ConfigError(key, "use 23:59 or a time before midnight, not 24:00")
+        if hours < 24 and minutes < 60:
+            return time(hours, minutes)
+    raise ConfigError(key, f"expected a time as HH:MM, got {value!r}")
+
+
+def _int(key: str, value: Any, *, minimum: int = 0, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        else:
+            raise ConfigError(key, f"expected a whole number, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ConfigError(key, f"must be {bound}, got {value!r}")
+    return value
+
+
+def _str(key: str, value: Any, *, allow_empty: bool = False) -> str:
+    if not isinstance(value, str) or (not allow_empty and not value.strip()):
+        raise ConfigError(key, f"expected a non-empty text, got {value!r}")
+    return value
+
+
+def _bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off", ""):
+        return value.lower() in ("1", "true", "yes", "on")
+    raise ConfigError(key, f"expected true or false, got {value!r}")
+
+
+def _table(key: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(key, "expected a table")
+    return value
+
+
+def _reject_unknown(prefix: str, table: Mapping[str, Any], known: tuple[str, ...]) -> None:
+    for k in table:
+        if k not in known:
+            raise ConfigError(f"{prefix}{k}", f"unknown key (known: {', '.join(known)})")
+
+
+def parse_multipliers(prefix: str, table: Mapping[str, Any], base: Multipliers | None = None) -> Multipliers:
+    _reject_unknown(prefix, table, MULTIPLIER_KEYS)
+    base = base or Multipliers()
+    values = {k: _decimal(f"{prefix}{k}", v, minimum=Decimal("0")) for k, v in table.items()}
+    return replace(base, **values)
+
+
+def parse_multiplier_overrides(prefix: str, table: Any) -> dict[str, Decimal]:
+    """Validate a customer's multiplier overrides (the directory uses this too)."""
+    if table is None:
+        return {}
+    table = _table(prefix.rstrip("."), table)
+    _reject_unknown(prefix, table, MULTIPLIER_KEYS)
+    return {k: _decimal(f"{prefix}{k}", v, minimum=Decimal("0")) for k, v in table.items()}
+
+
+def _calendar(table: Mapping[str, Any]) -> CalendarSettings:
+    p = "calendar."
+    _reject_unknown(
+        p, table, ("timezone", "office_days", "office_start", "office_end", "holiday_country", "holiday_subdivision")
+    )
+    cal = CalendarSettings()
+    values: dict[str, Any] = {}
+    if "timezone" in table:
+        tz = _str(p + "timezone", table["timezone"])
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(p + "timezone", f"unknown time zone {tz!r}") from None
+        values["timezone"] = tz
+    if "office_days" in table:
+        days = table["office_days"]
+        if not isinstance(days, list) or not all(isinstance(d, str) and d.lower() in WEEKDAYS for d in days):
+            raise ConfigError(p + "office_days", f"expected a list of {', '.join(WEEKDAYS)}, got {days!r}")
+        values["office_days"] = tuple(d.lower() for d in days)
+    if "office_start" in table:
+        values["office_start"] = _time(p + "office_start", table["office_start"])
+    if "office_end" in table:
+        values["office_end"] = _time(p + "office_end", table["office_end"])
+    if "holiday_country" in table:
+        values["holiday_country"] = _str(p + "holiday_country", table["holiday_country"]).upper()
+    if "holiday_subdivision" in table:
+        sub = _str(p + "holiday_subdivision", table["holiday_subdivision"], allow_empty=True)
+        values["holiday_subdivision"] = sub or None
+    cal = replace(cal, **values)
+    if cal.office_start >= cal.office_end:
+        raise ConfigError(p + "office_end", "office hours must end after they start")
+    try:
+        holidays_lib.country_holidays(cal.holiday_country, subdiv=cal.holiday_subdivision, years=2026)
+    except (NotImplementedError, KeyError):
+        raise ConfigError(p + "holiday_country", f"no holiday calendar for {cal.holiday_country!r}") from None
+    except ValueError as exc:
+        raise ConfigError(p + "holiday_subdivision", str(exc)) from None
+    return cal
+
+
+def _services(table: Mapping[str, Any]) -> tuple[Service, ...]:
+    defaults = {s.key: s for s in DEFAULT_SERVICES}
+    result = dict(defaults)
+    for key, spec in table.items():
+        prefix = f"services.{key}."
+        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", key):
+            raise ConfigError(f"services.{key}", "service keys are lower-case letters, digits, - and _")
+        spec = _table(f"services.{key}", spec)
+        _reject_unknown(prefix, spec, ("rate", "max_participants", "names", "enabled"))
+        if not _bool(prefix + "enabled", spec.get("enabled", True)):
+            result.pop(key, None)
+            continue
+        base = defaults.get(key)
+        if base is None and "rate" not in spec:
+            raise ConfigError(prefix + "rate", "a new service needs a rate")
+        rate = _decimal(prefix + "rate", spec["rate"], minimum=Decimal("0")) if "rate" in spec else base.rate
+        if rate.as_tuple().exponent < -2:
+            raise ConfigError(prefix + "rate", f"a rate has at most two decimals, got {spec['rate']!r}")
+        max_p = base.max_participants if base else None
+        if "max_participants" in spec:
+            max_p = _int(prefix + "max_participants", spec["max_participants"], minimum=0) or None
+        names = dict(base.names) if base else {}
+        if "names" in spec:
+            raw = _table(prefix + "names", spec["names"])
+            _reject_unknown(prefix + "names.", raw, LANGUAGES)
+            names.update({lang: _str(f"{prefix}names.{lang}", text) for lang, text in raw.items()})
+        result[key] = Service(key, rate, max_p, names)
+    if not result:
+        raise ConfigError("services", "at least one service must be enabled")
+    return tuple(result.values())
+
+
+def _escalation(table: Mapping[str, Any]) -> EscalationSettings:
+    p = "escalation."
+    _reject_unknown(p, table, ("levels", "ack_timeout_minutes", "top_level_repeat_minutes"))
+    values: dict[str, Any] = {}
+    if "ack_timeout_minutes" in table:
+        values["ack_timeout_minutes"] = _int(p + "ack_timeout_minutes", table["ack_timeout_minutes"], minimum=1)
+    if "top_level_repeat_minutes" in table:
+        values["top_level_repeat_minutes"] = _int(
+            p + "top_level_repeat_minutes", table["top_level_repeat_minutes"], minimum=1
+        )
+    if "levels" in table:
+        raw = table["levels"]
+        if not isinstance(raw, list) or not raw:
+            raise ConfigError(p + "levels", "expected a non-empty list of levels")
+        levels = []
+        for i, item in enumerate(raw):
+            lp = f"{p}levels[{i}]."
+            item = _table(lp.rstrip("."), item)
+            _reject_unknown(lp, item, ("level", "role", "name", "email", "phone"))
+            for needed in ("level", "role", "name", "email", "phone"):
+                if needed not in item:
+                    raise ConfigError(lp + needed, "missing")
+            levels.append(
+                EscalationLevel(
+                    _int(lp + "level", item["level"], minimum=1),
+                    _str(lp + "role", item["role"]),
+                    _str(lp + "name", item["name"]),
+                    _email(lp + "email", item["email"]),
+                    _str(lp + "phone", item["phone"]),
+                )
+            )
+        numbers = [lvl.level for lvl in levels]
+        if sorted(numbers) != list(range(1, len(numbers) + 1)):
+            raise ConfigError(p + "levels", f"levels must be numbered 1, 2, 3… without gaps, got {numbers}")
+        values["levels"] = tuple(sorted(levels, key=lambda lvl: lvl.level))
+    return replace(EscalationSettings(), **values)
+
+
+_EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+
+
+def is_email(value: str) -> bool:
+    return bool(_EMAIL_RE.match(value)) and len(value) <= 254
+
+
+def _email(key: str, value: Any) -> str:
+    value = _str(key, value).strip()
+    if not is_email(value):
+        raise ConfigError(key, f"not an e-mail address: {value!r}")
+    return value
+
+
+def _tickets(table: Mapping[str, Any]) -> TicketSettings:
+    p = "tickets."
+    _reject_unknown(p, table, ("number_format", "min_description_words", "min_description_chars"))
+    values: dict[str, Any] = {}
+    if "number_format" in table:
+        fmt = _str(p + "number_format", table["number_format"])
+        try:
+            sample = fmt.format(year=2026, seq=1)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(p + "number_format", f"only {{year}} and {{seq}} may be used ({exc})") from None
+        if "{seq" not in fmt:
+            raise ConfigError(p + "number_format", "must contain {seq}")
+        if not re.fullmatch(r"[A-Za-z0-9/_-]+", sample):
+            raise ConfigError(p + "number_format", f"numbers may only hold letters, digits, - _ /, got {sample!r}")
+        values["number_format"] = fmt
+    if "min_description_words" in table:
+        values["min_description_words"] = _int(p + "min_description_words", table["min_description_words"], minimum=1)
+    if "min_description_chars" in table:
+        values["min_description_chars"] = _int(p + "min_description_chars", table["min_description_chars"], minimum=1)
+    return replace(TicketSettings(), **values)
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings from defaults, then the TOML file, then the environment.
+
+    The file is `path`, else `$CAREDESK_CONFIG`, else `./caredesk.toml` when it exists.
+    """
+    env = os.environ if environ is None else environ
+    file_path: Path | None = None
+    if path is not None:
+        file_path = Path(path)
+    elif env.get("CAREDESK_CONFIG"):
+        file_path = Path(env["CAREDESK_CONFIG"])
+    elif Path(DEFAULT_CONFIG_FILE).exists():
+        file_path = Path(DEFAULT_CONFIG_FILE)
+
+    data: dict[str, Any] = {}
+    if file_path is not None:
+        if not file_path.exists():
+            raise ConfigError("CAREDESK_CONFIG", f"file not found: {file_path}")
+        try:
+            data = tomllib.loads(file_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(file_path), f"not valid TOML ({exc})") from None
+    return settings_from_mapping(data, env)
+
+
+def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
+    env = {} if env is None else env
+    top_keys = (
+        "calendar", "multipliers", "services", "currency", "contact", "escalation", "tickets",
+        "dialogs", "server", "default_language", "database", "slack", "teams", "clock",
+    )
+    for k in data:
+        if k.lower() in {s.lower() for s in SECRET_ENV_KEYS} or k in ("secrets",):
+            raise ConfigError(k, "secrets are read from the environment only, never from the file")
+    _reject_unknown("", data, top_keys)
+
+    values: dict[str, Any] = {}
+    if "calendar" in data:
+        values["calendar"] = _calendar(_table("calendar", data["calendar"]))
+    if "multipliers" in data:
+        values["multipliers"] = parse_multipliers("multipliers.", _table("multipliers", data["multipliers"]))
+    if "services" in data:
+        values["services"] = _services(_table("services", data["services"]))
+    if "currency" in data:
+        cur = _str("currency", data["currency"])
+        if not re.fullmatch(r"[A-Z]{3}", cur):
+            raise ConfigError("currency", f"expected an ISO 4217 code such as EUR, got {cur!r}")
+        values["currency"] = cur
+    if "contact" in data:
+        c = _table("contact", data["contact"])
+        _reject_unknown("contact.", c, ("email", "phone"))
+        values["contact"] = Contact(
+            _email("contact.email", c.get("email", Contact.email)),
+            _str("contact.phone", c.get("phone", Contact.phone)),
+        )
+    if "escalation" in data:
+        values["escalation"] = _escalation(_table("escalation", data["escalation"]))
+    if "tickets" in data:
+        values["tickets"] = _tickets(_table("tickets", data["tickets"]))
+    if "dialogs" in data:
+        d = _table("dialogs", data["dialogs"])
+        _reject_unknown("dialogs.", d, ("idle_timeout_minutes",))
+        values["dialogs"] = DialogSettings(
+            _int("dialogs.idle_timeout_minutes", d.get("idle_timeout_minutes", 120), minimum=1)
+        )
+    server = ServerSettings()
+    if "server" in data:
+        s = _table("server", data["server"])
+        _reject_unknown("server.", s, ("host", "port", "insecure_dev_mode"))
+        server = ServerSettings(
+            _str("server.host", s.get("host", server.host)),
+            _int("server.port", s.get("port", server.port), minimum=0, maximum=65535),
+            _bool("server.insecure_dev_mode", s.get("insecure_dev_mode", False)),
+        )
+    if "default_language" in data:
+        lang = _str("default_language", data["default_language"])
+        if lang not in LANGUAGES:
+            raise ConfigError("default_language", f"expected one of {', '.join(LANGUAGES)}, got {lang!r}")
+        values["default_language"] = lang
+    if "database" in data:
+        db = _table("database", data["database"])
+        _reject_unknown("database.", db, ("url",))
+        if "url" in db:
+            values["database_url"] = _database_url("database.url", db["url"])
+    if "slack" in data:
+        sl = _table("slack", data["slack"])
+        _reject_unknown("slack.", sl, ("api_url",))
+        if "api_url" in sl:
+            values["slack_api_url"] = _str("slack.api_url", sl["api_url"])
+    if "teams" in data:
+        tm = _table("teams", data["teams"])
+        _reject_unknown("teams.", tm, ("app_id", "app_tenant_id", "app_type"))
+        if "app_id" in tm:
+            values["microsoft_app_id"] = _str("teams.app_id", tm["app_id"], allow_empty=True) or None
+        if "app_tenant_id" in tm:
+            values["microsoft_app_tenant_id"] = _str("teams.app_tenant_id", tm["app_tenant_id"], allow_empty=True) or None
+        if "app_type" in tm:
+            values["microsoft_app_type"] = _app_type("teams.app_type", tm["app_type"])
+    if "clock" in data:
+        ck = _table("clock", data["clock"])
+        _reject_unknown("clock.", ck, ("fixed_now",))
+        if "fixed_now" in ck:
+            values["fixed_now"] = _fixed_now("clock.fixed_now", ck["fixed_now"])
+
+    # The environment wins over the file.
+    if env.get("DATABASE_URL"):
+        values["database_url"] = _database_url("DATABASE_URL", env["DATABASE_URL"])
+    if env.get("CAREDESK_HOST"):
+        server = replace(server, host=env["CAREDESK_HOST"])
+    if env.get("CAREDESK_PORT"):
+        server = replace(server, port=_int("CAREDESK_PORT", env["CAREDESK_PORT"], minimum=0, maximum=65535))
+    if env.get("CAREDESK_INSECURE_DEV_MODE"):
+        server = replace(server, insecure_dev_mode=_bool("CAREDESK_INSECURE_DEV_MODE", env["CAREDESK_INSECURE_DEV_MODE"]))
+    values["server"] = server
+    if env.get("SLACK_API_URL"):
+        values["slack_api_url"] = env["SLACK_API_URL"]
+    if env.get("MICROSOFT_APP_ID"):
+        values["microsoft_app_id"] = env["MICROSOFT_APP_ID"]
+    if env.get("MICROSOFT_APP_TENANT_ID"):
+        values["microsoft_app_tenant_id"] = env["MICROSOFT_APP_TENANT_ID"]
+    if env.get("MICROSOFT_APP_TYPE"):
+        values["microsoft_app_type"] = _app_type("MICROSOFT_APP_TYPE", env["MICROSOFT_APP_TYPE"])
+    if env.get("CAREDESK_FIXED_NOW"):
+        values["fixed_now"] = _fixed_now("CAREDESK_FIXED_NOW", env["CAREDESK_FIXED_NOW"])
+    values["secrets"] = Secrets(
+        slack_bot_token=env.get("SLACK_BOT_TOKEN") or None,
+        slack_signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
+        slack_app_token=env.get("SLACK_APP_TOKEN") or None,
+        microsoft_app_password=env.get("MICROSOFT_APP_PASSWORD") or None,
+    )
+    settings = Settings(**values)
+    _check_escalation_contacts(settings)
+    return settings
+
+
+def _check_escalation_contacts(settings: Settings) -> None:
+    if not settings.escalation.levels:
+        raise ConfigError("escalation.levels", "at least level 1 must be configured")
+
+
+def _database_url(key: str, value: Any) -> str:
+    url = _str(key, value)
+    if not (url.startswith("sqlite+aiosqlite://") or url.startswith("postgresql+asyncpg://")):
+        raise ConfigError(key, "expected sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB")
+    return url
+
+
+def _app_type(key: str, value: Any) -> str:
+    v = _str(key, value)
+    allowed = ("MultiTenant", "SingleTenant", "UserAssignedMSI")
+    if v not in allowed:
+        raise ConfigError(key, f"expected one of {', '.join(allowed)}, got {v!r}")
+    return v
+
+
+def _fixed_now(key: str, value: Any) -> str:
+    from datetime import datetime
+
+    text = value.isoformat() if hasattr(value, "isoformat") else _str(key, value)
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(key, f"expected an ISO date-time such as 2026-11-28T22:30, got {value!r}") from None
+    return text

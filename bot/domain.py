@@ -1,0 +1,226 @@
+"""Values of the service desk's domain: tickets, directory entries, escalations, time entries.
+
+Small frozen dataclasses, free of any storage or channel concern.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Mapping
+
+
+class TicketKind(str, enum.Enum):
+    INCIDENT = "incident"
+    SERVICE_REQUEST = "service_request"
+    CHANGE_REQUEST = "change_request"
+
+
+class TicketStatus(str, enum.Enum):
+    NEW = "new"
+    IN_PROGRESS = "in_progress"
+    WAITING_FOR_CUSTOMER = "waiting_for_customer"
+    # change management (rules page §4.2)
+    SUBMITTED = "submitted"
+    ASSESSED = "assessed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    SCHEDULED = "scheduled"
+    RELEASED = "released"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+OPEN_STATUSES = frozenset(
+    {
+        TicketStatus.NEW,
+        TicketStatus.IN_PROGRESS,
+        TicketStatus.WAITING_FOR_CUSTOMER,
+        TicketStatus.SUBMITTED,
+        TicketStatus.ASSESSED,
+        TicketStatus.APPROVED,
+        TicketStatus.SCHEDULED,
+    }
+)
+
+
+class Urgency(str, enum.Enum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class StaffRole(str, enum.Enum):
+    AGENT = "agent"
+    MANAGER = "manager"
+
+
+@dataclass(frozen=True)
+class Company:
+    name: str
+    support_module: bool = False
+    sla_plan: str = "standard"
+    # A written agreement (upgraded SLA) may replace the default multipliers.
+    multiplier_overrides: Mapping[str, Decimal] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CustomerContact:
+    email: str
+    name: str
+    company: str
+    phone: str | None = None
+    language: str | None = None
+    sla_named: bool = False
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    email: str
+    name: str
+    role: StaffRole
+    phone: str | None = None
+    language: str | None = None
+    # Escalation level for managers (1 = first contact); None for agents.
+    level: int | None = None
+
+
+@dataclass(frozen=True)
+class Directory:
+    companies: tuple[Company, ...] = ()
+    contacts: tuple[CustomerContact, ...] = ()
+    staff: tuple[StaffMember, ...] = ()
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    """What a requester (or an agent on their behalf) supplies; the store adds number and times."""
+
+    kind: TicketKind
+    requester_email: str
+    requester_name: str
+    company: str | None
+    module: str
+    description: str
+    requester_phone: str | None = None
+    reproduce: str | None = None
+    diagnostics: str | None = None
+    urgency: Urgency = Urgency.NORMAL
+    channel: str = "console"
+    out_of_hours_emergency: bool = False
+    created_by: str | None = None
+
+
+@dataclass(frozen=True)
+class Ticket:
+    id: int
+    number: str
+    kind: TicketKind
+    status: TicketStatus
+    requester_email: str
+    requester_name: str
+    requester_phone: str | None
+    company: str | None
+    module: str
+    description: str
+    reproduce: str | None
+    diagnostics: str | None
+    urgency: Urgency
+    channel: str
+    out_of_hours_emergency: bool
+    created_at: datetime
+    updated_at: datetime
+    solution_date: date | None = None
+    release_date: date | None = None
+    assignee_email: str | None = None
+    created_by: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "kind": self.kind.value,
+            "status": self.status.value,
+            "requester": self.requester_email,
+            "requester_name": self.requester_name,
+            "requester_phone": self.requester_phone,
+            "company": self.company,
+            "module": self.module,
+            "description": self.description,
+            "reproduce": self.reproduce,
+            "diagnostics": self.diagnostics,
+            "urgency": self.urgency.value,
+            "channel": self.channel,
+            "out_of_hours_emergency": self.out_of_hours_emergency,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "solution_date": self.solution_date.isoformat() if self.solution_date else None,
+            "release_date": self.release_date.isoformat() if self.release_date else None,
+            "assignee": self.assignee_email,
+            "created_by": self.created_by,
+        }
+
+
+class EscalationReason(str, enum.Enum):
+    FEEDBACK = "feedback"  # feedback insufficient or poor
+    SOLUTION = "solution"  # solution to the incident inadequate
+    ATTITUDE = "attitude"  # the employee's attitude inadequate
+
+
+class EscalationStatus(str, enum.Enum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class Escalation:
+    id: int
+    ticket_number: str
+    level: int
+    reason: EscalationReason
+    comment: str
+    requested_by: str
+    status: EscalationStatus
+    created_at: datetime
+    level_since: datetime
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    id: int
+    idempotency_key: str
+    recipient: str  # e-mail of the person, resolved to a channel address at delivery
+    kind: str
+    payload: Mapping[str, Any]
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class DialogKey:
+    """Dialog state is keyed by where the conversation happens and who talks."""
+
+    channel: str
+    tenant: str
+    conversation: str
+    user: str
+
+
+@dataclass(frozen=True)
+class StoredDialog:
+    key: DialogKey
+    state: Mapping[str, Any]
+    version: int
+    updated_at: datetime

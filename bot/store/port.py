@@ -1,0 +1,188 @@
+"""The store port: everything the core persists goes through this interface.
+
+One implementation exists (`bot.store.sql.SqlStore`, SQLite or PostgreSQL through SQLAlchemy);
+the contract tests in `tests/store/` run against every implementation and back end.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping, Sequence
+
+from bot.domain import (
+    Company,
+    CustomerContact,
+    DialogKey,
+    Directory,
+    Escalation,
+    EscalationReason,
+    NewTicket,
+    OutboxMessage,
+    StaffMember,
+    StaffRole,
+    StoredDialog,
+    Ticket,
+)
+
+
+class StoreError(Exception):
+    """Base class of the store's own errors."""
+
+
+class StaleDialogError(StoreError):
+    """Someone else saved this dialog since it was read (optimistic concurrency, like e-tags)."""
+
+
+class UnknownTicketError(StoreError):
+    pass
+
+
+class StoreUnavailableError(StoreError):
+    """The database cannot be reached; the caller should ask the platform to retry later."""
+
+
+@dataclass(frozen=True)
+class NewOutboxMessage:
+    """A message the bot must send on its own initiative, written with the change that caused it."""
+
+    idempotency_key: str
+    recipient: str
+    kind: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DirectoryCounts:
+    companies: int
+    contacts: int
+    staff: int
+
+
+class Store(abc.ABC):
+    # ---- life cycle -------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def initialize(self) -> None:
+        """Bring the schema up to date (Alembic migrations)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise StoreUnavailableError when the database does not answer."""
+
+    # ---- directory ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def replace_directory(self, directory: Directory) -> DirectoryCounts:
+        """Make the stored directory equal to `directory` (idempotent; e-mails compared case-insensitively)."""
+
+    @abc.abstractmethod
+    async def find_contact(self, email: str) -> CustomerContact | None: ...
+
+    @abc.abstractmethod
+    async def find_staff(self, email: str) -> StaffMember | None: ...
+
+    @abc.abstractmethod
+    async def get_company(self, name: str) -> Company | None:
+        """Look a company up by name, case-insensitively."""
+
+    @abc.abstractmethod
+    async def list_companies(self) -> Sequence[Company]: ...
+
+    @abc.abstractmethod
+    async def list_staff(self, role: StaffRole | None = None, level: int | None = None) -> Sequence[StaffMember]: ...
+
+    # ---- tickets ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_ticket(
+        self,
+        new: NewTicket,
+        now: datetime,
+        number_format: str,
+        idempotency_key: str | None = None,
+    ) -> Ticket:
+        """Create a ticket with the next number of `now`'s year: unique and gap-free under concurrency.
+
+        With an idempotency key already used, return that ticket instead of creating a second one.
+        """
+
+    @abc.abstractmethod
+    async def get_ticket(self, number: str) -> Ticket | None:
+        """Look a ticket up by number, case-insensitively."""
+
+    @abc.abstractmethod
+    async def list_tickets(
+        self,
+        *,
+        requester_email: str | None = None,
+        company: str | None = None,
+        open_only: bool = False,
+        limit: int = 100,
+    ) -> Sequence[Ticket]:
+        """Newest first."""
+
+    @abc.abstractmethod
+    async def add_ticket_comment(self, number: str, author: str, text: str, now: datetime, internal: bool) -> None: ...
+
+    @abc.abstractmethod
+    async def list_ticket_comments(self, number: str, include_internal: bool) -> Sequence[Mapping[str, Any]]: ...
+
+    # ---- dialog state (versioned) -----------------------------------------------------------------
+    @abc.abstractmethod
+    async def load_dialog(self, key: DialogKey) -> StoredDialog | None: ...
+
+    @abc.abstractmethod
+    async def save_dialog(
+        self, key: DialogKey, state: Mapping[str, Any], expected_version: int | None, now: datetime
+    ) -> int:
+        """Save and return the new version; raise StaleDialogError if the stored version is not
+        `expected_version` (None means: there must be no stored dialog yet)."""
+
+    @abc.abstractmethod
+    async def delete_dialog(self, key: DialogKey, expected_version: int) -> None:
+        """Raise StaleDialogError if the stored version is not `expected_version`."""
+
+    # ---- idempotency of platform deliveries ---------------------------------------------------------
+    @abc.abstractmethod
+    async def claim_event(self, source: str, event_id: str, now: datetime) -> bool:
+        """True the first time (source, event_id) is seen, across every process; False afterwards."""
+
+    # ---- conversation references (proactive messages) -----------------------------------------------
+    @abc.abstractmethod
+    async def save_conversation_ref(
+        self, channel: str, user_key: str, reference: Mapping[str, Any], now: datetime, email: str | None = None
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def get_conversation_ref(self, channel: str, user_key: str) -> Mapping[str, Any] | None: ...
+
+    @abc.abstractmethod
+    async def find_conversation_refs_by_email(self, email: str) -> Sequence[tuple[str, str, Mapping[str, Any]]]:
+        """(channel, user_key, reference) of every place the person with this e-mail was seen."""
+
+    # ---- escalations --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_escalation(
+        self,
+        ticket_number: str,
+        level: int,
+        reason: EscalationReason,
+        comment: str,
+        requested_by: str,
+        now: datetime,
+        outbox: Sequence[NewOutboxMessage] = (),
+    ) -> Escalation:
+        """Record an escalation and queue its messages in the same transaction."""
+
+    @abc.abstractmethod
+    async def list_escalations(self, *, open_only: bool = True, ticket_number: str | None = None) -> Sequence[Escalation]: ...
+
+    # ---- outbox -------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def enqueue(self, messages: Sequence[NewOutboxMessage], now: datetime) -> None:
+        """Queue messages; a message whose idempotency key is already queued is ignored."""
+
+    @abc.abstractmethod
+    async def list_outbox(self, status: str | None = None) -> Sequence[OutboxMessage]: ...
