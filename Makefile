@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $(STAMP)
 
+# `make run` uses the example settings and directory unless CAREDESK_CONFIG says otherwise.
+run: export CAREDESK_CONFIG ?= examples/caredesk.example.toml
 run: install
 	$(BIN)/caredesk db upgrade
 	$(BIN)/caredesk directory load examples/directory.yaml

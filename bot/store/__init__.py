@@ -1,0 +1,13 @@
+"""Persistence: the `Store` port and its SQL implementation."""
+
+from bot.store.port import Store, StoreError, StaleDialogError, StoreUnavailableError, UnknownTicketError
+
+
+def open_store(url: str) -> Store:
+    """The store for a database URL (sqlite+aiosqlite:// or postgresql+asyncpg://)."""
+    from bot.store.sql import SqlStore
+
+    return SqlStore(url)
+
+
+__all__ = ["Store", "StoreError", "StaleDialogError", "StoreUnavailableError", "UnknownTicketError", "open_store"]

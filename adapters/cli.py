@@ -1,0 +1,255 @@
+"""The `caredesk` command: server, database, directory, quotes and tickets from a terminal.
+
+Exit codes: 0 success, 2 bad input (one line on stderr, nothing written), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any, AsyncIterator, Sequence
+
+from bot.clock import clock_from_settings, parse_local
+from bot.config import ConfigError, Settings, load_settings
+from bot.desk import Desk
+from bot.directory import DirectoryError, read_directory_file
+from bot.i18n import translate
+from bot.quote import QuoteError
+from bot.store import open_store
+from bot.store.port import StoreUnavailableError
+from bot.validation import Invalid
+
+log = logging.getLogger("caredesk")
+
+
+class UsageError(Exception):
+    """Bad input: exit code 2 with this one-line message."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("CAREDESK_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"caredesk: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(args.handler(settings, args)) or 0
+    except UsageError as exc:
+        print(f"caredesk: {exc}", file=sys.stderr)
+        return 2
+    except StoreUnavailableError as exc:
+        print(f"caredesk: the database is unavailable ({exc})", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="caredesk", description="CareDesk: the service desk's Slack and Teams bot.")
+    p.add_argument("--config", help="TOML settings file (default: $CAREDESK_CONFIG or ./caredesk.toml)")
+    sub = p.add_subparsers(metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="run the HTTP server (Slack and Teams endpoints, health checks)")
+    s.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, help="port (default 3978)")
+    s.set_defaults(handler=cmd_serve)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(metavar="ACTION")
+    up = db.add_parser("upgrade", help="bring the schema up to date")
+    up.set_defaults(handler=cmd_db_upgrade)
+
+    d = sub.add_parser("directory", help="who is who").add_subparsers(metavar="ACTION")
+    dl = d.add_parser("load", help="load the directory from a YAML or TOML file (idempotent)")
+    dl.add_argument("file")
+    dl.set_defaults(handler=cmd_directory_load)
+
+    q = sub.add_parser("quote", help="price a service over a span of time")
+    q.add_argument("--service", required=True)
+    q.add_argument("--start", required=True, help="ISO date-time; without an offset: Europe/Brussels local time")
+    q.add_argument("--end", required=True)
+    q.add_argument("--participants", type=int, default=1)
+    q.add_argument("--customer", help="apply this company's SLA multipliers")
+    q.add_argument("--lang", default="en", choices=("en", "fr", "nl"))
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(handler=cmd_quote)
+
+    t = sub.add_parser("tickets", help="register and read tickets").add_subparsers(metavar="ACTION")
+    tc = t.add_parser("create", help="register a ticket that came by mail, phone or in person")
+    tc.add_argument("--kind", required=True, help="incident, service_request or change_request")
+    tc.add_argument("--requester", required=True, help="the customer contact's e-mail")
+    tc.add_argument("--module", required=True, help="module or hardware/environment")
+    tc.add_argument("--description", required=True)
+    tc.add_argument("--reproduce")
+    tc.add_argument("--diagnostics")
+    tc.add_argument("--urgency", default="normal", help="low, normal, high or critical")
+    tc.add_argument("--by", help="the agent's e-mail, recorded as creator")
+    tc.add_argument("--json", action="store_true")
+    tc.set_defaults(handler=cmd_tickets_create)
+    tl = t.add_parser("list", help="list tickets, newest first")
+    tl.add_argument("--requester")
+    tl.add_argument("--company")
+    tl.add_argument("--open", action="store_true", help="only open tickets")
+    tl.add_argument("--json", action="store_true")
+    tl.set_defaults(handler=cmd_tickets_list)
+    ts = t.add_parser("show", help="show one ticket")
+    ts.add_argument("number")
+    ts.add_argument("--json", action="store_true")
+    ts.set_defaults(handler=cmd_tickets_show)
+    return p
+
+
+@asynccontextmanager
+async def _desk(settings: Settings) -> AsyncIterator[Desk]:
+    store = open_store(settings.database_url)
+    try:
+        await store.initialize()
+        yield Desk(settings, store, clock_from_settings(settings.fixed_now, settings.calendar.tz))
+    finally:
+        await store.close()
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+# ---- commands ------------------------------------------------------------------------------------
+
+
+async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from adapters.web import serve
+
+    host = args.host or settings.server.host
+    port = args.port if args.port is not None else settings.server.port
+    async with _desk(settings) as desk:
+        await serve(desk, host, port)
+    return 0
+
+
+async def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    async with _desk(settings):
+        print("database schema is up to date")
+    return 0
+
+
+async def cmd_directory_load(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        directory = read_directory_file(args.file)
+    except DirectoryError as exc:
+        raise UsageError(str(exc)) from None
+    async with _desk(settings) as desk:
+        counts = await desk.store.replace_directory(directory)
+    print(f"directory loaded: {counts.companies} companies, {counts.contacts} contacts, {counts.staff} staff")
+    return 0
+
+
+def _parse_time(text: str, settings: Settings, option: str) -> datetime:
+    try:
+        return parse_local(text, settings.calendar.tz)
+    except ValueError:
+        raise UsageError(f"{option}: expected an ISO date-time such as 2026-11-27T16:00, got {text!r}") from None
+
+
+async def cmd_quote(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.i18n import format_money, format_number
+
+    start = _parse_time(args.start, settings, "--start")
+    end = _parse_time(args.end, settings, "--end")
+    async with _desk(settings) as desk:
+        try:
+            quote = await desk.quote(args.service, start, end, args.participants, args.customer)
+        except QuoteError as exc:
+            raise UsageError(translate(args.lang, exc.key, **exc.params)) from None
+    if args.json:
+        _print_json(quote.as_dict())
+        return 0
+    lang = args.lang
+    print(f"{quote.service.name(lang)} — {format_money(quote.service.rate, lang, quote.currency)}/h")
+    for line in quote.lines:
+        local_start = line.start.astimezone(settings.calendar.tz)
+        local_end = line.end.astimezone(settings.calendar.tz)
+        print(
+            f"  {local_start:%Y-%m-%d %H:%M} → {local_end:%Y-%m-%d %H:%M}  "
+            f"{format_number(line.hours, lang, 2)} h × {format_number(line.multiplier * 100, lang)} %  "
+            f"= {format_money(line.amount, lang, quote.currency)}"
+        )
+    print(f"  total: {format_money(quote.total, lang, quote.currency)}")
+    return 0
+
+
+def _invalid_message(exc: Invalid) -> str:
+    field = exc.params.get("field")
+    text = translate("en", exc.key, **exc.params)
+    return f"--{field}: {text}" if field else text
+
+
+async def cmd_tickets_create(settings: Settings, args: argparse.Namespace) -> int:
+    async with _desk(settings) as desk:
+        try:
+            ticket = await desk.register_ticket(
+                kind=args.kind,
+                requester_email=args.requester,
+                module=args.module,
+                description=args.description,
+                reproduce=args.reproduce,
+                diagnostics=args.diagnostics,
+                urgency=args.urgency,
+                channel="agent",
+                created_by=args.by,
+            )
+        except Invalid as exc:
+            raise UsageError(_invalid_message(exc)) from None
+    if args.json:
+        _print_json(ticket.as_dict())
+    else:
+        print(f"created {ticket.number} ({ticket.kind.value}) for {ticket.requester_name} <{ticket.requester_email}>")
+    return 0
+
+
+async def cmd_tickets_list(settings: Settings, args: argparse.Namespace) -> int:
+    async with _desk(settings) as desk:
+        tickets = await desk.store.list_tickets(
+            requester_email=args.requester, company=args.company, open_only=args.open, limit=1000
+        )
+    if args.json:
+        _print_json([t.as_dict() for t in tickets])
+        return 0
+    if not tickets:
+        print("no tickets")
+    for t in tickets:
+        summary = t.description.splitlines()[0][:60]
+        print(f"{t.number}  {t.status.value:<20} {t.kind.value:<15} {t.company or '-':<24} {summary}")
+    return 0
+
+
+async def cmd_tickets_show(settings: Settings, args: argparse.Namespace) -> int:
+    async with _desk(settings) as desk:
+        ticket = await desk.store.get_ticket(args.number)
+    if ticket is None:
+        raise UsageError(f"no ticket {args.number}")
+    if args.json:
+        _print_json(ticket.as_dict())
+        return 0
+    for key, value in ticket.as_dict().items():
+        if value not in (None, ""):
+            print(f"{key + ':':<24}{value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,330 @@
+"""SQLAlchemy models of CareDesk's database (SQLite or PostgreSQL).
+
+The schema itself is created by the Alembic migrations in `bot/store/migrations/versions/`; a
+test checks that the migrated schema equals `metadata`, so a change here needs a new migration.
+
+Conventions:
+* e-mail addresses, company names and ticket numbers keep their original spelling for display
+  and a lower-case `*_key` column that carries the unique constraint / index used for lookups;
+* every date-time column is a `UTCDateTime`: aware datetimes in, aware UTC datetimes out, on
+  both back ends;
+* enumerations are stored as their string values (plain VARCHAR columns).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Deterministic constraint names on every back end (Alembic needs names to alter constraints).
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+EMAIL = 254
+NAME = 200
+KEY = 255
+SHORT = 50
+
+TICKET_KINDS = ("incident", "service_request", "change_request")
+OUTBOX_STATUSES = ("pending", "sending", "sent", "failed")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware date-time stored in UTC.
+
+    PostgreSQL keeps it in a TIMESTAMP WITH TIME ZONE; SQLite has no time zones, so the value is
+    converted to UTC and stored naive, and UTC is attached again when it is read back.  Naive
+    datetimes are refused: their meaning would depend on the machine's clock settings.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} refused: pass a timezone-aware datetime")
+        value = value.astimezone(timezone.utc)
+        if dialect.name == "sqlite":
+            value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        date: Date(),
+        Decimal: Numeric(12, 2, asdecimal=True),
+        dict[str, Any]: JSON(),
+        list[Any]: JSON(),
+    }
+
+
+# ---- directory ---------------------------------------------------------------------------------
+
+
+class CompanyRow(Base):
+    __tablename__ = "companies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME))
+    name_key: Mapped[str] = mapped_column(String(NAME), unique=True)
+    support_module: Mapped[bool] = mapped_column(Boolean)
+    sla_plan: Mapped[str] = mapped_column(String(SHORT))
+    # {"sunday": "2.5", ...}: Decimal values as strings (exact), see Company.multiplier_overrides.
+    multiplier_overrides: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ContactRow(Base):
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email_key: Mapped[str] = mapped_column(String(EMAIL), unique=True)
+    email: Mapped[str] = mapped_column(String(EMAIL))
+    name: Mapped[str] = mapped_column(String(NAME))
+    company_name: Mapped[str] = mapped_column(String(NAME))
+    phone: Mapped[str | None] = mapped_column(String(SHORT))
+    language: Mapped[str | None] = mapped_column(String(8))
+    sla_named: Mapped[bool] = mapped_column(Boolean)
+
+
+class StaffRow(Base):
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email_key: Mapped[str] = mapped_column(String(EMAIL), unique=True)
+    email: Mapped[str] = mapped_column(String(EMAIL))
+    name: Mapped[str] = mapped_column(String(NAME))
+    role: Mapped[str] = mapped_column(String(20))
+    phone: Mapped[str | None] = mapped_column(String(SHORT))
+    language: Mapped[str | None] = mapped_column(String(8))
+    level: Mapped[int | None] = mapped_column(Integer)
+
+
+# ---- tickets -----------------------------------------------------------------------------------
+
+
+class TicketRow(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        UniqueConstraint("year", "seq"),
+        CheckConstraint(
+            "kind IN ('incident', 'service_request', 'change_request')",
+            name="kind",
+        ),
+        Index(None, "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(64), unique=True)
+    number_key: Mapped[str] = mapped_column(String(64), unique=True)
+    year: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(30))
+    requester_email: Mapped[str] = mapped_column(String(EMAIL))
+    requester_email_key: Mapped[str] = mapped_column(String(EMAIL), index=True)
+    requester_name: Mapped[str] = mapped_column(String(NAME))
+    requester_phone: Mapped[str | None] = mapped_column(String(SHORT))
+    company: Mapped[str | None] = mapped_column(String(NAME))
+    module: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text)
+    reproduce: Mapped[str | None] = mapped_column(Text)
+    diagnostics: Mapped[str | None] = mapped_column(Text)
+    urgency: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(20))
+    out_of_hours_emergency: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    solution_date: Mapped[date | None] = mapped_column(Date)
+    release_date: Mapped[date | None] = mapped_column(Date)
+    assignee_email: Mapped[str | None] = mapped_column(String(EMAIL))
+    created_by: Mapped[str | None] = mapped_column(String(EMAIL))
+    idempotency_key: Mapped[str | None] = mapped_column(String(KEY), unique=True)
+
+
+class TicketCounterRow(Base):
+    """The last sequence number handed out per (Brussels) year; locked while a ticket is created."""
+
+    __tablename__ = "ticket_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(Integer)
+
+
+class TicketCommentRow(Base):
+    __tablename__ = "ticket_comments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(EMAIL))
+    text: Mapped[str] = mapped_column(Text)
+    internal: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# ---- time registration (used by a later issue) --------------------------------------------------
+
+
+class TimeEntryRow(Base):
+    __tablename__ = "time_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    agent_email: Mapped[str] = mapped_column(String(EMAIL))
+    service: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    participants: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text)
+    lines: Mapped[list[Any]] = mapped_column(JSON)
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(12, 2, asdecimal=True))
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TimeEntryChangeRow(Base):
+    __tablename__ = "time_entry_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time_entry_id: Mapped[int] = mapped_column(ForeignKey("time_entries.id", ondelete="CASCADE"), index=True)
+    changed_by: Mapped[str] = mapped_column(String(EMAIL))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    action: Mapped[str] = mapped_column(String(20))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+# ---- escalations -------------------------------------------------------------------------------
+
+
+class EscalationRow(Base):
+    __tablename__ = "escalations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    level: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(20))
+    comment: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(EMAIL))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    level_since: Mapped[datetime] = mapped_column(UTCDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(EMAIL))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_ping_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# ---- conversations -----------------------------------------------------------------------------
+
+
+class DialogStateRow(Base):
+    __tablename__ = "dialog_states"
+
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(KEY), primary_key=True)
+    conversation: Mapped[str] = mapped_column(String(KEY), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(KEY), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ProcessedEventRow(Base):
+    """Platform deliveries already handled (Slack retries, Teams re-sends)."""
+
+    __tablename__ = "processed_events"
+
+    source: Mapped[str] = mapped_column(String(SHORT), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(KEY), primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ConversationRefRow(Base):
+    __tablename__ = "conversation_refs"
+
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    user_key: Mapped[str] = mapped_column(String(KEY), primary_key=True)
+    email_key: Mapped[str | None] = mapped_column(String(EMAIL), index=True)
+    reference: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# ---- outbox ------------------------------------------------------------------------------------
+
+
+class OutboxRow(Base):
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'sending', 'sent', 'failed')", name="status"),
+        Index(None, "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(KEY), unique=True)
+    recipient: Mapped[str] = mapped_column(String(EMAIL))
+    kind: Mapped[str] = mapped_column(String(SHORT))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+companies = CompanyRow.__table__
+contacts = ContactRow.__table__
+staff = StaffRow.__table__
+tickets = TicketRow.__table__
+ticket_counters = TicketCounterRow.__table__
+ticket_comments = TicketCommentRow.__table__
+time_entries = TimeEntryRow.__table__
+time_entry_changes = TimeEntryChangeRow.__table__
+escalations = EscalationRow.__table__
+dialog_states = DialogStateRow.__table__
+processed_events = ProcessedEventRow.__table__
+conversation_refs = ConversationRefRow.__table__
+outbox = OutboxRow.__table__
