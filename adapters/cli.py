@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, AsyncIterator, Sequence
 
 from bot.clock import clock_from_settings, parse_local
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, is_email, load_settings
 from bot.desk import Desk
 from bot.directory import DirectoryError, read_directory_file
 from bot.i18n import translate
@@ -35,8 +35,10 @@ class UsageError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    # A server logs what it does; a one-shot command or the chat only what went wrong.
+    default_level = "INFO" if getattr(args, "handler", None) is cmd_serve else "WARNING"
     logging.basicConfig(
-        level=os.environ.get("CAREDESK_LOG_LEVEL", "INFO").upper(),
+        level=os.environ.get("CAREDESK_LOG_LEVEL", default_level).upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -111,6 +113,10 @@ def _parser() -> argparse.ArgumentParser:
     ts.add_argument("number")
     ts.add_argument("--json", action="store_true")
     ts.set_defaults(handler=cmd_tickets_show)
+    c = sub.add_parser("chat", help="talk to CareDesk in the terminal (reads lines from standard input)")
+    c.add_argument("--as", dest="email", required=True, help="the e-mail of the person you play")
+    c.add_argument("--lang", choices=("en", "fr", "nl"), help="language (default: the person's, else English)")
+    c.set_defaults(handler=cmd_chat)
     return p
 
 
@@ -249,6 +255,16 @@ async def cmd_tickets_show(settings: Settings, args: argparse.Namespace) -> int:
         if value not in (None, ""):
             print(f"{key + ':':<24}{value}")
     return 0
+
+
+async def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
+    from adapters.console import run_chat
+    from bot.conversation import Conversation
+
+    if not is_email(args.email):
+        raise UsageError(f"--as: not an e-mail address: {args.email!r}")
+    async with _desk(settings) as desk:
+        return await run_chat(Conversation(desk), args.email, args.lang)
 
 
 if __name__ == "__main__":

@@ -344,12 +344,12 @@ def _calendar(table: Mapping[str, Any]) -> CalendarSettings:
     cal = replace(cal, **values)
     if cal.office_start >= cal.office_end:
         raise ConfigError(p + "office_end", "office hours must end after they start")
-    try:
-        holidays_lib.country_holidays(cal.holiday_country, subdiv=cal.holiday_subdivision, years=2026)
-    except (NotImplementedError, KeyError):
-        raise ConfigError(p + "holiday_country", f"no holiday calendar for {cal.holiday_country!r}") from None
-    except ValueError as exc:
-        raise ConfigError(p + "holiday_subdivision", str(exc)) from None
+    supported = holidays_lib.list_supported_countries()
+    if cal.holiday_country not in supported:
+        raise ConfigError(p + "holiday_country", f"no holiday calendar for {cal.holiday_country!r}")
+    if cal.holiday_subdivision and cal.holiday_subdivision not in supported[cal.holiday_country]:
+        known = ", ".join(supported[cal.holiday_country]) or "none"
+        raise ConfigError(p + "holiday_subdivision", f"unknown subdivision {cal.holiday_subdivision!r} (known: {known})")
     return cal
 
 

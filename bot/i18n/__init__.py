@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from babel.dates import format_date as _babel_date
-from babel.dates import format_datetime as _babel_datetime
 from babel.dates import format_time as _babel_time
 from babel.numbers import format_currency as _babel_currency
 from babel.numbers import format_decimal as _babel_decimal
@@ -105,4 +104,5 @@ def format_time(value: datetime, lang: str) -> str:
 
 
 def format_datetime(value: datetime, lang: str) -> str:
-    return _babel_datetime(value, format="medium", tzinfo=value.tzinfo, locale=BABEL_LOCALES[normalize_language(lang)])
+    """'Monday 30 November 2026 at 09:00' / 'lundi 30 novembre 2026 à 09:00' / 'maandag … om 09:00'."""
+    return translate(lang, "common.date_at_time", date=format_date(value.date(), lang), time=f"{value:%H:%M}")

@@ -1,0 +1,61 @@
+"""The console channel: `caredesk chat` talks to the same engine as Slack and Teams.
+
+Reads one line per turn from standard input (a keyboard or a pipe) and prints the replies as
+plain text; exits cleanly at end of input. The conversation is stored like any other, so a
+killed chat resumes at the same question when started again as the same user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TextIO
+
+from bot.conversation import Conversation
+from bot.turn import Turn, UserIdentity
+from cards.text import render_all
+
+CHANNEL = "console"
+TENANT = "local"
+
+
+def console_turn(email: str, lang: str | None, text: str, display_name: str | None = None) -> Turn:
+    return Turn(
+        channel=CHANNEL,
+        tenant=TENANT,
+        conversation=f"console:{email.lower()}",
+        user=UserIdentity(id=email.lower(), email=email, display_name=display_name, locale=lang),
+        text=text,
+    )
+
+
+async def run_chat(conversation: Conversation, email: str, lang: str | None,
+                   stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
+    interactive = stdin.isatty()
+
+    def say(text: str) -> None:
+        stdout.write(text + "\n\n")
+        stdout.flush()
+
+    opening = console_turn(email, lang, "")
+    resumed = await conversation.resume_prompt(opening)
+    if resumed:
+        say(render_all(resumed))
+    else:
+        say(render_all((await conversation.handle(console_turn(email, lang, "help"))).replies))
+    loop = asyncio.get_running_loop()
+    while True:
+        if interactive:
+            stdout.write("> ")
+            stdout.flush()
+        line = await loop.run_in_executor(None, stdin.readline)
+        if not line:
+            break
+        text = line.rstrip("\n")
+        if not text.strip():
+            continue
+        if not interactive:
+            stdout.write(f"> {text}\n")
+        response = await conversation.handle(console_turn(email, lang, text))
+        say(render_all(response.replies))
+    return 0

@@ -1,0 +1,267 @@
+"""The runner: one `Turn` in, one `Response` out, with the dialog state kept in the store.
+
+It loads who the user is (directory, visible tickets), runs the pure dialog engine, performs
+the engine's effects idempotently (a ticket is created once per dialog, whatever the retries),
+and saves the new state with optimistic versioning. A redelivered platform event is answered
+once. Every channel (console, Slack, Teams) calls `Conversation.handle`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any, Mapping
+
+from bot.desk import Desk
+from bot.dialogs.engine import Answer, Context, Effect, Engine, EngineResult, command_of, ACTION_FORM
+from bot.dialogs.intents import Intent, detect, ticket_number_pattern
+from bot.dialogs.new_ticket import NewTicketDialog
+from bot.dialogs.quote import QuoteDialog
+from bot.dialogs.tickets import EscalationDialog, TicketInfoDialog, my_tickets_replies
+from bot.dialogs import menus
+from bot.domain import EscalationReason, NewTicket, StaffRole, Ticket, TicketKind, Urgency
+from bot.i18n import normalize_language, translate
+from bot.replies import Form, Reply, Response, Text, Tone
+from bot.store.port import NewOutboxMessage, StaleDialogError
+from bot.turn import Turn
+
+log = logging.getLogger("caredesk.conversation")
+
+ACTION_MENU = "menu"
+MAX_ATTEMPTS = 3
+VISIBLE_TICKETS = 50
+
+
+class Conversation:
+    def __init__(self, desk: Desk):
+        self.desk = desk
+        self.settings = desk.settings
+        self.store = desk.store
+        self.engine = Engine([NewTicketDialog(), QuoteDialog(), EscalationDialog(), TicketInfoDialog()])
+        self.number_pattern = ticket_number_pattern(self.settings.tickets.number_format)
+
+    # ---- public --------------------------------------------------------------------------------
+    async def handle(self, turn: Turn) -> Response:
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                return await self._handle_once(turn)
+            except StaleDialogError:
+                # Another process took a turn of this conversation at the same moment: start
+                # again from what it saved (effects are idempotent, so nothing is done twice).
+                log.info("stale dialog state for %s, retrying (attempt %d)", turn.dialog_key, attempt + 1)
+        lang = normalize_language(turn.user.locale, self.settings.default_language)
+        return Response((Text(translate(lang, "engine.busy"), Tone.WARNING),), lang)
+
+    async def context(self, turn: Turn) -> Context:
+        """Who is talking, in which language, and which tickets they may see."""
+        store = self.store
+        email = (turn.user.email or "").strip() or None
+        contact = await store.find_contact(email) if email else None
+        staff = await store.find_staff(email) if email else None
+        company = await store.get_company(contact.company) if contact else None
+        lang = normalize_language(
+            turn.user.locale or (contact.language if contact else None) or (staff.language if staff else None),
+            self.settings.default_language,
+        )
+        if staff is not None:
+            tickets = await store.list_tickets(limit=VISIBLE_TICKETS)
+        elif contact is not None:
+            tickets = await store.list_tickets(company=contact.company, limit=VISIBLE_TICKETS)
+        elif email:
+            tickets = await store.list_tickets(requester_email=email, limit=VISIBLE_TICKETS)
+        else:
+            tickets = []
+        mentioned = mentioned_unknown = None
+        match = self.number_pattern.search(turn.text or "") if turn.text else None
+        if match:
+            ticket = await store.get_ticket(match.group(0))
+            if ticket is not None and self._may_see(ticket, email, contact, staff):
+                mentioned = ticket
+                if all(t.number != ticket.number for t in tickets):
+                    tickets = [ticket, *tickets]
+            else:
+                mentioned_unknown = match.group(0).upper()
+        return Context(
+            settings=self.settings,
+            lang=lang,
+            now=self.desk.local_now(),
+            calendar=self.desk.calendar,
+            quotes=self.desk.quotes,
+            user=turn.user,
+            contact=contact,
+            company=company,
+            staff=staff,
+            tickets=tuple(tickets),
+            mentioned=mentioned,
+            mentioned_unknown=mentioned_unknown,
+        )
+
+    async def resume_prompt(self, turn: Turn) -> tuple[Reply, ...]:
+        """The question a conversation is waiting on, if any (after a restart)."""
+        stored = await self.store.load_dialog(turn.dialog_key)
+        if stored is None or self._expired(stored.updated_at):
+            return ()
+        ctx = await self.context(turn)
+        return (Text(ctx.t("engine.resuming")),) + self.engine.prompt(ctx, stored.state)
+
+    async def form(self, turn: Turn, dialog: str, prefill: Mapping[str, Any] | None = None) -> Form | None:
+        """The one-shot form of a dialog (for a Slack modal or a Teams card)."""
+        ctx = await self.context(turn)
+        return self.engine.form_for(ctx, dialog, prefill)
+
+    # ---- internals -------------------------------------------------------------------------------
+    @staticmethod
+    def _may_see(ticket: Ticket, email: str | None, contact, staff) -> bool:
+        if staff is not None:
+            return True
+        if email and ticket.requester_email.lower() == email.lower():
+            return True
+        return bool(contact and ticket.company and ticket.company.lower() == contact.company.lower())
+
+    def _expired(self, updated_at: datetime) -> bool:
+        return self.desk.now() - updated_at > timedelta(minutes=self.settings.dialogs.idle_timeout_minutes)
+
+    async def _handle_once(self, turn: Turn) -> Response:
+        store = self.store
+        event = (turn.channel, turn.event_id) if turn.event_id else None
+        if event and await store.is_event_processed(*event):
+            log.info("duplicate delivery %s ignored", turn.event_id)
+            return Response(duplicate=True)
+        ctx = await self.context(turn)
+        stored = await store.load_dialog(turn.dialog_key)
+        prefix: tuple[Reply, ...] = ()
+        state = stored.state if stored else None
+        if stored is not None and self._expired(stored.updated_at):
+            state = None
+            prefix = (Text(ctx.t("engine.expired")),)
+
+        answer = Answer(
+            text=(turn.text or turn.values.get("value", "") or "").strip(),
+            values=dict(turn.values),
+            is_form=bool(turn.action and turn.action.startswith(ACTION_FORM)),
+            confirmed=turn.values.get("_confirmed") == "1",
+        )
+        if state is not None:
+            result = self.engine.handle(ctx, dict(state), turn.text, turn.action, answer)
+        else:
+            result = self._outside_dialog(ctx, turn, answer)
+        replies = prefix + result.replies
+        ticket_number = None
+        if result.effect is not None:
+            assert result.state is not None
+            outcome = await self._perform(ctx, turn, result.state, result.effect)
+            replies += self.engine.completed(ctx, result.state["dialog"], result.state["data"], outcome)
+            if isinstance(outcome, Ticket):
+                ticket_number = outcome.number
+            new_state = None
+        else:
+            new_state = result.state
+
+        now = self.desk.now()
+        if new_state is not None:
+            await store.save_dialog(turn.dialog_key, new_state, stored.version if stored else None, now, event=event)
+        elif stored is not None:
+            await store.delete_dialog(turn.dialog_key, stored.version, event=event)
+        elif event:
+            await store.claim_event(*event, now)
+        return Response(replies, ctx.lang, dict(result.field_errors), done=result.done, ticket_number=ticket_number)
+
+    def _outside_dialog(self, ctx: Context, turn: Turn, answer: Answer) -> EngineResult:
+        """No dialog in progress: a menu click, a form, a command or free text."""
+        action = turn.action
+        if action and action.startswith(ACTION_FORM):
+            dialog = action[len(ACTION_FORM):]
+            if dialog in self.engine.dialogs:
+                return self.engine.start_with_form(ctx, dialog, answer)
+        if action == ACTION_MENU:
+            return self._intent(ctx, Intent(answer.text))
+        command = command_of(turn.text if not action else None, action)
+        if command in ("cancel", "back"):
+            return EngineResult(None, (Text(ctx.t("engine.nothing_to_cancel")),) + menus.menu(ctx))
+        if command == "help":
+            return EngineResult(None, menus.help_replies(ctx))
+        if action:
+            # A button of a conversation that is over (a double click, an old card): never act twice.
+            return EngineResult(None, (Text(ctx.t("engine.finished_already"), Tone.WARNING),) + menus.menu(ctx))
+        intent = detect(turn.text or "", self.number_pattern)
+        if intent is None:
+            if ctx.mentioned_unknown:
+                return EngineResult(None, (Text(ctx.t("tickets.not_found", number=ctx.mentioned_unknown), Tone.WARNING),))
+            return EngineResult(None, (Text(ctx.t("menu.unknown")),) + menus.menu(ctx))
+        return self._intent(ctx, intent)
+
+    def _intent(self, ctx: Context, intent: Intent) -> EngineResult:
+        name, args = intent.name, dict(intent.args)
+        if name in ("ticket_info", "escalate") and args.get("number") and ctx.mentioned is None:
+            return EngineResult(None, (Text(ctx.t("tickets.not_found", number=args["number"]), Tone.WARNING),))
+        if name == "new_ticket":
+            return self.engine.start(ctx, "new_ticket", args)
+        if name == "quote":
+            return self.engine.start(ctx, "quote", args)
+        if name == "escalate":
+            return self.engine.start(ctx, "escalate", args)
+        if name == "ticket_info":
+            return self.engine.start(ctx, "ticket_info", args)
+        if name == "my_tickets":
+            return EngineResult(None, my_tickets_replies(ctx))
+        if name == "contacts":
+            return EngineResult(None, menus.contacts_replies(ctx))
+        if name == "help":
+            return EngineResult(None, menus.help_replies(ctx))
+        return EngineResult(None, (Text(ctx.t("menu.unknown")),) + menus.menu(ctx))
+
+    async def _perform(self, ctx: Context, turn: Turn, state: Mapping[str, Any], effect: Effect) -> Any:
+        """Carry out a finishing effect. Each is keyed by the dialog instance, so a retried turn
+        (stale state, redelivery, a crash before the state was saved) never does it twice."""
+        key = f"dialog:{state['instance']}"
+        p = effect.payload
+        now = self.desk.now()
+        if effect.kind == "create_ticket":
+            new = NewTicket(
+                kind=TicketKind(p["kind"]),
+                requester_email=p["email"],
+                requester_name=p["name"],
+                requester_phone=p.get("phone"),
+                company=p.get("company"),
+                module=p["module"],
+                description=p["description"],
+                reproduce=p.get("reproduce"),
+                diagnostics=p.get("diagnostics"),
+                urgency=Urgency(p["urgency"]),
+                channel=turn.channel,
+                out_of_hours_emergency=bool(p.get("emergency")),
+                created_by=turn.user.email or turn.user.id,
+            )
+            ticket = await self.store.create_ticket(new, now, self.settings.tickets.number_format, idempotency_key=key)
+            log.info("ticket %s created from %s", ticket.number, turn.channel)
+            return ticket
+        if effect.kind == "create_escalation":
+            number = p["ticket"]
+            if not any(t.number == number for t in ctx.tickets):
+                raise PermissionError(f"{turn.user.id} may not escalate {number}")
+            managers = await self.store.list_staff(StaffRole.MANAGER, level=1)
+            outbox = [
+                NewOutboxMessage(
+                    idempotency_key=f"{key}:escalation:{m.email.lower()}",
+                    recipient=m.email,
+                    kind="escalation_ping",
+                    payload={"ticket": number, "level": 1, "reason": p["reason"], "comment": p["comment"],
+                             "requested_by": turn.user.email or turn.user.id},
+                )
+                for m in managers
+            ]
+            escalation = await self.store.create_escalation(
+                number, 1, EscalationReason(p["reason"]), p["comment"], turn.user.email or turn.user.id, now,
+                outbox=outbox, idempotency_key=key,
+            )
+            log.info("ticket %s escalated to level 1", number)
+            return escalation
+        if effect.kind == "add_comment":
+            number = p["ticket"]
+            if not any(t.number == number for t in ctx.tickets):
+                raise PermissionError(f"{turn.user.id} may not add to {number}")
+            await self.store.add_ticket_comment(
+                number, turn.user.email or turn.user.id, p["text"], now, internal=False, idempotency_key=key
+            )
+            return number
+        raise ValueError(f"unknown effect {effect.kind}")

@@ -1,0 +1,102 @@
+"""What a free-text message asks for: plain keywords and commands in English, French and Dutch."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Mapping
+
+# The first matching intent wins; phrases are matched as whole words at the start of a message
+# or anywhere for the longer phrases.
+INTENT_WORDS: dict[str, tuple[str, ...]] = {
+    "escalate": (
+        "escalate", "escalation", "complaint", "complain",
+        "escalade", "escalader", "plainte", "réclamation", "reclamation",
+        "escaleren", "escalatie", "klacht",
+    ),
+    "quote": (
+        "quote", "price", "estimate", "cost",
+        "devis", "prix", "estimation", "coût", "cout", "tarif",
+        "offerte", "prijs", "kostprijs", "schatting",
+    ),
+    "my_tickets": (
+        "status", "my tickets", "tickets", "my ticket", "list",
+        "statut", "mes tickets", "suivi",
+        "mijn tickets", "opvolging",
+    ),
+    "contacts": (
+        "contact", "contacts", "rates", "rate card", "phone", "office hours", "hours",
+        "coordonnées", "coordonnees", "tarifs", "téléphone", "telephone", "heures",
+        "contactgegevens", "tarieven", "telefoon", "kantooruren", "openingsuren",
+    ),
+    "new_ticket": (
+        "ticket", "new ticket", "open ticket", "incident", "problem", "issue", "bug", "report", "request", "change",
+        "nouveau ticket", "ouvrir", "problème", "probleme", "panne", "demande", "signaler", "changement",
+        "nieuw ticket", "melding", "storing", "probleem", "aanvraag", "wijziging", "melden",
+    ),
+    "help": (
+        "help", "menu", "start", "hello", "hi", "hey", "?",
+        "aide", "bonjour", "salut",
+        "hulp", "hallo", "dag", "goeiedag",
+    ),
+}
+
+_KIND_HINTS = {
+    "incident": ("incident", "problem", "problème", "probleme", "panne", "bug", "storing", "probleem"),
+    "service_request": ("request", "question", "demande", "aanvraag", "vraag"),
+    "change_request": ("change", "changement", "modification", "wijziging"),
+}
+
+
+@dataclass(frozen=True)
+class Intent:
+    name: str
+    args: Mapping[str, str] = field(default_factory=dict)
+
+
+def ticket_number_pattern(number_format: str) -> re.Pattern[str]:
+    """A regex that finds ticket numbers of the configured format inside a message."""
+    parts = re.split(r"(\{[^}]*\})", number_format)
+    regex = ""
+    for part in parts:
+        if part.startswith("{year"):
+            regex += r"\d{4}"
+        elif part.startswith("{seq"):
+            regex += r"\d{1,9}"
+        else:
+            regex += re.escape(part)
+    return re.compile(r"(?<![\w-])" + regex + r"(?![\w-])", re.IGNORECASE)
+
+
+def detect(text: str, number_pattern: re.Pattern[str]) -> Intent | None:
+    cleaned = " ".join(text.strip().lower().split())
+    if not cleaned:
+        return None
+    number_match = number_pattern.search(text)
+    number = number_match.group(0).upper() if number_match else None
+    words = re.findall(r"[\w'’?]+", cleaned)
+    first = words[0] if words else ""
+    for intent, phrases in INTENT_WORDS.items():
+        for phrase in phrases:
+            if " " in phrase:
+                hit = cleaned.startswith(phrase)
+            else:
+                hit = first == phrase
+            if hit:
+                args: dict[str, str] = {}
+                if number:
+                    args["number"] = number
+                if intent == "new_ticket":
+                    if number:
+                        return Intent("ticket_info", args)
+                    for kind, hints in _KIND_HINTS.items():
+                        if any(h in words for h in hints):
+                            args["kind"] = kind
+                            break
+                if intent == "my_tickets" and number:
+                    return Intent("ticket_info", args)
+                return Intent(intent, args)
+    if number:
+        # A message that quotes a ticket number is about that ticket, not a new one.
+        return Intent("ticket_info", {"number": number})
+    return None

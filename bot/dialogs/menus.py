@@ -1,0 +1,51 @@
+"""One-shot answers: the menu, help, contacts and the rate card."""
+
+from __future__ import annotations
+
+from bot.i18n import format_money
+from bot.money import percent
+from bot.replies import Choices, Facts, Option, Reply, Text
+
+from bot.dialogs.common import contacts_facts
+from bot.dialogs.engine import Context
+
+MENU_ITEMS = ("new_ticket", "my_tickets", "quote", "escalate", "contacts")
+
+
+def menu(ctx: Context) -> tuple[Reply, ...]:
+    options = tuple(Option(item, ctx.t(f"menu.{item}"), primary=item == "new_ticket") for item in MENU_ITEMS)
+    return (Choices(ctx.t("menu.prompt"), options, "menu"),)
+
+
+def help_replies(ctx: Context) -> tuple[Reply, ...]:
+    return (Text(ctx.t("help.overview")),) + menu(ctx)
+
+
+def contacts_replies(ctx: Context) -> tuple[Reply, ...]:
+    s = ctx.settings
+    m = s.multipliers.with_overrides(ctx.company.multiplier_overrides if ctx.company else None)
+    rates = Facts(
+        tuple(
+            (service.name(ctx.lang),
+             ctx.t("contacts.rate_value", rate=format_money(service.rate, ctx.lang, s.currency))
+             + (" " + ctx.t("contacts.max_participants", max=service.max_participants) if service.max_participants else ""))
+            for service in s.services
+        ),
+        title=ctx.t("contacts.rates_title"),
+    )
+    surcharges = Text(
+        ctx.t(
+            "contacts.surcharges",
+            outside=percent(m.outside_office_hours),
+            saturday=percent(m.saturday),
+            sunday=percent(m.sunday),
+            holiday=percent(m.public_holiday),
+        )
+        + ("\n" + ctx.t("contacts.sla_note", company=ctx.company.name) if ctx.company and ctx.company.multiplier_overrides else "")
+    )
+    emergency = Text(ctx.t("contacts.emergency_rules"))
+    escalation = Facts(
+        tuple((f"{lvl.level}. {lvl.role}", f"{lvl.name} — {lvl.email} — {lvl.phone}") for lvl in s.escalation.levels),
+        title=ctx.t("contacts.escalation_title"),
+    )
+    return (contacts_facts(ctx), rates, surcharges, emergency, escalation)

@@ -1,0 +1,431 @@
+"""The guided new-ticket dialog (rules page §2), with the out-of-hours rules (§1).
+
+Flow: kind → contact details (prefilled, confirm or correct) → company → module or
+hardware/environment → description → [incidents: how to reproduce → first diagnostics] →
+urgency → [urgent incident out of office hours: acceptance of the surcharge] → summary →
+confirm (the ticket is created), edit a field, or cancel.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from bot import validation
+from bot.domain import Ticket, TicketKind, Urgency
+from bot.i18n import format_datetime
+from bot.money import percent
+from bot.replies import Choices, Confirmation, Facts, FieldKind, Form, FormField, Option, Reply, Text, Tone
+from bot.validation import Invalid
+
+from bot.dialogs.common import NO, YES, contacts_facts, kind_options, urgency_options, yes_no
+from bot.dialogs.engine import (
+    Answer,
+    ChoiceStep,
+    Context,
+    Dialog,
+    Effect,
+    Finish,
+    FormErrors,
+    Goto,
+    Outcome,
+    Retry,
+    Step,
+    TextStep,
+    resolve_option,
+)
+
+NAME = "new_ticket"
+URGENT = {Urgency.HIGH.value, Urgency.CRITICAL.value}
+# The order of the questions; `_next_missing` walks it to find what is still to be asked.
+FLOW = ("kind", "contact", "company", "module", "description", "reproduce", "diagnostics", "urgency")
+EDITABLE = ("kind", "name", "email", "phone", "company", "module", "description", "reproduce", "diagnostics", "urgency")
+
+
+def _is_incident(data: Mapping[str, Any]) -> bool:
+    return data.get("kind") == TicketKind.INCIDENT.value
+
+
+def _needed(ctx: Context, data: Mapping[str, Any], state: str) -> bool:
+    """Whether a question of the flow still needs an answer."""
+    if state == "contact":
+        return not all(data.get(k) for k in ("name", "email", "phone")) or not data.get("contact_confirmed")
+    if state in ("reproduce", "diagnostics"):
+        return _is_incident(data) and not data.get(state)
+    if state == "company":
+        return not data.get("company")
+    return not data.get(state)
+
+
+def _next_missing(ctx: Context, data: Mapping[str, Any]) -> str:
+    for state in FLOW:
+        if _needed(ctx, data, state):
+            return state
+    return "check_hours"
+
+
+# ---- parsers (shared by the chat questions and the one-shot form) ----------------------------
+
+
+def _parse_name(ctx: Context, data: Mapping[str, Any], text: str) -> str:
+    return validation.short_text(text)  # type: ignore[return-value]
+
+
+def _parse_email(ctx: Context, data: Mapping[str, Any], text: str) -> str:
+    return validation.email(text)
+
+
+def _parse_phone(ctx: Context, data: Mapping[str, Any], text: str) -> str:
+    return validation.phone(text)
+
+
+def _parse_short(ctx: Context, data: Mapping[str, Any], text: str) -> str:
+    return validation.short_text(text)  # type: ignore[return-value]
+
+
+def _parse_description(ctx: Context, data: Mapping[str, Any], text: str) -> str:
+    ts = ctx.settings.tickets
+    return validation.description(text, min_words=ts.min_description_words, min_chars=ts.min_description_chars)
+
+
+def _parse_long(ctx: Context, data: Mapping[str, Any], text: str) -> str:
+    return validation.long_text(text)  # type: ignore[return-value]
+
+
+# ---- out of office hours (rules page §1) -----------------------------------------------------
+
+
+def _surcharge_now(ctx: Context) -> tuple[str, str]:
+    """The multiplier in force now (the customer's own SLA where they have one), as a percent,
+    and the name of the period."""
+    multipliers = ctx.settings.multipliers.with_overrides(ctx.company.multiplier_overrides if ctx.company else None)
+    periods = ctx.calendar.periods_at(ctx.now)
+    winner = max(periods, key=lambda p: getattr(multipliers, p.value))
+    return percent(getattr(multipliers, winner.value)), ctx.t(f"period.{winner.value}")
+
+
+class CheckHoursStep(Step):
+    """Not a question: decides, with the clock of this turn, whether the out-of-hours rules apply."""
+
+    def prompt(self, ctx: Context, data: Mapping[str, Any], action: str) -> tuple[Reply, ...]:
+        return ()
+
+    def accept(self, ctx: Context, data: Mapping[str, Any], answer: Answer) -> Outcome:
+        return self.skip(ctx, data)
+
+    def skip(self, ctx: Context, data: Mapping[str, Any]) -> Goto:
+        if ctx.calendar.is_office_hours(ctx.now):
+            return Goto("summary", {"ooh": None, "emergency": False}, remember=False)
+        opening = format_datetime(ctx.calendar.next_office_opening(ctx.now), ctx.lang)
+        if _is_incident(data) and data.get("urgency") in URGENT:
+            if ctx.contact is None or not ctx.contact.sla_named:
+                say = Text(
+                    ctx.t("ticket.ooh.not_named", opening=opening, email=ctx.settings.contact.email,
+                          phone=ctx.settings.contact.phone),
+                    Tone.WARNING,
+                )
+                return Goto("summary", {"ooh": "not_named", "emergency": False}, (say,), remember=False)
+            return Goto("emergency", {"ooh": None, "emergency": False}, remember=False)
+        return Goto("summary", {"ooh": "deferred", "emergency": False},
+                    (Text(ctx.t("ticket.ooh.deferred", opening=opening)),), remember=False)
+
+
+class EmergencyStep(Step):
+    help_key = "help.emergency"
+
+    def prompt(self, ctx: Context, data: Mapping[str, Any], action: str) -> tuple[Reply, ...]:
+        pct, period = _surcharge_now(ctx)
+        lines = [ctx.t("ticket.ooh.surcharge", percent=pct, period=period)]
+        if ctx.company is None or not ctx.company.support_module:
+            lines.append(ctx.t("ticket.ooh.no_support_module"))
+        text = Text("\n".join(lines), Tone.WARNING)
+        options = (Option(YES, ctx.t("ticket.ooh.accept"), primary=True), Option(NO, ctx.t("ticket.ooh.decline")))
+        return (text, Choices(ctx.t("ticket.ooh.question"), options, action))
+
+    def accept(self, ctx: Context, data: Mapping[str, Any], answer: Answer) -> Outcome:
+        option = resolve_option(answer.text, yes_no(ctx) + (
+            Option(YES, ctx.t("ticket.ooh.accept")), Option(NO, ctx.t("ticket.ooh.decline"))))
+        if option is None:
+            return Retry(ctx.t("validation.choice"))
+        if option.value == YES:
+            pct, _ = _surcharge_now(ctx)
+            return Goto("summary", {"ooh": "emergency", "emergency": True, "accepted_percent": pct})
+        opening = format_datetime(ctx.calendar.next_office_opening(ctx.now), ctx.lang)
+        return Goto("summary", {"ooh": "declined", "emergency": False},
+                    (Text(ctx.t("ticket.ooh.deferred", opening=opening)),))
+
+
+# ---- contact details ---------------------------------------------------------------------------
+
+
+class ContactStep(Step):
+    help_key = "help.contact"
+
+    def skip(self, ctx: Context, data: Mapping[str, Any]) -> Goto | None:
+        if not (data.get("name") and data.get("email")):
+            return Goto("name", remember=False)
+        return None
+
+    def prompt(self, ctx: Context, data: Mapping[str, Any], action: str) -> tuple[Reply, ...]:
+        facts = Facts(
+            (
+                (ctx.t("ticket.field.name"), data.get("name") or "—"),
+                (ctx.t("ticket.field.email"), data.get("email") or "—"),
+                (ctx.t("ticket.field.phone"), data.get("phone") or "—"),
+            ),
+            title=ctx.t("ticket.contact.title"),
+        )
+        options = (Option(YES, ctx.t("ticket.contact.correct"), primary=True), Option("change", ctx.t("ticket.contact.change")))
+        return (facts, Choices(ctx.t("ticket.contact.question"), options, action))
+
+    def accept(self, ctx: Context, data: Mapping[str, Any], answer: Answer) -> Outcome:
+        options = (Option(YES, ctx.t("ticket.contact.correct")), Option("change", ctx.t("ticket.contact.change")))
+        option = resolve_option(answer.text, options + yes_no(ctx))
+        if option is None:
+            return Retry(ctx.t("validation.choice"))
+        if option.value == YES:
+            if not data.get("phone"):
+                return Goto("phone", {"contact_confirmed": True})
+            updates = {"contact_confirmed": True}
+            return Goto(_next_missing(ctx, {**data, **updates}), updates)
+        return Goto("name")
+
+
+def _after_contact_field(field: str):
+    def next_state(ctx: Context, data: Mapping[str, Any]) -> str:
+        order = ("name", "email", "phone")
+        if not data.get("editing") and field != "phone":
+            return order[order.index(field) + 1]
+        return _next_missing(ctx, data)
+
+    return next_state
+
+
+def _after(ctx: Context, data: Mapping[str, Any]) -> str:
+    return _next_missing(ctx, data)
+
+
+# ---- summary and editing -----------------------------------------------------------------------
+
+
+def summary_facts(ctx: Context, data: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    t = ctx.t
+    rows = [
+        (t("ticket.field.kind"), t(f"ticket.kind.{data['kind']}")),
+        (t("ticket.field.name"), data.get("name") or "—"),
+        (t("ticket.field.email"), data.get("email") or "—"),
+        (t("ticket.field.phone"), data.get("phone") or "—"),
+        (t("ticket.field.company"), data.get("company") or "—"),
+        (t("ticket.field.module"), data.get("module") or "—"),
+        (t("ticket.field.description"), data.get("description") or "—"),
+    ]
+    if _is_incident(data):
+        rows.append((t("ticket.field.reproduce"), data.get("reproduce") or "—"))
+        rows.append((t("ticket.field.diagnostics"), data.get("diagnostics") or "—"))
+    rows.append((t("ticket.field.urgency"), t(f"ticket.urgency.{data['urgency']}")))
+    if data.get("emergency"):
+        rows.append((t("ticket.field.emergency"), t("ticket.ooh.accepted", percent=data.get("accepted_percent", ""))))
+    return tuple(rows)
+
+
+class SummaryStep(Step):
+    help_key = "help.summary"
+
+    def prompt(self, ctx: Context, data: Mapping[str, Any], action: str) -> tuple[Reply, ...]:
+        return (
+            Confirmation(
+                title=ctx.t("ticket.summary.title"),
+                facts=summary_facts(ctx, data),
+                action=action,
+                confirm=Option("confirm", ctx.t("ticket.summary.confirm"), primary=True),
+                edit=Option("edit", ctx.t("ticket.summary.edit")),
+                cancel=Option("cancel", ctx.t("ticket.summary.cancel"), danger=True),
+            ),
+        )
+
+    def accept(self, ctx: Context, data: Mapping[str, Any], answer: Answer) -> Outcome:
+        options = (
+            Option("confirm", ctx.t("ticket.summary.confirm")),
+            Option("edit", ctx.t("ticket.summary.edit")),
+            Option("cancel", ctx.t("ticket.summary.cancel")),
+        )
+        option = resolve_option(answer.text, options)
+        if option is None and answer.text.strip().lower() in {YES, ctx.t("common.yes").lower()}:
+            option = options[0]
+        if option is None:
+            return Retry(ctx.t("validation.choice"))
+        if option.value == "cancel":
+            return Finish((Text(ctx.t("engine.cancelled")),))
+        if option.value == "edit":
+            return Goto("edit", {"editing": True})
+        return _create(ctx, data)
+
+
+def _create(ctx: Context, data: Mapping[str, Any]) -> Finish:
+    payload = {k: data.get(k) for k in EDITABLE}
+    payload["emergency"] = bool(data.get("emergency"))
+    return Finish(effect=Effect("create_ticket", payload))
+
+
+def _edit_options(ctx: Context, data: Mapping[str, Any]) -> tuple[Option, ...]:
+    fields = [f for f in EDITABLE if f not in ("reproduce", "diagnostics") or _is_incident(data)]
+    if ctx.company is not None:
+        fields.remove("company")  # a directory contact's company is not theirs to change
+    return tuple(Option(f, ctx.t(f"ticket.field.{f}")) for f in fields)
+
+
+# ---- the dialog --------------------------------------------------------------------------------
+
+
+class NewTicketDialog(Dialog):
+    name = NAME
+
+    def __init__(self) -> None:
+        self.steps = {
+            "kind": ChoiceStep("kind", "ticket.ask.kind", kind_options, _after, help_key="help.kind"),
+            "contact": ContactStep(),
+            "name": TextStep("name", "ticket.ask.name", _parse_name, _after_contact_field("name"), keep_current=True),
+            "email": TextStep("email", "ticket.ask.email", _parse_email, _after_contact_field("email"), keep_current=True),
+            "phone": TextStep("phone", "ticket.ask.phone", _parse_phone, _after_contact_field("phone"), keep_current=True,
+                              also_set={"contact_confirmed": True}),
+            "company": TextStep("company", "ticket.ask.company", _parse_short, _after, keep_current=True),
+            "module": TextStep("module", "ticket.ask.module", _parse_short, _after, help_key="help.module",
+                               keep_current=True),
+            "description": TextStep("description", "ticket.ask.description", _parse_description, _after,
+                                    help_key="help.description"),
+            "reproduce": TextStep("reproduce", "ticket.ask.reproduce", _parse_long, _after, help_key="help.reproduce"),
+            "diagnostics": TextStep("diagnostics", "ticket.ask.diagnostics", _parse_long, _after,
+                                    help_key="help.diagnostics"),
+            "urgency": ChoiceStep("urgency", "ticket.ask.urgency", urgency_options, "check_hours",
+                                  help_key="help.urgency"),
+            "check_hours": CheckHoursStep(),
+            "emergency": EmergencyStep(),
+            "summary": SummaryStep(),
+            "edit": ChoiceStep("edit_field", "ticket.ask.edit", _edit_options, lambda ctx, data: data["edit_field"]),
+        }
+
+    def prefill(self, ctx: Context, args: Mapping[str, Any]) -> dict[str, Any]:
+        contact = ctx.contact
+        data: dict[str, Any] = {
+            "name": (contact.name if contact else None) or ctx.user.display_name,
+            "email": (contact.email if contact else None) or ctx.user.email,
+            "phone": (contact.phone if contact else None) or ctx.user.phone,
+            "company": ctx.company.name if ctx.company else None,
+        }
+        if data["phone"]:
+            try:
+                data["phone"] = validation.phone(data["phone"])
+            except Invalid:
+                data["phone"] = None
+        for key in ("kind", "description", "module"):
+            if args.get(key):
+                data[key] = args[key]
+        return data
+
+    def start(self, ctx: Context, args: Mapping[str, Any]) -> Outcome:
+        data = self.prefill(ctx, args)
+        intro = Text(ctx.t("ticket.intro"))
+        return Goto(_next_missing(ctx, data), data, (intro,), remember=False)
+
+    # ---- everything at once (a Slack modal, a Teams card) -----------------------------------------
+    def form(self, ctx: Context, data: Mapping[str, Any]) -> Form:
+        prefill = {**self.prefill(ctx, {}), **{k: v for k, v in data.items() if v}}
+        fields = [
+            FormField("kind", ctx.t("ticket.field.kind"), FieldKind.SINGLE_CHOICE, value=prefill.get("kind"),
+                      options=kind_options(ctx)),
+            FormField("name", ctx.t("ticket.field.name"), FieldKind.SHORT_TEXT, value=prefill.get("name"),
+                      max_length=validation.MAX_SHORT_TEXT),
+            FormField("email", ctx.t("ticket.field.email"), FieldKind.EMAIL, value=prefill.get("email")),
+            FormField("phone", ctx.t("ticket.field.phone"), FieldKind.PHONE, value=prefill.get("phone")),
+        ]
+        if ctx.company is None:
+            fields.append(FormField("company", ctx.t("ticket.field.company"), FieldKind.SHORT_TEXT,
+                                    value=prefill.get("company"), max_length=validation.MAX_SHORT_TEXT))
+        fields += [
+            FormField("module", ctx.t("ticket.field.module"), FieldKind.SHORT_TEXT, value=prefill.get("module"),
+                      hint=ctx.t("ticket.hint.module"), max_length=validation.MAX_SHORT_TEXT),
+            FormField("description", ctx.t("ticket.field.description"), FieldKind.LONG_TEXT,
+                      value=prefill.get("description"), hint=ctx.t("ticket.hint.description"),
+                      max_length=validation.MAX_LONG_TEXT),
+            FormField("reproduce", ctx.t("ticket.field.reproduce"), FieldKind.LONG_TEXT, required=False,
+                      value=prefill.get("reproduce"), hint=ctx.t("ticket.hint.reproduce"),
+                      max_length=validation.MAX_LONG_TEXT),
+            FormField("diagnostics", ctx.t("ticket.field.diagnostics"), FieldKind.LONG_TEXT, required=False,
+                      value=prefill.get("diagnostics"), hint=ctx.t("ticket.hint.diagnostics"),
+                      max_length=validation.MAX_LONG_TEXT),
+            FormField("urgency", ctx.t("ticket.field.urgency"), FieldKind.SINGLE_CHOICE,
+                      value=prefill.get("urgency") or Urgency.NORMAL.value, options=urgency_options(ctx)),
+        ]
+        return Form(NAME, ctx.t("ticket.form.title"), tuple(fields), ctx.t("ticket.form.submit"),
+                    ctx.t("ticket.form.cancel"), intro=ctx.t("ticket.form.intro"))
+
+    def submit_form(self, ctx: Context, data: Mapping[str, Any], answer: Answer) -> Outcome:
+        values = {k: (v or "").strip() for k, v in answer.values.items()}
+        parsed: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        checks = {
+            "kind": lambda v: _choice(ctx, v, kind_options(ctx)),
+            "name": lambda v: _parse_name(ctx, data, v),
+            "email": lambda v: _parse_email(ctx, data, v),
+            "phone": lambda v: _parse_phone(ctx, data, v),
+            "module": lambda v: _parse_short(ctx, data, v),
+            "description": lambda v: _parse_description(ctx, data, v),
+            "urgency": lambda v: _choice(ctx, v or Urgency.NORMAL.value, urgency_options(ctx)),
+        }
+        if ctx.company is None:
+            checks["company"] = lambda v: _parse_short(ctx, data, v)
+        for field, check in checks.items():
+            try:
+                parsed[field] = check(values.get(field, ""))
+            except Invalid as exc:
+                errors[field] = ctx.t(exc.key, **exc.params)
+        for field in ("reproduce", "diagnostics"):
+            text = values.get(field, "")
+            if parsed.get("kind") == TicketKind.INCIDENT.value and not text:
+                errors[field] = ctx.t("validation.required_for_incident")
+            elif text:
+                try:
+                    parsed[field] = _parse_long(ctx, data, text)
+                except Invalid as exc:
+                    errors[field] = ctx.t(exc.key, **exc.params)
+        if errors:
+            return FormErrors(errors)
+        parsed["contact_confirmed"] = True
+        if ctx.company is not None:
+            parsed["company"] = ctx.company.name
+        merged = {**data, **parsed}
+        hours = CheckHoursStep().skip(ctx, merged)
+        if answer.confirmed and hours.state == "summary":
+            finish = _create(ctx, {**merged, **hours.updates})
+            return Finish(hours.say, finish.effect, {**parsed, **hours.updates})
+        return Goto("check_hours", parsed)
+
+    # ---- after the ticket was created ----------------------------------------------------------------
+    def completed(self, ctx: Context, data: Mapping[str, Any], result: Any) -> tuple[Reply, ...]:
+        ticket: Ticket = result
+        t = ctx.t
+        lines = [t("ticket.created", number=ticket.number)]
+        kind = ticket.kind.value
+        if ticket.out_of_hours_emergency:
+            lines.append(t("ticket.next.emergency", phone=ctx.settings.contact.phone))
+        elif kind == TicketKind.SERVICE_REQUEST.value:
+            lines.append(t("ticket.next.service_request"))
+        elif kind == TicketKind.CHANGE_REQUEST.value:
+            lines.append(t("ticket.next.change_request"))
+        else:
+            lines.append(t("ticket.next.incident"))
+        if data.get("ooh") in ("deferred", "declined", "not_named"):
+            opening = format_datetime(ctx.calendar.next_office_opening(ctx.now), ctx.lang)
+            lines.append(t("ticket.next.office_hours", opening=opening))
+        lines.append(t("ticket.keep_number", number=ticket.number))
+        replies: list[Reply] = [Text("\n".join(lines), Tone.SUCCESS)]
+        if data.get("ooh") == "not_named":
+            replies.append(contacts_facts(ctx))
+        return tuple(replies)
+
+
+def _choice(ctx: Context, value: str, options: tuple[Option, ...]) -> str:
+    option = resolve_option(value, options)
+    if option is None:
+        raise Invalid("validation.choice")
+    return option.value
+

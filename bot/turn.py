@@ -1,0 +1,35 @@
+"""One inbound turn: what a person said or clicked, on which channel, in which conversation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from bot.domain import DialogKey
+
+
+@dataclass(frozen=True)
+class UserIdentity:
+    id: str  # the platform's user id (Slack U…, Teams 29:…, console: the e-mail)
+    email: str | None = None
+    display_name: str | None = None
+    locale: str | None = None  # as the platform gives it: "fr-BE", "nl_NL", …
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class Turn:
+    channel: str  # "slack", "msteams", "console"
+    tenant: str  # Slack team id, Teams tenant id, "local"
+    conversation: str  # channel/DM/chat id
+    user: UserIdentity
+    text: str | None = None
+    # A click or a submitted form: the action id and the submitted values.
+    action: str | None = None
+    values: Mapping[str, str] = field(default_factory=dict)
+    # The platform's id for this delivery; a redelivery with the same id is processed once.
+    event_id: str | None = None
+
+    @property
+    def dialog_key(self) -> DialogKey:
+        return DialogKey(self.channel, self.tenant, self.conversation, self.user.id)
