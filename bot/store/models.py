@@ -200,6 +200,8 @@ class TicketCommentRow(Base):
     text: Mapped[str] = mapped_column(Text)
     internal: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # the same request retried (a platform redelivery, a stale-dialog retry) adds one comment
+    idempotency_key: Mapped[str | None] = mapped_column(String(KEY), unique=True)
 
 
 # ---- time registration (used by a later issue) --------------------------------------------------
@@ -254,6 +256,7 @@ class EscalationRow(Base):
     acknowledged_by: Mapped[str | None] = mapped_column(String(EMAIL))
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_ping_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    idempotency_key: Mapped[str | None] = mapped_column(String(KEY), unique=True)
 
 
 # ---- conversations -----------------------------------------------------------------------------

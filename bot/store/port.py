@@ -124,7 +124,10 @@ class Store(abc.ABC):
         """Newest first."""
 
     @abc.abstractmethod
-    async def add_ticket_comment(self, number: str, author: str, text: str, now: datetime, internal: bool) -> None: ...
+    async def add_ticket_comment(
+        self, number: str, author: str, text: str, now: datetime, internal: bool, *, idempotency_key: str | None = None
+    ) -> None:
+        """A comment whose idempotency key was used already is not added a second time."""
 
     @abc.abstractmethod
     async def list_ticket_comments(self, number: str, include_internal: bool) -> Sequence[Mapping[str, Any]]: ...
@@ -135,19 +138,40 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def save_dialog(
-        self, key: DialogKey, state: Mapping[str, Any], expected_version: int | None, now: datetime
+        self,
+        key: DialogKey,
+        state: Mapping[str, Any],
+        expected_version: int | None,
+        now: datetime,
+        *,
+        event: tuple[str, str] | None = None,
     ) -> int:
         """Save and return the new version; raise StaleDialogError if the stored version is not
-        `expected_version` (None means: there must be no stored dialog yet)."""
+        `expected_version` (None means: there must be no stored dialog yet).
+
+        `event=(source, event_id)` claims that platform delivery in the same transaction; a
+        delivery claimed already raises StaleDialogError and nothing is saved."""
 
     @abc.abstractmethod
-    async def delete_dialog(self, key: DialogKey, expected_version: int) -> None:
-        """Raise StaleDialogError if the stored version is not `expected_version`."""
+    async def delete_dialog(
+        self,
+        key: DialogKey,
+        expected_version: int,
+        *,
+        event: tuple[str, str] | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Raise StaleDialogError if the stored version is not `expected_version`; `event` as in
+        save_dialog."""
 
     # ---- idempotency of platform deliveries ---------------------------------------------------------
     @abc.abstractmethod
     async def claim_event(self, source: str, event_id: str, now: datetime) -> bool:
         """True the first time (source, event_id) is seen, across every process; False afterwards."""
+
+    @abc.abstractmethod
+    async def is_event_processed(self, source: str, event_id: str) -> bool:
+        """Whether (source, event_id) was claimed already (read only)."""
 
     # ---- conversation references (proactive messages) -----------------------------------------------
     @abc.abstractmethod
@@ -173,8 +197,11 @@ class Store(abc.ABC):
         requested_by: str,
         now: datetime,
         outbox: Sequence[NewOutboxMessage] = (),
+        *,
+        idempotency_key: str | None = None,
     ) -> Escalation:
-        """Record an escalation and queue its messages in the same transaction."""
+        """Record an escalation and queue its messages in the same transaction. With an
+        idempotency key already used, return that escalation and queue nothing."""
 
     @abc.abstractmethod
     async def list_escalations(self, *, open_only: bool = True, ticket_number: str | None = None) -> Sequence[Escalation]: ...

@@ -112,10 +112,12 @@ def upgrade() -> None:
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("internal", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=255), nullable=True),
         sa.ForeignKeyConstraint(
             ["ticket_id"], ["tickets.id"], name=op.f("fk_ticket_comments_ticket_id_tickets"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ticket_comments")),
+        sa.UniqueConstraint("idempotency_key", name=op.f("uq_ticket_comments_idempotency_key")),
     )
     op.create_index(op.f("ix_ticket_comments_ticket_id"), "ticket_comments", ["ticket_id"], unique=False)
 
@@ -178,10 +180,12 @@ def upgrade() -> None:
         sa.Column("acknowledged_by", sa.String(length=254), nullable=True),
         sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_ping_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("idempotency_key", sa.String(length=255), nullable=True),
         sa.ForeignKeyConstraint(
             ["ticket_id"], ["tickets.id"], name=op.f("fk_escalations_ticket_id_tickets"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_escalations")),
+        sa.UniqueConstraint("idempotency_key", name=op.f("uq_escalations_idempotency_key")),
     )
     op.create_index(op.f("ix_escalations_status"), "escalations", ["status"], unique=False)
     op.create_index(op.f("ix_escalations_ticket_id"), "escalations", ["ticket_id"], unique=False)

@@ -1,0 +1,978 @@
+"""The store on SQLAlchemy 2 (async): SQLite through aiosqlite (embedded, the default) or PostgreSQL
+through asyncpg.  The schema is managed by the Alembic migrations in `bot/store/migrations`.
+
+Concurrency:
+* SQLite: WAL journal, a 30 s busy timeout, and every transaction starts with BEGIN IMMEDIATE (the
+  write lock is taken up front), so concurrent writers queue instead of failing with "database is
+  locked" when a reader tries to become a writer.
+* PostgreSQL: row locks; the ticket counter row is locked by its upsert until commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from contextlib import asynccontextmanager
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Mapping, Sequence
+from zoneinfo import ZoneInfo
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Select, and_, delete, event, func, insert, select, text, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine.url import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from bot.domain import (
+    OPEN_STATUSES,
+    Company,
+    CustomerContact,
+    DialogKey,
+    Directory,
+    Escalation,
+    EscalationReason,
+    EscalationStatus,
+    NewTicket,
+    OutboxMessage,
+    StaffMember,
+    StaffRole,
+    StoredDialog,
+    Ticket,
+    TicketKind,
+    TicketStatus,
+    Urgency,
+)
+from bot.store import models as m
+from bot.store.port import (
+    DirectoryCounts,
+    NewOutboxMessage,
+    StaleDialogError,
+    Store,
+    StoreError,
+    StoreUnavailableError,
+    UnknownTicketError,
+)
+
+try:  # asyncpg is a dependency, but keep SQLite usable should it be missing
+    import asyncpg.exceptions as _asyncpg_exc
+
+    _ASYNCPG_UNAVAILABLE: tuple[type[BaseException], ...] = (
+        _asyncpg_exc.PostgresConnectionError,
+        _asyncpg_exc.InterfaceError,
+        _asyncpg_exc.CannotConnectNowError,
+        _asyncpg_exc.TooManyConnectionsError,
+        _asyncpg_exc.AdminShutdownError,
+        _asyncpg_exc.CrashShutdownError,
+    )
+except ImportError:  # pragma: no cover
+    _ASYNCPG_UNAVAILABLE = ()
+
+# Ticket numbers follow the service desk's calendar year, in Brussels.
+NUMBER_TIMEZONE = ZoneInfo("Europe/Brussels")
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# Any constant shared by every CareDesk process: serialises concurrent `alembic upgrade`s.
+MIGRATION_LOCK_ID = 0x43617265_4465736B  # "CareDesk"
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+# ---- engine and migrations ------------------------------------------------------------------------
+
+
+def _is_sqlite_memory(url: URL) -> bool:
+    database = url.database or ""
+    return database in ("", ":memory:") or url.query.get("mode") == "memory"
+
+
+def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    # Take transaction control away from the sqlite3 driver: SQLAlchemy's "begin" event (below)
+    # emits BEGIN IMMEDIATE itself.  PRAGMAs must run outside a transaction, i.e. now.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
+        _enable_wal(cursor)
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch the database file to WAL (persistent: a no-op once done).
+
+    The switch needs an exclusive lock and SQLite does not always wait for it through the busy
+    handler: when several connections open a brand-new file at once, the losers see "database is
+    locked" and retry briefly (WAL set by the winner also applies to them).
+    """
+    for _ in range(300):
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            row = cursor.fetchone()
+            mode = str(row[0]).lower() if row else ""
+            if mode in ("wal", "memory"):
+                return
+        except Exception as exc:  # the adapted sqlite3.OperationalError
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        time.sleep(0.01)  # only ever while a new database file is being created
+    raise StoreUnavailableError("could not switch the SQLite database to WAL mode (database locked)")
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine_for(url: str | URL, *, echo: bool = False, **kwargs: Any) -> AsyncEngine:
+    """An async engine set up for CareDesk: SQLite (aiosqlite) or PostgreSQL (asyncpg)."""
+    u = make_url(url)
+    backend = u.get_backend_name()
+    if backend == "sqlite":
+        if u.get_driver_name() != "aiosqlite":
+            raise ValueError(f"SQLite is used through aiosqlite: sqlite+aiosqlite:///PATH, got {u.render_as_string()}")
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_S)
+        if _is_sqlite_memory(u):
+            kwargs.setdefault("poolclass", StaticPool)
+        else:
+            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(u, echo=echo, connect_args=connect_args, **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+        return engine
+    if backend == "postgresql":
+        if u.get_driver_name() != "asyncpg":
+            raise ValueError(
+                f"PostgreSQL is used through asyncpg: postgresql+asyncpg://USER@HOST/DB, got {u.render_as_string()}"
+            )
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_async_engine(u, echo=echo, **kwargs)
+    raise ValueError(f"unsupported database {backend!r}: use sqlite+aiosqlite or postgresql+asyncpg")
+
+
+def alembic_config(url: str | None = None, connection: Connection | None = None) -> Config:
+    """Alembic's configuration, built in code (there is no alembic.ini)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        cfg.set_main_option("sqlalchemy.url", str(url).replace("%", "%%"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def lock_migrations(connection: Connection) -> None:
+    """Serialise schema upgrades of several processes starting at once (inside the transaction).
+
+    PostgreSQL: a transaction-level advisory lock.  SQLite: BEGIN IMMEDIATE already holds the
+    database's write lock.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+
+
+def _upgrade_on_connection(connection: Connection, revision: str = "head") -> None:
+    lock_migrations(connection)
+    command.upgrade(alembic_config(connection=connection), revision)
+
+
+async def upgrade_async(url: str, revision: str = "head") -> None:
+    """Bring the database at `url` up to `revision` (one transaction)."""
+    engine = create_engine_for(url)
+    try:
+        await _run_upgrade(engine, revision)
+    finally:
+        await engine.dispose()
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Synchronous helper for the command line (`caredesk db upgrade`); not for a running loop."""
+    asyncio.run(upgrade_async(url, revision))
+
+
+async def _run_upgrade(engine: AsyncEngine, revision: str) -> None:
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade_on_connection, revision)
+    except Exception as exc:
+        if _is_unavailable(exc):
+            raise StoreUnavailableError(f"database unavailable: {exc}") from exc
+        raise
+
+
+# ---- errors ---------------------------------------------------------------------------------------
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, StoreError):
+        return False
+    if isinstance(exc, (OSError, asyncio.TimeoutError, sa_exc.TimeoutError, sqlite3.OperationalError)):
+        return True
+    if _ASYNCPG_UNAVAILABLE and isinstance(exc, _ASYNCPG_UNAVAILABLE):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+            return True
+        orig = getattr(exc, "orig", None)
+        cause = getattr(orig, "__cause__", None)
+        return any(isinstance(e, (OSError,) + _ASYNCPG_UNAVAILABLE) for e in (orig, cause) if e is not None)
+    return False
+
+
+# ---- values ---------------------------------------------------------------------------------------
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    raise TypeError(f"value of type {type(value).__name__} is not JSON serialisable: {value!r}")
+
+
+def to_json(value: Any) -> Any:
+    """Plain JSON-compatible copy of `value` (Decimal -> str, date/datetime -> ISO 8601).
+
+    Raises TypeError now, rather than at the database, for anything JSON cannot hold.
+    """
+    try:
+        return json.loads(json.dumps(value, default=_json_default, allow_nan=False))
+    except ValueError as exc:  # NaN / infinity
+        raise TypeError(str(exc)) from None
+
+
+def _aware(value: datetime, name: str = "now") -> datetime:
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got {value.isoformat()}")
+    return value
+
+
+def _email_key(email: str) -> str:
+    return email.strip().lower()
+
+
+def _number_key(number: str) -> str:
+    return number.strip().lower()
+
+
+def _value(v: Any) -> Any:
+    return v.value if hasattr(v, "value") else v
+
+
+def _ticket_row(
+    new: NewTicket,
+    *,
+    number: str,
+    year: int,
+    seq: int,
+    now: datetime,
+    idempotency_key: str | None,
+) -> dict[str, Any]:
+    """Column values of a new ticket (called once its number is drawn)."""
+    kind = _value(new.kind)
+    status = TicketStatus.SUBMITTED if kind == TicketKind.CHANGE_REQUEST.value else TicketStatus.NEW
+    return {
+        "number": number,
+        "number_key": _number_key(number),
+        "year": year,
+        "seq": seq,
+        "kind": kind,
+        "status": status.value,
+        "requester_email": new.requester_email.strip(),
+        "requester_email_key": _email_key(new.requester_email),
+        "requester_name": new.requester_name,
+        "requester_phone": new.requester_phone,
+        "company": new.company,
+        "module": new.module,
+        "description": new.description,
+        "reproduce": new.reproduce,
+        "diagnostics": new.diagnostics,
+        "urgency": _value(new.urgency),
+        "channel": new.channel,
+        "out_of_hours_emergency": bool(new.out_of_hours_emergency),
+        "created_at": now,
+        "updated_at": now,
+        "created_by": new.created_by,
+        "idempotency_key": idempotency_key,
+    }
+
+
+def _ticket(row: Any) -> Ticket:
+    return Ticket(
+        id=row.id,
+        number=row.number,
+        kind=TicketKind(row.kind),
+        status=TicketStatus(row.status),
+        requester_email=row.requester_email,
+        requester_name=row.requester_name,
+        requester_phone=row.requester_phone,
+        company=row.company,
+        module=row.module,
+        description=row.description,
+        reproduce=row.reproduce,
+        diagnostics=row.diagnostics,
+        urgency=Urgency(row.urgency),
+        channel=row.channel,
+        out_of_hours_emergency=bool(row.out_of_hours_emergency),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        solution_date=row.solution_date,
+        release_date=row.release_date,
+        assignee_email=row.assignee_email,
+        created_by=row.created_by,
+    )
+
+
+def _company(row: Any) -> Company:
+    return Company(
+        name=row.name,
+        support_module=bool(row.support_module),
+        sla_plan=row.sla_plan,
+        multiplier_overrides={k: Decimal(str(v)) for k, v in (row.multiplier_overrides or {}).items()},
+    )
+
+
+def _contact(row: Any) -> CustomerContact:
+    return CustomerContact(
+        email=row.email,
+        name=row.name,
+        company=row.company_name,
+        phone=row.phone,
+        language=row.language,
+        sla_named=bool(row.sla_named),
+    )
+
+
+def _staff(row: Any) -> StaffMember:
+    return StaffMember(
+        email=row.email,
+        name=row.name,
+        role=StaffRole(row.role),
+        phone=row.phone,
+        language=row.language,
+        level=row.level,
+    )
+
+
+def _escalation(row: Any) -> Escalation:
+    return Escalation(
+        id=row.id,
+        ticket_number=row.ticket_number,
+        level=row.level,
+        reason=EscalationReason(row.reason),
+        comment=row.comment,
+        requested_by=row.requested_by,
+        status=EscalationStatus(row.status),
+        created_at=row.created_at,
+        level_since=row.level_since,
+        acknowledged_by=row.acknowledged_by,
+        acknowledged_at=row.acknowledged_at,
+    )
+
+
+def _outbox_message(row: Any) -> OutboxMessage:
+    return OutboxMessage(
+        id=row.id,
+        idempotency_key=row.idempotency_key,
+        recipient=row.recipient,
+        kind=row.kind,
+        payload=row.payload,
+        status=row.status,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        created_at=row.created_at,
+        last_error=row.last_error,
+    )
+
+
+def _outbox_rows(messages: Sequence[NewOutboxMessage], now: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "idempotency_key": msg.idempotency_key,
+            "recipient": msg.recipient,
+            "kind": msg.kind,
+            "payload": to_json(dict(msg.payload)),
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "locked_until": None,
+            "created_at": now,
+            "sent_at": None,
+            "last_error": None,
+        }
+        for msg in messages
+    ]
+
+
+def _check_directory(directory: Directory) -> None:
+    names: dict[str, str] = {}
+    for company in directory.companies:
+        key = company.name.strip().lower()
+        if not key:
+            raise ValueError("a company has an empty name")
+        if key in names:
+            raise ValueError(f"company {company.name!r} appears twice in the directory")
+        names[key] = company.name
+    seen: set[str] = set()
+    for contact in directory.contacts:
+        key = _email_key(contact.email)
+        if key in seen:
+            raise ValueError(f"contact {contact.email!r} appears twice in the directory")
+        seen.add(key)
+        if contact.company.strip().lower() not in names:
+            raise ValueError(
+                f"contact {contact.email!r} ({contact.name}) names company {contact.company!r}, "
+                "which is not in the directory"
+            )
+    seen = set()
+    for member in directory.staff:
+        key = _email_key(member.email)
+        if key in seen:
+            raise ValueError(f"staff member {member.email!r} appears twice in the directory")
+        seen.add(key)
+
+
+# ---- the store ------------------------------------------------------------------------------------
+
+
+class SqlStore(Store):
+    """`Store` on SQLite (aiosqlite) or PostgreSQL (asyncpg).
+
+    Extra public API: `url`, `dialect` ("sqlite" / "postgresql") and `engine` (the AsyncEngine,
+    e.g. for tests or later modules of the store); `**engine_kwargs` go to create_async_engine;
+    `is_event_processed()`; the keyword `event=(source, event_id)` of save_dialog /
+    delete_dialog that claims a platform delivery in the same transaction as the dialog write;
+    the keyword `idempotency_key` of create_escalation and add_ticket_comment.
+    """
+
+    def __init__(self, url: str, *, echo: bool = False, **engine_kwargs: Any) -> None:
+        self.url = url
+        self.engine: AsyncEngine = create_engine_for(url, echo=echo, **engine_kwargs)
+        self.dialect: str = self.engine.dialect.name
+        # A :memory: database lives in one shared connection (StaticPool): one transaction at a time.
+        u = make_url(url)
+        self._serial = asyncio.Lock() if self.dialect == "sqlite" and _is_sqlite_memory(u) else None
+        self._upsert: Callable[[Any], Any] = (
+            pg_dialect.insert if self.dialect == "postgresql" else sqlite_dialect.insert
+        )
+
+    def __repr__(self) -> str:
+        return f"SqlStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    # ---- plumbing -----------------------------------------------------------------------------
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction; connection failures become StoreUnavailableError."""
+        try:
+            if self._serial is not None:
+                async with self._serial:
+                    async with self.engine.begin() as conn:
+                        yield conn
+            else:
+                async with self.engine.begin() as conn:
+                    yield conn
+        except Exception as exc:
+            if _is_unavailable(exc):
+                raise StoreUnavailableError(f"database unavailable: {exc}") from exc
+            raise
+
+    # ---- life cycle ---------------------------------------------------------------------------
+    async def initialize(self) -> None:
+        if self._serial is not None:
+            async with self._serial:
+                await _run_upgrade(self.engine, "head")
+        else:
+            await _run_upgrade(self.engine, "head")
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> None:
+        try:
+            async with self._tx() as conn:
+                await conn.execute(text("SELECT 1"))
+        except StoreUnavailableError:
+            raise
+        except Exception as exc:  # never leak a raw driver error from a health check
+            raise StoreUnavailableError(f"database unavailable: {exc}") from exc
+
+    # ---- directory ----------------------------------------------------------------------------
+    async def replace_directory(self, directory: Directory) -> DirectoryCounts:
+        _check_directory(directory)
+        canonical = {c.name.strip().lower(): c.name.strip() for c in directory.companies}
+        company_rows = [
+            {
+                "name": c.name.strip(),
+                "name_key": c.name.strip().lower(),
+                "support_module": bool(c.support_module),
+                "sla_plan": c.sla_plan,
+                "multiplier_overrides": {k: str(Decimal(str(v))) for k, v in c.multiplier_overrides.items()},
+            }
+            for c in directory.companies
+        ]
+        contact_rows = [
+            {
+                "email_key": _email_key(c.email),
+                "email": c.email.strip(),
+                "name": c.name,
+                "company_name": canonical[c.company.strip().lower()],
+                "phone": c.phone,
+                "language": c.language,
+                "sla_named": bool(c.sla_named),
+            }
+            for c in directory.contacts
+        ]
+        staff_rows = [
+            {
+                "email_key": _email_key(s.email),
+                "email": s.email.strip(),
+                "name": s.name,
+                "role": StaffRole(_value(s.role)).value,
+                "phone": s.phone,
+                "language": s.language,
+                "level": s.level,
+            }
+            for s in directory.staff
+        ]
+        async with self._tx() as conn:
+            await conn.execute(delete(m.contacts))
+            await conn.execute(delete(m.staff))
+            await conn.execute(delete(m.companies))
+            for table, rows in ((m.companies, company_rows), (m.contacts, contact_rows), (m.staff, staff_rows)):
+                if rows:
+                    await conn.execute(insert(table), rows)
+        return DirectoryCounts(len(company_rows), len(contact_rows), len(staff_rows))
+
+    async def find_contact(self, email: str) -> CustomerContact | None:
+        async with self._tx() as conn:
+            row = (await conn.execute(select(m.contacts).where(m.contacts.c.email_key == _email_key(email)))).first()
+        return _contact(row) if row else None
+
+    async def find_staff(self, email: str) -> StaffMember | None:
+        async with self._tx() as conn:
+            row = (await conn.execute(select(m.staff).where(m.staff.c.email_key == _email_key(email)))).first()
+        return _staff(row) if row else None
+
+    async def get_company(self, name: str) -> Company | None:
+        async with self._tx() as conn:
+            row = (
+                await conn.execute(select(m.companies).where(m.companies.c.name_key == name.strip().lower()))
+            ).first()
+        return _company(row) if row else None
+
+    async def list_companies(self) -> Sequence[Company]:
+        async with self._tx() as conn:
+            rows = (await conn.execute(select(m.companies).order_by(m.companies.c.name_key))).all()
+        return [_company(r) for r in rows]
+
+    async def list_staff(self, role: StaffRole | None = None, level: int | None = None) -> Sequence[StaffMember]:
+        s = m.staff
+        query = select(s).order_by(s.c.level.asc().nulls_last(), s.c.name, s.c.email_key)
+        if role is not None:
+            query = query.where(s.c.role == StaffRole(_value(role)).value)
+        if level is not None:
+            query = query.where(s.c.level == level)
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_staff(r) for r in rows]
+
+    # ---- tickets ------------------------------------------------------------------------------
+    async def _ticket_where(self, conn: AsyncConnection, condition: Any) -> Ticket | None:
+        row = (await conn.execute(select(m.tickets).where(condition))).first()
+        return _ticket(row) if row else None
+
+    async def create_ticket(
+        self,
+        new: NewTicket,
+        now: datetime,
+        number_format: str,
+        idempotency_key: str | None = None,
+    ) -> Ticket:
+        _aware(now)
+        year = now.astimezone(NUMBER_TIMEZONE).year
+        t, counters = m.tickets, m.ticket_counters
+        bump = (
+            self._upsert(counters)
+            .values(year=year, last_seq=1)
+            .on_conflict_do_update(
+                index_elements=[counters.c.year], set_={"last_seq": counters.c.last_seq + 1}
+            )
+            .returning(counters.c.last_seq)
+        )
+        try:
+            async with self._tx() as conn:
+                if idempotency_key is not None:
+                    existing = await self._ticket_where(conn, t.c.idempotency_key == idempotency_key)
+                    if existing is not None:
+                        return existing
+                # The counter row stays locked until commit and is rolled back with a failed
+                # insert: numbers are unique and without gaps.
+                seq = (await conn.execute(bump)).scalar_one()
+                number = number_format.format(year=year, seq=seq)
+                values = _ticket_row(new, number=number, year=year, seq=seq, now=now, idempotency_key=idempotency_key)
+                ticket_id = (await conn.execute(insert(t).values(**values).returning(t.c.id))).scalar_one()
+                created = await self._ticket_where(conn, t.c.id == ticket_id)
+                assert created is not None
+                return created
+        except sa_exc.IntegrityError as exc:
+            if idempotency_key is not None:
+                # Another request with the same key won the race: return its ticket.
+                async with self._tx() as conn:
+                    existing = await self._ticket_where(conn, t.c.idempotency_key == idempotency_key)
+                if existing is not None:
+                    return existing
+            raise ValueError(f"the ticket was refused by the database: {exc.orig}") from exc
+
+    async def get_ticket(self, number: str) -> Ticket | None:
+        async with self._tx() as conn:
+            return await self._ticket_where(conn, m.tickets.c.number_key == _number_key(number))
+
+    async def list_tickets(
+        self,
+        *,
+        requester_email: str | None = None,
+        company: str | None = None,
+        open_only: bool = False,
+        limit: int = 100,
+    ) -> Sequence[Ticket]:
+        t = m.tickets
+        query: Select[Any] = select(t).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(max(0, int(limit)))
+        if requester_email is not None:
+            query = query.where(t.c.requester_email_key == _email_key(requester_email))
+        if company is not None:
+            query = query.where(func.lower(t.c.company) == company.strip().lower())
+        if open_only:
+            query = query.where(t.c.status.in_(sorted(s.value for s in OPEN_STATUSES)))
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_ticket(r) for r in rows]
+
+    async def _ticket_id(self, conn: AsyncConnection, number: str) -> int:
+        ticket_id = (
+            await conn.execute(select(m.tickets.c.id).where(m.tickets.c.number_key == _number_key(number)))
+        ).scalar_one_or_none()
+        if ticket_id is None:
+            raise UnknownTicketError(f"no ticket {number.strip()!r}")
+        return ticket_id
+
+    async def add_ticket_comment(
+        self,
+        number: str,
+        author: str,
+        text: str,
+        now: datetime,
+        internal: bool,
+        *,
+        idempotency_key: str | None = None,
+    ) -> None:
+        """Port method; extension: a comment whose `idempotency_key` was used already is not
+        added a second time."""
+        _aware(now)
+        c = m.ticket_comments
+        async with self._tx() as conn:
+            ticket_id = await self._ticket_id(conn, number)
+            stmt = self._upsert(c).values(
+                ticket_id=ticket_id,
+                author=author,
+                text=text,
+                internal=bool(internal),
+                created_at=now,
+                idempotency_key=idempotency_key,
+            )
+            if idempotency_key is not None:
+                stmt = stmt.on_conflict_do_nothing(index_elements=[c.c.idempotency_key])
+            await conn.execute(stmt)
+
+    async def list_ticket_comments(self, number: str, include_internal: bool) -> Sequence[Mapping[str, Any]]:
+        c = m.ticket_comments
+        async with self._tx() as conn:
+            ticket_id = await self._ticket_id(conn, number)
+            query = select(c).where(c.c.ticket_id == ticket_id).order_by(c.c.created_at, c.c.id)
+            if not include_internal:
+                query = query.where(c.c.internal.is_(False))
+            rows = (await conn.execute(query)).all()
+        return [
+            {"author": r.author, "text": r.text, "internal": bool(r.internal), "created_at": r.created_at}
+            for r in rows
+        ]
+
+    # ---- dialog state -------------------------------------------------------------------------
+    @staticmethod
+    def _dialog_pk(key: DialogKey) -> Any:
+        d = m.dialog_states
+        return and_(
+            d.c.channel == key.channel,
+            d.c.tenant == key.tenant,
+            d.c.conversation == key.conversation,
+            d.c.user_id == key.user,
+        )
+
+    async def load_dialog(self, key: DialogKey) -> StoredDialog | None:
+        async with self._tx() as conn:
+            row = (await conn.execute(select(m.dialog_states).where(self._dialog_pk(key)))).first()
+        if row is None:
+            return None
+        return StoredDialog(key=key, state=row.state, version=row.version, updated_at=row.updated_at)
+
+    async def save_dialog(
+        self,
+        key: DialogKey,
+        state: Mapping[str, Any],
+        expected_version: int | None,
+        now: datetime,
+        *,
+        event: tuple[str, str] | None = None,
+    ) -> int:
+        """Port method; extension: `event=(source, event_id)` claims that platform delivery in
+        the same transaction, and a delivery already claimed raises StaleDialogError (nothing
+        is saved: the caller retries and then sees the delivery as processed)."""
+        _aware(now)
+        data = to_json(dict(state))
+        d = m.dialog_states
+        if expected_version is None:
+            try:
+                async with self._tx() as conn:
+                    await self._claim_in_tx(conn, event, now, key)
+                    await conn.execute(
+                        insert(d).values(
+                            channel=key.channel,
+                            tenant=key.tenant,
+                            conversation=key.conversation,
+                            user_id=key.user,
+                            state=data,
+                            version=1,
+                            updated_at=now,
+                        )
+                    )
+            except sa_exc.IntegrityError:
+                raise StaleDialogError(f"a dialog is already stored for {key}") from None
+            return 1
+        async with self._tx() as conn:
+            await self._claim_in_tx(conn, event, now, key)
+            result = await conn.execute(
+                update(d)
+                .where(self._dialog_pk(key), d.c.version == expected_version)
+                .values(state=data, version=d.c.version + 1, updated_at=now)
+            )
+            if result.rowcount != 1:
+                raise StaleDialogError(f"dialog {key} is not at version {expected_version}")
+        return expected_version + 1
+
+    async def delete_dialog(
+        self,
+        key: DialogKey,
+        expected_version: int,
+        *,
+        event: tuple[str, str] | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Port method; extension: `event=(source, event_id)` as in save_dialog (claimed at `now`,
+        default: the current time)."""
+        d = m.dialog_states
+        async with self._tx() as conn:
+            await self._claim_in_tx(conn, event, now or datetime.now(timezone.utc), key)
+            result = await conn.execute(delete(d).where(self._dialog_pk(key), d.c.version == expected_version))
+            if result.rowcount != 1:
+                raise StaleDialogError(f"dialog {key} is not at version {expected_version}")
+
+    # ---- platform deliveries ------------------------------------------------------------------
+    def _claim_statement(self, source: str, event_id: str, now: datetime) -> Any:
+        _aware(now)
+        p = m.processed_events
+        return (
+            self._upsert(p)
+            .values(source=source, event_id=event_id, processed_at=now)
+            .on_conflict_do_nothing(index_elements=[p.c.source, p.c.event_id])
+            .returning(p.c.event_id)
+        )
+
+    async def _claim_in_tx(
+        self, conn: AsyncConnection, event: tuple[str, str] | None, now: datetime, key: DialogKey
+    ) -> None:
+        if event is None:
+            return
+        source, event_id = event
+        if (await conn.execute(self._claim_statement(source, event_id, now))).first() is None:
+            raise StaleDialogError(f"delivery {source}/{event_id} of dialog {key} was already processed")
+
+    async def claim_event(self, source: str, event_id: str, now: datetime) -> bool:
+        stmt = self._claim_statement(source, event_id, now)
+        async with self._tx() as conn:
+            return (await conn.execute(stmt)).first() is not None
+
+    async def is_event_processed(self, source: str, event_id: str) -> bool:
+        """Extension: whether (source, event_id) was claimed already (read only)."""
+        p = m.processed_events
+        async with self._tx() as conn:
+            found = await conn.execute(
+                select(p.c.event_id).where(p.c.source == source, p.c.event_id == event_id)
+            )
+            return found.first() is not None
+
+    # ---- conversation references --------------------------------------------------------------
+    async def save_conversation_ref(
+        self, channel: str, user_key: str, reference: Mapping[str, Any], now: datetime, email: str | None = None
+    ) -> None:
+        _aware(now)
+        r = m.conversation_refs
+        stmt = self._upsert(r).values(
+            channel=channel,
+            user_key=user_key,
+            email_key=_email_key(email) if email else None,
+            reference=to_json(dict(reference)),
+            updated_at=now,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[r.c.channel, r.c.user_key],
+            set_={
+                "reference": stmt.excluded.reference,
+                "updated_at": stmt.excluded.updated_at,
+                # a later save without the e-mail keeps the one already known
+                "email_key": func.coalesce(stmt.excluded.email_key, r.c.email_key),
+            },
+        )
+        async with self._tx() as conn:
+            await conn.execute(stmt)
+
+    async def get_conversation_ref(self, channel: str, user_key: str) -> Mapping[str, Any] | None:
+        r = m.conversation_refs
+        async with self._tx() as conn:
+            row = (
+                await conn.execute(select(r.c.reference).where(r.c.channel == channel, r.c.user_key == user_key))
+            ).first()
+        return row.reference if row else None
+
+    async def find_conversation_refs_by_email(self, email: str) -> Sequence[tuple[str, str, Mapping[str, Any]]]:
+        r = m.conversation_refs
+        query = (
+            select(r.c.channel, r.c.user_key, r.c.reference)
+            .where(r.c.email_key == _email_key(email))
+            .order_by(r.c.updated_at.desc(), r.c.channel, r.c.user_key)
+        )
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(row.channel, row.user_key, row.reference) for row in rows]
+
+    # ---- escalations --------------------------------------------------------------------------
+    def _escalation_query(self) -> Select[Any]:
+        e, t = m.escalations, m.tickets
+        return select(e, t.c.number.label("ticket_number")).join(t, t.c.id == e.c.ticket_id)
+
+    async def create_escalation(
+        self,
+        ticket_number: str,
+        level: int,
+        reason: EscalationReason,
+        comment: str,
+        requested_by: str,
+        now: datetime,
+        outbox: Sequence[NewOutboxMessage] = (),
+        *,
+        idempotency_key: str | None = None,
+    ) -> Escalation:
+        """Port method; extension: with an `idempotency_key` already used, return that
+        escalation (and queue nothing) instead of recording a second one."""
+        _aware(now)
+        reason_value = EscalationReason(_value(reason)).value
+        outbox_rows = _outbox_rows(outbox, now)
+        e = m.escalations
+        try:
+            async with self._tx() as conn:
+                ticket_id = await self._ticket_id(conn, ticket_number)
+                if idempotency_key is not None:
+                    row = (
+                        await conn.execute(self._escalation_query().where(e.c.idempotency_key == idempotency_key))
+                    ).first()
+                    if row is not None:
+                        return _escalation(row)
+                escalation_id = (
+                    await conn.execute(
+                        insert(e)
+                        .values(
+                            ticket_id=ticket_id,
+                            level=level,
+                            reason=reason_value,
+                            comment=comment,
+                            requested_by=requested_by,
+                            status=EscalationStatus.OPEN.value,
+                            created_at=now,
+                            level_since=now,
+                            idempotency_key=idempotency_key,
+                        )
+                        .returning(e.c.id)
+                    )
+                ).scalar_one()
+                await self._enqueue_rows(conn, outbox_rows)
+                row = (await conn.execute(self._escalation_query().where(e.c.id == escalation_id))).one()
+            return _escalation(row)
+        except sa_exc.IntegrityError:
+            if idempotency_key is None:
+                raise
+            # a concurrent request with the same key won: return its escalation
+            async with self._tx() as conn:
+                row = (
+                    await conn.execute(self._escalation_query().where(e.c.idempotency_key == idempotency_key))
+                ).first()
+            if row is None:
+                raise
+            return _escalation(row)
+
+    async def list_escalations(self, *, open_only: bool = True, ticket_number: str | None = None) -> Sequence[Escalation]:
+        e, t = m.escalations, m.tickets
+        query = self._escalation_query().order_by(e.c.created_at, e.c.id)
+        if open_only:
+            query = query.where(e.c.status != EscalationStatus.CLOSED.value)
+        if ticket_number is not None:
+            query = query.where(t.c.number_key == _number_key(ticket_number))
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_escalation(r) for r in rows]
+
+    # ---- outbox -------------------------------------------------------------------------------
+    async def _enqueue_rows(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            o = m.outbox
+            stmt = self._upsert(o).on_conflict_do_nothing(index_elements=[o.c.idempotency_key])
+            await conn.execute(stmt, rows)
+
+    async def enqueue(self, messages: Sequence[NewOutboxMessage], now: datetime) -> None:
+        _aware(now)
+        rows = _outbox_rows(messages, now)
+        if not rows:
+            return
+        async with self._tx() as conn:
+            await self._enqueue_rows(conn, rows)
+
+    async def list_outbox(self, status: str | None = None) -> Sequence[OutboxMessage]:
+        o = m.outbox
+        query = select(o).order_by(o.c.id)
+        if status is not None:
+            query = query.where(o.c.status == status)
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_outbox_message(r) for r in rows]
+
+
+__all__ = [
+    "SqlStore",
+    "alembic_config",
+    "create_engine_for",
+    "lock_migrations",
+    "to_json",
+    "upgrade",
+    "upgrade_async",
+]
