@@ -63,7 +63,8 @@ _PHONE_CHARS = re.compile(r"[\s./()-]")
 
 def phone(value: str, default_country_code: str = "32") -> str:
     """Accept international (+32 3 800 5 800, 0032 …) and Belgian national (03 800 58 00,
-    0470 12 34 56) formats; return E.164 (+3238005800)."""
+    0470 12 34 56) formats; return the international form, grouped for reading
+    (+32 3 800 58 00, +32 470 12 34 56)."""
     text = _PHONE_CHARS.sub("", clean_text(value))
     if text.startswith("00"):
         text = "+" + text[2:]
@@ -71,15 +72,28 @@ def phone(value: str, default_country_code: str = "32") -> str:
         digits = text[1:]
         if not digits.isdigit() or not 8 <= len(digits) <= 15 or digits.startswith("0"):
             raise Invalid("validation.phone")
-        if digits.startswith("32") and not 10 <= len(digits) <= 11:
-            raise Invalid("validation.phone")
+        if digits.startswith("32"):
+            return _belgian(digits[2:])
         return "+" + digits
-    if text.startswith("0") and text.isdigit() and len(text) in (9, 10) and text[1] != "0":
-        # Belgian national format: 9 digits for landlines, 10 for mobiles (04xx).
-        if len(text) == 10 and text[1] != "4":
-            raise Invalid("validation.phone")
+    if text.startswith("0") and text.isdigit() and text[1:2] != "0":
+        if default_country_code == "32":
+            return _belgian(text[1:])
         return f"+{default_country_code}{text[1:]}"
     raise Invalid("validation.phone")
+
+
+def _belgian(national: str) -> str:
+    """Group a Belgian number: mobiles 4xx xx xx xx, the one-digit zones (2 Brussels,
+    3 Antwerp, 4 Liège, 9 Ghent) X XXX XX XX, the other zones XX XX XX XX."""
+    if len(national) == 9 and national.startswith("4"):
+        groups = (national[:3], national[3:5], national[5:7], national[7:])
+    elif len(national) == 8 and national[0] in "2349":
+        groups = (national[0], national[1:4], national[4:6], national[6:])
+    elif len(national) == 8:
+        groups = (national[:2], national[2:4], national[4:6], national[6:])
+    else:
+        raise Invalid("validation.phone")
+    return "+32 " + " ".join(groups)
 
 
 _VAGUE = {
@@ -89,6 +103,8 @@ _VAGUE = {
     "is", "my", "ne", "marche", "pas", "fonctionne", "plus", "erreur", "problème", "probleme", "aide", "svp",
     "urgent", "bug", "panne", "ça", "ca", "il", "y", "un", "une", "le", "la", "werkt", "niet", "fout",
     "probleem", "hulp", "dringend", "kapot", "het", "de", "een", "is", "mijn", "mon", "ma", "mes",
+    "aidez", "aider", "moi", "me", "nous", "svp", "stp", "merci", "helpen", "me", "aub", "alstublieft",
+    "dank", "graag", "anymore", "again", "now", "maintenant", "meer", "opnieuw", "nu", "still", "toujours",
 }
 
 

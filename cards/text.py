@@ -44,7 +44,7 @@ def render_all(replies) -> str:
 
 def _facts(title: str | None, facts) -> str:
     lines = [f"== {title} =="] if title else []
-    width = min(max((len(label) for label, _ in facts), default=0), 28)
+    width = min(max((len(label) for label, _ in facts), default=0), 32)
     for label, value in facts:
         value_lines = str(value).splitlines() or [""]
         lines.append(f"  {label:<{width}}  {value_lines[0]}")

@@ -650,7 +650,8 @@ class SqlStore(Store):
         limit: int = 100,
     ) -> Sequence[Ticket]:
         t = m.tickets
-        query: Select[Any] = select(t).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(max(0, int(limit)))
+        # Registration order (ids grow with every ticket), not clock times that several processes may disagree on.
+        query: Select[Any] = select(t).order_by(t.c.id.desc()).limit(max(0, int(limit)))
         if requester_email is not None:
             query = query.where(t.c.requester_email_key == _email_key(requester_email))
         if company is not None:

@@ -65,7 +65,7 @@ async def test_guided_incident_creates_one_ticket(desk):
     assert ticket.kind is TicketKind.INCIDENT
     assert (ticket.requester_email, ticket.company, ticket.module) == (LOTTE, "Brasserie De Klok", "Invoicing module")
     assert ticket.description == DESCRIPTION and ticket.reproduce == "Open an invoice, press Print"
-    assert ticket.requester_phone == "+3235551234"
+    assert ticket.requester_phone == "+32 3 555 12 34"
     assert await desk.store.load_dialog(turn(LOTTE).dialog_key) is None
 
 
@@ -204,4 +204,4 @@ async def test_modal_form_submitted_at_once_with_errors_then_success(desk):
         "urgency": "low", "_confirmed": "1"}))
     assert not good.field_errors and good.ticket_number == "CS-2026-00001"
     ticket = await desk.store.get_ticket(good.ticket_number)
-    assert ticket.company == "Atelier Lumière" and ticket.requester_phone == "+3225556789"
+    assert ticket.company == "Atelier Lumière" and ticket.requester_phone == "+32 2 555 67 89"

@@ -1,0 +1,240 @@
+"""The `caredesk` command as an operator and a newcomer use it: real processes, real databases."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CAREDESK = str(Path(sys.executable).parent / "caredesk")
+DIRECTORY = str(ROOT / "examples" / "directory.yaml")
+LOTTE = "lotte.peeters@brasseriedeklok.be"
+CAMILLE = "camille.dubois@atelier-lumiere.be"
+EMMA = "emma.wilson@atelier-lumiere.be"
+
+
+def run(args, db_url, *, stdin: str | None = None, env_extra=None, timeout=60) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAREDESK_", "SLACK_", "MICROSOFT_"))}
+    env.update({"DATABASE_URL": db_url, "CAREDESK_FIXED_NOW": "2026-11-26T10:00"}, **(env_extra or {}))
+    return subprocess.run([CAREDESK, *args], input=stdin, capture_output=True, text=True, env=env,
+                          timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture
+def db(store_url):
+    result = run(["directory", "load", DIRECTORY], store_url)
+    assert result.returncode == 0, result.stderr
+    assert "2 companies, 5 contacts, 4 staff" in result.stdout
+    return store_url
+
+
+# ---- quotes --------------------------------------------------------------------------------------
+
+
+def test_quote_json_contract(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'q.db'}"
+    result = run(["quote", "--service", "teamviewer", "--start", "2026-11-26T16:00", "--end", "2026-11-26T18:30", "--json"], url)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "service": "teamviewer",
+        "currency": "EUR",
+        "lines": [
+            {"start": "2026-11-26T16:00:00+01:00", "end": "2026-11-26T17:00:00+01:00", "multiplier": "1.0",
+             "hours": "1.00", "rate": "102.21", "amount": "102.21"},
+            {"start": "2026-11-26T17:00:00+01:00", "end": "2026-11-26T18:30:00+01:00", "multiplier": "1.5",
+             "hours": "1.50", "rate": "102.21", "amount": "229.97"},
+        ],
+        "total": "332.18",
+    }
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["--service", "nope", "--start", "2026-11-26T16:00", "--end", "2026-11-26T18:00"], "Unknown service"),
+        (["--service", "database", "--start", "2026-11-26T18:00", "--end", "2026-11-26T16:00"], "after the start"),
+        (["--service", "teamviewer", "--start", "2026-11-26T16:00", "--end", "2026-11-26T18:00", "--participants", "4"], "at most 3"),
+        (["--service", "teamviewer", "--start", "yesterday", "--end", "2026-11-26T18:00"], "--start"),
+        (["--service", "teamviewer", "--start", "2026-11-26T16:00", "--end", "2026-11-26T18:00", "--customer", "Nobody"], "Unknown customer"),
+    ],
+)
+def test_quote_refusals_exit_2_with_one_line(tmp_path, args, fragment):
+    result = run(["quote", *args, "--json"], f"sqlite+aiosqlite:///{tmp_path / 'q.db'}")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_quote_with_customer_sla_and_utc_offset(db):
+    result = run(["quote", "--service", "teamviewer", "--start", "2026-11-29T10:00+01:00", "--end", "2026-11-29T12:00+01:00",
+                  "--customer", "brasserie de klok", "--json"], db)
+    assert result.returncode == 0, result.stderr
+    quote = json.loads(result.stdout)
+    assert [ln["multiplier"] for ln in quote["lines"]] == ["1.5"]  # their SLA's Sunday rate
+    assert quote["total"] == "306.63"
+
+
+# ---- tickets -------------------------------------------------------------------------------------
+
+
+def test_agent_registers_lists_and_shows_tickets(db):
+    created = run(["tickets", "create", "--kind", "service_request", "--requester", "CAMILLE.Dubois@atelier-lumiere.be",
+                   "--module", "Stock", "--description", "Phoned in: how to add a warehouse location?", "--urgency", "low",
+                   "--by", "thomas.leroy@caresolutions.be", "--json"], db)
+    assert created.returncode == 0, created.stderr
+    ticket = json.loads(created.stdout)
+    assert ticket["number"] == "CS-2026-00001"
+    assert (ticket["kind"], ticket["status"], ticket["requester"], ticket["company"]) == (
+        "service_request", "new", CAMILLE, "Atelier Lumière")
+    second = run(["tickets", "create", "--kind", "change_request", "--requester", LOTTE, "--module", "Reports",
+                  "--description", "Add the VAT column to the monthly report", "--json"], db)
+    assert json.loads(second.stdout)["number"] == "CS-2026-00002"
+    assert json.loads(second.stdout)["status"] == "submitted"
+    listed = json.loads(run(["tickets", "list", "--json"], db).stdout)
+    assert [t["number"] for t in listed] == ["CS-2026-00002", "CS-2026-00001"]
+    shown = json.loads(run(["tickets", "show", "cs-2026-00001", "--json"], db).stdout)
+    assert shown["description"] == "Phoned in: how to add a warehouse location?"
+    assert run(["tickets", "show", "CS-2026-09999"], db).returncode == 2
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["--kind", "incident", "--requester", "nobody@example.com", "--module", "X", "--description", "Y"], "nobody@example.com"),
+        (["--kind", "incident", "--requester", LOTTE, "--module", "  ", "--description", "Y"], "--module"),
+        (["--kind", "complaint", "--requester", LOTTE, "--module", "X", "--description", "Y"], "--kind"),
+        (["--kind", "incident", "--requester", LOTTE, "--module", "X", "--description", "Y", "--urgency", "asap"], "--urgency"),
+        (["--kind", "incident", "--requester", LOTTE, "--module", "X"], "--description"),
+    ],
+)
+def test_bad_ticket_registration_writes_nothing(db, args, fragment):
+    result = run(["tickets", "create", *args], db)
+    assert result.returncode == 2
+    assert fragment in result.stderr
+    assert json.loads(run(["tickets", "list", "--json"], db).stdout) == []
+
+
+# ---- the console, scripted in three languages ---------------------------------------------------
+
+SCRIPTS = {
+    # language: (person, lines, expected kind, fields typed)
+    "en": (EMMA, ["new ticket", "1", "1", "+32 2 555 00 11", "Label printer in the warehouse",
+                  "The label printer prints blank labels since the driver update on Monday",
+                  "Print any shipping label from the Orders screen", "Printed a test page from Windows: it is blank too",
+                  "3", "1"], "incident"),
+    "fr": (CAMILLE, ["nouveau ticket", "2", "1", "Module de facturation",
+                     "Comment puis-je exporter les factures du mois en PDF pour notre comptable ?", "1", "1"],
+           "service_request"),
+    "nl": (LOTTE, ["nieuw ticket", "3", "1", "Rapportering",
+                   "Graag een extra kolom met het btw-nummer van de klant in het maandrapport", "2", "1"],
+           "change_request"),
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "fr", "nl"])
+def test_scripted_console_conversation_opens_a_ticket(db, lang):
+    email, lines, kind = SCRIPTS[lang]
+    chat = run(["chat", "--as", email, "--lang", lang], db, stdin="\n".join(lines) + "\n")
+    assert chat.returncode == 0, chat.stderr
+    assert "CS-2026-00001" in chat.stdout
+    shown = json.loads(run(["tickets", "show", "CS-2026-00001", "--json"], db).stdout)
+    assert shown["kind"] == kind and shown["requester"] == email and shown["channel"] == "console"
+    if lang == "en":
+        assert shown["requester_phone"] == "+32 2 555 00 11"
+        assert (shown["module"], shown["reproduce"], shown["diagnostics"], shown["urgency"]) == (
+            "Label printer in the warehouse", "Print any shipping label from the Orders screen",
+            "Printed a test page from Windows: it is blank too", "high")
+        assert shown["description"] == lines[5]
+    elif lang == "fr":
+        assert "Votre ticket a été créé" in chat.stdout
+        assert (shown["module"], shown["description"], shown["urgency"]) == ("Module de facturation", lines[4], "low")
+    else:
+        assert "Uw ticket is aangemaakt" in chat.stdout
+        assert (shown["module"], shown["description"], shown["urgency"]) == ("Rapportering", lines[4], "normal")
+
+
+def test_invalid_answers_are_asked_again_and_cancel_leaves_nothing(db):
+    chat = run(["chat", "--as", "someone.new@example.org"], db, stdin="\n".join([
+        "ticket", "1", "Sam New", "sam at example", "sam@example.org", "123", "0470 11 22 33", "Example NV",
+        "ERP", "broken", "cancel"]) + "\n")
+    assert chat.returncode == 0
+    assert chat.stdout.count("does not look like an e-mail") == 1
+    assert chat.stdout.count("does not look like a phone number") == 1
+    assert "more detail" in chat.stdout
+    assert "Nothing was created" in chat.stdout
+    assert json.loads(run(["tickets", "list", "--json"], db).stdout) == []
+
+
+def test_chat_killed_mid_dialog_resumes_at_the_same_question(db):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREDESK_")}
+    env.update({"DATABASE_URL": db, "CAREDESK_FIXED_NOW": "2026-11-26T10:00"})
+    proc = subprocess.Popen([CAREDESK, "chat", "--as", LOTTE, "--lang", "en"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    for line in ("ticket", "1", "1", "Invoicing module"):
+        proc.stdin.write(line + "\n")
+        proc.stdin.flush()
+    # Wait until the fourth answer was processed (the description question is printed), then kill.
+    seen = ""
+    deadline = time.monotonic() + 30
+    while "describe it clearly" not in seen and time.monotonic() < deadline:
+        seen += proc.stdout.readline()
+    assert "describe it clearly" in seen
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    again = run(["chat", "--as", LOTTE, "--lang", "en"], db, stdin="")
+    assert "We were here" in again.stdout and "describe it clearly" in again.stdout
+
+
+# ---- server and configuration --------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_answers_health_checks(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREDESK_")}
+    env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}"
+    proc = subprocess.Popen([CAREDESK, "serve", "--port", str(port)], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        body = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    body = (r.status, json.loads(r.read()))
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert body == (200, {"status": "ok"})
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+            assert r.status == 200 and json.loads(r.read())["database"] == "ok"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_invalid_configuration_names_the_key_and_stops(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text('[multipliers]\nsunday = "double"\n')
+    result = run(["tickets", "list"], f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", env_extra={"CAREDESK_CONFIG": str(config)})
+    assert result.returncode == 2 and "multipliers.sunday" in result.stderr
+
+
+def test_insecure_mode_refuses_a_public_address(tmp_path):
+    result = run(["serve", "--host", "0.0.0.0", "--port", str(free_port())], f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
+                 env_extra={"CAREDESK_INSECURE_DEV_MODE": "true"})
+    assert result.returncode != 0 and "loopback" in result.stderr
