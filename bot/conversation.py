@@ -19,6 +19,7 @@ from bot.dialogs.new_ticket import NewTicketDialog
 from bot.dialogs.quote import QuoteDialog
 from bot.dialogs.tickets import EscalationDialog, TicketInfoDialog, my_tickets_replies
 from bot.dialogs import menus
+from bot.dialogs.common import contacts_facts, ticket_facts
 from bot.domain import EscalationReason, NewTicket, StaffRole, Ticket, TicketKind, Urgency
 from bot.i18n import normalize_language, translate
 from bot.replies import Form, Reply, Response, Text, Tone
@@ -103,6 +104,24 @@ class Conversation:
             return ()
         ctx = await self.context(turn)
         return (Text(ctx.t("engine.resuming")),) + self.engine.prompt(ctx, stored.state)
+
+    async def home(self, turn: Turn) -> Response:
+        """A home page (Slack App Home): the user's open tickets and what they can do."""
+        ctx = await self.context(turn)
+        open_tickets = tuple(t for t in ctx.tickets if t.is_open)
+        replies: list[Reply] = [Text(ctx.t("home.greeting", name=ctx.contact.name if ctx.contact else (turn.user.display_name or "")))]
+        if open_tickets:
+            replies.append(Text(ctx.t("home.open_tickets", count=len(open_tickets))))
+            replies.extend(ticket_facts(ctx, t, full=False) for t in open_tickets[:10])
+        else:
+            replies.append(Text(ctx.t("home.no_open_tickets")))
+        replies.extend(menus.menu(ctx))
+        return Response(tuple(replies), ctx.lang)
+
+    async def welcome(self, turn: Turn) -> Response:
+        """What a new user sees when the app is installed: what the bot does and the contacts."""
+        ctx = await self.context(turn)
+        return Response((Text(ctx.t("help.overview")), contacts_facts(ctx)) + menus.menu(ctx), ctx.lang)
 
     async def form(self, turn: Turn, dialog: str, prefill: Mapping[str, Any] | None = None) -> Form | None:
         """The one-shot form of a dialog (for a Slack modal or a Teams card)."""

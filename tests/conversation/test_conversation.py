@@ -205,3 +205,15 @@ async def test_modal_form_submitted_at_once_with_errors_then_success(desk):
     assert not good.field_errors and good.ticket_number == "CS-2026-00001"
     ticket = await desk.store.get_ticket(good.ticket_number)
     assert ticket.company == "Atelier Lumière" and ticket.requester_phone == "+32 2 555 67 89"
+
+
+async def test_home_lists_open_tickets_and_welcome_gives_contacts(desk):
+    conv = Conversation(desk)
+    empty = await conv.home(turn(LOTTE))
+    assert "no open tickets" in render_all(empty.replies)
+    await say(conv, LOTTE, *INCIDENT, "1")
+    home = render_all((await conv.home(turn(LOTTE))).replies)
+    assert "Hello Lotte Peeters" in home and "CS-2026-00001" in home and "Open a ticket" in home
+    welcome = await conv.welcome(turn("newcomer@example.com", lang="fr-BE"))
+    text = render_all(welcome.replies)
+    assert welcome.lang == "fr" and "+32 3 800 5 800" in text and "servicedesk@caresolutions.be" in text
