@@ -12,10 +12,14 @@ import sys
 from typing import TextIO
 
 from bot.conversation import Conversation
+from bot.i18n import normalize_language, translate
+from bot.replies import Response
+from bot.store.port import StoreUnavailableError
 from bot.turn import Turn, UserIdentity
 from cards.text import render_all
 
 CHANNEL = "console"
+RETRY_DELAYS = (0.5, 1, 2, 4)
 TENANT = "local"
 
 
@@ -56,6 +60,25 @@ async def run_chat(conversation: Conversation, email: str, lang: str | None,
             continue
         if not interactive:
             stdout.write(f"> {text}\n")
-        response = await conversation.handle(console_turn(email, lang, text))
+        response = await _handle_patiently(conversation, console_turn(email, lang, text), say)
+        if response is None:
+            return 1
         say(render_all(response.replies))
     return 0
+
+
+async def _handle_patiently(conversation: Conversation, turn: Turn, say) -> Response | None:
+    """The database may be away for a moment (a restart, a failover): keep what the user typed
+    and try again a few times before giving up with a clear message."""
+    lang = normalize_language(turn.user.locale, conversation.settings.default_language)
+    for delay in RETRY_DELAYS:
+        try:
+            return await conversation.handle(turn)
+        except StoreUnavailableError:
+            say(translate(lang, "console.store_unavailable"))
+            await asyncio.sleep(delay)
+    try:
+        return await conversation.handle(turn)
+    except StoreUnavailableError:
+        say(translate(lang, "console.store_gone"))
+        return None

@@ -33,6 +33,14 @@ MAX_ATTEMPTS = 3
 VISIBLE_TICKETS = 50
 
 
+class NotVisible(Exception):
+    """The ticket an effect is about is not (or no longer) among those this user may see."""
+
+    def __init__(self, number: str):
+        super().__init__(number)
+        self.number = number
+
+
 class Conversation:
     def __init__(self, desk: Desk):
         self.desk = desk
@@ -168,10 +176,16 @@ class Conversation:
         ticket_number = None
         if result.effect is not None:
             assert result.state is not None
-            outcome = await self._perform(ctx, turn, result.state, result.effect)
-            replies += self.engine.completed(ctx, result.state["dialog"], result.state["data"], outcome)
-            if isinstance(outcome, Ticket):
-                ticket_number = outcome.number
+            try:
+                outcome = await self._perform(ctx, turn, result.state, result.effect)
+            except NotVisible as exc:
+                # The ticket left this user's reach while they were answering (moved, or a race):
+                # say so plainly, as for any ticket they may not see.
+                replies += (Text(ctx.t("tickets.not_found", number=exc.number), Tone.WARNING),)
+            else:
+                replies += self.engine.completed(ctx, result.state["dialog"], result.state["data"], outcome)
+                if isinstance(outcome, Ticket):
+                    ticket_number = outcome.number
             new_state = None
         else:
             new_state = result.state
@@ -257,7 +271,7 @@ class Conversation:
         if effect.kind == "create_escalation":
             number = p["ticket"]
             if not any(t.number == number for t in ctx.tickets):
-                raise PermissionError(f"{turn.user.id} may not escalate {number}")
+                raise NotVisible(number)
             managers = await self.store.list_staff(StaffRole.MANAGER, level=1)
             outbox = [
                 NewOutboxMessage(
@@ -278,7 +292,7 @@ class Conversation:
         if effect.kind == "add_comment":
             number = p["ticket"]
             if not any(t.number == number for t in ctx.tickets):
-                raise PermissionError(f"{turn.user.id} may not add to {number}")
+                raise NotVisible(number)
             await self.store.add_ticket_comment(
                 number, turn.user.email or turn.user.id, p["text"], now, internal=False, idempotency_key=key
             )
