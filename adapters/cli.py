@@ -113,6 +113,28 @@ def _parser() -> argparse.ArgumentParser:
     ts.add_argument("number")
     ts.add_argument("--json", action="store_true")
     ts.set_defaults(handler=cmd_tickets_show)
+    b = sub.add_parser("billing", help="billing of logged time").add_subparsers(metavar="ACTION")
+    br = b.add_parser("report", help="the month's time entries with their multiplier lines and totals")
+    br.add_argument("--month", required=True, help="YYYY-MM (Europe/Brussels)")
+    br.add_argument("--customer", help="only this company")
+    br.add_argument("--format", choices=("text", "csv", "json"), default="text")
+    br.set_defaults(handler=cmd_billing_report)
+
+    e = sub.add_parser("escalations", help="escalations").add_subparsers(metavar="ACTION")
+    el = e.add_parser("list", help="open escalations, their level and age")
+    el.add_argument("--all", action="store_true", help="also acknowledged and closed ones")
+    el.add_argument("--json", action="store_true")
+    el.set_defaults(handler=cmd_escalations_list)
+
+    o = sub.add_parser("outbox", help="messages the bot sends on its own initiative").add_subparsers(metavar="ACTION")
+    ol = o.add_parser("list", help="list outbox messages")
+    ol.add_argument("--failed", action="store_true", help="only dead-lettered messages")
+    ol.add_argument("--json", action="store_true")
+    ol.set_defaults(handler=cmd_outbox_list)
+    orq = o.add_parser("retry", help="re-queue dead-lettered messages")
+    orq.add_argument("ids", nargs="*", type=int, help="message ids (default: every failed message)")
+    orq.set_defaults(handler=cmd_outbox_retry)
+
     c = sub.add_parser("chat", help="talk to CareDesk in the terminal (reads lines from standard input)")
     c.add_argument("--as", dest="email", required=True, help="the e-mail of the person you play")
     c.add_argument("--lang", choices=("en", "fr", "nl"), help="language (default: the person's, else English)")
@@ -254,6 +276,82 @@ async def cmd_tickets_show(settings: Settings, args: argparse.Namespace) -> int:
     for key, value in ticket.as_dict().items():
         if value not in (None, ""):
             print(f"{key + ':':<24}{value}")
+    return 0
+
+
+async def cmd_billing_report(settings: Settings, args: argparse.Namespace) -> int:
+    import csv
+
+    from bot.timelog import billing_csv_rows, billing_report, month_bounds
+
+    try:
+        start, end = month_bounds(args.month, settings.calendar.tz)
+    except ValueError as exc:
+        raise UsageError(f"--month: {exc}") from None
+    async with _desk(settings) as desk:
+        if args.customer and await desk.store.get_company(args.customer) is None:
+            raise UsageError(f"--customer: unknown customer {args.customer!r}")
+        entries = await desk.store.list_time_entries(company=args.customer, started_from=start, started_before=end)
+    report = billing_report(entries, args.month, settings.currency)
+    if args.format == "json":
+        _print_json(report)
+    elif args.format == "csv":
+        csv.writer(sys.stdout, lineterminator="\n").writerows(billing_csv_rows(report))
+    else:
+        print(f"Billing {report['month']} ({report['currency']})")
+        for customer in report["customers"]:
+            print(f"\n{customer['customer']}")
+            for ticket in customer["tickets"]:
+                print(f"  {ticket['ticket']}")
+                for entry in ticket["entries"]:
+                    print(f"    #{entry['id']} {entry['start'][:16]} {entry['service']:<12} {entry['agent']:<36} {entry['amount']:>10}")
+                    for line in entry["lines"]:
+                        print(f"        {line['hours']:>6} h x {line['multiplier']:<4} x {line['rate']} = {line['amount']:>10}")
+                print(f"  {'ticket total':<60}{ticket['total']:>12}")
+            print(f"{'customer total':<62}{customer['total']:>12}")
+        print(f"\n{'TOTAL':<62}{report['total']:>12}")
+    return 0
+
+
+async def cmd_escalations_list(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.escalations import describe
+
+    async with _desk(settings) as desk:
+        escalations = await desk.store.list_escalations(open_only=not args.all)
+        rows = describe(escalations, desk.now())
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print("no open escalations")
+    for r in rows:
+        hours, minutes = divmod(int(r["age_minutes"]), 60)
+        by = f" by {r['acknowledged_by']}" if r["acknowledged_by"] else ""
+        print(f"#{r['id']:<4} {r['ticket']:<16} level {r['level']}  {r['status']}{by:<30}  age {hours}h{minutes:02d}  {r['reason']}")
+    return 0
+
+
+async def cmd_outbox_list(settings: Settings, args: argparse.Namespace) -> int:
+    async with _desk(settings) as desk:
+        messages = await desk.store.list_outbox("failed" if args.failed else None)
+    if args.json:
+        _print_json([
+            {"id": m.id, "recipient": m.recipient, "kind": m.kind, "status": m.status, "attempts": m.attempts,
+             "next_attempt_at": m.next_attempt_at.isoformat(), "last_error": m.last_error,
+             "payload": dict(m.payload)} for m in messages])
+        return 0
+    if not messages:
+        print("no messages")
+    for m in messages:
+        error = f"  last error: {m.last_error}" if m.last_error else ""
+        print(f"#{m.id:<5} {m.status:<8} {m.kind:<20} {m.recipient:<40} attempts {m.attempts}{error}")
+    return 0
+
+
+async def cmd_outbox_retry(settings: Settings, args: argparse.Namespace) -> int:
+    async with _desk(settings) as desk:
+        count = await desk.store.requeue_failed(desk.now(), args.ids or None)
+    print(f"{count} message(s) re-queued")
     return 0
 
 

@@ -102,6 +102,25 @@ class BusinessCalendar:
             day += timedelta(days=1)
         raise ValueError("no office hours within two years: check the calendar settings")
 
+    def add_office_time(self, start: datetime, duration: timedelta) -> datetime:
+        """The instant when `duration` of office hours has passed since `start` (an escalation
+        raised on Friday 16:30 with one office hour to wait falls due on Monday 09:30)."""
+        remaining = duration
+        cursor = _utc(_require_aware(start))
+        for _ in range(366 * 2):
+            opening = _utc(self.next_office_opening(cursor))
+            closing = _utc(self._office_closing(opening))
+            available = closing - opening
+            if remaining <= available:
+                return (opening + remaining).astimezone(self.tz)
+            remaining -= available
+            cursor = closing
+        raise ValueError("no office hours within two years: check the calendar settings")
+
+    def _office_closing(self, instant: datetime) -> datetime:
+        local = instant.astimezone(self.tz)
+        return self._local(local.date(), self.settings.office_end)
+
     # ---- splitting ---------------------------------------------------------------------------
     def segments(self, start: datetime, end: datetime) -> Iterator[CalendarSegment]:
         """Split [start, end) at every local boundary (office hours, midnight) in order.

@@ -17,13 +17,18 @@ from bot.dialogs.engine import Answer, Context, Effect, Engine, EngineResult, co
 from bot.dialogs.intents import Intent, detect, ticket_number_pattern
 from bot.dialogs.new_ticket import NewTicketDialog
 from bot.dialogs.quote import QuoteDialog
+from bot.dialogs.logtime import NAME as LOGTIME, LogTimeDialog
 from bot.dialogs.tickets import EscalationDialog, TicketInfoDialog, my_tickets_replies
 from bot.dialogs import menus
 from bot.dialogs.common import contacts_facts, ticket_facts
-from bot.domain import EscalationReason, NewTicket, StaffRole, Ticket, TicketKind, Urgency
+from bot.domain import EscalationReason, NewTicket, Ticket, TicketKind, Urgency
 from bot.i18n import normalize_language, translate
 from bot.replies import Form, Reply, Response, Text, Tone
-from bot.store.port import NewOutboxMessage, StaleDialogError
+from bot.notifications import ACTION_ESCALATION
+from bot.quote import QuoteError
+from bot.staff import StaffCommand, StaffDesk
+from bot.store.port import StaleDialogError, UnknownTicketError
+from bot.timelog import TimeRequest, is_agent
 from bot.turn import Turn
 
 log = logging.getLogger("caredesk.conversation")
@@ -46,8 +51,9 @@ class Conversation:
         self.desk = desk
         self.settings = desk.settings
         self.store = desk.store
-        self.engine = Engine([NewTicketDialog(), QuoteDialog(), EscalationDialog(), TicketInfoDialog()])
+        self.engine = Engine([NewTicketDialog(), QuoteDialog(), EscalationDialog(), TicketInfoDialog(), LogTimeDialog()])
         self.number_pattern = ticket_number_pattern(self.settings.tickets.number_format)
+        self.staff = StaffDesk(desk, self.number_pattern)
 
     # ---- public --------------------------------------------------------------------------------
     async def handle(self, turn: Turn) -> Response:
@@ -134,6 +140,8 @@ class Conversation:
     async def form(self, turn: Turn, dialog: str, prefill: Mapping[str, Any] | None = None) -> Form | None:
         """The one-shot form of a dialog (for a Slack modal or a Teams card)."""
         ctx = await self.context(turn)
+        if dialog == LOGTIME and not is_agent(ctx.staff):
+            return None
         return self.engine.form_for(ctx, dialog, prefill)
 
     # ---- internals -------------------------------------------------------------------------------
@@ -171,7 +179,7 @@ class Conversation:
         if state is not None:
             result = self.engine.handle(ctx, dict(state), turn.text, turn.action, answer)
         else:
-            result = self._outside_dialog(ctx, turn, answer)
+            result = await self._outside_dialog(ctx, turn, answer)
         replies = prefix + result.replies
         ticket_number = None
         if result.effect is not None:
@@ -182,6 +190,9 @@ class Conversation:
                 # The ticket left this user's reach while they were answering (moved, or a race):
                 # say so plainly, as for any ticket they may not see.
                 replies += (Text(ctx.t("tickets.not_found", number=exc.number), Tone.WARNING),)
+            except (UnknownTicketError, QuoteError) as exc:
+                replies += (Text(ctx.t("staff.unknown_ticket", number=result.effect.payload.get("ticket", ""))
+                                 if isinstance(exc, UnknownTicketError) else ctx.t(exc.key, **exc.params), Tone.ERROR),)
             else:
                 replies += self.engine.completed(ctx, result.state["dialog"], result.state["data"], outcome)
                 if isinstance(outcome, Ticket):
@@ -199,15 +210,28 @@ class Conversation:
             await store.claim_event(*event, now)
         return Response(replies, ctx.lang, dict(result.field_errors), done=result.done, ticket_number=ticket_number)
 
-    def _outside_dialog(self, ctx: Context, turn: Turn, answer: Answer) -> EngineResult:
+    async def _outside_dialog(self, ctx: Context, turn: Turn, answer: Answer) -> EngineResult:
         """No dialog in progress: a menu click, a form, a command or free text."""
         action = turn.action
         if action and action.startswith(ACTION_FORM):
             dialog = action[len(ACTION_FORM):]
+            if dialog == LOGTIME and not is_agent(ctx.staff):
+                return EngineResult(None, (Text(ctx.t("staff.only_agents"), Tone.WARNING),))
             if dialog in self.engine.dialogs:
                 return self.engine.start_with_form(ctx, dialog, answer)
         if action == ACTION_MENU:
             return self._intent(ctx, Intent(answer.text))
+        if action == ACTION_ESCALATION:
+            verb, _, number = answer.text.partition(":")
+            if verb == "view":
+                return self._intent(ctx, Intent("ticket_info", {"number": number})) if ctx.mentioned or any(
+                    t.number == number for t in ctx.tickets) else EngineResult(
+                    None, (Text(ctx.t("tickets.not_found", number=number), Tone.WARNING),))
+            command = StaffCommand("ack", number)
+            return await self._staff(ctx, turn, command)
+        command = self.staff.recognise(turn.text) if not action else None
+        if command is not None:
+            return await self._staff(ctx, turn, command)
         command = command_of(turn.text if not action else None, action)
         if command in ("cancel", "back"):
             return EngineResult(None, (Text(ctx.t("engine.nothing_to_cancel")),) + menus.menu(ctx))
@@ -222,6 +246,15 @@ class Conversation:
                 return EngineResult(None, (Text(ctx.t("tickets.not_found", number=ctx.mentioned_unknown), Tone.WARNING),))
             return EngineResult(None, (Text(ctx.t("menu.unknown")),) + menus.menu(ctx))
         return self._intent(ctx, intent)
+
+    async def _staff(self, ctx: Context, turn: Turn, command: StaffCommand) -> EngineResult:
+        if not self.staff.allowed(ctx, command):
+            return EngineResult(None, self.staff.refusal(ctx, command))
+        if command.name == "logtime" and not command.rest.strip():
+            return self.engine.start(ctx, LOGTIME)
+        # A redelivered command must not log the same time twice: the delivery id is the key.
+        key = f"{turn.channel}:{turn.event_id}" if turn.event_id else None
+        return EngineResult(None, await self.staff.run(ctx, command, key))
 
     def _intent(self, ctx: Context, intent: Intent) -> EngineResult:
         name, args = intent.name, dict(intent.args)
@@ -270,25 +303,22 @@ class Conversation:
             return ticket
         if effect.kind == "create_escalation":
             number = p["ticket"]
-            if not any(t.number == number for t in ctx.tickets):
+            ticket = next((t for t in ctx.tickets if t.number == number), None)
+            if ticket is None:
                 raise NotVisible(number)
-            managers = await self.store.list_staff(StaffRole.MANAGER, level=1)
-            outbox = [
-                NewOutboxMessage(
-                    idempotency_key=f"{key}:escalation:{m.email.lower()}",
-                    recipient=m.email,
-                    kind="escalation_ping",
-                    payload={"ticket": number, "level": 1, "reason": p["reason"], "comment": p["comment"],
-                             "requested_by": turn.user.email or turn.user.id},
-                )
-                for m in managers
-            ]
+            requested_by = turn.user.email or turn.user.id
+            outbox = await self.staff.escalations.ping_messages(
+                ticket, 1, p["reason"], p["comment"], requested_by, f"{key}:escalation:level:1")
             escalation = await self.store.create_escalation(
-                number, 1, EscalationReason(p["reason"]), p["comment"], turn.user.email or turn.user.id, now,
+                number, 1, EscalationReason(p["reason"]), p["comment"], requested_by, now,
                 outbox=outbox, idempotency_key=key,
             )
             log.info("ticket %s escalated to level 1", number)
             return escalation
+        if effect.kind == "log_time":
+            request = TimeRequest(p["ticket"], timedelta(minutes=int(p["minutes"])), p["service"],
+                                  datetime.fromisoformat(p["start"]), p.get("note"))
+            return await self.staff.log_time(ctx, request, key)
         if effect.kind == "add_comment":
             number = p["ticket"]
             if not any(t.number == number for t in ctx.tickets):

@@ -192,6 +192,7 @@ class Escalation:
     level_since: datetime
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
+    last_ping_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,7 @@ class OutboxMessage:
     next_attempt_at: datetime
     created_at: datetime
     last_error: str | None = None
+    sent_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -224,3 +226,51 @@ class StoredDialog:
     state: Mapping[str, Any]
     version: int
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class NewTimeEntry:
+    """Time an agent worked on a ticket, priced when it is logged."""
+
+    ticket_number: str
+    agent_email: str
+    service: str
+    started_at: datetime
+    ended_at: datetime
+    participants: int
+    note: str | None
+    # The quote lines as JSON-able dicts (start, end, multiplier, hours, rate, amount: strings).
+    lines: tuple[Mapping[str, str], ...]
+    amount: Decimal
+    currency: str = "EUR"
+
+
+@dataclass(frozen=True)
+class TimeEntry:
+    id: int
+    ticket_number: str
+    company: str | None
+    agent_email: str
+    service: str
+    started_at: datetime
+    ended_at: datetime
+    participants: int
+    note: str | None
+    lines: tuple[Mapping[str, str], ...]
+    amount: Decimal
+    currency: str
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TicketEvent:
+    """One change to a ticket (status, assignee, dates), kept for the record."""
+
+    ticket_number: str
+    actor: str
+    field: str
+    before: str | None
+    after: str | None
+    created_at: datetime

@@ -204,11 +204,31 @@ class TicketCommentRow(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(KEY), unique=True)
 
 
-# ---- time registration (used by a later issue) --------------------------------------------------
+class TicketEventRow(Base):
+    """One change of a ticket's status, assignee or dates (who, when, before and after as text)."""
+
+    __tablename__ = "ticket_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    actor: Mapped[str] = mapped_column(String(EMAIL))
+    field: Mapped[str] = mapped_column(String(SHORT))
+    before: Mapped[str | None] = mapped_column(Text)
+    after: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# ---- time registration -------------------------------------------------------------------------
 
 
 class TimeEntryRow(Base):
     __tablename__ = "time_entries"
+    __table_args__ = (
+        # A unique index rather than a UNIQUE constraint: SQLite can add an index to an existing
+        # table without re-creating it (migration 0002).
+        Index(None, "idempotency_key", unique=True),
+        Index(None, "started_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
@@ -224,6 +244,8 @@ class TimeEntryRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the same request retried (a platform redelivery, a stale-dialog retry) logs one entry
+    idempotency_key: Mapped[str | None] = mapped_column(String(KEY))
 
 
 class TimeEntryChangeRow(Base):
@@ -324,6 +346,7 @@ staff = StaffRow.__table__
 tickets = TicketRow.__table__
 ticket_counters = TicketCounterRow.__table__
 ticket_comments = TicketCommentRow.__table__
+ticket_events = TicketEventRow.__table__
 time_entries = TimeEntryRow.__table__
 time_entry_changes = TimeEntryChangeRow.__table__
 escalations = EscalationRow.__table__

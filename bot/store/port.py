@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
 from bot.domain import (
@@ -19,11 +19,14 @@ from bot.domain import (
     Escalation,
     EscalationReason,
     NewTicket,
+    NewTimeEntry,
     OutboxMessage,
     StaffMember,
     StaffRole,
     StoredDialog,
     Ticket,
+    TicketEvent,
+    TimeEntry,
 )
 
 
@@ -37,6 +40,10 @@ class StaleDialogError(StoreError):
 
 class UnknownTicketError(StoreError):
     pass
+
+
+class StaleTicketError(StoreError):
+    """The ticket changed since it was read (another agent moved it first)."""
 
 
 class StoreUnavailableError(StoreError):
@@ -213,3 +220,98 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def list_outbox(self, status: str | None = None) -> Sequence[OutboxMessage]: ...
+
+    @abc.abstractmethod
+    async def claim_outbox(self, now: datetime, lease: timedelta, limit: int = 20) -> Sequence[OutboxMessage]:
+        """Take up to `limit` due messages for delivery: status pending with next_attempt_at <= now,
+        or status sending whose lease ran out (a dispatcher died mid-delivery). They become
+        "sending", locked until now + lease, attempts + 1. Several dispatchers on one PostgreSQL
+        database never take the same message (SELECT … FOR UPDATE SKIP LOCKED)."""
+
+    @abc.abstractmethod
+    async def mark_sent(self, message_id: int, now: datetime) -> None: ...
+
+    @abc.abstractmethod
+    async def mark_retry(self, message_id: int, next_attempt_at: datetime, error: str) -> None:
+        """Back to pending, to be tried again at `next_attempt_at`."""
+
+    @abc.abstractmethod
+    async def mark_failed(self, message_id: int, error: str) -> None:
+        """Dead letter: no more attempts until `requeue_failed`."""
+
+    @abc.abstractmethod
+    async def requeue_failed(self, now: datetime, message_ids: Sequence[int] | None = None) -> int:
+        """Failed messages (all, or those ids) back to pending with attempts reset; returns how many."""
+
+    # ---- time entries ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def add_time_entry(self, entry: NewTimeEntry, now: datetime, idempotency_key: str | None = None) -> TimeEntry:
+        """Record the entry and its "create" change; UnknownTicketError for an unknown ticket. With
+        an idempotency key already used, return that entry."""
+
+    @abc.abstractmethod
+    async def get_time_entry(self, entry_id: int) -> TimeEntry | None: ...
+
+    @abc.abstractmethod
+    async def update_time_entry(self, entry_id: int, entry: NewTimeEntry, by: str, now: datetime) -> TimeEntry:
+        """Replace the entry's values, recording who changed what (before and after)."""
+
+    @abc.abstractmethod
+    async def delete_time_entry(self, entry_id: int, by: str, now: datetime) -> TimeEntry:
+        """Mark deleted (never removed), recording who and when."""
+
+    @abc.abstractmethod
+    async def list_time_entries(
+        self,
+        *,
+        ticket_number: str | None = None,
+        agent_email: str | None = None,
+        company: str | None = None,
+        started_from: datetime | None = None,
+        started_before: datetime | None = None,
+        include_deleted: bool = False,
+    ) -> Sequence[TimeEntry]:
+        """Oldest first (by start, then id)."""
+
+    @abc.abstractmethod
+    async def list_time_entry_changes(self, entry_id: int) -> Sequence[Mapping[str, Any]]:
+        """Dicts with changed_by, changed_at, action ("create", "update", "delete"), before, after."""
+
+    # ---- ticket workflow ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def update_ticket(
+        self,
+        number: str,
+        *,
+        by: str,
+        now: datetime,
+        changes: Mapping[str, Any],
+        expected_status: str | None = None,
+        outbox: Sequence[NewOutboxMessage] = (),
+    ) -> Ticket:
+        """Change fields of a ticket (status, assignee_email, solution_date, release_date) and queue
+        the messages it causes, in one transaction; each changed field is recorded as a TicketEvent.
+        With `expected_status`, raise StaleTicketError if the status is not that any more (two agents
+        moving the same ticket at once). UnknownTicketError for an unknown number."""
+
+    @abc.abstractmethod
+    async def list_ticket_events(self, number: str) -> Sequence[TicketEvent]: ...
+
+    # ---- escalation climbing --------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_escalation(self, escalation_id: int) -> Escalation | None: ...
+
+    @abc.abstractmethod
+    async def escalation_pinged(
+        self, escalation_id: int, level: int, now: datetime, outbox: Sequence[NewOutboxMessage] = ()
+    ) -> Escalation:
+        """Queue (re-)pings and set the escalation's level (level_since = now when it changes) and
+        last_ping_at = now, in one transaction — only while it is still open (else return it as is
+        and queue nothing)."""
+
+    @abc.abstractmethod
+    async def acknowledge_escalation(
+        self, escalation_id: int, by: str, now: datetime, outbox: Sequence[NewOutboxMessage] = ()
+    ) -> tuple[Escalation, bool]:
+        """Mark acknowledged by `by` and queue the messages, in one transaction. Returns the
+        escalation and whether this call acknowledged it (False: someone had already; nothing queued)."""

@@ -5,17 +5,20 @@ Concurrency:
 * SQLite: WAL journal, a 30 s busy timeout, and every transaction starts with BEGIN IMMEDIATE (the
   write lock is taken up front), so concurrent writers queue instead of failing with "database is
   locked" when a reader tries to become a writer.
-* PostgreSQL: row locks; the ticket counter row is locked by its upsert until commit.
+* PostgreSQL: row locks; the ticket counter row is locked by its upsert until commit; a ticket
+  (update_ticket), time entry or escalation being changed is read with SELECT … FOR UPDATE, and
+  outbox dispatchers claim messages with FOR UPDATE SKIP LOCKED.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import sqlite3
 import time
 from contextlib import asynccontextmanager
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Mapping, Sequence
@@ -23,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Select, and_, delete, event, func, insert, select, text, update
+from sqlalchemy import Select, and_, delete, event, func, insert, or_, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -42,13 +45,16 @@ from bot.domain import (
     EscalationReason,
     EscalationStatus,
     NewTicket,
+    NewTimeEntry,
     OutboxMessage,
     StaffMember,
     StaffRole,
     StoredDialog,
     Ticket,
+    TicketEvent,
     TicketKind,
     TicketStatus,
+    TimeEntry,
     Urgency,
 )
 from bot.store import models as m
@@ -56,6 +62,7 @@ from bot.store.port import (
     DirectoryCounts,
     NewOutboxMessage,
     StaleDialogError,
+    StaleTicketError,
     Store,
     StoreError,
     StoreUnavailableError,
@@ -381,6 +388,7 @@ def _escalation(row: Any) -> Escalation:
         level_since=row.level_since,
         acknowledged_by=row.acknowledged_by,
         acknowledged_at=row.acknowledged_at,
+        last_ping_at=row.last_ping_at,
     )
 
 
@@ -396,6 +404,7 @@ def _outbox_message(row: Any) -> OutboxMessage:
         next_attempt_at=row.next_attempt_at,
         created_at=row.created_at,
         last_error=row.last_error,
+        sent_at=row.sent_at,
     )
 
 
@@ -416,6 +425,138 @@ def _outbox_rows(messages: Sequence[NewOutboxMessage], now: datetime) -> list[di
         }
         for msg in messages
     ]
+
+
+# ---- values of the ticket workflow and time registration -------------------------------------------
+
+CENT = Decimal("0.01")
+MAX_AMOUNT = Decimal("1e10")  # Numeric(12, 2)
+TICKET_FIELDS = ("status", "assignee_email", "solution_date", "release_date")
+
+
+def _ticket_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The column values of update_ticket's `changes`, checked (ValueError) and normalised."""
+    unknown = sorted(set(changes) - set(TICKET_FIELDS))
+    if unknown:
+        raise ValueError(f"cannot change {', '.join(unknown)} of a ticket (only {', '.join(TICKET_FIELDS)})")
+    values: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name == "status":
+            try:
+                values[name] = TicketStatus(_value(value)).value
+            except ValueError:
+                raise ValueError(f"unknown ticket status {value!r}") from None
+        elif name == "assignee_email":
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"assignee_email must be an e-mail address or None, got {value!r}")
+            values[name] = (value or "").strip() or None
+        else:
+            if value is not None and (not isinstance(value, date) or isinstance(value, datetime)):
+                raise ValueError(f"{name} must be a date or None, got {value!r}")
+            values[name] = value
+    return values
+
+
+def _same_ticket_value(name: str, old: Any, new: Any) -> bool:
+    if name == "assignee_email" and old is not None and new is not None:
+        return _email_key(old) == _email_key(new)
+    return old == new
+
+
+def _event_text(value: Any) -> str | None:
+    """A ticket field's value as a TicketEvent records it: enum values, ISO dates, text or None."""
+    if value is None:
+        return None
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def _amount(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (Decimal, int)):
+        raise TypeError(f"a time entry's amount must be a Decimal, got {type(value).__name__}")
+    amount = Decimal(value)
+    if not amount.is_finite():
+        raise ValueError(f"a time entry's amount must be finite, got {amount}")
+    cents = amount.quantize(CENT)
+    if cents != amount:  # never round money silently: the quote rounds its lines to the cent
+        raise ValueError(f"a time entry's amount must be in whole cents, got {amount}")
+    if abs(cents) >= MAX_AMOUNT:
+        raise ValueError(f"a time entry's amount is too large: {amount}")
+    return cents
+
+
+def _time_entry_values(entry: NewTimeEntry) -> dict[str, Any]:
+    """Column values of a time entry (all but ticket, times of the record and keys), checked."""
+    _aware(entry.started_at, "started_at")
+    _aware(entry.ended_at, "ended_at")
+    if entry.ended_at < entry.started_at:
+        raise ValueError(f"a time entry ends ({entry.ended_at}) before it starts ({entry.started_at})")
+    if isinstance(entry.participants, bool) or not isinstance(entry.participants, int) or entry.participants < 1:
+        raise ValueError(f"participants must be a positive integer, got {entry.participants!r}")
+    for line in entry.lines:
+        if not isinstance(line, Mapping):
+            raise TypeError(f"a quote line must be a mapping, got {type(line).__name__}")
+    currency = entry.currency.strip().upper()
+    if len(currency) != 3:
+        raise ValueError(f"currency must be a 3-letter code, got {entry.currency!r}")
+    return {
+        "agent_email": entry.agent_email.strip(),
+        "service": entry.service,
+        "started_at": entry.started_at,
+        "ended_at": entry.ended_at,
+        "participants": entry.participants,
+        "note": entry.note,
+        "lines": to_json([dict(line) for line in entry.lines]),
+        "amount": _amount(entry.amount),
+        "currency": currency,
+    }
+
+
+def _time_entry(row: Any) -> TimeEntry:
+    return TimeEntry(
+        id=row.id,
+        ticket_number=row.ticket_number,
+        company=row.ticket_company,
+        agent_email=row.agent_email,
+        service=row.service,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        participants=row.participants,
+        note=row.note,
+        lines=tuple(dict(line) for line in (row.lines or ())),
+        # SQLite keeps NUMERIC as a float: back to exact cents
+        amount=Decimal(str(row.amount)).quantize(CENT) if row.amount is not None else row.amount,
+        currency=row.currency,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        deleted_at=row.deleted_at,
+    )
+
+
+def _utc_iso(value: datetime | None) -> str | None:
+    return value.astimezone(timezone.utc).isoformat() if value is not None else None
+
+
+def _entry_snapshot(entry: TimeEntry) -> dict[str, Any]:
+    """A time entry as a time_entry_changes row keeps it (JSON: amounts as strings, UTC ISO times)."""
+    return to_json(
+        {
+            "id": entry.id,
+            "ticket_number": entry.ticket_number,
+            "agent_email": entry.agent_email,
+            "service": entry.service,
+            "started_at": _utc_iso(entry.started_at),
+            "ended_at": _utc_iso(entry.ended_at),
+            "participants": entry.participants,
+            "note": entry.note,
+            "lines": [dict(line) for line in entry.lines],
+            "amount": str(entry.amount) if entry.amount is not None else None,
+            "currency": entry.currency,
+        }
+    )
 
 
 def _check_directory(directory: Directory) -> None:
@@ -457,6 +598,10 @@ class SqlStore(Store):
     `is_event_processed()`; the keyword `event=(source, event_id)` of save_dialog /
     delete_dialog that claims a platform delivery in the same transaction as the dialog write;
     the keyword `idempotency_key` of create_escalation and add_ticket_comment.
+
+    Where the port leaves it open: update_time_entry / delete_time_entry raise LookupError for
+    an unknown or deleted entry, escalation_pinged / acknowledge_escalation for an unknown
+    escalation; get_time_entry also returns deleted entries; amounts must be whole cents.
     """
 
     def __init__(self, url: str, *, echo: bool = False, **engine_kwargs: Any) -> None:
@@ -966,6 +1111,372 @@ class SqlStore(Store):
         async with self._tx() as conn:
             rows = (await conn.execute(query)).all()
         return [_outbox_message(r) for r in rows]
+
+    # ---- outbox delivery ----------------------------------------------------------------------
+    def _lock(self, query: Select[Any], **kwargs: Any) -> Select[Any]:
+        """SELECT … FOR UPDATE on PostgreSQL; on SQLite, BEGIN IMMEDIATE already holds the
+        database's write lock for the whole transaction."""
+        return query.with_for_update(**kwargs) if self.dialect == "postgresql" else query
+
+    async def claim_outbox(self, now: datetime, lease: timedelta, limit: int = 20) -> Sequence[OutboxMessage]:
+        _aware(now)
+        if not isinstance(lease, timedelta) or lease <= timedelta(0):
+            raise ValueError(f"lease must be a positive timedelta, got {lease!r}")
+        limit = int(limit)
+        if limit <= 0:
+            return []
+        o = m.outbox
+        due = or_(
+            and_(o.c.status == "pending", o.c.next_attempt_at <= now),
+            # a dispatcher took it and died (or hung) before marking it: its lease ran out
+            and_(o.c.status == "sending", o.c.locked_until < now),
+        )
+        query = self._lock(select(o.c.id).where(due).order_by(o.c.id).limit(limit), skip_locked=True)
+        async with self._tx() as conn:
+            ids = list((await conn.execute(query)).scalars())
+            if not ids:
+                return []
+            await conn.execute(
+                update(o)
+                .where(o.c.id.in_(ids))
+                .values(status="sending", locked_until=now + lease, attempts=o.c.attempts + 1)
+            )
+            rows = (await conn.execute(select(o).where(o.c.id.in_(ids)).order_by(o.c.id))).all()
+        return [_outbox_message(r) for r in rows]
+
+    async def _update_outbox(self, message_id: int, **values: Any) -> None:
+        o = m.outbox
+        async with self._tx() as conn:
+            await conn.execute(update(o).where(o.c.id == message_id).values(locked_until=None, **values))
+
+    async def mark_sent(self, message_id: int, now: datetime) -> None:
+        _aware(now)
+        await self._update_outbox(message_id, status="sent", sent_at=now)
+
+    async def mark_retry(self, message_id: int, next_attempt_at: datetime, error: str) -> None:
+        _aware(next_attempt_at, "next_attempt_at")
+        await self._update_outbox(message_id, status="pending", next_attempt_at=next_attempt_at, last_error=error)
+
+    async def mark_failed(self, message_id: int, error: str) -> None:
+        await self._update_outbox(message_id, status="failed", last_error=error)
+
+    async def requeue_failed(self, now: datetime, message_ids: Sequence[int] | None = None) -> int:
+        _aware(now)
+        o = m.outbox
+        stmt = (
+            update(o)
+            .where(o.c.status == "failed")
+            .values(status="pending", attempts=0, next_attempt_at=now, locked_until=None)
+        )
+        if message_ids is not None:
+            ids = [int(i) for i in message_ids]
+            if not ids:
+                return 0
+            stmt = stmt.where(o.c.id.in_(ids))
+        async with self._tx() as conn:
+            return int((await conn.execute(stmt)).rowcount)
+
+    # ---- time entries -------------------------------------------------------------------------
+    def _time_entry_query(self) -> Select[Any]:
+        te, t = m.time_entries, m.tickets
+        return select(te, t.c.number.label("ticket_number"), t.c.company.label("ticket_company")).join(
+            t, t.c.id == te.c.ticket_id
+        )
+
+    async def _time_entry_where(self, conn: AsyncConnection, condition: Any) -> TimeEntry | None:
+        row = (await conn.execute(self._time_entry_query().where(condition))).first()
+        return _time_entry(row) if row else None
+
+    async def _record_change(
+        self,
+        conn: AsyncConnection,
+        entry_id: int,
+        by: str,
+        now: datetime,
+        action: str,
+        before: TimeEntry | None,
+        after: TimeEntry | None,
+    ) -> None:
+        await conn.execute(
+            insert(m.time_entry_changes).values(
+                time_entry_id=entry_id,
+                changed_by=by,
+                changed_at=now,
+                action=action,
+                before=_entry_snapshot(before) if before is not None else None,
+                after=_entry_snapshot(after) if after is not None else None,
+            )
+        )
+
+    async def _live_time_entry(self, conn: AsyncConnection, entry_id: int) -> TimeEntry:
+        """The entry, its row locked (PostgreSQL); LookupError if unknown or deleted."""
+        te = m.time_entries
+        locked = (
+            await conn.execute(self._lock(select(te.c.id, te.c.deleted_at).where(te.c.id == entry_id)))
+        ).first()
+        if locked is None:
+            raise LookupError(f"no time entry {entry_id}")
+        if locked.deleted_at is not None:
+            raise LookupError(f"time entry {entry_id} was deleted")
+        entry = await self._time_entry_where(conn, te.c.id == entry_id)
+        assert entry is not None
+        return entry
+
+    async def add_time_entry(self, entry: NewTimeEntry, now: datetime, idempotency_key: str | None = None) -> TimeEntry:
+        _aware(now)
+        values = _time_entry_values(entry)
+        te = m.time_entries
+        try:
+            async with self._tx() as conn:
+                if idempotency_key is not None:
+                    existing = await self._time_entry_where(conn, te.c.idempotency_key == idempotency_key)
+                    if existing is not None:
+                        return existing
+                ticket_id = await self._ticket_id(conn, entry.ticket_number)
+                entry_id = (
+                    await conn.execute(
+                        insert(te)
+                        .values(
+                            ticket_id=ticket_id,
+                            created_at=now,
+                            updated_at=now,
+                            deleted_at=None,
+                            idempotency_key=idempotency_key,
+                            **values,
+                        )
+                        .returning(te.c.id)
+                    )
+                ).scalar_one()
+                created = await self._time_entry_where(conn, te.c.id == entry_id)
+                assert created is not None
+                await self._record_change(conn, entry_id, values["agent_email"], now, "create", None, created)
+                return created
+        except sa_exc.IntegrityError:
+            if idempotency_key is None:
+                raise
+            # a concurrent request with the same key won: return its entry
+            async with self._tx() as conn:
+                existing = await self._time_entry_where(conn, te.c.idempotency_key == idempotency_key)
+            if existing is None:
+                raise
+            return existing
+
+    async def get_time_entry(self, entry_id: int) -> TimeEntry | None:
+        """Deleted entries too (with deleted_at set)."""
+        async with self._tx() as conn:
+            return await self._time_entry_where(conn, m.time_entries.c.id == entry_id)
+
+    async def update_time_entry(self, entry_id: int, entry: NewTimeEntry, by: str, now: datetime) -> TimeEntry:
+        """Port method: LookupError for an unknown or deleted entry, UnknownTicketError for an
+        unknown ticket number.  The agent who logged the entry stays (`entry.agent_email` is
+        not applied: `by` is who edits it)."""
+        _aware(now)
+        values = _time_entry_values(entry)
+        del values["agent_email"]
+        te = m.time_entries
+        async with self._tx() as conn:
+            before = await self._live_time_entry(conn, entry_id)
+            ticket_id = await self._ticket_id(conn, entry.ticket_number)
+            await conn.execute(update(te).where(te.c.id == entry_id).values(ticket_id=ticket_id, updated_at=now, **values))
+            after = await self._time_entry_where(conn, te.c.id == entry_id)
+            assert after is not None
+            await self._record_change(conn, entry_id, by, now, "update", before, after)
+        return after
+
+    async def delete_time_entry(self, entry_id: int, by: str, now: datetime) -> TimeEntry:
+        """Port method: LookupError for an unknown or already deleted entry."""
+        _aware(now)
+        te = m.time_entries
+        async with self._tx() as conn:
+            before = await self._live_time_entry(conn, entry_id)
+            await conn.execute(update(te).where(te.c.id == entry_id).values(deleted_at=now))
+            after = await self._time_entry_where(conn, te.c.id == entry_id)
+            assert after is not None
+            await self._record_change(conn, entry_id, by, now, "delete", before, None)
+        return after
+
+    async def list_time_entries(
+        self,
+        *,
+        ticket_number: str | None = None,
+        agent_email: str | None = None,
+        company: str | None = None,
+        started_from: datetime | None = None,
+        started_before: datetime | None = None,
+        include_deleted: bool = False,
+    ) -> Sequence[TimeEntry]:
+        te, t = m.time_entries, m.tickets
+        query = self._time_entry_query().order_by(te.c.started_at, te.c.id)
+        if ticket_number is not None:
+            query = query.where(t.c.number_key == _number_key(ticket_number))
+        if agent_email is not None:
+            query = query.where(func.lower(te.c.agent_email) == _email_key(agent_email))
+        if company is not None:
+            query = query.where(func.lower(t.c.company) == company.strip().lower())
+        if started_from is not None:
+            query = query.where(te.c.started_at >= _aware(started_from, "started_from"))
+        if started_before is not None:
+            query = query.where(te.c.started_at < _aware(started_before, "started_before"))
+        if not include_deleted:
+            query = query.where(te.c.deleted_at.is_(None))
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_time_entry(r) for r in rows]
+
+    async def list_time_entry_changes(self, entry_id: int) -> Sequence[Mapping[str, Any]]:
+        """Oldest first (in the order they were recorded); [] for an unknown entry."""
+        c = m.time_entry_changes
+        query = select(c).where(c.c.time_entry_id == entry_id).order_by(c.c.id)
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            {
+                "changed_by": r.changed_by,
+                "changed_at": r.changed_at,
+                "action": r.action,
+                "before": r.before,
+                "after": r.after,
+            }
+            for r in rows
+        ]
+
+    # ---- ticket workflow ----------------------------------------------------------------------
+    async def update_ticket(
+        self,
+        number: str,
+        *,
+        by: str,
+        now: datetime,
+        changes: Mapping[str, Any],
+        expected_status: str | None = None,
+        outbox: Sequence[NewOutboxMessage] = (),
+    ) -> Ticket:
+        """Port method.  `changes` keys: status (TicketStatus or its value), assignee_email
+        (str or None; compared case-insensitively), solution_date / release_date (date or
+        None); anything else raises ValueError.  Only fields whose value really changes are
+        written and recorded (updated_at moves only then); the outbox is queued either way."""
+        _aware(now)
+        values = _ticket_changes(changes)
+        expected = None
+        if expected_status is not None:
+            try:
+                expected = TicketStatus(_value(expected_status)).value
+            except ValueError:
+                raise ValueError(f"unknown ticket status {expected_status!r}") from None
+        outbox_rows = _outbox_rows(outbox, now)
+        t, ev = m.tickets, m.ticket_events
+        async with self._tx() as conn:
+            row = (await conn.execute(self._lock(select(t).where(t.c.number_key == _number_key(number))))).first()
+            if row is None:
+                raise UnknownTicketError(f"no ticket {number.strip()!r}")
+            if expected is not None and row.status != expected:
+                raise StaleTicketError(f"ticket {row.number} is {row.status}, not {expected} any more")
+            changed = {
+                name: value
+                for name, value in values.items()
+                if not _same_ticket_value(name, getattr(row, name), value)
+            }
+            if changed:
+                await conn.execute(update(t).where(t.c.id == row.id).values(updated_at=now, **changed))
+                await conn.execute(
+                    insert(ev),
+                    [
+                        {
+                            "ticket_id": row.id,
+                            "actor": by,
+                            "field": name,
+                            "before": _event_text(getattr(row, name)),
+                            "after": _event_text(value),
+                            "created_at": now,
+                        }
+                        for name, value in changed.items()
+                    ],
+                )
+            await self._enqueue_rows(conn, outbox_rows)
+            updated = await self._ticket_where(conn, t.c.id == row.id)
+        assert updated is not None
+        return updated
+
+    async def list_ticket_events(self, number: str) -> Sequence[TicketEvent]:
+        """Oldest first (in the order they were recorded); UnknownTicketError for an unknown number."""
+        ev, t = m.ticket_events, m.tickets
+        async with self._tx() as conn:
+            ticket_id = await self._ticket_id(conn, number)
+            rows = (
+                await conn.execute(
+                    select(ev, t.c.number.label("ticket_number"))
+                    .join(t, t.c.id == ev.c.ticket_id)
+                    .where(ev.c.ticket_id == ticket_id)
+                    .order_by(ev.c.id)
+                )
+            ).all()
+        return [
+            TicketEvent(
+                ticket_number=r.ticket_number,
+                actor=r.actor,
+                field=r.field,
+                before=r.before,
+                after=r.after,
+                created_at=r.created_at,
+            )
+            for r in rows
+        ]
+
+    # ---- escalation climbing ------------------------------------------------------------------
+    async def get_escalation(self, escalation_id: int) -> Escalation | None:
+        async with self._tx() as conn:
+            row = (
+                await conn.execute(self._escalation_query().where(m.escalations.c.id == escalation_id))
+            ).first()
+        return _escalation(row) if row else None
+
+    async def escalation_pinged(
+        self, escalation_id: int, level: int, now: datetime, outbox: Sequence[NewOutboxMessage] = ()
+    ) -> Escalation:
+        """Port method; LookupError for an unknown escalation."""
+        _aware(now)
+        if isinstance(level, bool) or not isinstance(level, int) or level < 1:
+            raise ValueError(f"an escalation level is a positive integer, got {level!r}")
+        outbox_rows = _outbox_rows(outbox, now)
+        e = m.escalations
+        async with self._tx() as conn:
+            locked = (
+                await conn.execute(self._lock(select(e.c.status, e.c.level).where(e.c.id == escalation_id)))
+            ).first()
+            if locked is None:
+                raise LookupError(f"no escalation {escalation_id}")
+            if locked.status == EscalationStatus.OPEN.value:
+                values: dict[str, Any] = {"level": level, "last_ping_at": now}
+                if locked.level != level:
+                    values["level_since"] = now
+                await conn.execute(update(e).where(e.c.id == escalation_id).values(**values))
+                await self._enqueue_rows(conn, outbox_rows)
+            row = (await conn.execute(self._escalation_query().where(e.c.id == escalation_id))).one()
+        return _escalation(row)
+
+    async def acknowledge_escalation(
+        self, escalation_id: int, by: str, now: datetime, outbox: Sequence[NewOutboxMessage] = ()
+    ) -> tuple[Escalation, bool]:
+        """Port method; LookupError for an unknown escalation.  Only an open escalation can be
+        acknowledged (a closed one is returned as is, with False)."""
+        _aware(now)
+        outbox_rows = _outbox_rows(outbox, now)
+        e = m.escalations
+        async with self._tx() as conn:
+            # One conditional UPDATE: of concurrent acknowledgements, the first one to write
+            # wins; the others wait for its row lock and then no longer match status = 'open'.
+            result = await conn.execute(
+                update(e)
+                .where(e.c.id == escalation_id, e.c.status == EscalationStatus.OPEN.value)
+                .values(status=EscalationStatus.ACKNOWLEDGED.value, acknowledged_by=by, acknowledged_at=now)
+            )
+            acknowledged = result.rowcount == 1
+            if acknowledged:
+                await self._enqueue_rows(conn, outbox_rows)
+            row = (await conn.execute(self._escalation_query().where(e.c.id == escalation_id))).first()
+            if row is None:
+                raise LookupError(f"no escalation {escalation_id}")
+        return _escalation(row), acknowledged
 
 
 __all__ = [

@@ -16,8 +16,8 @@ from bot.config import Settings
 from bot.conversation import Conversation
 from bot.desk import Desk
 from bot.directory import read_directory_file
-from bot.domain import EscalationReason, NewTicket, TicketKind
-from bot.replies import Choices, Confirmation, Text
+from bot.domain import EscalationReason, TicketKind
+from bot.replies import Choices
 from bot.turn import Turn, UserIdentity
 from cards.text import render_all
 

@@ -3,14 +3,13 @@ as the runner would keep it in the store. No store, no network, no platform SDK.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.calendar import BusinessCalendar
 from bot.config import Settings
-from bot.conversation import Conversation
 from bot.dialogs.engine import Answer, Context, Engine, EngineResult
 from bot.dialogs.new_ticket import NewTicketDialog
 from bot.dialogs.quote import QuoteDialog

@@ -80,3 +80,19 @@ def test_configurable_office_hours_and_days():
 def test_naive_datetimes_are_refused():
     with pytest.raises(ValueError):
         CAL.periods_at(datetime(2026, 11, 26, 10))
+
+
+@pytest.mark.parametrize(
+    "start,minutes,due",
+    [
+        ("2026-11-26T10:00", 60, "2026-11-26T11:00"),
+        ("2026-11-27T16:30", 60, "2026-11-30T09:30"),  # Friday afternoon -> Monday morning
+        ("2026-11-28T22:00", 60, "2026-11-30T10:00"),  # raised on Saturday night
+        ("2026-11-10T16:45", 30, "2026-11-12T09:15"),  # 11 November in between
+        ("2026-11-26T08:00", 8 * 60 + 30, "2026-11-27T09:30"),
+    ],
+)
+def test_add_office_time(start, minutes, due):
+    from datetime import timedelta
+
+    assert CAL.add_office_time(at(start), timedelta(minutes=minutes)) == at(due)

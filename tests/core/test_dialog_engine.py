@@ -7,10 +7,10 @@ from dataclasses import replace
 
 import pytest
 
-from bot.domain import Company, CustomerContact, Ticket, TicketKind, TicketStatus, Urgency
-from bot.replies import Choices, Confirmation, Facts, Text, Tone
+from bot.domain import Company, Ticket, TicketKind, TicketStatus, Urgency
+from bot.replies import Choices, Confirmation, Text, Tone
 
-from tests.core.engine_driver import ACME, LOTTE, Driver, context
+from tests.core.engine_driver import LOTTE, Driver, context
 
 DESCRIPTION = "The invoice print job fails with error 42 since this morning's update"
 
@@ -217,7 +217,7 @@ def test_question_out_of_hours_is_deferred_to_office_hours():
     d.start("new_ticket", kind="service_request")
     d.click("yes")
     d.say("Reporting")
-    out_before = d.say("How can I export the monthly sales report to Excel with the VAT columns?")
+    d.say("How can I export the monthly sales report to Excel with the VAT columns?")
     out = d.click("critical")
     assert d.at == "summary" and d.data["ooh"] == "deferred"
     assert "Friday 27 November 2026" in out

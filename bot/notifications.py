@@ -1,0 +1,75 @@
+"""Messages the bot sends on its own initiative (escalation pings, ticket updates), rendered in
+the recipient's language when they are delivered. The outbox payload carries everything the
+message needs, so rendering reads no database."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Mapping
+
+from bot.config import Settings
+from bot.i18n import format_short_date, translate
+from bot.replies import Choices, Facts, Option, Reply, Response, Text, Tone
+
+ESCALATION_PING = "escalation_ping"
+ESCALATION_TAKEN = "escalation_taken"
+ESCALATION_HANDLED = "escalation_handled"
+TICKET_UPDATE = "ticket_update"
+ACTION_ESCALATION = "escalation"  # values "ack:<ticket number>" and "view:<ticket number>"
+
+
+def render(kind: str, payload: Mapping[str, Any], lang: str, settings: Settings) -> Response:
+    def t(key: str, **params: Any) -> str:
+        return translate(lang, key, **params)
+
+    replies: tuple[Reply, ...]
+    if kind == ESCALATION_PING:
+        number = payload["ticket"]
+        title_key = "notify.escalation.repeat" if payload.get("repeat") else "notify.escalation.title"
+        facts = Facts(
+            (
+                (t("ticket.field.company"), payload.get("company") or "—"),
+                (t("ticket.field.requester"), payload.get("requester") or "—"),
+                (t("ticket.field.description"), payload.get("summary") or "—"),
+                (t("escalation.field.reason"), t(f"escalation.reason.{payload['reason']}")),
+                (t("escalation.field.comment"), payload.get("comment") or "—"),
+            ),
+            title=number,
+        )
+        buttons = Choices(
+            t("notify.escalation.question"),
+            (
+                Option(f"ack:{number}", t("notify.escalation.acknowledge"), primary=True),
+                Option(f"view:{number}", t("notify.escalation.view")),
+            ),
+            ACTION_ESCALATION,
+        )
+        replies = (Text(t(title_key, number=number, level=payload["level"]), Tone.WARNING), facts, buttons)
+    elif kind == ESCALATION_TAKEN:
+        replies = (Text(t("notify.escalation.taken", number=payload["ticket"], name=payload["by_name"])),)
+    elif kind == ESCALATION_HANDLED:
+        replies = (
+            Text(
+                t("notify.escalation.handled", number=payload["ticket"], name=payload["by_name"],
+                  role=payload.get("by_role") or "", email=payload.get("by_email") or ""),
+                Tone.SUCCESS,
+            ),
+        )
+    elif kind == TICKET_UPDATE:
+        replies = (Text(_ticket_update(payload, lang, t)),)
+    else:
+        raise ValueError(f"unknown outbox message kind {kind!r}")
+    return Response(replies, lang)
+
+
+def _ticket_update(payload: Mapping[str, Any], lang: str, t) -> str:
+    number = payload["ticket"]
+    event = payload["event"]
+    if event == "solution_date":
+        return t("notify.ticket.solution_date", number=number,
+                 date=format_short_date(date.fromisoformat(payload["date"]), lang))
+    if event == "release_date":
+        return t("notify.ticket.release_date", number=number,
+                 date=format_short_date(date.fromisoformat(payload["date"]), lang))
+    status = payload["status"]
+    return t("notify.ticket.status", number=number, status=t(f"ticket.status.{status}"))

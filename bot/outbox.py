@@ -1,0 +1,135 @@
+"""The outbox dispatcher: delivers what the bot says on its own initiative.
+
+Messages are written to the outbox in the same transaction as the change that caused them;
+the dispatcher takes due ones (several dispatchers never take the same one), renders each in
+its recipient's language and hands it to a `Delivery` (the channels' side). Platform errors
+and rate limits are retried with exponential back-off; after the last attempt a message is
+dead-lettered (`caredesk outbox list --failed`, `caredesk outbox retry`). A dispatcher that
+dies mid-delivery loses nothing: its lease runs out and another one takes the message.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bot.desk import Desk
+from bot.domain import OutboxMessage
+from bot.escalations import Escalations
+from bot.i18n import normalize_language
+from bot.notifications import render
+from bot.replies import Response
+from bot.store.port import StoreUnavailableError
+
+log = logging.getLogger("caredesk.outbox")
+
+
+class DeliveryFailed(Exception):
+    """The platform refused or failed for now; try again (after `retry_after` seconds if given)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class Undeliverable(Exception):
+    """No way to reach this person (never seen on any channel): dead-letter at once."""
+
+
+class Delivery(abc.ABC):
+    """The channels' side of the outbox: reach one person with one message."""
+
+    @abc.abstractmethod
+    async def deliver(self, message: OutboxMessage, response: Response) -> None:
+        """Send; raise DeliveryFailed or Undeliverable."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    base_delay: timedelta = timedelta(seconds=10)
+    max_delay: timedelta = timedelta(hours=1)
+
+    def delay(self, attempts: int, retry_after: float | None = None) -> timedelta:
+        backoff = min(self.base_delay * (2 ** max(0, attempts - 1)), self.max_delay)
+        if retry_after is not None:
+            backoff = max(backoff, timedelta(seconds=retry_after))
+        return backoff
+
+
+class Dispatcher:
+    def __init__(self, desk: Desk, delivery: Delivery, *, policy: RetryPolicy = RetryPolicy(),
+                 lease: timedelta = timedelta(minutes=5), batch: int = 20):
+        self.desk = desk
+        self.store = desk.store
+        self.delivery = delivery
+        self.policy = policy
+        self.lease = lease
+        self.batch = batch
+        self.escalations = Escalations(desk)
+
+    async def language_of(self, email: str) -> str:
+        staff = await self.store.find_staff(email)
+        contact = None if staff else await self.store.find_contact(email)
+        person = staff or contact
+        return normalize_language(person.language if person else None, self.desk.settings.default_language)
+
+    async def run_once(self) -> int:
+        """Deliver one batch of due messages; returns how many were sent."""
+        now = self.desk.now()
+        sent = 0
+        for message in await self.store.claim_outbox(now, self.lease, self.batch):
+            if await self._deliver(message):
+                sent += 1
+        return sent
+
+    async def _deliver(self, message: OutboxMessage) -> bool:
+        try:
+            lang = await self.language_of(message.recipient)
+            response = render(message.kind, message.payload, lang, self.desk.settings)
+            await self.delivery.deliver(message, response)
+        except Undeliverable as exc:
+            log.warning("outbox message %s to %s is undeliverable: %s", message.id, message.recipient, exc)
+            await self.store.mark_failed(message.id, f"undeliverable: {exc}")
+            return False
+        except DeliveryFailed as exc:
+            await self._retry(message, str(exc), exc.retry_after)
+            return False
+        except StoreUnavailableError:
+            raise
+        except Exception as exc:  # a bug or an unexpected platform answer: retried, never lost
+            log.exception("outbox message %s failed unexpectedly", message.id)
+            await self._retry(message, f"{type(exc).__name__}: {exc}", None)
+            return False
+        await self.store.mark_sent(message.id, self.desk.now())
+        log.info("outbox message %s (%s) delivered to %s", message.id, message.kind, message.recipient)
+        return True
+
+    async def _retry(self, message: OutboxMessage, reason: str, retry_after: float | None) -> None:
+        if message.attempts >= self.policy.max_attempts:
+            log.error("outbox message %s dead-lettered after %d attempts: %s", message.id, message.attempts, reason)
+            await self.store.mark_failed(message.id, reason)
+            return
+        delay = self.policy.delay(message.attempts, retry_after)
+        log.warning("outbox message %s to %s failed (attempt %d), retry in %ss: %s",
+                    message.id, message.recipient, message.attempts, int(delay.total_seconds()), reason)
+        await self.store.mark_retry(message.id, self.desk.now() + delay, reason)
+
+    async def run(self, stop: asyncio.Event, interval: float = 2.0) -> None:
+        """Deliver and climb escalations until `stop` is set (inside the server, or `caredesk worker`)."""
+        while not stop.is_set():
+            try:
+                await self.escalations.tick()
+                while await self.run_once() >= self.batch and not stop.is_set():
+                    pass
+            except StoreUnavailableError as exc:
+                log.warning("outbox: database unavailable (%s); trying again", exc)
+            except Exception:
+                log.exception("outbox dispatcher error; going on")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            except asyncio.TimeoutError:
+                pass

@@ -1,0 +1,291 @@
+"""What agents and managers do by command, in every channel: log time, move tickets through
+the workflow, add internal notes, set solution and release dates, acknowledge escalations.
+
+Each command checks who is asking (agents log time; agents and managers run the workflow;
+managers acknowledge), validates everything before writing, and writes the change with the
+messages it causes in one transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from bot.desk import Desk
+from bot.dialogs.engine import Context
+from bot.dialogs.logtime import entry_replies
+from bot.dialogs.parsing import parse_date
+from bot.domain import StaffRole, Ticket, TicketStatus, TimeEntry
+from bot.escalations import Escalations
+from bot.i18n import format_date, format_money, format_short_date
+from bot.notifications import TICKET_UPDATE
+from bot.quote import QuoteError
+from bot.replies import Facts, Reply, Text, Tone
+from bot.store.port import NewOutboxMessage, StaleTicketError, UnknownTicketError
+from bot.timelog import TimeRequest, is_agent, parse_logtime, parse_start, to_entry
+from bot.validation import Invalid, clean_text
+from bot.workflow import NOTIFIED, STATUS_WORDS, TransitionRefused, check_release_date, check_solution_date, check_status
+
+# Command words in English, French and Dutch.
+COMMANDS = {
+    "logtime": "logtime", "log": "logtime", "temps": "logtime", "tijd": "logtime",
+    "assign": "assign", "assigner": "assign", "attribuer": "assign", "toewijzen": "assign",
+    "note": "note", "notitie": "note",
+    "solution": "solution", "oplossing": "solution",
+    "release": "release", "sortie": "release",
+    "status": "status", "statut": "status",
+    "ack": "ack", "acknowledge": "ack", "accuser": "ack", "prendre": "ack", "bevestig": "ack", "bevestigen": "ack",
+}
+AGENT_ONLY = {"logtime"}
+MANAGER_ONLY = {"ack"}
+
+
+@dataclass(frozen=True)
+class StaffCommand:
+    name: str
+    rest: str
+
+
+class StaffDesk:
+    def __init__(self, desk: Desk, number_pattern: re.Pattern[str]):
+        self.desk = desk
+        self.store = desk.store
+        self.settings = desk.settings
+        self.number_pattern = number_pattern
+        self.escalations = Escalations(desk)
+
+    # ---- recognising ------------------------------------------------------------------------------
+    def recognise(self, text: str | None) -> StaffCommand | None:
+        """A staff command is a command word followed by a ticket number (or, for logtime, by
+        list/edit/delete or nothing), so a customer's sentence is not mistaken for one."""
+        words = clean_text(text or "").split(maxsplit=1)
+        if not words:
+            return None
+        name = COMMANDS.get(words[0].lower().lstrip("/"))
+        rest = words[1] if len(words) > 1 else ""
+        if name is None:
+            return None
+        first = rest.split()[0].lower() if rest.split() else ""
+        if name == "logtime":
+            if not rest or first in ("list", "edit", "delete", "liste", "lijst", "modifier", "wijzig", "supprimer",
+                                     "verwijder") or self.number_pattern.fullmatch(first.upper()):
+                return StaffCommand(name, rest)
+            return None
+        if name == "status":
+            # "status CS-… in_progress" changes a status; "status CS-…" alone is a customer's question.
+            parts = rest.split()
+            if len(parts) >= 2 and self.number_pattern.fullmatch(parts[0].upper()):
+                return StaffCommand(name, rest)
+            return None
+        if self.number_pattern.fullmatch(first.upper()):
+            return StaffCommand(name, rest)
+        return None
+
+    def allowed(self, ctx: Context, command: StaffCommand) -> bool:
+        staff = ctx.staff
+        if staff is None:
+            return False
+        if command.name in AGENT_ONLY:
+            return is_agent(staff)
+        if command.name in MANAGER_ONLY:
+            return staff.role is StaffRole.MANAGER
+        return True
+
+    def refusal(self, ctx: Context, command: StaffCommand) -> tuple[Reply, ...]:
+        key = {"logtime": "staff.only_agents", "ack": "staff.only_managers"}.get(command.name, "staff.only_staff")
+        return (Text(ctx.t(key), Tone.WARNING),)
+
+    # ---- running ----------------------------------------------------------------------------------
+    async def run(self, ctx: Context, command: StaffCommand, idempotency_key: str | None) -> tuple[Reply, ...]:
+        try:
+            handler = getattr(self, f"_{command.name}")
+            return await handler(ctx, command.rest, idempotency_key)
+        except Invalid as exc:
+            return (Text(ctx.t(exc.key, **exc.params), Tone.ERROR), Text(ctx.t(f"staff.usage.{command.name}")))
+        except TransitionRefused as exc:
+            return (Text(ctx.t(exc.key, **exc.params), Tone.ERROR),)
+        except QuoteError as exc:
+            return (Text(ctx.t(exc.key, **exc.params), Tone.ERROR),)
+        except (UnknownTicketError, _UnknownTicket) as exc:
+            return (Text(ctx.t("staff.unknown_ticket", number=str(exc.args[0]) if exc.args else ""), Tone.ERROR),)
+        except StaleTicketError:
+            return (Text(ctx.t("staff.stale_ticket"), Tone.WARNING),)
+
+    async def _ticket(self, number: str) -> Ticket:
+        ticket = await self.store.get_ticket(number)
+        if ticket is None:
+            raise _UnknownTicket(number.upper())
+        return ticket
+
+    # ---- time ---------------------------------------------------------------------------------------
+    async def price(self, request: TimeRequest, ticket: Ticket):
+        company = await self.store.get_company(ticket.company) if ticket.company else None
+        overrides = company.multiplier_overrides if company else None
+        return self.desk.quotes.quote(request.service, request.start, request.end, 1, overrides)
+
+    async def log_time(self, ctx: Context, request: TimeRequest, idempotency_key: str | None) -> TimeEntry:
+        assert ctx.staff is not None
+        ticket = await self._ticket(request.ticket_number)
+        quote = await self.price(request, ticket)
+        entry = to_entry(request, ticket, ctx.staff, quote)
+        return await self.store.add_time_entry(entry, self.desk.now(), idempotency_key=idempotency_key)
+
+    async def _logtime(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
+        words = rest.split()
+        verb = words[0].lower() if words else ""
+        services = ctx.settings.service_keys
+        if verb in ("list", "liste", "lijst"):
+            number = words[1] if len(words) > 1 else None
+            return await self._list(ctx, number)
+        if verb in ("delete", "supprimer", "verwijder"):
+            entry = await self._own_entry(ctx, words[1] if len(words) > 1 else "")
+            deleted = await self.store.delete_time_entry(entry.id, ctx.staff.email, self.desk.now())
+            return (Text(ctx.t("logtime.deleted", id=deleted.id, number=deleted.ticket_number), Tone.SUCCESS),)
+        if verb in ("edit", "modifier", "wijzig"):
+            entry = await self._own_entry(ctx, words[1] if len(words) > 1 else "")
+            request = parse_logtime(" ".join([entry.ticket_number] + words[2:]), ctx.now, services, self.number_pattern)
+            if not words[4:] or parse_start(words[4:], ctx.now)[0] is None:
+                # No new start given: keep the entry's own start, not "now minus the duration".
+                request = TimeRequest(request.ticket_number, request.duration, request.service,
+                                      entry.started_at.astimezone(ctx.calendar.tz), request.note or entry.note)
+            ticket = await self._ticket(entry.ticket_number)
+            quote = await self.price(request, ticket)
+            updated = await self.store.update_time_entry(entry.id, to_entry(request, ticket, ctx.staff, quote),
+                                                         ctx.staff.email, self.desk.now())
+            return entry_replies(ctx, updated, "logtime.updated")
+        request = parse_logtime(rest, ctx.now, services, self.number_pattern)
+        entry = await self.log_time(ctx, request, key)
+        return entry_replies(ctx, entry)
+
+    async def _own_entry(self, ctx: Context, text: str) -> TimeEntry:
+        if not text.lstrip("#").isdigit():
+            raise Invalid("logtime.error.entry_id")
+        entry = await self.store.get_time_entry(int(text.lstrip("#")))
+        if entry is None or entry.deleted_at is not None or entry.agent_email.lower() != ctx.staff.email.lower():
+            raise Invalid("logtime.error.not_yours", {"id": text.lstrip("#")})
+        return entry
+
+    async def _list(self, ctx: Context, number: str | None) -> tuple[Reply, ...]:
+        if number is not None:
+            await self._ticket(number)
+        entries = await self.store.list_time_entries(ticket_number=number, agent_email=ctx.staff.email)
+        if not entries:
+            return (Text(ctx.t("logtime.none")),)
+        rows = []
+        total = sum((e.amount for e in entries), start=type(entries[0].amount)("0.00"))
+        for e in entries[-25:]:
+            start = e.started_at.astimezone(ctx.calendar.tz)
+            minutes = int((e.ended_at - e.started_at).total_seconds() // 60)
+            rows.append((f"#{e.id} {e.ticket_number}",
+                         ctx.t("logtime.list_row", date=format_short_date(start.date(), ctx.lang), time=f"{start:%H:%M}",
+                               duration=f"{minutes // 60}h{minutes % 60:02d}", service=e.service,
+                               amount=format_money(e.amount, ctx.lang, e.currency))))
+        rows.append((ctx.t("quote.total"), format_money(total, ctx.lang, entries[0].currency)))
+        return (Facts(tuple(rows), title=ctx.t("logtime.list_title", count=len(entries))),)
+
+    # ---- workflow -----------------------------------------------------------------------------------
+    def _notify(self, ticket: Ticket, event: str, key: str, **payload: Any) -> NewOutboxMessage:
+        return NewOutboxMessage(
+            idempotency_key=key,
+            recipient=ticket.requester_email,
+            kind=TICKET_UPDATE,
+            payload={"ticket": ticket.number, "event": event, "channel": ticket.channel, **payload},
+        )
+
+    async def _assign(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
+        words = rest.split()
+        ticket = await self._ticket(words[0])
+        who = words[1] if len(words) > 1 else "me"
+        if who.lower() in ("me", "moi", "mij", "mezelf"):
+            assignee = ctx.staff
+        else:
+            assignee = await self.store.find_staff(who)
+            if assignee is None or assignee.role is not StaffRole.AGENT:
+                raise Invalid("staff.unknown_agent", {"email": who})
+        updated = await self.store.update_ticket(ticket.number, by=ctx.staff.email, now=self.desk.now(),
+                                                 changes={"assignee_email": assignee.email})
+        return (Text(ctx.t("staff.assigned", number=updated.number, name=assignee.name), Tone.SUCCESS),)
+
+    async def _note(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
+        number, _, text = rest.partition(" ")
+        text = clean_text(text)
+        if not text:
+            raise Invalid("staff.note_empty")
+        ticket = await self._ticket(number)
+        await self.store.add_ticket_comment(ticket.number, ctx.staff.email, text, self.desk.now(), internal=True,
+                                            idempotency_key=key)
+        return (Text(ctx.t("staff.noted", number=ticket.number), Tone.SUCCESS),)
+
+    async def _status(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
+        words = rest.split()
+        ticket = await self._ticket(words[0])
+        target = STATUS_WORDS.get(words[1].lower())
+        if target is None:
+            raise Invalid("staff.unknown_status", {"status": words[1]})
+        release = parse_date(words[2], ctx.now.date()) if target is TicketStatus.SCHEDULED and len(words) > 2 else None
+        check_status(ticket, target, release)
+        changes: dict[str, Any] = {"status": target}
+        outbox = []
+        now = self.desk.now()
+        if release is not None:
+            check_release_date(ticket, release, ctx.now.date())
+            changes["release_date"] = release
+            outbox.append(self._notify(ticket, "release_date", f"ticket:{ticket.number}:release:{release.isoformat()}",
+                                       date=release.isoformat()))
+        elif target in NOTIFIED:
+            outbox.append(self._notify(ticket, "status", f"ticket:{ticket.number}:status:{target.value}:{now.isoformat()}",
+                                       status=target.value))
+        updated = await self.store.update_ticket(ticket.number, by=ctx.staff.email, now=now, changes=changes,
+                                                 expected_status=ticket.status.value, outbox=outbox)
+        return (Text(ctx.t("staff.status_set", number=updated.number, status=ctx.t(f"ticket.status.{updated.status.value}")),
+                     Tone.SUCCESS),)
+
+    async def _solution(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
+        words = rest.split()
+        if len(words) < 2:
+            raise Invalid("staff.date_missing")
+        ticket = await self._ticket(words[0])
+        when = parse_date(words[1], ctx.now.date())
+        check_solution_date(ticket, when, ctx.now.date())
+        outbox = [self._notify(ticket, "solution_date", f"ticket:{ticket.number}:solution:{when.isoformat()}",
+                               date=when.isoformat())]
+        updated = await self.store.update_ticket(ticket.number, by=ctx.staff.email, now=self.desk.now(),
+                                                 changes={"solution_date": when}, outbox=outbox)
+        return (Text(ctx.t("staff.solution_set", number=updated.number, date=format_date(when, ctx.lang)), Tone.SUCCESS),)
+
+    async def _release(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
+        words = rest.split()
+        if len(words) < 2:
+            raise Invalid("staff.date_missing")
+        ticket = await self._ticket(words[0])
+        when = parse_date(words[1], ctx.now.date())
+        check_release_date(ticket, when, ctx.now.date())
+        changes: dict[str, Any] = {"release_date": when}
+        if ticket.status is TicketStatus.APPROVED:
+            changes["status"] = TicketStatus.SCHEDULED
+        # The requester hears a release date once, when it is set (the key names the date).
+        outbox = [self._notify(ticket, "release_date", f"ticket:{ticket.number}:release:{when.isoformat()}",
+                               date=when.isoformat())]
+        updated = await self.store.update_ticket(ticket.number, by=ctx.staff.email, now=self.desk.now(),
+                                                 changes=changes, expected_status=ticket.status.value, outbox=outbox)
+        return (Text(ctx.t("staff.release_set", number=updated.number, date=format_date(when, ctx.lang)), Tone.SUCCESS),)
+
+    # ---- escalations --------------------------------------------------------------------------------
+    async def _ack(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
+        number = rest.split()[0].upper()
+        ticket = await self._ticket(number)
+        taken = await self.escalations.acknowledge(ticket.number, ctx.staff)
+        if taken:
+            return (Text(ctx.t("staff.ack_done", number=ticket.number), Tone.SUCCESS),)
+        latest = await self.store.list_escalations(open_only=False, ticket_number=ticket.number)
+        by = next((e.acknowledged_by for e in reversed(latest) if e.acknowledged_by), None)
+        if by:
+            return (Text(ctx.t("staff.ack_already", number=ticket.number, name=by), Tone.WARNING),)
+        return (Text(ctx.t("staff.ack_none", number=ticket.number)),)
+
+
+class _UnknownTicket(LookupError):
+    pass
+
+

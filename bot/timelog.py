@@ -1,0 +1,177 @@
+"""Agents log the time they worked on a ticket; it is priced with the rate card at the time it
+was worked (with the customer's SLA overrides) and every change is kept.
+
+`logtime CS-2026-00042 1h30 teamviewer [at 2026-11-27 16:00 | yesterday 18:00] [note…]`
+`logtime list [NUMBER]` · `logtime edit ID DURATION SERVICE [at …] [note…]` · `logtime delete ID`
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Mapping, Sequence
+
+from bot.dialogs.parsing import parse_date, parse_duration, parse_time
+from bot.domain import NewTimeEntry, StaffMember, StaffRole, Ticket, TimeEntry
+from bot.quote import Quote
+from bot.validation import Invalid, clean_text
+
+_AT_WORDS = {"at", "à", "a", "om", "op", "le", "on"}
+_RELATIVE = {
+    "today": 0, "aujourd'hui": 0, "aujourd’hui": 0, "vandaag": 0,
+    "yesterday": -1, "hier": -1, "gisteren": -1,
+}
+MAX_NOTE = 1000
+
+
+@dataclass(frozen=True)
+class TimeRequest:
+    """What an agent asked to log, parsed and checked, not yet priced."""
+
+    ticket_number: str
+    duration: timedelta
+    service: str
+    start: datetime
+    note: str | None
+
+    @property
+    def end(self) -> datetime:
+        return self.start + self.duration
+
+
+def parse_start(words: list[str], now: datetime) -> tuple[datetime | None, list[str]]:
+    """Read an optional start ("at 2026-11-27 16:00", "at 16:00", "yesterday 18:00", "hier 18h")
+    from the front of `words`; return it (local, aware) and the words left (the note)."""
+    tz = now.tzinfo
+    if not words:
+        return None, words
+    first = words[0].lower()
+    if first in _RELATIVE:
+        if len(words) < 2:
+            raise Invalid("logtime.error.when")
+        day = now.date() + timedelta(days=_RELATIVE[first])
+        return datetime.combine(day, parse_time(words[1]), tzinfo=tz), words[2:]
+    if first in _AT_WORDS:
+        rest = words[1:]
+        if not rest:
+            raise Invalid("logtime.error.when")
+        if rest[0].lower() in _RELATIVE:
+            return parse_start(rest, now)
+        try:
+            at_time = parse_time(rest[0])
+            return datetime.combine(now.date(), at_time, tzinfo=tz), rest[1:]
+        except Invalid:
+            pass
+        if len(rest) < 2:
+            raise Invalid("logtime.error.when")
+        day = parse_date(rest[0], now.date())
+        return datetime.combine(day, parse_time(rest[1]), tzinfo=tz), rest[2:]
+    return None, words
+
+
+def parse_logtime(args: str, now: datetime, services: Sequence[str], number_pattern: re.Pattern[str]) -> TimeRequest:
+    """`NUMBER DURATION SERVICE [when] [note…]` (the words after `logtime`)."""
+    words = clean_text(args).split()
+    if len(words) < 3:
+        raise Invalid("logtime.error.usage")
+    number, duration_text, service = words[0], words[1], words[2].lower()
+    if not number_pattern.fullmatch(number):
+        raise Invalid("logtime.error.number", {"number": number})
+    duration = parse_duration(duration_text)
+    if service not in services:
+        raise Invalid("quote.error.unknown_service", {"service": words[2], "services": ", ".join(services)})
+    start, rest = parse_start(words[3:], now)
+    if start is None:
+        start = now - duration
+    note = " ".join(rest)[:MAX_NOTE] or None
+    request = TimeRequest(number.upper(), duration, service, start, note)
+    if request.end > now + timedelta(minutes=1):
+        raise Invalid("logtime.error.future")
+    return request
+
+
+def to_entry(request: TimeRequest, ticket: Ticket, agent: StaffMember, quote: Quote) -> NewTimeEntry:
+    return NewTimeEntry(
+        ticket_number=ticket.number,
+        agent_email=agent.email,
+        service=request.service,
+        started_at=request.start,
+        ended_at=request.end,
+        participants=1,
+        note=request.note,
+        lines=tuple(line.as_dict() for line in quote.lines),
+        amount=quote.total,
+        currency=quote.currency,
+    )
+
+
+def is_agent(staff: StaffMember | None) -> bool:
+    return staff is not None and staff.role is StaffRole.AGENT
+
+
+def entry_hours(entry: TimeEntry) -> Decimal:
+    return sum((Decimal(line["hours"]) for line in entry.lines), Decimal("0.00"))
+
+
+def month_bounds(month: str, tz) -> tuple[datetime, datetime]:
+    """'2026-11' -> [2026-11-01 00:00, 2026-12-01 00:00) in the desk's zone."""
+    match = re.fullmatch(r"(\d{4})-(\d{2})", month.strip())
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise ValueError(f"expected a month as YYYY-MM, got {month!r}")
+    year, mon = int(match.group(1)), int(match.group(2))
+    start = datetime.combine(date(year, mon, 1), time(0), tzinfo=tz)
+    end_year, end_month = (year + 1, 1) if mon == 12 else (year, mon + 1)
+    return start, datetime.combine(date(end_year, end_month, 1), time(0), tzinfo=tz)
+
+
+def billing_report(entries: Sequence[TimeEntry], month: str, currency: str) -> dict[str, Any]:
+    """Entries with their lines, per customer and per ticket, with totals that add up exactly:
+    every total is the sum of the amounts agents were shown when they logged."""
+    customers: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        customer = customers.setdefault(entry.company or "-", {"customer": entry.company or "-", "tickets": {}, "total": Decimal("0.00")})
+        ticket = customer["tickets"].setdefault(
+            entry.ticket_number, {"ticket": entry.ticket_number, "entries": [], "total": Decimal("0.00")}
+        )
+        ticket["entries"].append(
+            {
+                "id": entry.id,
+                "agent": entry.agent_email,
+                "service": entry.service,
+                "start": entry.started_at.isoformat(),
+                "end": entry.ended_at.isoformat(),
+                "note": entry.note,
+                "lines": [dict(line) for line in entry.lines],
+                "amount": str(entry.amount),
+            }
+        )
+        ticket["total"] += entry.amount
+        customer["total"] += entry.amount
+    result_customers = []
+    grand = Decimal("0.00")
+    for customer in sorted(customers.values(), key=lambda c: c["customer"].lower()):
+        tickets = [
+            {**t, "total": str(t["total"])} for t in sorted(customer["tickets"].values(), key=lambda t: t["ticket"])
+        ]
+        result_customers.append({"customer": customer["customer"], "tickets": tickets, "total": str(customer["total"])})
+        grand += customer["total"]
+    return {"month": month, "currency": currency, "customers": result_customers, "total": str(grand)}
+
+
+def billing_csv_rows(report: Mapping[str, Any]) -> list[list[str]]:
+    """One row per quote line, then the totals, for a spreadsheet."""
+    rows = [["customer", "ticket", "entry", "agent", "service", "line_start", "line_end", "hours", "multiplier",
+             "rate", "amount", "note"]]
+    for customer in report["customers"]:
+        for ticket in customer["tickets"]:
+            for entry in ticket["entries"]:
+                for line in entry["lines"]:
+                    rows.append([customer["customer"], ticket["ticket"], str(entry["id"]), entry["agent"],
+                                 entry["service"], line["start"], line["end"], line["hours"], line["multiplier"],
+                                 line["rate"], line["amount"], entry["note"] or ""])
+            rows.append([customer["customer"], ticket["ticket"], "", "", "", "", "", "", "", "", ticket["total"], "ticket total"])
+        rows.append([customer["customer"], "", "", "", "", "", "", "", "", "", customer["total"], "customer total"])
+    rows.append(["", "", "", "", "", "", "", "", "", "", report["total"], "total"])
+    return rows

@@ -1,0 +1,93 @@
+"""Parsing `logtime` commands, and the billing report adding up exactly."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.dialogs.intents import ticket_number_pattern
+from bot.domain import TimeEntry
+from bot.timelog import billing_csv_rows, billing_report, month_bounds, parse_logtime
+from bot.validation import Invalid
+
+BXL = ZoneInfo("Europe/Brussels")
+NOW = datetime(2026, 11, 26, 18, 0, tzinfo=BXL)
+SERVICES = ("teamviewer", "parameters", "database", "development")
+PATTERN = ticket_number_pattern("CS-{year}-{seq:05d}")
+
+
+def parse(text: str):
+    return parse_logtime(text, NOW, SERVICES, PATTERN)
+
+
+@pytest.mark.parametrize(
+    "text,minutes,start,note",
+    [
+        ("CS-2026-00042 1h30 teamviewer", 90, "2026-11-26T16:30", None),
+        ("cs-2026-00042 45m database fixed the index", 45, "2026-11-26T17:15", "fixed the index"),
+        ("CS-2026-00042 1:30 parameters at 2026-11-25 16:00", 90, "2026-11-25T16:00", None),
+        ("CS-2026-00042 1.5h development yesterday 18:00 hotfix", 90, "2026-11-25T18:00", "hotfix"),
+        ("CS-2026-00042 2h teamviewer at 09:00 call with Lotte", 120, "2026-11-26T09:00", "call with Lotte"),
+        ("CS-2026-00042 1,5h teamviewer hier 18h", 90, "2026-11-25T18:00", None),
+        ("CS-2026-00042 1u30 database gisteren 9u15", 90, "2026-11-25T09:15", None),
+        ("CS-2026-00042 30m database om 17:00", 30, "2026-11-26T17:00", None),
+    ],
+)
+def test_parse(text, minutes, start, note):
+    request = parse(text)
+    assert request.ticket_number == "CS-2026-00042"
+    assert request.duration == timedelta(minutes=minutes)
+    assert request.start == datetime.fromisoformat(start).replace(tzinfo=BXL)
+    assert request.note == note
+
+
+@pytest.mark.parametrize(
+    "text,key",
+    [
+        ("CS-2026-00042 1h30", "logtime.error.usage"),
+        ("42 1h teamviewer", "logtime.error.number"),
+        ("CS-2026-00042 0m teamviewer", "validation.duration_positive"),
+        ("CS-2026-00042 -1h teamviewer", "validation.duration"),
+        ("CS-2026-00042 25h teamviewer", "validation.duration_max"),
+        ("CS-2026-00042 soon teamviewer", "validation.duration"),
+        ("CS-2026-00042 1h coffee", "quote.error.unknown_service"),
+        ("CS-2026-00042 1h teamviewer at 2026-11-27 09:00", "logtime.error.future"),
+        ("CS-2026-00042 1h teamviewer at 17:30", "logtime.error.future"),
+        ("CS-2026-00042 1h teamviewer at", "logtime.error.when"),
+        ("CS-2026-00042 1h teamviewer at someday", "logtime.error.when"),
+    ],
+)
+def test_refused(text, key):
+    with pytest.raises(Invalid) as err:
+        parse(text)
+    assert err.value.key == key
+
+
+def test_month_bounds_are_local():
+    start, end = month_bounds("2026-12", BXL)
+    assert start == datetime(2026, 12, 1, tzinfo=BXL) and end == datetime(2027, 1, 1, tzinfo=BXL)
+    with pytest.raises(ValueError):
+        month_bounds("2026-13", BXL)
+
+
+def _entry(i: int, company: str, ticket: str, amount: str) -> TimeEntry:
+    t = datetime(2026, 11, i, 10, tzinfo=timezone.utc)
+    line = {"start": t.isoformat(), "end": (t + timedelta(hours=1)).isoformat(), "multiplier": "1.0",
+            "hours": "1.00", "rate": amount, "amount": amount}
+    return TimeEntry(i, ticket, company, "a@desk.be", "database", t, t + timedelta(hours=1), 1, None, (line,),
+                     Decimal(amount), "EUR", t, t)
+
+
+def test_billing_totals_add_up_exactly():
+    entries = [_entry(1, "B", "CS-2026-00002", "0.10"), _entry(2, "A", "CS-2026-00001", "0.20"),
+               _entry(3, "B", "CS-2026-00002", "0.20"), _entry(4, "B", "CS-2026-00003", "82.18")]
+    report = billing_report(entries, "2026-11", "EUR")
+    assert [c["customer"] for c in report["customers"]] == ["A", "B"]
+    b = report["customers"][1]
+    assert [(t["ticket"], t["total"]) for t in b["tickets"]] == [("CS-2026-00002", "0.30"), ("CS-2026-00003", "82.18")]
+    assert b["total"] == "82.48" and report["total"] == "82.68"
+    rows = billing_csv_rows(report)
+    assert rows[0][0] == "customer" and rows[-1][-2:] == ["82.68", "total"]
