@@ -1,0 +1,149 @@
+"""One Teams channel per desk: its configuration, transport and channel logic, and the aiohttp
+route `POST /api/messages`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from adapters.teams.channel import TeamsChannel
+from adapters.teams.config import TeamsConfig
+from adapters.teams.transport import (
+    AuthError,
+    AuthUnavailable,
+    DeliveryError,
+    TeamsTransport,
+)
+from adapters.web import is_loopback
+from bot.desk import Desk
+
+log = logging.getLogger("caredesk.teams")
+
+MESSAGES_PATH = "/api/messages"
+
+
+@dataclass
+class TeamsApp:
+    desk: Desk
+    config: TeamsConfig
+    transport: TeamsTransport
+    channel: TeamsChannel
+    # Turns that outlived Teams' time limit keep running here after the HTTP answer.
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @property
+    def accepting(self) -> bool:
+        """Authentication on (an app id), or the explicit developer mode on a loopback address."""
+        if self.config.auth_enabled:
+            return True
+        return self.config.insecure_dev_mode and is_loopback(self.desk.settings.server.host)
+
+    def keep(self, task: asyncio.Task[Any]) -> None:
+        self.background.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self.background.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("a Teams turn finished in the background with an error", exc_info=t.exception())
+
+        task.add_done_callback(done)
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        if self.background:
+            await asyncio.wait(set(self.background), timeout=timeout)
+
+
+_apps: weakref.WeakKeyDictionary[Desk, TeamsApp] = weakref.WeakKeyDictionary()
+
+
+def configure(desk: Desk, *, config: TeamsConfig | None = None, transport: TeamsTransport | None = None) -> TeamsApp:
+    """Create (and remember for `send_proactive`) the Teams channel of a desk."""
+    config = config or TeamsConfig.from_settings(desk.settings)
+    if transport is None:
+        from adapters.teams.botbuilder_transport import BotbuilderTransport
+
+        transport = BotbuilderTransport(config)
+    app = TeamsApp(desk, config, transport, TeamsChannel(desk, config))
+    _apps[desk] = app
+    if config.auth_enabled and not config.app_password and config.app_type != "UserAssignedMSI":
+        log.warning("MICROSOFT_APP_ID is set but MICROSOFT_APP_PASSWORD is not: CareDesk cannot answer in Teams")
+    return app
+
+
+def teams_app_for(desk: Desk) -> TeamsApp:
+    return _apps.get(desk) or configure(desk)
+
+
+TEAMS_APP_KEY: web.AppKey[TeamsApp] = web.AppKey("teams", TeamsApp)
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    teams = request.app[TEAMS_APP_KEY]
+    if not teams.accepting:
+        return _error(503, "teams_not_configured",
+                      "Microsoft Teams is not configured: set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD "
+                      "(see docs/teams.md).")
+    if "json" not in (request.content_type or ""):
+        return _error(415, "unsupported_media_type", "expected application/json")
+    try:
+        activity = await request.json()
+    except ValueError:
+        return _error(400, "bad_request", "the body is not JSON")
+    if not isinstance(activity, dict) or not activity.get("type"):
+        return _error(400, "bad_request", "the body is not a Bot Framework activity")
+    try:
+        ticket = await teams.transport.authenticate(request.headers.get("Authorization"), activity)
+    except AuthError as exc:
+        log.warning("rejected a request to %s: %s", MESSAGES_PATH, exc)
+        return _error(401, "unauthorized", "the request is not authenticated by the Bot Framework")
+    except AuthUnavailable as exc:
+        log.error("cannot check a request to %s: %s", MESSAGES_PATH, exc)
+        return _error(503, "auth_unavailable", "the Bot Framework signing keys are unavailable; retry later")
+
+    task = asyncio.ensure_future(teams.transport.run(ticket, activity, teams.channel.on_turn))
+    try:
+        result = await asyncio.wait_for(asyncio.shield(task), teams.config.response_deadline)
+    except TimeoutError:
+        teams.keep(task)
+        log.warning("Teams activity %s takes longer than %.0f s: answering now, the work goes on",
+                    activity.get("id"), teams.config.response_deadline)
+        if activity.get("type") == "invoke":
+            reply = teams.channel.still_working(activity)
+            return web.json_response(reply.body, status=reply.status)
+        return web.Response(status=202)
+    except DeliveryError as exc:
+        log.error("Teams activity %s could not be processed: %s", activity.get("id"), exc)
+        return _error(503, "connector_unavailable", "the Bot Framework connector is unavailable; retry later")
+    except Exception:
+        log.exception("Teams activity %s failed", activity.get("id"))
+        return _error(500, "internal_error", "the activity could not be processed")
+    if result is None:
+        return web.Response(status=200)
+    return web.json_response(result.body, status=result.status)
+
+
+def mount(app: web.Application, desk: Desk) -> None:
+    """Add `POST /api/messages` (the Bot Framework messaging endpoint) to the server."""
+    teams = teams_app_for(desk)
+    app[TEAMS_APP_KEY] = teams
+    app.router.add_post(MESSAGES_PATH, messages)
+
+    async def finish_background_turns(_: web.Application) -> None:
+        await teams.drain()
+
+    app.on_cleanup.append(finish_background_turns)
+    if teams.config.auth_enabled:
+        log.info("Teams channel on %s (app id %s, %s)", MESSAGES_PATH, teams.config.app_id, teams.config.app_type)
+    elif teams.accepting:
+        log.warning("Teams channel on %s WITHOUT authentication (developer mode, loopback only)", MESSAGES_PATH)
+    else:
+        log.warning("Teams channel disabled: MICROSOFT_APP_ID is not set; %s answers 503", MESSAGES_PATH)

@@ -1,0 +1,262 @@
+"""The Teams transport on the Bot Framework Python SDK (botbuilder 4.x, CloudAdapter).
+
+The only module of CareDesk that imports botbuilder / botframework. It fixes the SDK's rough
+edges measured on this project (see ../shared/reference/platform/NOTES.md):
+
+* every authentication failure becomes `AuthError` (401), where a stock `CloudAdapter.process`
+  answers 500 for a missing or expired token, an unknown key id or `alg: none`;
+* the token check runs in a worker thread, because botbuilder fetches the signing keys with a
+  blocking `requests.get` (and caches them on a class: `clear_key_cache()`);
+* outbound tokens come from a configurable OAuth token endpoint (client-credentials grant),
+  fetched asynchronously and cached, instead of MSAL (which blocks the event loop and refuses
+  any authority that is not https).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+import requests
+from botbuilder.core import InvokeResponse, TurnContext
+from botbuilder.core.teams import TeamsInfo
+from botbuilder.integration.aiohttp import (
+    CloudAdapter,
+    ConfigurationBotFrameworkAuthentication,
+)
+from botbuilder.schema import Activity, ActivityTypes, ConversationReference
+from botframework.connector.auth import (
+    AppCredentials,
+    JwtTokenExtractor,
+    ManagedIdentityServiceClientCredentialsFactory,
+    MicrosoftAppCredentials,
+    ServiceClientCredentialsFactory,
+)
+
+from adapters.teams.config import TeamsConfig
+from adapters.teams.transport import (
+    AuthError,
+    AuthUnavailable,
+    DeliveryError,
+    InvokeReply,
+    TeamsTransport,
+    TurnHandler,
+    TurnIO,
+)
+
+log = logging.getLogger("caredesk.teams.transport")
+
+TOKEN_REFRESH_MARGIN = 300  # seconds before expiry a cached outbound token is renewed
+
+
+def clear_key_cache() -> None:
+    """Forget the signing keys botbuilder cached (class-level, shared by the whole process)."""
+    JwtTokenExtractor.metadataCache.clear()
+
+
+# ---- outbound credentials -----------------------------------------------------------------------
+
+
+class _BearerCredentials(AppCredentials):
+    """Credentials holding a token obtained beforehand (msrest signs requests synchronously)."""
+
+    def __init__(self, app_id: str, token: str, scope: str):
+        super().__init__(app_id=app_id, oauth_scope=scope)
+        self._token = token
+
+    def get_access_token(self, force_refresh: bool = False) -> str:
+        return self._token
+
+
+class TokenEndpointCredentialsFactory(ServiceClientCredentialsFactory):
+    """App id + client secret → bearer tokens from the configured OAuth 2.0 token endpoint
+    (client-credentials grant, as MSAL does it), cached per scope until shortly before expiry."""
+
+    def __init__(self, app_id: str | None, password: str | None, token_url: str, default_scope: str,
+                 timeout: float = 10.0):
+        self.app_id = app_id or None
+        self._password = password
+        self.token_url = token_url
+        self.default_scope = default_scope
+        self.timeout = timeout
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def is_valid_app_id(self, app_id: str) -> bool:
+        return bool(self.app_id) and app_id == self.app_id
+
+    async def is_authentication_disabled(self) -> bool:
+        return not self.app_id
+
+    async def create_credentials(self, app_id: str, oauth_scope: str, login_endpoint: str,
+                                 validate_authority: bool) -> AppCredentials:
+        if not self.app_id:
+            return MicrosoftAppCredentials.empty()
+        if app_id != self.app_id:
+            raise PermissionError("credentials requested for another app id")
+        scope = (oauth_scope or self.default_scope).rstrip("/")
+        if not scope.endswith("/.default"):
+            scope += "/.default"
+        return _BearerCredentials(self.app_id, await self._token(scope), scope)
+
+    async def _token(self, scope: str) -> str:
+        cached = self._tokens.get(scope)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        lock = self._locks.setdefault(scope, asyncio.Lock())
+        async with lock:
+            cached = self._tokens.get(scope)
+            if cached and cached[1] > time.monotonic():
+                return cached[0]
+            if not self._password:
+                raise DeliveryError("MICROSOFT_APP_PASSWORD is not set: cannot obtain a token to answer Teams")
+            form = {"grant_type": "client_credentials", "client_id": self.app_id,
+                    "client_secret": self._password, "scope": scope}
+            try:
+                async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)) as session:
+                    async with session.post(self.token_url, data=form) as response:
+                        body = await response.json(content_type=None)
+                        if response.status != 200 or "access_token" not in body:
+                            raise DeliveryError(
+                                f"token endpoint answered {response.status}: {body.get('error', '')} "
+                                f"{body.get('error_description', '')}".strip()
+                            )
+            except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+                raise DeliveryError(f"token endpoint {self.token_url} unreachable: {exc!r}") from exc
+            lifetime = float(body.get("expires_in") or 3600)
+            self._tokens[scope] = (body["access_token"], time.monotonic() + max(lifetime - TOKEN_REFRESH_MARGIN, 30))
+            log.info("obtained a Bot Framework token for %s (valid %d s)", scope, lifetime)
+            return body["access_token"]
+
+
+def make_credentials_factory(config: TeamsConfig) -> ServiceClientCredentialsFactory:
+    if config.app_type == "UserAssignedMSI" and config.app_id:
+        return ManagedIdentityServiceClientCredentialsFactory(config.app_id)
+    return TokenEndpointCredentialsFactory(config.app_id, config.app_password, config.token_url, config.oauth_scope)
+
+
+# ---- one turn -------------------------------------------------------------------------------------
+
+
+def _activity(data: Mapping[str, Any]) -> Activity:
+    return Activity().deserialize(dict(data))
+
+
+class _BotbuilderTurnIO(TurnIO):
+    def __init__(self, context: TurnContext, activity: Mapping[str, Any]):
+        self.context = context
+        self.activity = activity
+
+    async def send(self, activities: Sequence[Mapping[str, Any]]) -> list[str | None]:
+        try:
+            responses = await self.context.send_activities([_activity(a) for a in activities])
+        except Exception as exc:  # msrest raises its own error types for HTTP failures
+            raise DeliveryError(f"sending to the conversation failed: {exc}") from exc
+        return [getattr(r, "id", None) for r in responses or []]
+
+    async def update(self, activity_id: str, activity: Mapping[str, Any]) -> None:
+        updated = _activity(activity)
+        updated.id = activity_id
+        try:
+            await self.context.update_activity(updated)
+        except Exception as exc:
+            raise DeliveryError(f"updating activity {activity_id} failed: {exc}") from exc
+
+    async def member(self, user_id: str) -> Mapping[str, Any]:
+        try:
+            account = await TeamsInfo.get_member(self.context, user_id)
+        except Exception as exc:
+            raise DeliveryError(f"member lookup failed: {exc}") from exc
+        return account.serialize() if account is not None else {}
+
+
+def _isolated(coroutine_function, *args):
+    """Run a coroutine on a private event loop (in a worker thread): botbuilder's key fetch blocks."""
+    return asyncio.run(coroutine_function(*args))
+
+
+class BotbuilderTransport(TeamsTransport):
+    def __init__(self, config: TeamsConfig, credentials_factory: ServiceClientCredentialsFactory | None = None):
+        self.config = config
+        self.credentials_factory = credentials_factory or make_credentials_factory(config)
+        # Every endpoint is set explicitly: botbuilder then uses its "parameterized" authentication
+        # with exactly these values (public cloud defaults, or a sovereign cloud, or a test fake).
+        configuration = SimpleNamespace(
+            APP_ID=config.app_id,
+            APP_TYPE=config.app_type,
+            APP_TENANTID=config.tenant_id,
+            CHANNEL_SERVICE=None,
+            VALIDATE_AUTHORITY=True,
+            TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL=config.openid_metadata_url,
+            TO_BOT_FROM_CHANNEL_TOKEN_ISSUER=config.token_issuer,
+            TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL=config.emulator_openid_metadata_url,
+            TO_CHANNEL_FROM_BOT_LOGIN_URL=config.login_url,
+            TO_CHANNEL_FROM_BOT_OAUTH_SCOPE=config.oauth_scope,
+            OAUTH_URL=config.oauth_url,
+            CALLER_ID=None,
+        )
+        self.authentication = ConfigurationBotFrameworkAuthentication(
+            configuration, credentials_factory=self.credentials_factory
+        )
+        self.adapter = CloudAdapter(self.authentication)
+
+    async def authenticate(self, auth_header: str | None, activity: Mapping[str, Any]) -> Any:
+        inbound = _activity(activity)
+        header = (auth_header or "").strip()
+        if not self.config.auth_enabled:
+            if not self.config.insecure_dev_mode:
+                raise AuthError("no Microsoft app id configured")
+            # Emulator-style developer mode: anonymous claims (botbuilder wants None, not "").
+            return await self.authentication.authenticate_request(inbound, None)
+        if not header:
+            raise AuthError("no Authorization header")
+        try:
+            return await asyncio.to_thread(_isolated, self.authentication.authenticate_request, inbound, header)
+        except requests.RequestException as exc:
+            raise AuthUnavailable(f"could not fetch the Bot Framework signing keys: {exc!r}") from exc
+        except Exception as exc:  # PermissionError, jwt errors, IndexError (unknown kid), …
+            raise AuthError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def run(self, ticket: Any, activity: Mapping[str, Any], handler: TurnHandler) -> InvokeReply | None:
+        started = False
+
+        async def logic(context: TurnContext) -> None:
+            nonlocal started
+            started = True
+            reply = await handler(_BotbuilderTurnIO(context, activity))
+            if reply is not None:
+                await context.send_activity(Activity(
+                    type=ActivityTypes.invoke_response,
+                    value=InvokeResponse(status=reply.status, body=reply.body),
+                ))
+
+        try:
+            result = await self.adapter.process_activity(ticket, _activity(activity), logic)
+        except DeliveryError:
+            raise
+        except Exception as exc:
+            if started:
+                raise
+            # Before the turn ran: no connector (e.g. no outbound token). Nothing was done.
+            raise DeliveryError(f"could not set up the turn: {exc!r}") from exc
+        if result is None:
+            return None
+        return InvokeReply(int(result.status), result.body)
+
+    async def continue_conversation(self, reference: Mapping[str, Any], handler: TurnHandler) -> None:
+        ref = ConversationReference().deserialize(dict(reference))
+
+        async def logic(context: TurnContext) -> None:
+            await handler(_BotbuilderTurnIO(context, context.activity.serialize()))
+
+        try:
+            await self.adapter.continue_conversation(ref, logic, bot_app_id=self.config.app_id or "")
+        except DeliveryError:
+            raise
+        except Exception as exc:
+            raise DeliveryError(f"proactive message failed: {exc!r}") from exc

@@ -1,0 +1,72 @@
+"""Proactive messages: CareDesk writes to a Teams user (or conversation) on its own initiative,
+through the conversation reference stored when the bot last saw them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Union
+
+from adapters.teams.channel import CHANNEL, response_message
+from adapters.teams.transport import DeliveryError, TeamsTransport, TurnIO
+from bot.desk import Desk
+from bot.i18n import normalize_language
+from bot.replies import Reply, Response
+
+log = logging.getLogger("caredesk.teams.proactive")
+
+ProactiveMessage = Union[Response, Sequence[Reply]]
+
+
+class ProactiveDeliveryError(DeliveryError):
+    """The recipient is known but the Bot Framework connector failed: retry later."""
+
+
+async def find_reference(desk: Desk, user_key_or_email: str) -> Mapping[str, Any] | None:
+    """The stored Teams reference of a user key (AAD object id or Teams user id, or
+    "conversation:<id>"), or of an e-mail (their personal chat with the bot)."""
+    key = user_key_or_email.strip()
+    if not key:
+        return None
+    if "@" in key and not key.startswith("conversation:"):
+        found = [ref for channel, _, ref in await desk.store.find_conversation_refs_by_email(key) if channel == CHANNEL]
+        return found[0] if found else None
+    return await desk.store.get_conversation_ref(CHANNEL, key)
+
+
+async def send_proactive(desk: Desk, user_key_or_email: str, message: ProactiveMessage, *,
+                         transport: TeamsTransport | None = None) -> bool:
+    """Send replies (or a core Response) to a Teams user or conversation as one Adaptive Card.
+
+    Returns True once sent, False (logged) when the bot has never seen that user or
+    conversation; raises ProactiveDeliveryError when the connector fails (the caller retries).
+    """
+    reference = await find_reference(desk, user_key_or_email)
+    if reference is None:
+        log.warning("no Teams conversation is known for %s: the bot never talked with them", user_key_or_email)
+        return False
+    if isinstance(message, Response):
+        replies, lang = tuple(message.replies), message.lang
+    else:
+        replies, lang = tuple(message), desk.settings.default_language
+        locale = reference.get("locale") if isinstance(reference, Mapping) else None
+        if locale:
+            lang = normalize_language(str(locale), lang)
+    if not replies:
+        return True
+    activity = response_message(replies, lang)
+    if transport is None:
+        from adapters.teams.app import teams_app_for
+
+        transport = teams_app_for(desk).transport
+
+    async def deliver(io: TurnIO) -> None:
+        await io.send([activity])
+
+    try:
+        await transport.continue_conversation(reference, deliver)
+    except DeliveryError as exc:
+        log.error("proactive Teams message to %s failed: %s", user_key_or_email, exc)
+        raise ProactiveDeliveryError(str(exc)) from exc
+    log.info("proactive Teams message sent to %s", user_key_or_email)
+    return True
