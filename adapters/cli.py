@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, AsyncIterator, Sequence
 
@@ -36,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     # A server logs what it does; a one-shot command or the chat only what went wrong.
-    default_level = "INFO" if getattr(args, "handler", None) is cmd_serve else "WARNING"
+    default_level = "INFO" if getattr(args, "handler", None) in (cmd_serve, cmd_worker) else "WARNING"
     logging.basicConfig(
         level=os.environ.get("CAREDESK_LOG_LEVEL", default_level).upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -71,6 +72,20 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, help="port (default 3978)")
     s.set_defaults(handler=cmd_serve)
+
+    w = sub.add_parser("worker", help="deliver the outbox and climb escalations (without the HTTP server)")
+    w.add_argument("--interval", type=float, default=2.0, help="seconds between rounds (default 2)")
+    w.set_defaults(handler=cmd_worker)
+
+    sm = sub.add_parser("slack-manifest", help="print the Slack app manifest with the request URLs filled in")
+    sm.add_argument("--url", required=True, help="the public base URL, e.g. https://caredesk.example.com")
+    sm.add_argument("--socket-mode", action="store_true", help="for Socket Mode (no request URLs)")
+    sm.set_defaults(handler=cmd_slack_manifest)
+
+    tp = sub.add_parser("teams-package", help="write the Teams app package (zip) to upload")
+    tp.add_argument("--app-id", required=True, help="the bot's Microsoft App ID (a GUID)")
+    tp.add_argument("--out", default="caredesk-teams.zip")
+    tp.set_defaults(handler=cmd_teams_package)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(metavar="ACTION")
     up = db.add_parser("upgrade", help="bring the schema up to date")
@@ -164,8 +179,52 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
+    # The channels check the address really listened on (developer mode only on loopback).
+    settings = replace(settings, server=replace(settings.server, host=host, port=port))
     async with _desk(settings) as desk:
         await serve(desk, host, port)
+    return 0
+
+
+async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """The outbox dispatcher and the escalation climb without the HTTP server (run as many as
+    you like against one PostgreSQL database)."""
+    import signal
+
+    from adapters.delivery import ChannelDelivery
+    from adapters.web import default_senders
+    from bot.outbox import Dispatcher
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with _desk(settings) as desk:
+        log.info("CareDesk worker started")
+        await Dispatcher(desk, ChannelDelivery(desk, default_senders())).run(stop, interval=args.interval)
+    return 0
+
+
+async def cmd_slack_manifest(settings: Settings, args: argparse.Namespace) -> int:
+    from adapters.slack import render_manifest
+
+    try:
+        print(render_manifest(args.url, socket_mode=args.socket_mode), end="")
+    except ValueError as exc:
+        raise UsageError(f"--url: {exc}") from None
+    return 0
+
+
+async def cmd_teams_package(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from adapters.teams import build_package
+
+    try:
+        out = build_package(args.app_id, Path(args.out))
+    except ValueError as exc:
+        raise UsageError(f"--app-id: {exc}") from None
+    print(f"Teams app package written to {out}")
     return 0
 
 

@@ -6,9 +6,10 @@ adapter adds POST /slack/events and the Teams adapter POST /api/messages (see `b
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import web
 
@@ -17,7 +18,11 @@ from bot.store.port import StoreUnavailableError
 
 log = logging.getLogger("caredesk.web")
 
+if TYPE_CHECKING:
+    from adapters.delivery import Sender
+
 DESK_KEY: web.AppKey[Desk] = web.AppKey("desk", Desk)
+DISPATCHER_KEY: web.AppKey["asyncio.Task[Any]"] = web.AppKey("dispatcher")
 # A mounted channel registers its routes on the app; the Slack and Teams adapters provide one each.
 ChannelMount = Callable[[web.Application, Desk], None]
 MAX_BODY_BYTES = 1024 * 1024
@@ -65,19 +70,62 @@ def check_insecure_mode(host: str, insecure: bool) -> None:
         )
 
 
-async def serve(desk: Desk, host: str, port: int, on_started: Callable[[], Awaitable[None]] | None = None) -> None:
+def default_channels() -> tuple[ChannelMount, ...]:
+    """Every channel the server offers; each answers 503 by itself when it is not configured."""
+    from adapters.slack import mount as slack
+    from adapters.teams import mount as teams
+
+    return (slack, teams)
+
+
+def default_senders() -> dict[str, "Sender"]:
+    from adapters.delivery import teams_sender
+    from adapters.slack import send_to_person as slack_sender
+
+    return {"msteams": teams_sender, "slack": slack_sender}
+
+
+def start_dispatcher(app: web.Application, desk: Desk) -> None:
+    """Run the outbox dispatcher (and the escalation climb) inside the server."""
+    from adapters.delivery import ChannelDelivery
+    from bot.outbox import Dispatcher
+
+    stop = asyncio.Event()
+
+    async def on_startup(app: web.Application) -> None:
+        dispatcher = Dispatcher(desk, ChannelDelivery(desk, default_senders()))
+        app[DISPATCHER_KEY] = asyncio.create_task(dispatcher.run(stop), name="caredesk-outbox")
+
+    async def on_cleanup(app: web.Application) -> None:
+        stop.set()
+        task = app.get(DISPATCHER_KEY)
+        if task is not None:
+            await asyncio.wait_for(task, timeout=10)
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+
+
+async def serve(desk: Desk, host: str, port: int, *, dispatcher: bool = True) -> None:
     check_insecure_mode(host, desk.settings.server.insecure_dev_mode)
-    app = build_app(desk)
+    app = build_app(desk, default_channels())
+    if dispatcher:
+        start_dispatcher(app, desk)
     runner = web.AppRunner(app, access_log=log)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
     log.info("CareDesk listening on http://%s:%s", host, port)
-    if on_started:
-        await on_started()
-    try:
-        import asyncio
+    socket_mode = None
+    if desk.settings.secrets.slack_app_token:
+        from adapters.slack import start_socket_mode
 
+        # Socket Mode: Slack connects out from here, no public URL needed.
+        socket_mode = await start_socket_mode(desk)
+        log.info("Slack Socket Mode connected")
+    try:
         await asyncio.Event().wait()
     finally:
+        if socket_mode is not None:
+            await socket_mode.close()
         await runner.cleanup()

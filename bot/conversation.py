@@ -206,8 +206,9 @@ class Conversation:
             await store.save_dialog(turn.dialog_key, new_state, stored.version if stored else None, now, event=event)
         elif stored is not None:
             await store.delete_dialog(turn.dialog_key, stored.version, event=event)
-        elif event:
-            await store.claim_event(*event, now)
+        elif event and not await store.claim_event(*event, now):
+            # Another process answered this very delivery a moment ago: it was answered once.
+            return Response(lang=ctx.lang, duplicate=True)
         return Response(replies, ctx.lang, dict(result.field_errors), done=result.done, ticket_number=ticket_number)
 
     async def _outside_dialog(self, ctx: Context, turn: Turn, answer: Answer) -> EngineResult:

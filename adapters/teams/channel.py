@@ -24,6 +24,7 @@ import logging
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -50,7 +51,7 @@ log = logging.getLogger("caredesk.teams")
 
 CHANNEL = "msteams"
 COMMANDS = ("ticket", "tickets", "quote", "escalate", "logtime", "help")
-FORM_COMMANDS = {"ticket": "new_ticket", "quote": "quote"}
+FORM_COMMANDS = {"ticket": "new_ticket", "quote": "quote", "logtime": "logtime"}
 CORE_WORDS = {"tickets": "status", "escalate": "escalate", "help": "help"}
 CARD_ACTION_INVOKE = "adaptiveCard/action"
 MESSAGE_TYPE = "application/vnd.microsoft.activity.message"
@@ -300,7 +301,10 @@ class TeamsChannel:
         command = parse_command(text)
         if command is not None:
             name, argument = command
-            if name in CORE_WORDS:
+            if name == "logtime" and argument:
+                # `logtime CS-2026-00042 1h30 teamviewer …`: the core parses and prices it.
+                turn = self._turn(activity, identity, text=f"logtime {argument}")
+            elif name in CORE_WORDS:
                 turn = self._turn(activity, identity, text=f"{CORE_WORDS[name]} {argument}".strip())
             else:
                 await self._command(io, turn, name)
@@ -312,11 +316,11 @@ class TeamsChannel:
         if not await self._first_time(turn.event_id):
             return
         lang = (await self.conversation.context(turn)).lang
-        if name == "logtime":
-            await self._send(io, response_message((Text(translate(lang, "teams.logtime_unavailable")),), lang))
-            return
         form = await self.conversation.form(turn, FORM_COMMANDS[name])
         if form is None:
+            # Not this user's form (time logging is for agents): the core says why, politely.
+            refusal = await self.conversation.handle(replace(turn, text=name, event_id=None))
+            await self._send_response(io, refusal)
             return
         await self._send(io, message_activity(render_form(form, lang=lang, labels=card_labels(lang)), form.title))
 

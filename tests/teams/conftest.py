@@ -52,6 +52,7 @@ USERS = {
     "29:lotte": {"email": "lotte.peeters@brasseriedeklok.be", "name": "Lotte Peeters", "aad": "aad-lotte"},
     "29:camille": {"email": "camille.dubois@atelier-lumiere.be", "name": "Camille Dubois", "aad": "aad-camille"},
     "29:emma": {"email": "emma.wilson@atelier-lumiere.be", "name": "Emma Wilson", "aad": "aad-emma"},
+    "29:sofie": {"email": "sofie.janssens@caresolutions.be", "name": "Sofie Janssens", "aad": "aad-sofie"},
 }
 
 

@@ -176,11 +176,17 @@ async def test_channel_mention_is_answered_in_the_thread_without_the_mention(bot
 
 async def test_commands_tickets_escalate_and_logtime(bot):
     reply = await bot.say("logtime")
-    assert "not available yet" in card_text(card_of(reply))
+    assert "Only service desk agents can log time" in card_text(card_of(reply))
     reply = await bot.say("temps", locale="fr-BE")
-    assert "pas encore disponible" in card_text(card_of(reply))
+    assert "agents du service desk" in card_text(card_of(reply))
     await bot.desk.register_ticket(kind="incident", requester_email=LOTTE, module="Kassa",
                                    description="The till does not print receipts any more since Monday")
+    # An agent gets the time form, or logs in one line.
+    form = card_of(await bot.say("logtime", user="29:sofie"))
+    assert {"ticket", "duration", "service"} <= {e.get("id") for e in form["body"]}
+    logged = card_text(card_of(await bot.say("logtime CS-2026-00001 45m database", user="29:sofie")))
+    assert "CS-2026-00001" in logged and "€61.64" in logged  # 0.75 h at 82.18 (a Thursday morning)
+    assert len(await bot.desk.store.list_time_entries()) == 1
     reply = await bot.say("tickets")
     assert "CS-2026-00001" in card_text(card_of(reply)) and "Kassa" in card_text(card_of(reply))
     reply = await bot.say("escalate CS-2026-09999")
