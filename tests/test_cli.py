@@ -238,3 +238,58 @@ def test_insecure_mode_refuses_a_public_address(tmp_path):
     result = run(["serve", "--host", "0.0.0.0", "--port", str(free_port())], f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
                  env_extra={"CAREDESK_INSECURE_DEV_MODE": "true"})
     assert result.returncode != 0 and "loopback" in result.stderr
+
+
+# ---- agents and managers from the command line ------------------------------------------------------
+
+
+def test_billing_report_escalations_and_outbox(db):
+    created = run(["tickets", "create", "--kind", "incident", "--requester", LOTTE, "--module", "ERP",
+                   "--description", "Printing fails with error 42", "--json"], db)
+    number = json.loads(created.stdout)["number"]
+    agent = "sofie.janssens@caresolutions.be"
+    chat = run(["chat", "--as", agent, "--lang", "en"], db, stdin="\n".join([
+        f"logtime {number} 1h30 teamviewer at 2026-11-20 16:00",   # Friday: office hours then evening (SLA 125 %)
+        f"logtime {number} 2h database at 2026-11-11 10:00",       # a Belgian public holiday (SLA 150 %)
+    ]) + "\n")
+    assert chat.returncode == 0 and chat.stdout.count("Time logged") == 2, chat.stdout
+    report = json.loads(run(["billing", "report", "--month", "2026-11", "--format", "json"], db).stdout)
+    # 102.21 + 0.5 h x 102.21 x 1.25 = 63.88 ; 2 h x 82.18 x 1.5 = 246.54
+    assert report["total"] == "412.63"
+    [customer] = report["customers"]
+    assert customer["customer"] == "Brasserie De Klok" and customer["total"] == "412.63"
+    csv_out = run(["billing", "report", "--month", "2026-11", "--format", "csv"], db).stdout.splitlines()
+    assert csv_out[0].startswith("customer,ticket,entry") and csv_out[-1].endswith("412.63,total")
+    assert json.loads(run(["billing", "report", "--month", "2026-10", "--format", "json"], db).stdout)["total"] == "0.00"
+    other = json.loads(run(["billing", "report", "--month", "2026-11", "--customer", "Atelier Lumière", "--format",
+                            "json"], db).stdout)
+    assert other["total"] == "0.00"
+    assert run(["billing", "report", "--month", "11/2026"], db).returncode == 2
+    assert run(["billing", "report", "--month", "2026-11", "--customer", "Nobody"], db).returncode == 2
+
+    chat = run(["chat", "--as", LOTTE, "--lang", "en"], db,
+               stdin="\n".join(["escalate", number, "2", "The fix did not work.", "1"]) + "\n")
+    assert "has been recorded" in chat.stdout
+    [escalation] = json.loads(run(["escalations", "list", "--json"], db).stdout)
+    assert (escalation["ticket"], escalation["level"], escalation["status"]) == (number, 1, "open")
+    assert "level 1" in run(["escalations", "list"], db).stdout
+
+    # No Slack or Teams configured: the worker cannot reach anyone and dead-letters the pings.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAREDESK_", "SLACK_", "MICROSOFT_"))}
+    env.update({"DATABASE_URL": db, "CAREDESK_FIXED_NOW": "2026-11-26T10:00"})
+    worker = subprocess.Popen([CAREDESK, "worker", "--interval", "0.2"], env=env, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        failed = []
+        while time.monotonic() < deadline and not failed:
+            time.sleep(0.5)
+            failed = json.loads(run(["outbox", "list", "--failed", "--json"], db).stdout)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=15) == 0
+    assert [m["recipient"].lower() for m in failed] == ["naida.jelacic@caresolutions.be"]
+    assert "undeliverable" in failed[0]["last_error"]
+    assert run(["outbox", "retry"], db).stdout.strip() == "1 message(s) re-queued"
+    assert json.loads(run(["outbox", "list", "--failed", "--json"], db).stdout) == []
+    assert [m["status"] for m in json.loads(run(["outbox", "list", "--json"], db).stdout)] == ["pending"]

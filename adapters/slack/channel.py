@@ -52,10 +52,12 @@ from bot.dialogs.engine import ACTION_FORM, ACTION_PREFIX_COMMAND
 from bot.i18n import normalize_language, translate
 from bot.outbox import DeliveryFailed
 from bot.replies import Choices, Reply, Response, Text, Tone
+from bot.store.port import StoreUnavailableError
 from bot.turn import Turn, UserIdentity
 from cards import slack as cards
 
-from adapters.slack.payloads import clicked, form_values, input_block_ids, slack_to_plain, thread_of
+from adapters.slack.payloads import (clicked, form_values, input_block_ids, replay_guarded, slack_to_plain, thread_of,
+                                     well_formed)
 
 log = logging.getLogger("caredesk.slack")
 
@@ -169,9 +171,25 @@ class SlackChannel:
             return web.json_response({"error": "invalid_signature"}, status=401)
         try:
             body = raw.decode("utf-8")
-        except UnicodeDecodeError:
+            bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
+        except (UnicodeDecodeError, ValueError):
             return web.json_response({"error": "bad_request"}, status=400)
-        bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
+        if not well_formed(bolt_request.body):
+            log.warning("rejected a malformed Slack request")
+            return web.json_response({"error": "bad_request"}, status=400)
+        if self.verifier is not None and replay_guarded(bolt_request.body):
+            # Slash commands and interactivity carry no event id and Slack never resends them: the
+            # same signed request seen again (a replay within the five minutes) is acknowledged
+            # and ignored, also when another process saw it first.
+            try:
+                first = await self.store.claim_event(
+                    "slack-request", request.headers.get("X-Slack-Signature", ""), self.desk.now())
+            except StoreUnavailableError:
+                log.warning("database unavailable: asking Slack to retry later")
+                return web.json_response({"error": "unavailable"}, status=503)
+            if not first:
+                log.warning("ignored a replayed Slack request (same signature)")
+                return web.Response(status=200)
         bolt_response = await self.app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 

@@ -87,3 +87,49 @@ def clicked(action: Mapping[str, Any]) -> tuple[str, str] | None:
 def thread_of(message: Mapping[str, Any]) -> str | None:
     """The thread a channel message belongs to (its own ts when it starts one)."""
     return message.get("thread_ts") or message.get("ts")
+
+
+# Interactivity payloads CareDesk acts on (anything else is answered 404 by Bolt, doing nothing).
+INTERACTIVE_TYPES = frozenset({"block_actions", "view_submission", "view_closed", "shortcut", "message_action",
+                               "block_suggestion"})
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def well_formed(body: Any) -> bool:
+    """Whether a parsed request body has the shape Slack sends (so that Bolt's matchers and
+    CareDesk's listeners can read it): a malformed or hostile body is a 400, never a crash."""
+    if not isinstance(body, Mapping):
+        return False
+    if "command" in body or "ssl_check" in body:
+        if "ssl_check" in body:
+            return True
+        return all(_is_str(body.get(k)) for k in ("command", "user_id", "team_id"))
+    kind = body.get("type")
+    if not _is_str(kind):
+        return False
+    if kind == "event_callback":
+        event = body.get("event")
+        return isinstance(event, Mapping) and _is_str(event.get("type"))
+    if kind in INTERACTIVE_TYPES:
+        user = body.get("user")
+        if not isinstance(user, Mapping) or not _is_str(user.get("id")):
+            return False
+        if kind == "block_actions":
+            actions = body.get("actions")
+            return (isinstance(actions, list) and bool(actions)
+                    and all(isinstance(a, Mapping) and _is_str(a.get("action_id")) for a in actions))
+        if kind in ("view_submission", "view_closed"):
+            view = body.get("view")
+            return isinstance(view, Mapping) and _is_str(view.get("callback_id"))
+        if kind in ("shortcut", "message_action"):
+            return _is_str(body.get("callback_id"))
+    return True
+
+
+def replay_guarded(body: Mapping[str, Any]) -> bool:
+    """Requests without an event id that Slack never resends (slash commands, interactivity):
+    the same signed request must have one effect."""
+    return "command" in body and "ssl_check" not in body or body.get("type") in INTERACTIVE_TYPES

@@ -39,7 +39,7 @@ SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 BOT_TOKEN = "xoxb-test-token"
 TEAM = "T111"
 BOT_USER = "UBOT"
-LOTTE, CAMILLE, STRANGER, SOFIE = "W111", "W222", "W999", "W333"
+LOTTE, CAMILLE, STRANGER, SOFIE, NAIDA, PIETER = "W111", "W222", "W999", "W333", "W444", "W555"
 USERS = {
     LOTTE: {"email": "lotte.peeters@brasseriedeklok.be", "real_name": "Lotte Peeters", "locale": "en-US",
             "phone": "+32 3 555 12 34"},
@@ -47,6 +47,9 @@ USERS = {
               "phone": ""},
     STRANGER: {"email": "someone@elsewhere.example", "real_name": "Some One", "locale": "en-GB", "phone": ""},
     SOFIE: {"email": "sofie.janssens@caresolutions.be", "real_name": "Sofie Janssens", "locale": "en-GB", "phone": ""},
+    NAIDA: {"email": "Naida.jelacic@caresolutions.be", "real_name": "Naïda Jelacic", "locale": "fr-BE", "phone": ""},
+    PIETER: {"email": "pieter.vandenbroeck@caresolutions.be", "real_name": "Pieter Van den Broeck", "locale": "nl-BE",
+             "phone": ""},
 }
 # Office hours on a Thursday.
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=BXL)
@@ -188,6 +191,13 @@ class FakeSlack:
                 "profile": {"real_name": user["real_name"], "display_name": user["real_name"].split()[0],
                             "email": user["email"], "phone": user["phone"]},
             }}
+        if method == "users.lookupByEmail":
+            wanted = str(params.get("email", "")).lower()
+            for user_id, user in self.users.items():
+                if user["email"].lower() == wanted:
+                    return {"ok": True, "user": {"id": user_id, "team_id": TEAM, "real_name": user["real_name"],
+                                                 "profile": {"email": user["email"]}}}
+            return {"ok": False, "error": "users_not_found"}
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": f"D{params.get('users')}"}}
         if method in ("chat.postMessage", "chat.postEphemeral", "chat.update"):
