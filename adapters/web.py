@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import signal
 from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import web
@@ -123,8 +124,14 @@ async def serve(desk: Desk, host: str, port: int, *, dispatcher: bool = True) ->
         # Socket Mode: Slack connects out from here, no public URL needed.
         socket_mode = await start_socket_mode(desk)
         log.info("Slack Socket Mode connected")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # A process manager stops the server with SIGTERM: finish the work in hand, then exit.
+        loop.add_signal_handler(sig, stop.set)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
+        log.info("CareDesk stopping")
     finally:
         if socket_mode is not None:
             await socket_mode.close()
