@@ -87,7 +87,8 @@ class Conversation:
         else:
             tickets = []
         mentioned = mentioned_unknown = None
-        match = self.number_pattern.search(turn.text or "") if turn.text else None
+        # A ticket number typed, or carried by a button ("view:CS-2026-00042").
+        match = self.number_pattern.search(turn.text or turn.values.get("value", "") or "")
         if match:
             ticket = await store.get_ticket(match.group(0))
             if ticket is not None and self._may_see(ticket, email, contact, staff):
@@ -190,9 +191,11 @@ class Conversation:
                 # The ticket left this user's reach while they were answering (moved, or a race):
                 # say so plainly, as for any ticket they may not see.
                 replies += (Text(ctx.t("tickets.not_found", number=exc.number), Tone.WARNING),)
-            except (UnknownTicketError, QuoteError) as exc:
-                replies += (Text(ctx.t("staff.unknown_ticket", number=result.effect.payload.get("ticket", ""))
-                                 if isinstance(exc, UnknownTicketError) else ctx.t(exc.key, **exc.params), Tone.ERROR),)
+            except UnknownTicketError:
+                number = result.effect.payload.get("ticket", "")
+                replies += (Text(ctx.t("staff.unknown_ticket", number=number), Tone.ERROR),)
+            except QuoteError as exc:
+                replies += (Text(ctx.t(exc.key, **exc.params), Tone.ERROR),)
             else:
                 replies += self.engine.completed(ctx, result.state["dialog"], result.state["data"], outcome)
                 if isinstance(outcome, Ticket):
@@ -223,13 +226,11 @@ class Conversation:
         if action == ACTION_MENU:
             return self._intent(ctx, Intent(answer.text))
         if action == ACTION_ESCALATION:
+            # The buttons of an escalation ping: "ack:<number>" or "view:<number>".
             verb, _, number = answer.text.partition(":")
             if verb == "view":
-                return self._intent(ctx, Intent("ticket_info", {"number": number})) if ctx.mentioned or any(
-                    t.number == number for t in ctx.tickets) else EngineResult(
-                    None, (Text(ctx.t("tickets.not_found", number=number), Tone.WARNING),))
-            command = StaffCommand("ack", number)
-            return await self._staff(ctx, turn, command)
+                return self._intent(ctx, Intent("ticket_info", {"number": number}))
+            return await self._staff(ctx, turn, StaffCommand("ack", number))
         command = self.staff.recognise(turn.text) if not action else None
         if command is not None:
             return await self._staff(ctx, turn, command)

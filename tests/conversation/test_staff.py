@@ -264,6 +264,10 @@ async def test_escalation_climbs_to_level_two_on_time_and_ack_stops_it(desk):
     await dispatcher.run_once()
     assert (PIETER, "escalation_ping") in [(r, k) for r, k, _ in delivery.sent]
 
+    # "Open the ticket" in the ping shows it to him.
+    out = await say(conv, PIETER, None, action="escalation", values={"value": f"view:{number}"})
+    assert number in out and "The invoice print job fails with error 42" in out
+    await say(conv, PIETER, "cancel")
     # Pieter acknowledges with the button of his ping; the climb stops.
     out = await say(conv, PIETER, None, action="escalation", values={"value": f"ack:{number}"})
     assert "You took the escalation" in out
