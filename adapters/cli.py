@@ -13,7 +13,7 @@ import os
 import sys
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, AsyncIterator, Sequence
 
 from bot.clock import clock_from_settings, parse_local
@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("worker", help="deliver the outbox and climb escalations (without the HTTP server)")
     w.add_argument("--interval", type=float, default=2.0, help="seconds between rounds (default 2)")
+    w.add_argument("--lease-seconds", type=float, default=300.0,
+                   help="how long a message being delivered is reserved; a worker that dies mid-delivery "
+                        "leaves it to another one after this (default 300)")
     w.set_defaults(handler=cmd_worker)
 
     sm = sub.add_parser("slack-manifest", help="print the Slack app manifest with the request URLs filled in")
@@ -195,13 +198,16 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from adapters.web import default_senders
     from bot.outbox import Dispatcher
 
+    if not args.lease_seconds > 0:
+        raise UsageError("--lease-seconds must be a positive number of seconds")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with _desk(settings) as desk:
         log.info("CareDesk worker started")
-        await Dispatcher(desk, ChannelDelivery(desk, default_senders())).run(stop, interval=args.interval)
+        await Dispatcher(desk, ChannelDelivery(desk, default_senders()),
+                         lease=timedelta(seconds=args.lease_seconds)).run(stop, interval=args.interval)
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from bot.desk import Desk
@@ -173,7 +174,7 @@ class StaffDesk:
         if not entries:
             return (Text(ctx.t("logtime.none")),)
         rows = []
-        total = sum((e.amount for e in entries), start=type(entries[0].amount)("0.00"))
+        total = sum((e.amount for e in entries), Decimal("0.00"))
         for e in entries[-25:]:
             start = e.started_at.astimezone(ctx.calendar.tz)
             minutes = int((e.ended_at - e.started_at).total_seconds() // 60)
@@ -273,7 +274,8 @@ class StaffDesk:
 
     # ---- escalations --------------------------------------------------------------------------------
     async def _ack(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
-        number = rest.split()[0].upper()
+        # An escalation button's value may come forged or empty ("ack:"): an unknown ticket, not a crash.
+        number = rest.split()[0].upper() if rest.split() else ""
         ticket = await self._ticket(number)
         taken = await self.escalations.acknowledge(ticket.number, ctx.staff)
         if taken:

@@ -172,7 +172,7 @@ class SlackChannel:
         try:
             body = raw.decode("utf-8")
             bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
-        except (UnicodeDecodeError, ValueError):
+        except (ValueError, TypeError, AttributeError, KeyError):  # not UTF-8, not JSON, not an object
             return web.json_response({"error": "bad_request"}, status=400)
         if not well_formed(bolt_request.body):
             log.warning("rejected a malformed Slack request")

