@@ -1,0 +1,1 @@
+"""CareDesk benchmark (see bench/README.md)."""

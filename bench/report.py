@@ -1,0 +1,115 @@
+"""Markdown tables from a results file (what docs/performance.md shows):
+
+    .venv/bin/python bench/report.py bench/results/<timestamp>.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _n(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def tables(report: dict[str, Any]) -> str:
+    out: list[str] = []
+    m = report["machine"]
+    out.append(f"Run {report['started']} ({'quick' if report['quick'] else 'full'}), {report['seconds']:.0f} s. "
+               f"Machine: {m['nproc']} × {m['cpu']}, {m['memory_gib']} GiB, Python {m['python']}, "
+               f"PostgreSQL {m['postgresql']}, kernel {m['kernel']}, aiohttp {m['aiohttp']}, "
+               f"slack-bolt {m['slack_bolt']}, SQLAlchemy {m['sqlalchemy']}; load average at start "
+               f"{', '.join(f'{x:.2f}' for x in m['loadavg_start'])}, at end "
+               f"{', '.join(f'{x:.2f}' for x in m.get('loadavg_end', []))}.\n")
+
+    out.append("### Dialog walk: latency per kind of request\n")
+    out.append("| config | kind | count | p50 ms | p95 ms | p99 ms | max ms | errors |")
+    out.append("|---|---|--:|--:|--:|--:|--:|--:|")
+    for c in report["configs"]:
+        name = f"{c['backend']} ×{c['processes']}"
+        for part in ("slack", "teams"):
+            d = c["dialogs"].get(part)
+            if not d:
+                continue
+            for kind, s in d["kinds"].items():
+                out.append(f"| {name} | `{kind}` | {_n(s['count'])} | {_n(s['p50_ms'])} | {_n(s['p95_ms'])} | "
+                           f"{_n(s['p99_ms'])} | {_n(s['max_ms'])} | {s['errors']} |")
+        a = c["dialogs"]["slack"]["acks"]
+        out.append(f"| {name} | **all Slack acks** | {_n(a['count'])} | {_n(a['p50_ms'])} | {_n(a['p95_ms'])} | "
+                   f"**{_n(a['p99_ms'])}** | {_n(a['max_ms'])} | |")
+    out.append("")
+    out.append("### Dialog walk: throughput, completeness\n")
+    out.append("| config | Slack conversations completed | Slack acks/s | dialog turns/s | tickets/s | Teams completed "
+               "| Teams msgs/s | lost turns | tickets in DB / expected | missing / duplicate | DM posts received / expected "
+               "| server CPU s | generator CPU s | server log errors |")
+    out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    for c in report["configs"]:
+        d, s = c["dialogs"], c["dialogs"]["slack"]
+        t = d.get("teams") or {}
+        logs = sum(x["errors"] + x["tracebacks"] for x in c["server_logs"])
+        out.append(f"| {c['backend']} ×{c['processes']} | {s['completed']}/{s['conversations']} | {_n(s['acks_per_s'])} | "
+                   f"{_n(s['dialog_turns_per_s'])} | {_n(s['tickets_per_s'])} | "
+                   f"{t.get('completed', '–')}/{t.get('conversations', '–')} | {_n(t.get('messages_per_s'))} | "
+                   f"{s['lost_turns'] + t.get('lost_turns', 0)} | {d['tickets_in_db']}/{d['tickets_expected']} | "
+                   f"{s['missing_tickets'] + t.get('missing_tickets', 0)}/{s['duplicate_tickets']} | "
+                   f"{s['posts_received']}/{s['posts_expected']} | {_n(d['server_cpu_s'])} | {_n(d['generator_cpu_s'])} | {logs} |")
+    out.append("")
+
+    out.append("### Ack saturation: CareDesk and its peers, same request mix\n")
+    out.append("| target | acked / sent | acks/s | p50 ms | p95 ms | p99 ms | max ms | errors | drain s | sustained/s "
+               "| answers received / expected | server CPU s |")
+    out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    rows = [(f"CareDesk {c['backend']} ×{c['processes']}", c["saturation"]) for c in report["configs"]]
+    peers = report.get("peers") or {}
+    rows += [(label, peers[k]) for k, label in (("bolt", "slack-bolt ack-only"), ("bare", "bare aiohttp")) if k in peers]
+    for label, s in rows:
+        a = s["acks"]
+        out.append(f"| {label} | {s['acked']}/{s['sent']} | **{_n(s['acks_per_s'])}** | {_n(a['p50_ms'])} | "
+                   f"{_n(a['p95_ms'])} | {_n(a['p99_ms'])} | {_n(a['max_ms'])} | {s['errors']} | "
+                   f"{_n(s.get('drain_s'))} | {_n(s.get('sustained_per_s'))} | "
+                   f"{_n(s.get('answers_received'))}/{_n(s.get('answers_expected'))} | {_n(s.get('server_cpu_s'))} |")
+    out.append("")
+    if report.get("ratios"):
+        out.append("| config | CareDesk acks/s | ÷ Bolt | ÷ bare aiohttp |")
+        out.append("|---|--:|--:|--:|")
+        for r in report["ratios"]:
+            out.append(f"| {r['config']} | {_n(r['caredesk_acks_per_s'])} | **{_n(r.get('vs_bolt'), 3)}** | "
+                       f"{_n(r.get('vs_bare'), 3)} |")
+        out.append("")
+
+    mem = report.get("memory")
+    if mem:
+        out.append("### Memory: one server process, conversations in progress\n")
+        out.append("| conversations sent 2 messages | dialogs in progress (DB) | server RSS MiB |")
+        out.append("|--:|--:|--:|")
+        for s in mem["samples"]:
+            out.append(f"| {_n(s['conversations'])} | {_n(s['in_progress_in_db'])} | {_n(s['rss_mib'])} |")
+        out.append(f"\nGrowth from the first 1,000 to the last checkpoint: {_n(mem.get('growth_mib'))} MiB "
+                   f"(≈ {_n(mem.get('bytes_per_conversation'))} bytes per conversation); {mem['seconds']} s, "
+                   f"errors {mem['errors']}, lost turns {mem['lost_turns']}; answer to a DM p50 "
+                   f"{_n(mem['turn_reply']['p50_ms'])} ms, p99 {_n(mem['turn_reply']['p99_ms'])} ms.\n")
+
+    q = report["quote"]
+    out.append("### Quote engine (`QuoteEngine.quote`, best of 3)\n")
+    out.append("| span | days | lines | ms per quote | × 1 hour | µs per day |")
+    out.append("|---|--:|--:|--:|--:|--:|")
+    for r in q["rows"]:
+        out.append(f"| {r['span']} | {_n(r['days'], 2)} | {r['lines']} | {r['per_call_ms']:.4f} | {r['vs_1_hour']} | "
+                   f"{_n(r['us_per_day'])} |")
+    out.append(f"\n1 year / 1 week = {q['year_over_week']}× (days: {q['days_ratio_year_over_week']}×; "
+               f"minutes 1 year / 1 hour: {q['minutes_ratio_year_over_hour']}×).\n")
+
+    out.append("### Targets\n")
+    out.append("```json\n" + json.dumps(report["targets"], indent=2) + "\n```")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(tables(json.loads(Path(sys.argv[1]).read_text())))
