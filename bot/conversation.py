@@ -36,6 +36,7 @@ log = logging.getLogger("caredesk.conversation")
 ACTION_MENU = "menu"
 MAX_ATTEMPTS = 3
 VISIBLE_TICKETS = 50
+TICKETLESS_DIALOGS = frozenset({"new_ticket", "quote", LOGTIME})
 
 
 class NotVisible(Exception):
@@ -67,8 +68,9 @@ class Conversation:
         lang = normalize_language(turn.user.locale, self.settings.default_language)
         return Response((Text(translate(lang, "engine.busy"), Tone.WARNING),), lang)
 
-    async def context(self, turn: Turn) -> Context:
-        """Who is talking, in which language, and which tickets they may see."""
+    async def context(self, turn: Turn, with_tickets: bool = True) -> Context:
+        """Who is talking, in which language, and (unless the turn cannot need them, which
+        saves a query on most turns) which tickets they may see."""
         store = self.store
         email = (turn.user.email or "").strip() or None
         contact = await store.find_contact(email) if email else None
@@ -78,7 +80,9 @@ class Conversation:
             turn.user.locale or (contact.language if contact else None) or (staff.language if staff else None),
             self.settings.default_language,
         )
-        if staff is not None:
+        if not with_tickets:
+            tickets = []
+        elif staff is not None:
             tickets = await store.list_tickets(limit=VISIBLE_TICKETS)
         elif contact is not None:
             tickets = await store.list_tickets(company=contact.company, limit=VISIBLE_TICKETS)
@@ -163,8 +167,10 @@ class Conversation:
         if event and await store.is_event_processed(*event):
             log.info("duplicate delivery %s ignored", turn.event_id)
             return Response(duplicate=True)
-        ctx = await self.context(turn)
         stored = await store.load_dialog(turn.dialog_key)
+        # Inside a dialog that never looks at tickets (a new ticket, a quote, time), skip them.
+        in_dialog = stored.state.get("dialog") if stored is not None and not self._expired(stored.updated_at) else None
+        ctx = await self.context(turn, with_tickets=in_dialog not in TICKETLESS_DIALOGS)
         prefix: tuple[Reply, ...] = ()
         state = stored.state if stored else None
         if stored is not None and self._expired(stored.updated_at):

@@ -81,6 +81,8 @@ MAX_NOTICES = 5
 HELP_WORDS = {"", "help", "aide", "hulp", "?"}
 
 # Errors of a Web API call that survived the retry handlers.
+# Turns worked on at the same time by one process (the rest queue after their ack).
+CONCURRENT_TURNS = 8
 SLACK_FAILURES = (SlackApiError, SlackClientError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
@@ -131,6 +133,7 @@ class SlackChannel:
         elif self.verifier is None and not settings.server.insecure_dev_mode:
             self.http_problem = "SLACK_SIGNING_SECRET is not set"
         self.pending: set[asyncio.Task[Any]] = set()
+        self._work_slots = asyncio.Semaphore(CONCURRENT_TURNS)
         self._inflight_events: set[str] = set()
         self._profiles: dict[tuple[str, str], tuple[float, UserIdentity]] = {}
         self._dms: dict[tuple[str, str], str] = {}
@@ -209,8 +212,13 @@ class SlackChannel:
 
     async def _guard(self, work: Awaitable[Any], event_id: str | None) -> None:
         try:
-            await work
+            # A bounded number of turns run at once: the rest wait here, cheaply, so the event
+            # loop stays free to acknowledge new requests within Slack's three seconds.
+            async with self._work_slots:
+                await work
         except asyncio.CancelledError:
+            if asyncio.iscoroutine(work):
+                work.close()  # cancelled while waiting for a slot: it never ran
             raise
         except Exception:
             log.exception("Slack background work failed")

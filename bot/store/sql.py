@@ -135,7 +135,10 @@ def _enable_wal(cursor: Any) -> None:
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers take the write lock at once (no deadlock between two deferred upgrades); readers
+    # start deferred and read the last committed state (WAL) without waiting.
+    read_only = conn.get_execution_options().get("caredesk_read_only", False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def create_engine_for(url: str | URL, *, echo: bool = False, **kwargs: Any) -> AsyncEngine:
@@ -160,7 +163,9 @@ def create_engine_for(url: str | URL, *, echo: bool = False, **kwargs: Any) -> A
             raise ValueError(
                 f"PostgreSQL is used through asyncpg: postgresql+asyncpg://USER@HOST/DB, got {u.render_as_string()}"
             )
-        kwargs.setdefault("pool_pre_ping", True)
+        # No pre-ping: it costs a round trip per transaction. A connection that died with the
+        # server fails once (StoreUnavailableError: the platform retries) and the pool then
+        # replaces every connection older than that failure.
         return create_async_engine(u, echo=echo, **kwargs)
     raise ValueError(f"unsupported database {backend!r}: use sqlite+aiosqlite or postgresql+asyncpg")
 
@@ -620,16 +625,20 @@ class SqlStore(Store):
 
     # ---- plumbing -----------------------------------------------------------------------------
     @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[AsyncConnection]:
-        """One transaction; connection failures become StoreUnavailableError."""
+    async def _tx(self, read_only: bool = False) -> AsyncIterator[AsyncConnection]:
+        """One transaction; connection failures become StoreUnavailableError. On SQLite a
+        read-only one starts deferred, so reads do not queue behind every writer."""
         try:
             if self._serial is not None:
                 async with self._serial:
                     async with self.engine.begin() as conn:
                         yield conn
             else:
-                async with self.engine.begin() as conn:
-                    yield conn
+                async with self.engine.connect() as conn:
+                    if read_only:
+                        await conn.execution_options(caredesk_read_only=True)
+                    async with conn.begin():
+                        yield conn
         except Exception as exc:
             if _is_unavailable(exc):
                 raise StoreUnavailableError(f"database unavailable: {exc}") from exc
@@ -703,24 +712,24 @@ class SqlStore(Store):
         return DirectoryCounts(len(company_rows), len(contact_rows), len(staff_rows))
 
     async def find_contact(self, email: str) -> CustomerContact | None:
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             row = (await conn.execute(select(m.contacts).where(m.contacts.c.email_key == _email_key(email)))).first()
         return _contact(row) if row else None
 
     async def find_staff(self, email: str) -> StaffMember | None:
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             row = (await conn.execute(select(m.staff).where(m.staff.c.email_key == _email_key(email)))).first()
         return _staff(row) if row else None
 
     async def get_company(self, name: str) -> Company | None:
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             row = (
                 await conn.execute(select(m.companies).where(m.companies.c.name_key == name.strip().lower()))
             ).first()
         return _company(row) if row else None
 
     async def list_companies(self) -> Sequence[Company]:
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             rows = (await conn.execute(select(m.companies).order_by(m.companies.c.name_key))).all()
         return [_company(r) for r in rows]
 
@@ -731,7 +740,7 @@ class SqlStore(Store):
             query = query.where(s.c.role == StaffRole(_value(role)).value)
         if level is not None:
             query = query.where(s.c.level == level)
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             rows = (await conn.execute(query)).all()
         return [_staff(r) for r in rows]
 
@@ -783,7 +792,7 @@ class SqlStore(Store):
             raise ValueError(f"the ticket was refused by the database: {exc.orig}") from exc
 
     async def get_ticket(self, number: str) -> Ticket | None:
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             return await self._ticket_where(conn, m.tickets.c.number_key == _number_key(number))
 
     async def list_tickets(
@@ -803,7 +812,7 @@ class SqlStore(Store):
             query = query.where(func.lower(t.c.company) == company.strip().lower())
         if open_only:
             query = query.where(t.c.status.in_(sorted(s.value for s in OPEN_STATUSES)))
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             rows = (await conn.execute(query)).all()
         return [_ticket(r) for r in rows]
 
@@ -845,7 +854,7 @@ class SqlStore(Store):
 
     async def list_ticket_comments(self, number: str, include_internal: bool) -> Sequence[Mapping[str, Any]]:
         c = m.ticket_comments
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             ticket_id = await self._ticket_id(conn, number)
             query = select(c).where(c.c.ticket_id == ticket_id).order_by(c.c.created_at, c.c.id)
             if not include_internal:
@@ -868,7 +877,7 @@ class SqlStore(Store):
         )
 
     async def load_dialog(self, key: DialogKey) -> StoredDialog | None:
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             row = (await conn.execute(select(m.dialog_states).where(self._dialog_pk(key)))).first()
         if row is None:
             return None
@@ -963,7 +972,7 @@ class SqlStore(Store):
     async def is_event_processed(self, source: str, event_id: str) -> bool:
         """Extension: whether (source, event_id) was claimed already (read only)."""
         p = m.processed_events
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             found = await conn.execute(
                 select(p.c.event_id).where(p.c.source == source, p.c.event_id == event_id)
             )
@@ -996,7 +1005,7 @@ class SqlStore(Store):
 
     async def get_conversation_ref(self, channel: str, user_key: str) -> Mapping[str, Any] | None:
         r = m.conversation_refs
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             row = (
                 await conn.execute(select(r.c.reference).where(r.c.channel == channel, r.c.user_key == user_key))
             ).first()
@@ -1009,7 +1018,7 @@ class SqlStore(Store):
             .where(r.c.email_key == _email_key(email))
             .order_by(r.c.updated_at.desc(), r.c.channel, r.c.user_key)
         )
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             rows = (await conn.execute(query)).all()
         return [(row.channel, row.user_key, row.reference) for row in rows]
 
@@ -1084,7 +1093,7 @@ class SqlStore(Store):
             query = query.where(e.c.status != EscalationStatus.CLOSED.value)
         if ticket_number is not None:
             query = query.where(t.c.number_key == _number_key(ticket_number))
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             rows = (await conn.execute(query)).all()
         return [_escalation(r) for r in rows]
 
@@ -1108,7 +1117,7 @@ class SqlStore(Store):
         query = select(o).order_by(o.c.id)
         if status is not None:
             query = query.where(o.c.status == status)
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             rows = (await conn.execute(query)).all()
         return [_outbox_message(r) for r in rows]
 
@@ -1263,7 +1272,7 @@ class SqlStore(Store):
 
     async def get_time_entry(self, entry_id: int) -> TimeEntry | None:
         """Deleted entries too (with deleted_at set)."""
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             return await self._time_entry_where(conn, m.time_entries.c.id == entry_id)
 
     async def update_time_entry(self, entry_id: int, entry: NewTimeEntry, by: str, now: datetime) -> TimeEntry:
@@ -1319,7 +1328,7 @@ class SqlStore(Store):
             query = query.where(te.c.started_at < _aware(started_before, "started_before"))
         if not include_deleted:
             query = query.where(te.c.deleted_at.is_(None))
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             rows = (await conn.execute(query)).all()
         return [_time_entry(r) for r in rows]
 
@@ -1327,7 +1336,7 @@ class SqlStore(Store):
         """Oldest first (in the order they were recorded); [] for an unknown entry."""
         c = m.time_entry_changes
         query = select(c).where(c.c.time_entry_id == entry_id).order_by(c.c.id)
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             rows = (await conn.execute(query)).all()
         return [
             {
@@ -1400,7 +1409,7 @@ class SqlStore(Store):
     async def list_ticket_events(self, number: str) -> Sequence[TicketEvent]:
         """Oldest first (in the order they were recorded); UnknownTicketError for an unknown number."""
         ev, t = m.ticket_events, m.tickets
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             ticket_id = await self._ticket_id(conn, number)
             rows = (
                 await conn.execute(
@@ -1424,7 +1433,7 @@ class SqlStore(Store):
 
     # ---- escalation climbing ------------------------------------------------------------------
     async def get_escalation(self, escalation_id: int) -> Escalation | None:
-        async with self._tx() as conn:
+        async with self._tx(read_only=True) as conn:
             row = (
                 await conn.execute(self._escalation_query().where(m.escalations.c.id == escalation_id))
             ).first()
