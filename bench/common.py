@@ -3,6 +3,8 @@ statistics and small process helpers. Standard library + aiohttp only."""
 
 from __future__ import annotations
 
+import itertools
+
 import hashlib
 import hmac
 import json
@@ -121,6 +123,9 @@ def slash_command(user: str, command: str, text: str, response_url: str, trigger
     })
 
 
+_TRIGGERS = itertools.count(1)
+
+
 def view_submission(user: str, view: Mapping[str, Any], values: Mapping[str, str]) -> str:
     """A modal's submission: the view as it was opened, with the state of each input."""
     state: dict[str, Any] = {}
@@ -142,7 +147,9 @@ def view_submission(user: str, view: Mapping[str, Any], values: Mapping[str, str
         "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
         "api_app_id": "ABENCH",
         "token": "verification_token",
-        "trigger_id": f"{user}.submit.x",
+        # Slack's trigger ids are unique per interaction (two submissions never share a body,
+        # hence a signature): the server ignores a repeated signed body as a replay.
+        "trigger_id": f"{user}.submit.{next(_TRIGGERS)}",
         "view": {**{k: v for k, v in view.items() if k not in ("state",)}, "team_id": TEAM, "type": "modal",
                  "state": {"values": state}, "app_id": "ABENCH", "bot_id": "BBENCH",
                  "previous_view_id": None, "root_view_id": view.get("id"), "external_id": "",
