@@ -124,6 +124,17 @@ class Conversation:
         ctx = await self.context(turn)
         return (Text(ctx.t("engine.resuming")),) + self.engine.prompt(ctx, stored.state)
 
+    async def preview(self, turn: Turn) -> EngineResult:
+        """What this turn would do — field errors, a next question, or a finishing effect —
+        without doing or saving anything. A channel that must answer within seconds (a Slack
+        modal submission) checks the form with it, answers, and then handles the turn."""
+        stored = await self.store.load_dialog(turn.dialog_key)
+        state = stored.state if stored is not None and not self._expired(stored.updated_at) else None
+        ctx = await self.context(turn, with_tickets=False)
+        if state is not None:
+            return self.engine.handle(ctx, dict(state), turn.text, turn.action, _answer(turn))
+        return await self._outside_dialog(ctx, turn, _answer(turn))
+
     async def home(self, turn: Turn) -> Response:
         """A home page (Slack App Home): the user's open tickets and what they can do."""
         ctx = await self.context(turn)
@@ -177,12 +188,7 @@ class Conversation:
             state = None
             prefix = (Text(ctx.t("engine.expired")),)
 
-        answer = Answer(
-            text=(turn.text or turn.values.get("value", "") or "").strip(),
-            values=dict(turn.values),
-            is_form=bool(turn.action and turn.action.startswith(ACTION_FORM)),
-            confirmed=turn.values.get("_confirmed") == "1",
-        )
+        answer = _answer(turn)
         if state is not None:
             result = self.engine.handle(ctx, dict(state), turn.text, turn.action, answer)
         else:
@@ -336,3 +342,12 @@ class Conversation:
             )
             return number
         raise ValueError(f"unknown effect {effect.kind}")
+
+
+def _answer(turn: Turn) -> Answer:
+    return Answer(
+        text=(turn.text or turn.values.get("value", "") or "").strip(),
+        values=dict(turn.values),
+        is_form=bool(turn.action and turn.action.startswith(ACTION_FORM)),
+        confirmed=turn.values.get("_confirmed") == "1",
+    )

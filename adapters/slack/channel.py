@@ -297,6 +297,16 @@ class SlackChannel:
         values = form_values(view)
         values["_confirmed"] = "1"  # submitting the modal is the confirmation
         turn = self.turn(team, modal_conversation(dialog), identity, action=f"{ACTION_FORM}{dialog}", values=values)
+        preview = await self.conversation.preview(turn)
+        if preview.field_errors:
+            await ack(**cards.field_errors(preview.field_errors, input_block_ids(view)))
+            return
+        if preview.effect is not None or (preview.done and preview.state is None):
+            # Valid and final: close the modal at once; the ticket is created after the ack
+            # and its number goes to the DM.
+            await ack()
+            self.spawn(self._submit_after_ack(team, user, turn, view))
+            return
         response = await self._handle(turn)
         if response.field_errors:
             await ack(**cards.field_errors(response.field_errors, input_block_ids(view)))
@@ -307,6 +317,16 @@ class SlackChannel:
             return
         # The dialog goes on (an out-of-hours emergency question): inside the modal.
         await ack(response_action="update", view=self._flow_view(dialog, _title(view), response))
+
+    async def _submit_after_ack(self, team: str, user: str, turn: Turn, view: Mapping[str, Any]) -> None:
+        response = await self._handle(turn)
+        if response.field_errors:
+            # Changed between the check and the work (rare): say what is wrong in the DM.
+            labels = {b["block_id"]: b.get("label", {}).get("text", b["block_id"])
+                      for b in view.get("blocks", ()) if b.get("type") == "input"}
+            problems = "\n".join(f"{labels.get(k, k)}: {v}" for k, v in response.field_errors.items())
+            response = Response((Text(problems, Tone.ERROR),), response.lang)
+        await self.post_to_dm(team, user, response)
 
     async def _on_closed(self, ack, body: dict, view: dict) -> None:
         await ack()

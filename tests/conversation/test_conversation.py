@@ -217,3 +217,16 @@ async def test_home_lists_open_tickets_and_welcome_gives_contacts(desk):
     welcome = await conv.welcome(turn("newcomer@example.com", lang="fr-BE"))
     text = render_all(welcome.replies)
     assert welcome.lang == "fr" and "+32 3 800 5 800" in text and "servicedesk@caresolutions.be" in text
+
+
+async def test_preview_of_a_form_changes_nothing(desk):
+    conv = Conversation(desk)
+    values = {"kind": "service_request", "name": "Camille Dubois", "email": CAMILLE, "phone": "02 555 67 89",
+              "module": "Stock", "description": "How do I add a new warehouse location to the stock module?",
+              "urgency": "low", "_confirmed": "1"}
+    good = await conv.preview(turn(CAMILLE, action="form:new_ticket", values=values))
+    assert good.effect is not None and good.effect.kind == "create_ticket" and not good.field_errors
+    bad = await conv.preview(turn(CAMILLE, action="form:new_ticket", values={**values, "email": "x"}))
+    assert set(bad.field_errors) == {"email"}
+    assert await desk.store.list_tickets() == []
+    assert await desk.store.load_dialog(turn(CAMILLE).dialog_key) is None

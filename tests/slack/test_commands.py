@@ -85,14 +85,15 @@ async def test_ticket_form_errors_are_shown_inline_then_success_goes_by_dm(env_a
     assert env.fake.of("conversations.open")[0].params["users"] == LOTTE
 
 
-async def test_closing_a_form_after_errors_ends_its_dialog(env):
+async def test_a_form_with_errors_changes_nothing_and_closing_it_says_nothing(env):
     await env.command("/ticket")
     view = opened_form(env)
     await env.submit(view, {**TICKET_VALUES, "description": "broken"})
     from bot.domain import DialogKey
 
+    # The errors are shown in the modal, which keeps what was typed: nothing is stored.
     key = DialogKey("slack", TEAM, "modal:new_ticket", LOTTE)
-    assert await env.desk.store.load_dialog(key) is not None
+    assert await env.desk.store.load_dialog(key) is None
     body = {"type": "view_closed", "team": {"id": TEAM, "domain": "workspace-domain"},
             "user": {"id": LOTTE, "username": "lotte", "name": "lotte", "team_id": TEAM}, "api_app_id": "A111",
             "token": "verification_token", "view": {**view, "state": {"values": {}}}, "is_cleared": False}
