@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Sequence
 
 from bot import validation
 from bot.calendar import BusinessCalendar
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
-from bot.domain import Company, CustomerContact, NewTicket, Ticket, TicketKind, Urgency
+from bot.domain import NewTicket, Ticket, TicketKind, Urgency
 from bot.quote import Quote, QuoteEngine, QuoteError
 from bot.store.port import Store
 from bot.validation import Invalid
@@ -45,12 +44,6 @@ class Desk:
                 raise QuoteError("quote.error.unknown_customer", customer=customer)
             overrides = company.multiplier_overrides
         return self.quotes.quote(service, start, end, participants, overrides)
-
-    # ---- directory ------------------------------------------------------------------------------
-    async def company_of(self, contact: CustomerContact | None) -> Company | None:
-        if contact is None:
-            return None
-        return await self.store.get_company(contact.company)
 
     # ---- tickets --------------------------------------------------------------------------------
     async def register_ticket(
@@ -109,6 +102,3 @@ class Desk:
         return await self.store.create_ticket(
             new, self.now(), self.settings.tickets.number_format, idempotency_key=idempotency_key
         )
-
-    async def tickets_of(self, requester_email: str, open_only: bool = False) -> Sequence[Ticket]:
-        return await self.store.list_tickets(requester_email=requester_email, open_only=open_only)

@@ -111,10 +111,6 @@ def is_agent(staff: StaffMember | None) -> bool:
     return staff is not None and staff.role is StaffRole.AGENT
 
 
-def entry_hours(entry: TimeEntry) -> Decimal:
-    return sum((Decimal(line["hours"]) for line in entry.lines), Decimal("0.00"))
-
-
 def month_bounds(month: str, tz) -> tuple[datetime, datetime]:
     """'2026-11' -> [2026-11-01 00:00, 2026-12-01 00:00) in the desk's zone."""
     match = re.fullmatch(r"(\d{4})-(\d{2})", month.strip())

@@ -83,8 +83,8 @@ def phone(value: str, default_country_code: str = "32") -> str:
 
 
 def _belgian(national: str) -> str:
-    """Group a Belgian number: mobiles 4xx xx xx xx, the one-digit zones (2 Brussels,
-    3 Antwerp, 4 Liège, 9 Ghent) X XXX XX XX, the other zones XX XX XX XX."""
+    """Group a Belgian number: mobiles as 470 12 34 56, the one-digit zones (2 Brussels,
+    3 Antwerp, 4 Liège, 9 Ghent) as 3 800 58 00, the other zones as 50 12 34 56."""
     if len(national) == 9 and national.startswith("4"):
         groups = (national[:3], national[3:5], national[5:7], national[7:])
     elif len(national) == 8 and national[0] in "2349":

@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 import re
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Mapping, Sequence, Union
 
@@ -417,7 +417,3 @@ class TextStep(Step):
 
 def _next(next_state: NextState, ctx: Context, data: Mapping[str, Any]) -> str:
     return next_state if isinstance(next_state, str) else next_state(ctx, data)
-
-
-def replace_field_error(form: Form, errors: Mapping[str, str]) -> Form:
-    return replace(form, fields=tuple(replace(f, error=errors.get(f.name)) for f in form.fields))

@@ -51,10 +51,6 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def has(key: str) -> bool:
-    return key in catalog(FALLBACK)
-
-
 def translate(lang: str, key: str, /, **params: Any) -> str:
     lang = normalize_language(lang)
     text = catalog(lang).get(key)
