@@ -86,10 +86,14 @@ def parse_logtime(args: str, now: datetime, services: Sequence[str], number_patt
     if start is None:
         start = now - duration
     note = " ".join(rest)[:MAX_NOTE] or None
-    request = TimeRequest(number.upper(), duration, service, start, note)
-    if request.end > now + timedelta(minutes=1):
+    ensure_worked(start, duration, now)
+    return TimeRequest(number.upper(), duration, service, start, note)
+
+
+def ensure_worked(start: datetime, duration: timedelta, now: datetime) -> None:
+    """Only time already worked can be logged (a minute of grace for clocks that differ)."""
+    if start + duration > now + timedelta(minutes=1):
         raise Invalid("logtime.error.future")
-    return request
 
 
 def to_entry(request: TimeRequest, ticket: Ticket, agent: StaffMember, quote: Quote) -> NewTimeEntry:

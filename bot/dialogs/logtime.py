@@ -23,7 +23,7 @@ from bot.dialogs.engine import (
 from bot.dialogs.parsing import parse_date, parse_duration, parse_time
 from bot.i18n import format_date, format_money, format_number
 from bot.replies import Facts, FieldKind, Form, FormField, Option, Reply, Text, Tone
-from bot.timelog import parse_start
+from bot.timelog import ensure_worked, parse_start
 from bot.validation import Invalid, clean_text
 
 NAME = "logtime"
@@ -57,8 +57,7 @@ def _parse_when(ctx: Context, data: Mapping[str, Any], text: str) -> str | None:
         start = datetime.combine(parse_date(words[0], ctx.now.date()), parse_time(words[1]), tzinfo=ctx.now.tzinfo)
     elif rest:
         raise Invalid("logtime.error.when")
-    if start + timedelta(minutes=int(data.get("minutes") or 0)) > ctx.now + timedelta(minutes=1):
-        raise Invalid("logtime.error.future")
+    ensure_worked(start, timedelta(minutes=int(data.get("minutes") or 0)), ctx.now)
     return start.isoformat()
 
 
@@ -143,8 +142,7 @@ class LogTimeDialog(Dialog):
             try:
                 day = parse_date(values["date"], ctx.now.date()) if values.get("date") else ctx.now.date()
                 start = datetime.combine(day, parse_time(values["time"]), tzinfo=ctx.now.tzinfo)
-                if "minutes" in parsed and start + timedelta(minutes=parsed["minutes"]) > ctx.now + timedelta(minutes=1):
-                    raise Invalid("logtime.error.future")
+                ensure_worked(start, timedelta(minutes=parsed.get("minutes", 0)), ctx.now)
                 parsed["start"] = start.isoformat()
             except Invalid as exc:
                 errors["time"] = ctx.t(exc.key, **exc.params)
