@@ -81,8 +81,10 @@ MAX_NOTICES = 5
 HELP_WORDS = {"", "help", "aide", "hulp", "?"}
 
 # Errors of a Web API call that survived the retry handlers.
-# Turns worked on at the same time by one process (the rest queue after their ack).
-CONCURRENT_TURNS = 8
+# Turns worked on at the same time by one process; the rest queue after their ack. Few is best:
+# each turn mostly waits on the database and Slack, and every extra one delays the next ack
+# (measured on 2 cores: 8 gave an ack p99 of 142 ms, 2-3 gave 61-77 ms, see docs/performance.md).
+CONCURRENT_TURNS = 3
 SLACK_FAILURES = (SlackApiError, SlackClientError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
