@@ -21,7 +21,7 @@ from bot.dialogs.logtime import NAME as LOGTIME, LogTimeDialog
 from bot.dialogs.tickets import EscalationDialog, TicketInfoDialog, my_tickets_replies
 from bot.dialogs import menus
 from bot.dialogs.common import contacts_facts, ticket_facts
-from bot.domain import EscalationReason, NewTicket, Ticket, TicketKind, Urgency
+from bot.domain import EscalationReason, NewTicket, StoredDialog, Ticket, TicketKind, Urgency
 from bot.i18n import normalize_language, translate
 from bot.replies import Form, Reply, Response, Text, Tone
 from bot.notifications import ACTION_ESCALATION
@@ -118,18 +118,17 @@ class Conversation:
 
     async def resume_prompt(self, turn: Turn) -> tuple[Reply, ...]:
         """The question a conversation is waiting on, if any (after a restart)."""
-        stored = await self.store.load_dialog(turn.dialog_key)
-        if stored is None or self._expired(stored.updated_at):
+        state = self._live(await self.store.load_dialog(turn.dialog_key))
+        if state is None:
             return ()
         ctx = await self.context(turn)
-        return (Text(ctx.t("engine.resuming")),) + self.engine.prompt(ctx, stored.state)
+        return (Text(ctx.t("engine.resuming")),) + self.engine.prompt(ctx, state)
 
     async def preview(self, turn: Turn) -> EngineResult:
         """What this turn would do — field errors, a next question, or a finishing effect —
         without doing or saving anything. A channel that must answer within seconds (a Slack
         modal submission) checks the form with it, answers, and then handles the turn."""
-        stored = await self.store.load_dialog(turn.dialog_key)
-        state = stored.state if stored is not None and not self._expired(stored.updated_at) else None
+        state = self._live(await self.store.load_dialog(turn.dialog_key))
         ctx = await self.context(turn, with_tickets=False)
         if state is not None:
             return self.engine.handle(ctx, dict(state), turn.text, turn.action, _answer(turn))
@@ -169,8 +168,12 @@ class Conversation:
             return True
         return bool(contact and ticket.company and ticket.company.lower() == contact.company.lower())
 
-    def _expired(self, updated_at: datetime) -> bool:
-        return self.desk.now() - updated_at > timedelta(minutes=self.settings.dialogs.idle_timeout_minutes)
+    def _live(self, stored: StoredDialog | None) -> Mapping[str, Any] | None:
+        """The stored dialog's state, unless it was left idle past the configured time."""
+        if stored is None:
+            return None
+        idle = self.desk.now() - stored.updated_at
+        return None if idle > timedelta(minutes=self.settings.dialogs.idle_timeout_minutes) else stored.state
 
     async def _handle_once(self, turn: Turn) -> Response:
         store = self.store
@@ -179,14 +182,12 @@ class Conversation:
             log.info("duplicate delivery %s ignored", turn.event_id)
             return Response(duplicate=True)
         stored = await store.load_dialog(turn.dialog_key)
+        state = self._live(stored)
         # Inside a dialog that never looks at tickets (a new ticket, a quote, time), skip them.
-        in_dialog = stored.state.get("dialog") if stored is not None and not self._expired(stored.updated_at) else None
+        in_dialog = state.get("dialog") if state is not None else None
         ctx = await self.context(turn, with_tickets=in_dialog not in TICKETLESS_DIALOGS)
-        prefix: tuple[Reply, ...] = ()
-        state = stored.state if stored else None
-        if stored is not None and self._expired(stored.updated_at):
-            state = None
-            prefix = (Text(ctx.t("engine.expired")),)
+        expired = stored is not None and state is None
+        prefix: tuple[Reply, ...] = (Text(ctx.t("engine.expired")),) if expired else ()
 
         answer = _answer(turn)
         if state is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -194,6 +195,12 @@ class StaffDesk:
             payload={"ticket": ticket.number, "event": event, "channel": ticket.channel, **payload},
         )
 
+    def _release_notice(self, ticket: Ticket, when: date) -> NewOutboxMessage:
+        # The requester hears a release date once, when it is set: the key names the date, so
+        # setting the same date again (by `status … scheduled` or `release`) queues nothing new.
+        return self._notify(ticket, "release_date", f"ticket:{ticket.number}:release:{when.isoformat()}",
+                            date=when.isoformat())
+
     async def _assign(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
         words = rest.split()
         ticket = await self._ticket(words[0])
@@ -232,8 +239,7 @@ class StaffDesk:
         if release is not None:
             check_release_date(ticket, release, ctx.now.date())
             changes["release_date"] = release
-            outbox.append(self._notify(ticket, "release_date", f"ticket:{ticket.number}:release:{release.isoformat()}",
-                                       date=release.isoformat()))
+            outbox.append(self._release_notice(ticket, release))
         elif target in NOTIFIED:
             outbox.append(self._notify(ticket, "status", f"ticket:{ticket.number}:status:{target.value}:{now.isoformat()}",
                                        status=target.value))
@@ -265,9 +271,7 @@ class StaffDesk:
         changes: dict[str, Any] = {"release_date": when}
         if ticket.status is TicketStatus.APPROVED:
             changes["status"] = TicketStatus.SCHEDULED
-        # The requester hears a release date once, when it is set (the key names the date).
-        outbox = [self._notify(ticket, "release_date", f"ticket:{ticket.number}:release:{when.isoformat()}",
-                               date=when.isoformat())]
+        outbox = [self._release_notice(ticket, when)]
         updated = await self.store.update_ticket(ticket.number, by=ctx.staff.email, now=self.desk.now(),
                                                  changes=changes, expected_status=ticket.status.value, outbox=outbox)
         return (Text(ctx.t("staff.release_set", number=updated.number, date=format_date(when, ctx.lang)), Tone.SUCCESS),)
