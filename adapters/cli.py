@@ -71,9 +71,16 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the HTTP server (Slack and Teams endpoints, health checks)")
     s.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, help="port (default 3978)")
+    s.add_argument("--workers", type=int,
+                   help="worker processes to start beside the server for the work behind the acks and the "
+                        "outbox (default [server] workers, 0: the server does it itself)")
     s.set_defaults(handler=cmd_serve)
 
-    w = sub.add_parser("worker", help="deliver the outbox and climb escalations (without the HTTP server)")
+    w = sub.add_parser("worker", help="work on what people sent, deliver the outbox and climb escalations "
+                                      "(without the HTTP server)")
+    w.add_argument("--concurrency", type=int, default=8,
+                   help="requests worked on at the same time (default 8)")
+    w.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # set by `serve --workers`
     w.add_argument("--interval", type=float, default=2.0, help="seconds between rounds (default 2)")
     w.add_argument("--lease-seconds", type=float, default=300.0,
                    help="how long a message being delivered is reserved; a worker that dies mid-delivery "
@@ -182,10 +189,13 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
+    workers = args.workers if args.workers is not None else settings.server.workers
+    if not 0 <= workers <= 64:
+        raise UsageError("--workers must be between 0 and 64")
     # The channels check the address really listened on (developer mode only on loopback).
-    settings = replace(settings, server=replace(settings.server, host=host, port=port))
+    settings = replace(settings, server=replace(settings.server, host=host, port=port, workers=workers))
     async with _desk(settings) as desk:
-        await serve(desk, host, port)
+        await serve(desk, host, port, config=args.config)
     return 0
 
 
@@ -195,20 +205,41 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     import signal
 
     from adapters.delivery import ChannelDelivery
-    from adapters.web import default_senders
+    from adapters.web import default_senders, inbox_worker
     from bot.outbox import Dispatcher
 
     if not args.lease_seconds > 0:
         raise UsageError("--lease-seconds must be a positive number of seconds")
+    if not 1 <= args.concurrency <= 256:
+        raise UsageError("--concurrency must be between 1 and 256")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with _desk(settings) as desk:
         log.info("CareDesk worker started")
-        await Dispatcher(desk, ChannelDelivery(desk, default_senders()),
-                         lease=timedelta(seconds=args.lease_seconds)).run(stop, interval=args.interval)
+        tasks = [asyncio.create_task(Dispatcher(desk, ChannelDelivery(desk, default_senders()),
+                                                lease=timedelta(seconds=args.lease_seconds)).run(stop, interval=args.interval))]
+        inbox = inbox_worker(desk, args.concurrency)
+        if inbox is not None:
+            tasks.append(asyncio.create_task(inbox.run(stop)))
+        if args.parent_pid:
+            tasks.append(asyncio.create_task(_stop_with_parent(args.parent_pid, stop)))
+        await asyncio.gather(*tasks)
     return 0
+
+
+async def _stop_with_parent(parent: int, stop: asyncio.Event) -> None:
+    """A worker started by `serve --workers` ends with its server, even one killed outright."""
+    while not stop.is_set():
+        if os.getppid() != parent:
+            log.warning("the server process %s is gone: the worker stops", parent)
+            stop.set()
+            return
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=1.0)
+        except asyncio.TimeoutError:
+            pass
 
 
 async def cmd_slack_manifest(settings: Settings, args: argparse.Namespace) -> int:

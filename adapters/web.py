@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import signal
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import web
@@ -21,6 +24,7 @@ log = logging.getLogger("caredesk.web")
 
 if TYPE_CHECKING:
     from adapters.delivery import Sender
+    from bot.inbox import InboxWorker
 
 DESK_KEY: web.AppKey[Desk] = web.AppKey("desk", Desk)
 DISPATCHER_KEY: web.AppKey["asyncio.Task[Any]"] = web.AppKey("dispatcher")
@@ -86,6 +90,71 @@ def default_senders() -> dict[str, "Sender"]:
     return {"msteams": teams_sender, "slack": slack_sender}
 
 
+def inbox_worker(desk: Desk, concurrency: int) -> "InboxWorker | None":
+    """A worker for the requests the channels wrote to the inbox (None when no channel that
+    writes there is configured)."""
+    from adapters.slack import slack_channel_for
+    from bot.inbox import InboxWorker
+
+    slack = slack_channel_for(desk)
+    if slack.app is None:
+        return None
+    return InboxWorker(desk.store, desk.now, {"slack": slack.work}, concurrency=concurrency)
+
+
+class WorkerProcesses:
+    """`caredesk worker` processes started beside the server (`[server] workers`): restarted when
+    one dies, stopped with the server (and they stop by themselves if the server is killed)."""
+
+    def __init__(self, count: int, config: str | None) -> None:
+        self.count = count
+        self.config = config
+        self.processes: list[asyncio.subprocess.Process] = []
+        self._watch: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def _command(self) -> list[str]:
+        config = ["--config", self.config] if self.config else []
+        return [sys.executable, "-m", "adapters.cli", *config, "worker", "--parent-pid", str(os.getpid())]
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        root = Path(__file__).resolve().parents[1]
+        return await asyncio.create_subprocess_exec(*self._command(), cwd=os.getcwd(),
+                                                    env={**os.environ, "PYTHONPATH": _pythonpath(root)})
+
+    async def start(self) -> None:
+        self.processes = [await self._spawn() for _ in range(self.count)]
+        log.info("started %d worker process(es): %s", self.count, ", ".join(str(p.pid) for p in self.processes))
+        self._watch = asyncio.create_task(self._keep_alive())
+
+    async def _keep_alive(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(1.0)
+            for i, process in enumerate(self.processes):
+                if process.returncode is not None and not self._stopping:
+                    log.error("worker process %s ended (exit %s): starting another", process.pid, process.returncode)
+                    self.processes[i] = await self._spawn()
+
+    async def stop(self, grace: float = 10.0) -> None:
+        self._stopping = True
+        if self._watch is not None:
+            self._watch.cancel()
+        for process in self.processes:
+            if process.returncode is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                await asyncio.wait_for(process.wait(), timeout=grace)
+            except asyncio.TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+def _pythonpath(root: Path) -> str:
+    existing = os.environ.get("PYTHONPATH")
+    return f"{root}{os.pathsep}{existing}" if existing else str(root)
+
+
 def start_dispatcher(app: web.Application, desk: Desk) -> None:
     """Run the outbox dispatcher (and the escalation climb) inside the server."""
     from adapters.delivery import ChannelDelivery
@@ -107,16 +176,19 @@ def start_dispatcher(app: web.Application, desk: Desk) -> None:
     app.on_cleanup.append(on_cleanup)
 
 
-async def serve(desk: Desk, host: str, port: int, *, dispatcher: bool = True) -> None:
+async def serve(desk: Desk, host: str, port: int, *, dispatcher: bool = True, config: str | None = None) -> None:
     check_insecure_mode(host, desk.settings.server.insecure_dev_mode)
     app = build_app(desk, default_channels())
-    if dispatcher:
-        start_dispatcher(app, desk)
+    workers = WorkerProcesses(desk.settings.server.workers, config) if desk.settings.server.workers else None
+    if dispatcher and workers is None:
+        start_dispatcher(app, desk)  # with worker processes, they deliver the outbox
     runner = web.AppRunner(app, access_log=log)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
     log.info("CareDesk listening on http://%s:%s", host, port)
+    if workers is not None:
+        await workers.start()
     socket_mode = None
     if desk.settings.secrets.slack_app_token:
         from adapters.slack import start_socket_mode
@@ -136,3 +208,5 @@ async def serve(desk: Desk, host: str, port: int, *, dispatcher: bool = True) ->
         if socket_mode is not None:
             await socket_mode.close()
         await runner.cleanup()
+        if workers is not None:
+            await workers.stop()

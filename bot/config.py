@@ -187,6 +187,9 @@ class ServerSettings:
     # Developer flag: accept unsigned Slack requests / unauthenticated Teams activities.
     # Refused unless the server listens on a loopback address.
     insecure_dev_mode: bool = False
+    # Worker processes `caredesk serve` starts beside itself for the work behind the acks (and
+    # the outbox); 0: the server does that work itself.
+    workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -530,11 +533,12 @@ def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None
     server = ServerSettings()
     if "server" in data:
         s = _table("server", data["server"])
-        _reject_unknown("server.", s, ("host", "port", "insecure_dev_mode"))
+        _reject_unknown("server.", s, ("host", "port", "insecure_dev_mode", "workers"))
         server = ServerSettings(
             _str("server.host", s.get("host", server.host)),
             _int("server.port", s.get("port", server.port), minimum=0, maximum=65535),
             _bool("server.insecure_dev_mode", s.get("insecure_dev_mode", False)),
+            _int("server.workers", s.get("workers", server.workers), minimum=0, maximum=64),
         )
     if "default_language" in data:
         lang = _str("default_language", data["default_language"])
@@ -575,6 +579,8 @@ def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None
         server = replace(server, port=_int("CAREDESK_PORT", env["CAREDESK_PORT"], minimum=0, maximum=65535))
     if env.get("CAREDESK_INSECURE_DEV_MODE"):
         server = replace(server, insecure_dev_mode=_bool("CAREDESK_INSECURE_DEV_MODE", env["CAREDESK_INSECURE_DEV_MODE"]))
+    if env.get("CAREDESK_WORKERS"):
+        server = replace(server, workers=_int("CAREDESK_WORKERS", env["CAREDESK_WORKERS"], minimum=0, maximum=64))
     values["server"] = server
     if env.get("SLACK_API_URL"):
         values["slack_api_url"] = env["SLACK_API_URL"]

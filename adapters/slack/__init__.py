@@ -41,14 +41,21 @@ def slack_channel_for(desk: Desk, **options: Any) -> SlackChannel:
 
 def mount(app: web.Application, desk: Desk, **options: Any) -> None:
     """Add `POST /slack/events`. Without Slack settings the route answers 503 and the rest of the
-    server runs on. `options` go to `SlackChannel` (tests: `signature_clock`, `retry_handlers`)."""
+    server runs on. `options` go to `SlackChannel` (tests: `signature_clock`, `retry_handlers`).
+
+    The requests written to the inbox are worked on in this process too, unless worker processes
+    do it (`[server] workers` > 0)."""
     channel = slack_channel_for(desk, **options)
     app[SLACK_KEY] = channel
     app.router.add_post(EVENTS_PATH, channel.handle_http)
 
+    async def start_worker(_: web.Application) -> None:
+        channel.start_worker()
+
     async def finish_background_work(_: web.Application) -> None:
         await channel.close()
 
+    app.on_startup.append(start_worker)
     app.on_cleanup.append(finish_background_work)
 
 
@@ -73,6 +80,7 @@ async def start_socket_mode(desk: Desk, **options: Any) -> SocketModeHandle:
         raise RuntimeError("Socket Mode needs SLACK_BOT_TOKEN and SLACK_APP_TOKEN")
     handler = AsyncSocketModeHandler(channel.app, channel.app_token)
     await handler.connect_async()
+    channel.start_worker()
     return SocketModeHandle(channel, handler)
 
 

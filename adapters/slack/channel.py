@@ -50,14 +50,16 @@ from bot.conversation import Conversation
 from bot.desk import Desk
 from bot.dialogs.engine import ACTION_FORM, ACTION_PREFIX_COMMAND
 from bot.i18n import normalize_language, translate
+from bot.inbox import InboxWorker, InboxWriter
 from bot.outbox import DeliveryFailed
 from bot.replies import Choices, Reply, Response, Text, Tone
-from bot.store.port import StoreUnavailableError
+from bot.store.port import InboundTurn, NewInboundTurn, StoreUnavailableError
 from bot.turn import Turn, UserIdentity
 from cards import slack as cards
 
-from adapters.slack.payloads import (clicked, form_values, input_block_ids, replay_guarded, slack_to_plain, thread_of,
-                                     well_formed)
+from adapters.slack.payloads import (ACTION, CLOSED, COMMAND, HOME, IGNORED, MENTION, MESSAGE, SHORTCUT, SUBMISSION,
+                                     URGENT, Inbound, classify, clicked, form_values, input_block_ids, parse_body,
+                                     replay_guarded, slack_to_plain, thread_of, well_formed)
 
 log = logging.getLogger("caredesk.slack")
 
@@ -80,11 +82,11 @@ SHUTDOWN_GRACE_S = 5.0
 MAX_NOTICES = 5
 HELP_WORDS = {"", "help", "aide", "hulp", "?"}
 
-# Errors of a Web API call that survived the retry handlers.
-# Turns worked on at the same time by one process; the rest queue after their ack. Few is best:
-# each turn mostly waits on the database and Slack, and every extra one delays the next ack
-# (measured on 2 cores: 8 gave an ack p99 of 142 ms, 2-3 gave 61-77 ms, see docs/performance.md).
+# Turns worked on at the same time by a server process's own worker; the rest wait in the inbox.
+# Few is best there: every extra one delays the next ack (measured on 2 cores: 8 gave an ack p99
+# of 142 ms, 2-3 gave 61-77 ms, see docs/performance.md). A `caredesk worker` may take more.
 CONCURRENT_TURNS = 3
+# Errors of a Web API call that survived the retry handlers.
 SLACK_FAILURES = (SlackApiError, SlackClientError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
@@ -135,8 +137,13 @@ class SlackChannel:
         elif self.verifier is None and not settings.server.insecure_dev_mode:
             self.http_problem = "SLACK_SIGNING_SECRET is not set"
         self.pending: set[asyncio.Task[Any]] = set()
-        self._work_slots = asyncio.Semaphore(CONCURRENT_TURNS)
-        self._inflight_events: set[str] = set()
+        # Requests are written to the inbox before their ack; a worker does the work: in this
+        # process (`inbox_worker.run`, started with the server) or in `caredesk worker` processes.
+        self.inbox_worker = InboxWorker(self.store, desk.now, {CHANNEL: self.work}, concurrency=CONCURRENT_TURNS)
+        self.inbox_writer = InboxWriter(self.store, desk.now, on_written=self.inbox_worker.wake)
+        self._worker_stop = asyncio.Event()
+        self._worker_task: asyncio.Task[None] | None = None
+        self._bot_user_id: str | None = None
         self._profiles: dict[tuple[str, str], tuple[float, UserIdentity]] = {}
         self._dms: dict[tuple[str, str], str] = {}
         self._refs_saved: set[tuple[str, str]] = set()
@@ -175,28 +182,46 @@ class SlackChannel:
             log.warning("rejected a Slack request with a missing, wrong or stale signature")
             return web.json_response({"error": "invalid_signature"}, status=401)
         try:
-            body = raw.decode("utf-8")
-            bolt_request = AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers))
-        except (ValueError, TypeError, AttributeError, KeyError):  # not UTF-8, not JSON, not an object
+            body_text = raw.decode("utf-8")
+            body = parse_body(body_text, request.headers.get("Content-Type", ""))
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError):  # not UTF-8, not JSON, not an object
             return web.json_response({"error": "bad_request"}, status=400)
-        if not well_formed(bolt_request.body):
+        if not well_formed(body):
             log.warning("rejected a malformed Slack request")
             return web.json_response({"error": "bad_request"}, status=400)
-        if self.verifier is not None and replay_guarded(bolt_request.body):
+        signature = request.headers.get("X-Slack-Signature") if self.verifier is not None else None
+        inbound = classify(body, SHORTCUT_CREATE_TICKET, signature)
+        if inbound is IGNORED:
+            return web.Response(status=200)
+        if isinstance(inbound, Inbound):
+            # The common case, without Bolt's dispatch: written down, then acknowledged.
+            try:
+                await self.accept(body, inbound)
+            except StoreUnavailableError:
+                log.warning("database unavailable: asking Slack to retry later")
+                return web.json_response({"error": "unavailable"}, status=503)
+            return web.Response(status=200)
+        if self.verifier is not None and replay_guarded(body):
             # Slash commands and interactivity carry no event id and Slack never resends them: the
             # same signed request seen again (a replay within the five minutes) is acknowledged
             # and ignored, also when another process saw it first.
             try:
-                first = await self.store.claim_event(
-                    "slack-request", request.headers.get("X-Slack-Signature", ""), self.desk.now())
+                first = await self.store.claim_event("slack-request", signature or "", self.desk.now())
             except StoreUnavailableError:
                 log.warning("database unavailable: asking Slack to retry later")
                 return web.json_response({"error": "unavailable"}, status=503)
             if not first:
                 log.warning("ignored a replayed Slack request (same signature)")
                 return web.Response(status=200)
+        bolt_request = AsyncBoltRequest(body=body_text, query=request.query_string, headers=dict(request.headers))
         bolt_response = await self.app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
+
+    async def accept(self, body: Mapping[str, Any], inbound: Inbound) -> None:
+        """Write a request to the inbox (a worker does the rest); StoreUnavailableError when the
+        database cannot take it, so that Slack is asked to send it again."""
+        await self.inbox_writer.write(NewInboundTurn(
+            CHANNEL, inbound.kind, f"{CHANNEL}:{inbound.person}", dict(body), inbound.dedup_key, inbound.priority))
 
     def _signed(self, raw: bytes, headers: Mapping[str, str]) -> bool:
         assert self.verifier is not None
@@ -206,35 +231,44 @@ class SlackChannel:
             return False
 
     # ---- background work ---------------------------------------------------------------------------
-    def spawn(self, work: Awaitable[Any], *, event_id: str | None = None) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(self._guard(work, event_id))
+    def spawn(self, work: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(self._guard(work))
         self.pending.add(task)
         task.add_done_callback(self.pending.discard)
         return task
 
-    async def _guard(self, work: Awaitable[Any], event_id: str | None) -> None:
+    async def _guard(self, work: Awaitable[Any]) -> None:
         try:
-            # A bounded number of turns run at once: the rest wait here, cheaply, so the event
-            # loop stays free to acknowledge new requests within Slack's three seconds.
-            async with self._work_slots:
-                await work
-        except asyncio.CancelledError:
-            if asyncio.iscoroutine(work):
-                work.close()  # cancelled while waiting for a slot: it never ran
-            raise
+            await work
         except Exception:
             log.exception("Slack background work failed")
-        finally:
-            if event_id:
-                self._inflight_events.discard(event_id)
 
     async def drain(self) -> None:
-        """Wait until no background work is left (work may schedule more work)."""
-        while self.pending:
+        """Work until nothing is left that this process can do (tests, tools): the inbox items
+        it can take, and what they schedule."""
+        while True:
+            await self.inbox_worker.drain()
+            if not self.pending:
+                return
             await asyncio.gather(*list(self.pending), return_exceptions=True)
 
+    def start_worker(self) -> None:
+        """Work on the inbox in this process (unless worker processes do: `[server] workers`)."""
+        if self.app is None or self.desk.settings.server.workers > 0:
+            return
+        if self._worker_task is None or self._worker_task.done():
+            self._worker_stop.clear()
+            self._worker_task = asyncio.create_task(self.inbox_worker.run(self._worker_stop, grace=SHUTDOWN_GRACE_S),
+                                                    name="caredesk-slack-inbox")
+
     async def close(self, grace: float = SHUTDOWN_GRACE_S) -> None:
-        """At shutdown: let running work finish for a moment, then cancel what is left."""
+        """At shutdown: let running work finish for a moment, then cancel what is left (inbox
+        items are taken again by a worker once their lease runs out)."""
+        if self._worker_task is not None:
+            self._worker_stop.set()
+            await self._worker_task
+            self._worker_task = None
+        await self.inbox_worker.stop(grace)
         if not self.pending:
             return
         done, still = await asyncio.wait(list(self.pending), timeout=grace)
@@ -244,70 +278,77 @@ class SlackChannel:
             log.warning("cancelled %d unfinished Slack task(s) at shutdown", len(still))
             await asyncio.gather(*still, return_exceptions=True)
 
+    async def work(self, item: InboundTurn) -> None:
+        """Do what an inbox item asks (in the server's worker or a `caredesk worker`)."""
+        body = item.payload
+        kind = item.kind
+        if kind == MESSAGE:
+            await self._run_dm_message(body)
+        elif kind == MENTION:
+            await self._run_mention(body)
+        elif kind == HOME:
+            event = body["event"]
+            await self.publish_home(_team(body) or event.get("team") or "", event["user"], event.get("channel"))
+        elif kind == COMMAND:
+            await self._run_command(body)
+        elif kind == ACTION:
+            await self._run_action(body)
+        elif kind == SHORTCUT:
+            message = body.get("message") or {}
+            await self.open_form(_team(body), body["user"]["id"], body.get("trigger_id"), NEW_TICKET,
+                                 {"description": slack_to_plain(message.get("text"))},
+                                 response_url=body.get("response_url"))
+        elif kind == CLOSED:
+            callback = str((body.get("view") or {}).get("callback_id") or "")
+            if callback.startswith(ACTION_FORM) or callback.startswith(FLOW_CALLBACK):
+                await self._cancel_modal(_team(body), body["user"]["id"], callback.split(":", 1)[1])
+        elif kind == SUBMISSION:
+            view = body["view"]
+            turn = await self._submission_turn(body, view)
+            await self._submit_after_ack(_team(body), body["user"]["id"], turn, view)
+        else:
+            log.error("inbox item %s of an unknown kind %r ignored", item.id, kind)
+
     # ---- listeners -----------------------------------------------------------------------------------
     def _register(self, app: AsyncApp) -> None:
-        app.command(re.compile(r"^/"))(self._on_command)
-        app.event("message")(self._on_message)
-        app.event("app_mention")(self._on_mention)
-        app.event("app_home_opened")(self._on_home_opened)
-        app.action(re.compile("^" + re.escape(cards.ACTION_PREFIX)))(self._on_action)
-        app.shortcut(SHORTCUT_CREATE_TICKET)(self._on_shortcut)
+        app.command(re.compile(r"^/"))(self._on_request)
+        app.event("message")(self._on_request)
+        app.event("app_mention")(self._on_request)
+        app.event("app_home_opened")(self._on_request)
+        app.action(re.compile("^" + re.escape(cards.ACTION_PREFIX)))(self._on_request)
+        app.shortcut(SHORTCUT_CREATE_TICKET)(self._on_request)
         app.view(re.compile("^" + re.escape(ACTION_FORM)))(self._on_submission)
-        app.view_closed(re.compile("^(" + re.escape(ACTION_FORM) + "|" + re.escape(FLOW_CALLBACK) + ")"))(self._on_closed)
+        app.view_closed(re.compile("^(" + re.escape(ACTION_FORM) + "|" + re.escape(FLOW_CALLBACK) + ")"))(self._on_request)
 
-    async def _on_command(self, ack, command: dict) -> None:
+    async def _on_request(self, ack, body: dict) -> None:
+        """Socket Mode (and anything the HTTP fast path leaves to Bolt): written down, then acked."""
+        inbound = classify(body, SHORTCUT_CREATE_TICKET, None)
+        if isinstance(inbound, Inbound):
+            await self.accept(body, inbound)
         await ack()
-        self.spawn(self._run_command(dict(command)))
 
-    async def _on_message(self, event: dict, body: dict, request) -> None:
-        # Direct messages from people only: no edits, joins or bot messages.
-        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id") or not event.get("user"):
-            return
-        if await self._first_delivery(body, request):
-            self.spawn(self._run_dm_message(body), event_id=body.get("event_id"))
-
-    async def _on_mention(self, event: dict, body: dict, request, context) -> None:
-        if await self._first_delivery(body, request):
-            self.spawn(self._run_mention(body, context.get("bot_user_id")), event_id=body.get("event_id"))
-
-    async def _on_home_opened(self, event: dict, body: dict, request) -> None:
-        if event.get("tab") != "home":
-            return
-        event_id = body.get("event_id")
-        if event_id and not await self.store.claim_event(CHANNEL, event_id, self.desk.now()):
-            log.info("duplicate delivery %s ignored", event_id)
-            return
-        self.spawn(self.publish_home(body.get("team_id") or event.get("team") or "", event["user"], event.get("channel")))
-
-    async def _on_action(self, ack, body: dict) -> None:
-        await ack()
-        self.spawn(self._run_action(body))
-
-    async def _on_shortcut(self, ack, shortcut: dict) -> None:
-        await ack()
-        message = shortcut.get("message") or {}
-        self.spawn(self.open_form(
-            _team(shortcut), shortcut["user"]["id"], shortcut["trigger_id"], NEW_TICKET,
-            {"description": slack_to_plain(message.get("text"))}, response_url=shortcut.get("response_url"),
-        ))
-
-    async def _on_submission(self, ack, body: dict, view: dict) -> None:
-        """Validated by the core before the ack: errors are shown inline in the modal."""
+    async def _submission_turn(self, body: Mapping[str, Any], view: Mapping[str, Any]) -> Turn:
         dialog = view["callback_id"][len(ACTION_FORM):]
         team, user = _team(body), body["user"]["id"]
         identity = await self.identity(team, user)
         values = form_values(view)
         values["_confirmed"] = "1"  # submitting the modal is the confirmation
-        turn = self.turn(team, modal_conversation(dialog), identity, action=f"{ACTION_FORM}{dialog}", values=values)
+        return self.turn(team, modal_conversation(dialog), identity, action=f"{ACTION_FORM}{dialog}", values=values)
+
+    async def _on_submission(self, ack, body: dict, view: dict) -> None:
+        """Validated by the core before the ack: errors are shown inline in the modal."""
+        dialog = view["callback_id"][len(ACTION_FORM):]
+        team, user = _team(body), body["user"]["id"]
+        turn = await self._submission_turn(body, view)
         preview = await self.conversation.preview(turn)
         if preview.field_errors:
             await ack(**cards.field_errors(preview.field_errors, input_block_ids(view)))
             return
         if preview.effect is not None or (preview.done and preview.state is None):
-            # Valid and final: close the modal at once; the ticket is created after the ack
-            # and its number goes to the DM.
+            # Valid and final: written down, the modal closes at once; a worker creates the
+            # ticket and its number goes to the DM.
+            await self.accept(body, Inbound(SUBMISSION, f"{team}:{user}", None, URGENT))
             await ack()
-            self.spawn(self._submit_after_ack(team, user, turn, view))
             return
         response = await self._handle(turn)
         if response.field_errors:
@@ -330,28 +371,7 @@ class SlackChannel:
             response = Response((Text(problems, Tone.ERROR),), response.lang)
         await self.post_to_dm(team, user, response)
 
-    async def _on_closed(self, ack, body: dict, view: dict) -> None:
-        await ack()
-        dialog = view["callback_id"].split(":", 1)[1]
-        self.spawn(self._cancel_modal(_team(body), body["user"]["id"], dialog))
-
-    # ---- what the listeners schedule -------------------------------------------------------------
-    async def _first_delivery(self, body: Mapping[str, Any], request) -> bool:
-        """False for a delivery already being processed here, or a retry of one processed already
-        (here or by another process: the store knows)."""
-        event_id = body.get("event_id")
-        if not event_id:
-            return True
-        if event_id in self._inflight_events:
-            log.info("delivery %s is already being processed", event_id)
-            return False
-        retry = request.headers.get("x-slack-retry-num") if request is not None else None
-        if retry and await self.store.is_event_processed(CHANNEL, event_id):
-            log.info("retried delivery %s (attempt %s) was processed already", event_id, retry[0] if isinstance(retry, list) else retry)
-            return False
-        self._inflight_events.add(event_id)
-        return True
-
+    # ---- what the worker does ----------------------------------------------------------------------
     async def _run_dm_message(self, body: Mapping[str, Any]) -> None:
         event = body["event"]
         team, user, channel = _team(body), event["user"], event["channel"]
@@ -361,8 +381,9 @@ class SlackChannel:
         turn = self.turn(team, channel, identity, text=slack_to_plain(event.get("text")), event_id=body.get("event_id"))
         await self.post(team, user, channel, await self._handle(turn))
 
-    async def _run_mention(self, body: Mapping[str, Any], bot_user_id: str | None) -> None:
+    async def _run_mention(self, body: Mapping[str, Any]) -> None:
         event = body["event"]
+        bot_user_id = await self.bot_user_id(body)
         team, user, channel = _team(body), event["user"], event["channel"]
         thread = thread_of(event)
         identity = await self.identity(team, user)
@@ -670,6 +691,19 @@ class SlackChannel:
         return ()
 
     # ---- people --------------------------------------------------------------------------------------
+    async def bot_user_id(self, body: Mapping[str, Any]) -> str | None:
+        """The bot's own user id (to drop its mention from a message): from the event's
+        authorizations, else from auth.test once."""
+        for authorization in body.get("authorizations") or ():
+            if isinstance(authorization, Mapping) and authorization.get("is_bot") and authorization.get("user_id"):
+                return str(authorization["user_id"])
+        if self._bot_user_id is None:
+            try:
+                self._bot_user_id = (await self.client.auth_test()).get("user_id")
+            except SLACK_FAILURES as exc:
+                log.warning("auth.test failed: %s", _describe(exc))
+        return self._bot_user_id
+
     def _cached_identity(self, team: str, user: str) -> UserIdentity | None:
         cached = self._profiles.get((team, user))
         if cached and cached[0] > time.monotonic():
@@ -720,6 +754,8 @@ class SlackChannel:
         """The core's answer; an unexpected failure becomes a clear apology, never silence."""
         try:
             return await self.conversation.handle(turn)
+        except StoreUnavailableError:
+            raise  # the inbox worker waits for the database and does the turn again
         except Exception:
             log.exception("the core failed on a Slack turn")
             lang = normalize_language(turn.user.locale, self.default_language)

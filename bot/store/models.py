@@ -28,6 +28,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -52,6 +53,7 @@ SHORT = 50
 
 TICKET_KINDS = ("incident", "service_request", "change_request")
 OUTBOX_STATUSES = ("pending", "sending", "sent", "failed")
+INBOX_STATUSES = ("pending", "working", "done", "failed")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -340,6 +342,42 @@ class OutboxRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+# ---- inbox -------------------------------------------------------------------------------------
+
+
+class InboxRow(Base):
+    """What people sent, written before the platform's ack and worked by workers (one item of a
+    conversation at a time, in arrival order). Done rows are kept a while so that a platform's
+    retry or a replay is recognised by its dedup_key, then purged."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'working', 'done', 'failed')", name="status"),
+        # the claim: unfinished items by priority then arrival ...
+        Index(None, "status", "priority", "id"),
+        # ... each only if no older item of its conversation is unfinished
+        Index(None, "conversation_key", "id"),
+        # the purge of done items
+        Index(None, "done_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(SHORT))
+    conversation_key: Mapped[str] = mapped_column(String(KEY))
+    # NULL: never a duplicate (NULLs are distinct in a unique constraint on both back ends)
+    dedup_key: Mapped[str | None] = mapped_column(String(KEY), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    priority: Mapped[int] = mapped_column(SmallInteger)
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
 companies = CompanyRow.__table__
 contacts = ContactRow.__table__
 staff = StaffRow.__table__
@@ -354,3 +392,4 @@ dialog_states = DialogStateRow.__table__
 processed_events = ProcessedEventRow.__table__
 conversation_refs = ConversationRefRow.__table__
 outbox = OutboxRow.__table__
+inbox = InboxRow.__table__

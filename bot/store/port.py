@@ -61,6 +61,39 @@ class NewOutboxMessage:
 
 
 @dataclass(frozen=True)
+class NewInboundTurn:
+    """What a person sent, written down before the platform is told it arrived (the ack), so
+    that a crash between the ack and the work loses nothing: a worker takes it from the store.
+
+    Items with the same `conversation_key` are worked on one at a time, in arrival order; an item
+    whose `dedup_key` was seen already (a platform retry, a replayed request) is ignored."""
+
+    channel: str
+    kind: str
+    conversation_key: str
+    payload: Mapping[str, Any]
+    dedup_key: str | None = None
+    priority: int = 1  # 0 first: work that must happen within seconds (a modal's trigger expires)
+
+
+@dataclass(frozen=True)
+class InboundTurn:
+    id: int
+    channel: str
+    kind: str
+    conversation_key: str
+    payload: Mapping[str, Any]
+    dedup_key: str | None
+    priority: int
+    status: str  # pending, working, done, failed
+    attempts: int
+    received_at: datetime
+    next_attempt_at: datetime
+    last_error: str | None = None
+    done_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class DirectoryCounts:
     companies: int
     contacts: int
@@ -242,6 +275,46 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def requeue_failed(self, now: datetime, message_ids: Sequence[int] | None = None) -> int:
         """Failed messages (all, or those ids) back to pending with attempts reset; returns how many."""
+
+    # ---- inbox: what people sent, waiting for a worker ----------------------------------------------
+    @abc.abstractmethod
+    async def enqueue_inbound(self, items: Sequence[NewInboundTurn], now: datetime) -> int:
+        """Write the items (one transaction) as pending, due now; returns how many were new. An
+        item whose dedup_key is already stored (or repeated in `items`) is ignored."""
+
+    @abc.abstractmethod
+    async def claim_inbound(
+        self, now: datetime, lease: timedelta, limit: int = 10, channels: Sequence[str] | None = None
+    ) -> Sequence[InboundTurn]:
+        """Take up to `limit` items to work on, by priority then arrival: pending items due by
+        `now`, or working items whose lease ran out (their worker died). Only the oldest unfinished
+        (pending or working) item of a conversation can be taken, so one conversation's turns are
+        never worked on at the same time nor out of order. Taken items become "working", locked
+        until now + lease, attempts + 1; several workers never take the same item."""
+
+    @abc.abstractmethod
+    async def finish_inbound(self, item_id: int, now: datetime) -> None:
+        """Done: the next item of its conversation may be taken."""
+
+    @abc.abstractmethod
+    async def retry_inbound(self, item_id: int, next_attempt_at: datetime, error: str) -> None:
+        """Back to pending, due at `next_attempt_at` (its conversation waits for it)."""
+
+    @abc.abstractmethod
+    async def fail_inbound(self, item_id: int, error: str) -> None:
+        """Given up (dead letter): kept for inspection; its conversation goes on without it."""
+
+    @abc.abstractmethod
+    async def list_inbound(self, status: str | None = None) -> Sequence[InboundTurn]: ...
+
+    @abc.abstractmethod
+    async def count_unfinished_inbound(self) -> int:
+        """Items pending or working."""
+
+    @abc.abstractmethod
+    async def purge_inbound(self, done_before: datetime) -> int:
+        """Delete done items finished before `done_before` (kept that long so that a platform's
+        late retry or a replay is still recognised by its dedup_key); returns how many."""
 
     # ---- time entries ---------------------------------------------------------------------------------
     @abc.abstractmethod

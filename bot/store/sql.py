@@ -7,7 +7,7 @@ Concurrency:
   locked" when a reader tries to become a writer.
 * PostgreSQL: row locks; the ticket counter row is locked by its upsert until commit; a ticket
   (update_ticket), time entry or escalation being changed is read with SELECT … FOR UPDATE, and
-  outbox dispatchers claim messages with FOR UPDATE SKIP LOCKED.
+  outbox dispatchers claim messages, and inbox workers items, with FOR UPDATE SKIP LOCKED.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Select, and_, delete, event, func, insert, or_, select, text, update
+from sqlalchemy import Select, and_, delete, event, exists, func, insert, or_, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -60,6 +60,8 @@ from bot.domain import (
 from bot.store import models as m
 from bot.store.port import (
     DirectoryCounts,
+    InboundTurn,
+    NewInboundTurn,
     NewOutboxMessage,
     StaleDialogError,
     StaleTicketError,
@@ -79,6 +81,9 @@ try:  # asyncpg is a dependency, but keep SQLite usable should it be missing
         _asyncpg_exc.TooManyConnectionsError,
         _asyncpg_exc.AdminShutdownError,
         _asyncpg_exc.CrashShutdownError,
+        # 55000 when connecting: "database … is not currently accepting connections" (being
+        # restored, or closed for maintenance); CareDesk's own statements never raise it.
+        _asyncpg_exc.ObjectNotInPrerequisiteStateError,
     )
 except ImportError:  # pragma: no cover
     _ASYNCPG_UNAVAILABLE = ()
@@ -430,6 +435,53 @@ def _outbox_rows(messages: Sequence[NewOutboxMessage], now: datetime) -> list[di
         }
         for msg in messages
     ]
+
+
+def _inbound_turn(row: Any) -> InboundTurn:
+    return InboundTurn(
+        id=row.id,
+        channel=row.channel,
+        kind=row.kind,
+        conversation_key=row.conversation_key,
+        payload=row.payload,
+        dedup_key=row.dedup_key,
+        priority=row.priority,
+        status=row.status,
+        attempts=row.attempts,
+        received_at=row.received_at,
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+        done_at=row.done_at,
+    )
+
+
+def _inbox_rows(items: Sequence[NewInboundTurn], now: datetime) -> list[dict[str, Any]]:
+    """Column values of new inbox items; of items repeating a dedup_key only the first is kept."""
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for item in items:
+        if item.dedup_key is not None:
+            if item.dedup_key in seen:
+                continue
+            seen.add(item.dedup_key)
+        rows.append(
+            {
+                "channel": item.channel,
+                "kind": item.kind,
+                "conversation_key": item.conversation_key,
+                "dedup_key": item.dedup_key,
+                "payload": to_json(dict(item.payload)),
+                "priority": int(item.priority),
+                "status": "pending",
+                "attempts": 0,
+                "received_at": now,
+                "next_attempt_at": now,
+                "locked_until": None,
+                "done_at": None,
+                "last_error": None,
+            }
+        )
+    return rows
 
 
 # ---- values of the ticket workflow and time registration -------------------------------------------
@@ -1182,6 +1234,101 @@ class SqlStore(Store):
             if not ids:
                 return 0
             stmt = stmt.where(o.c.id.in_(ids))
+        async with self._tx() as conn:
+            return int((await conn.execute(stmt)).rowcount)
+
+    # ---- inbox --------------------------------------------------------------------------------
+    async def enqueue_inbound(self, items: Sequence[NewInboundTurn], now: datetime) -> int:
+        _aware(now)
+        rows = _inbox_rows(items, now)
+        if not rows:
+            return 0
+        i = m.inbox
+        # One statement (SQLAlchemy sends the rows as multi-row INSERTs): RETURNING names only
+        # the rows really inserted, not those whose dedup_key was stored already.
+        stmt = self._upsert(i).on_conflict_do_nothing(index_elements=[i.c.dedup_key]).returning(i.c.id)
+        async with self._tx() as conn:
+            return len((await conn.execute(stmt, rows)).all())
+
+    async def claim_inbound(
+        self, now: datetime, lease: timedelta, limit: int = 10, channels: Sequence[str] | None = None
+    ) -> Sequence[InboundTurn]:
+        _aware(now)
+        if not isinstance(lease, timedelta) or lease <= timedelta(0):
+            raise ValueError(f"lease must be a positive timedelta, got {lease!r}")
+        limit = int(limit)
+        if limit <= 0:
+            return []
+        i = m.inbox
+        older = i.alias("older")
+        due = or_(
+            and_(i.c.status == "pending", i.c.next_attempt_at <= now),
+            # a worker took it and died (or hung) before finishing it: its lease ran out
+            and_(i.c.status == "working", i.c.locked_until < now),
+        )
+        # only the oldest unfinished item of its conversation: so at most one per conversation,
+        # and none while an older one waits for its retry or is being worked on
+        first_of_conversation = ~exists().where(
+            older.c.conversation_key == i.c.conversation_key,
+            older.c.id < i.c.id,
+            older.c.status.in_(("pending", "working")),
+        )
+        query = select(i.c.id).where(due, first_of_conversation)
+        if channels is not None:
+            wanted = list(channels)
+            if not wanted:
+                return []
+            query = query.where(i.c.channel.in_(wanted))
+        query = self._lock(query.order_by(i.c.priority, i.c.id).limit(limit), skip_locked=True)
+        async with self._tx() as conn:
+            ids = list((await conn.execute(query)).scalars())
+            if not ids:
+                return []
+            rows = (
+                await conn.execute(
+                    update(i)
+                    .where(i.c.id.in_(ids))
+                    .values(status="working", locked_until=now + lease, attempts=i.c.attempts + 1)
+                    .returning(*i.c)
+                )
+            ).all()
+        return sorted((_inbound_turn(r) for r in rows), key=lambda t: (t.priority, t.id))
+
+    async def _update_inbound(self, item_id: int, **values: Any) -> None:
+        i = m.inbox
+        async with self._tx() as conn:
+            await conn.execute(update(i).where(i.c.id == item_id).values(locked_until=None, **values))
+
+    async def finish_inbound(self, item_id: int, now: datetime) -> None:
+        _aware(now)
+        await self._update_inbound(item_id, status="done", done_at=now)
+
+    async def retry_inbound(self, item_id: int, next_attempt_at: datetime, error: str) -> None:
+        _aware(next_attempt_at, "next_attempt_at")
+        await self._update_inbound(item_id, status="pending", next_attempt_at=next_attempt_at, last_error=error)
+
+    async def fail_inbound(self, item_id: int, error: str) -> None:
+        await self._update_inbound(item_id, status="failed", last_error=error)
+
+    async def list_inbound(self, status: str | None = None) -> Sequence[InboundTurn]:
+        i = m.inbox
+        query = select(i).order_by(i.c.id)
+        if status is not None:
+            query = query.where(i.c.status == status)
+        async with self._tx(read_only=True) as conn:
+            rows = (await conn.execute(query)).all()
+        return [_inbound_turn(r) for r in rows]
+
+    async def count_unfinished_inbound(self) -> int:
+        i = m.inbox
+        query = select(func.count()).select_from(i).where(i.c.status.in_(("pending", "working")))
+        async with self._tx(read_only=True) as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    async def purge_inbound(self, done_before: datetime) -> int:
+        _aware(done_before, "done_before")
+        i = m.inbox
+        stmt = delete(i).where(i.c.status == "done", i.c.done_at < done_before)
         async with self._tx() as conn:
             return int((await conn.execute(stmt)).rowcount)
 

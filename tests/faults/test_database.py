@@ -70,6 +70,13 @@ async def test_database_outage_mid_load_loses_nothing_and_doubles_nothing(pg_url
 
         await asyncio.gather(cut_when_busy(), *(converse(env, u, stats, pause=0.05) for u in users))
         assert stats["5xx"] + stats["apologies"] > 0, f"the outage hit no request: {stats}"
+        # What was acknowledged during the outage is in the inbox: answered once the database is back.
+        deadline = asyncio.get_running_loop().time() + 60
+        while await store.count_unfinished_inbound():
+            assert asyncio.get_running_loop().time() < deadline, await store.list_inbound()
+            await env.channel.drain()
+            await asyncio.sleep(0.1)
+        assert [i for i in await store.list_inbound() if i.status != "done"] == []
 
         tickets = await store.list_tickets(limit=100)
         assert len(tickets) == len(users), [t.description for t in tickets]

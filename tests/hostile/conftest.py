@@ -46,7 +46,7 @@ from tests.teams.conftest import (  # noqa: F401
 # The tables a refused request must leave exactly as they were.
 BUSINESS_TABLES = ("tickets", "ticket_events", "ticket_comments", "dialog_states", "time_entries",
                    "time_entry_changes", "escalations", "outbox")
-ALL_TABLES = BUSINESS_TABLES + ("processed_events", "conversation_refs")
+ALL_TABLES = BUSINESS_TABLES + ("processed_events", "conversation_refs", "inbox")
 
 
 async def snapshot(store: Any, tables: tuple[str, ...] = ALL_TABLES) -> dict[str, list[tuple]]:

@@ -56,11 +56,14 @@ async def test_requests_are_acknowledged_before_the_work_is_done(env):
 
     env.channel.conversation.handle = slow_handle
     response = await env.dm("contacts", drain=False)
+    # Acknowledged with the work still to do, and that work is written down (not only in memory).
     assert response.status == 200 and env.fake.messages() == []
-    assert len(env.channel.pending) == 1
+    assert [i.kind for i in await env.desk.store.list_inbound()] == ["message"]
+    assert await env.desk.store.count_unfinished_inbound() == 1
     release.set()
     await env.channel.drain()
-    assert not env.channel.pending and len(env.fake.messages()) == 1
+    assert await env.desk.store.count_unfinished_inbound() == 0 and len(env.fake.messages()) == 1
+    assert [i.status for i in await env.desk.store.list_inbound()] == ["done"]
 
 
 async def test_shutdown_waits_for_short_work_and_cancels_the_rest(sqlite_store, fake_slack):

@@ -1,0 +1,242 @@
+"""The inbox: what people send is written to the store before the platform is told it arrived,
+and worked on afterwards by an `InboxWorker` (in the server process, or in `caredesk worker`
+processes beside it).
+
+Why: a platform that got its acknowledgement never sends the request again, so work kept only in
+a process's memory between the ack and the answer would be lost with that process. Written
+first, it survives a crash, a restart or a database outage (the platform is asked to retry
+while the database is away), and the process that acknowledges does almost nothing else:
+acknowledgements stay fast under a flood, while workers catch up.
+
+* `InboxWriter` writes items arriving at the same moment in one transaction (a group commit:
+  the first item of a quiet moment is written at once, the ones arriving meanwhile go together
+  in the next transaction), so a burst costs a few transactions, not one per request.
+* `InboxWorker` takes items (`Store.claim_inbound`: one conversation's turns one at a time and
+  in order, several workers never take the same item), hands each to its channel's handler and
+  marks it done. An item whose handler fails is tried again with back-off, then dead-lettered;
+  a worker that dies leaves its items to another one when their lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from typing import Awaitable, Callable, Mapping
+
+from bot.outbox import RetryPolicy
+from bot.store.port import InboundTurn, NewInboundTurn, Store, StoreUnavailableError
+
+log = logging.getLogger("caredesk.inbox")
+
+Handler = Callable[[InboundTurn], Awaitable[None]]
+Clock = Callable[[], datetime]
+
+# One transaction writes at most this many items; more wait for the next one.
+MAX_BATCH = 200
+# Done items are kept this long, so that a platform's late retry (Slack retries up to about 5
+# minutes later) or a replayed request is recognised by its dedup key, then purged.
+DONE_RETENTION = timedelta(minutes=15)
+PURGE_EVERY_S = 60.0
+
+
+class InboxWriter:
+    """Group commit of inbound items; `write` returns once the item is durably stored."""
+
+    def __init__(self, store: Store, clock: Clock, *, max_batch: int = MAX_BATCH,
+                 on_written: Callable[[], None] | None = None) -> None:
+        self.store = store
+        self.clock = clock
+        self.max_batch = max_batch
+        self.on_written = on_written
+        self._waiting: list[tuple[NewInboundTurn, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def write(self, item: NewInboundTurn) -> None:
+        """Raises StoreUnavailableError when the database cannot take it (nothing was written)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="caredesk-inbox-writer")
+        # Shielded: a caller that goes away must not cancel the write of the others' items.
+        await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch:]
+            try:
+                await self.store.enqueue_inbound([item for item, _ in batch], self.clock())
+            except Exception as exc:  # every waiting request gets the failure, none hangs
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+            if self.on_written is not None:
+                self.on_written()
+
+
+class InboxWorker:
+    """Works on inbound items until stopped; `drain()` works until none is left (tests, tools)."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        handlers: Mapping[str, Handler],
+        *,
+        concurrency: int = 3,
+        lease: timedelta = timedelta(minutes=2),
+        policy: RetryPolicy = RetryPolicy(max_attempts=5, base_delay=timedelta(seconds=5),
+                                          max_delay=timedelta(minutes=5)),
+        idle_poll: float = 0.25,
+        busy_poll: float = 0.02,
+        retention: timedelta = DONE_RETENTION,
+        outage_waits: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0),
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.store = store
+        self.clock = clock
+        self.handlers = dict(handlers)
+        self.concurrency = concurrency
+        self.lease = lease
+        self.policy = policy
+        self.idle_poll = idle_poll
+        self.busy_poll = busy_poll
+        self.retention = retention
+        self.outage_waits = outage_waits
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._filling = asyncio.Lock()  # the run loop and drain() both fill: one at a time
+        self._last_purge = 0.0
+
+    def wake(self) -> None:
+        """Something was written (by this process): look now rather than at the next poll."""
+        self._wake.set()
+
+    async def fill(self) -> int:
+        """Take as many items as there are free slots and start working on them."""
+        async with self._filling:
+            free = self.concurrency - len(self.tasks)
+            if free <= 0:
+                return 0
+            items = await self.store.claim_inbound(self.clock(), self.lease, free, tuple(self.handlers))
+            for item in items:
+                task = asyncio.create_task(self._work(item), name=f"caredesk-inbox-{item.id}")
+                self.tasks.add(task)
+                task.add_done_callback(self._finished)
+            return len(items)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self._wake.set()  # a slot is free, and the conversation's next item may be taken
+
+    async def _work(self, item: InboundTurn) -> None:
+        handler = self.handlers[item.channel]
+        try:
+            await self._patiently(handler, item)
+        except asyncio.CancelledError:
+            raise  # stopping: the lease runs out and the item is taken again
+        except Exception as exc:
+            if isinstance(exc, StoreUnavailableError):
+                log.warning("inbox item %s (%s %s): database unavailable, retried later", item.id, item.channel, item.kind)
+            else:
+                log.exception("inbox item %s (%s %s) failed", item.id, item.channel, item.kind)
+            await self._retry(item, f"{type(exc).__name__}: {exc}")
+            return
+        try:
+            await self.store.finish_inbound(item.id, self.clock())
+        except StoreUnavailableError:
+            # The work is done but not marked: the lease runs out and it is done again, which
+            # the core recognises (the delivery id is claimed with the dialog's state).
+            log.warning("inbox item %s done but not marked (database unavailable)", item.id)
+
+    async def _patiently(self, handler: Handler, item: InboundTurn) -> None:
+        """A database outage is waited out here, in real time, a while: the item's turn then
+        goes on where it stopped (the core saves a turn's state with its delivery id in one
+        transaction, so a turn that was saved is not done twice) and the person gets the answer,
+        late rather than an apology. A longer outage leaves it to the store's retry."""
+        for delay in (*self.outage_waits, None):
+            try:
+                await handler(item)
+                return
+            except StoreUnavailableError:
+                if delay is None:
+                    raise
+                log.warning("inbox item %s: database unavailable, trying again in %.1f s", item.id, delay)
+                await asyncio.sleep(delay)
+
+    async def _retry(self, item: InboundTurn, reason: str) -> None:
+        try:
+            if item.attempts >= self.policy.max_attempts:
+                log.error("inbox item %s dead-lettered after %d attempts: %s", item.id, item.attempts, reason)
+                await self.store.fail_inbound(item.id, reason)
+            else:
+                await self.store.retry_inbound(item.id, self.clock() + self.policy.delay(item.attempts), reason)
+        except StoreUnavailableError:
+            log.warning("inbox item %s: could not record the failure (database unavailable)", item.id)
+
+    async def _purge(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._last_purge < PURGE_EVERY_S:
+            return
+        self._last_purge = loop.time()
+        purged = await self.store.purge_inbound(self.clock() - self.retention)
+        if purged:
+            log.debug("purged %d finished inbox items", purged)
+
+    async def run(self, stop: asyncio.Event, *, grace: float = 5.0) -> None:
+        stopper = asyncio.create_task(self._wake_on(stop))
+        poll = self.busy_poll
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    took = await self.fill()
+                    await self._purge()
+                except StoreUnavailableError as exc:
+                    log.warning("inbox: database unavailable (%s); trying again", exc)
+                    took = 0
+                    poll = self.idle_poll
+                except Exception:
+                    log.exception("inbox worker error; going on")
+                    took = 0
+                # Busy: look again soon; quiet: slow down to a few looks per second.
+                poll = self.busy_poll if took or self.tasks else min(self.idle_poll, poll * 2)
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=poll)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            stopper.cancel()
+            await self.stop(grace)
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._wake.set()
+
+    async def stop(self, grace: float) -> None:
+        """Let running work finish for a moment, then cancel it (another worker takes it later)."""
+        if not self.tasks:
+            return
+        _, still = await asyncio.wait(list(self.tasks), timeout=grace)
+        for task in still:
+            task.cancel()
+        if still:
+            log.warning("stopped %d unfinished inbox item(s); they will be taken again", len(still))
+            await asyncio.gather(*still, return_exceptions=True)
+
+    async def drain(self) -> None:
+        """Work until nothing this worker can take is left (items another worker holds are its own)."""
+        while True:
+            try:
+                took = await self.fill()
+            except StoreUnavailableError:
+                took = 0  # what is left is taken when the database is back
+            if self.tasks:
+                await asyncio.wait(list(self.tasks), return_when=asyncio.FIRST_COMPLETED)
+            elif not took:
+                return

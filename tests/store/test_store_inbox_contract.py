@@ -1,0 +1,384 @@
+"""Contract of the store port's inbox (what people sent, waiting for a worker), run against every
+back end (SQLite and PostgreSQL), plus migration 0003.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from alembic import command
+from sqlalchemy import inspect, select, text
+
+from bot.store import models
+from bot.store.port import InboundTurn, NewInboundTurn
+from bot.store.sql import SqlStore, alembic_config, upgrade_async
+
+UTC = timezone.utc
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+LEASE = timedelta(minutes=5)
+
+
+def turn(
+    conversation: str,
+    dedup_key: str | None = None,
+    *,
+    channel: str = "slack",
+    kind: str = "message",
+    priority: int = 1,
+    payload: dict[str, Any] | None = None,
+) -> NewInboundTurn:
+    return NewInboundTurn(
+        channel=channel,
+        kind=kind,
+        conversation_key=conversation,
+        payload={"text": f"{conversation}/{dedup_key}"} if payload is None else payload,
+        dedup_key=dedup_key,
+        priority=priority,
+    )
+
+
+def keys(items: list[InboundTurn] | Any) -> list[str | None]:
+    return [t.dedup_key for t in items]
+
+
+async def locks(store: SqlStore) -> dict[str | None, datetime | None]:
+    i = models.inbox
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(select(i.c.dedup_key, i.c.locked_until).order_by(i.c.id))).all()
+    return {k: v for k, v in rows}
+
+
+# ---- enqueue ------------------------------------------------------------------------------------------
+
+
+async def test_enqueue_counts_new_items_and_ignores_repeated_dedup_keys(store: SqlStore) -> None:
+    first = [turn("c1", "d1", payload={"n": 1}), turn("c2", "d2"), turn("c3"), turn("c1", "d1", payload={"n": 2})]
+    assert await store.enqueue_inbound(first, NOW) == 3  # the repeated d1 of the same batch is ignored
+    later = NOW + timedelta(seconds=3)
+    assert await store.enqueue_inbound([turn("c2", "d2"), turn("c4", "d3"), turn("c4")], later) == 2
+    assert await store.enqueue_inbound([turn("c1", "d1"), turn("c2", "d2")], later) == 0
+    assert await store.enqueue_inbound([], NOW) == 0
+
+    items = await store.list_inbound()
+    assert [(t.conversation_key, t.dedup_key) for t in items] == [
+        ("c1", "d1"), ("c2", "d2"), ("c3", None), ("c4", "d3"), ("c4", None),
+    ]
+    assert items[0].payload == {"n": 1}  # the first of the batch counts
+    assert [t.id for t in items] == sorted(t.id for t in items)
+    assert len({t.id for t in items}) == 5
+    a = items[0]
+    assert (a.channel, a.kind, a.priority, a.status, a.attempts, a.last_error, a.done_at) == (
+        "slack", "message", 1, "pending", 0, None, None,
+    )
+    assert (a.received_at, a.next_attempt_at) == (NOW, NOW)
+    assert a.received_at.utcoffset() == timedelta(0)
+    assert (items[3].received_at, items[3].next_attempt_at) == (later, later)
+    assert await locks(store) == {"d1": None, "d2": None, None: None, "d3": None}
+
+    # a done item still recognises its dedup_key (a platform's late retry), until purged
+    (c1,) = [t for t in await store.claim_inbound(NOW, LEASE) if t.dedup_key == "d1"]
+    await store.finish_inbound(c1.id, NOW)
+    assert await store.enqueue_inbound([turn("c1", "d1")], NOW + timedelta(minutes=1)) == 0
+    assert await store.purge_inbound(NOW + timedelta(seconds=1)) == 1
+    assert await store.enqueue_inbound([turn("c1", "d1")], NOW + timedelta(minutes=1)) == 1
+
+
+async def test_enqueue_a_large_batch_with_repeats(store: SqlStore) -> None:
+    batch = [turn(f"c{n % 7}", f"k{n % 150}" if n % 10 else None) for n in range(200)]
+    expected = len({t.dedup_key for t in batch if t.dedup_key is not None}) + sum(t.dedup_key is None for t in batch)
+    assert expected == 155  # 135 distinct keys (multiples of 10 have none), 20 without a key
+    assert await store.enqueue_inbound(batch, NOW) == expected
+    assert await store.enqueue_inbound(batch, NOW) == 20  # only those without a key are new again
+    assert len(await store.list_inbound()) == expected + 20
+    assert await store.count_unfinished_inbound() == expected + 20
+
+
+async def test_payload_round_trips(store: SqlStore) -> None:
+    payload = {
+        "text": "Bonjour, ça ne marche plus 😱 — 发票",
+        "blocks": [{"type": "section", "fields": [1, 2.5, True, None, "ü"]}, []],
+        "nested": {"a": {"b": {"c": ["x", {"d": -7}]}}},
+        "empty": {},
+    }
+    assert await store.enqueue_inbound([turn("U1", "e1", payload=payload, kind="block_actions", channel="teams")], NOW) == 1
+    (item,) = await store.list_inbound()
+    assert item.payload == payload
+    assert (item.kind, item.channel, item.conversation_key) == ("block_actions", "teams", "U1")
+    (claimed,) = await store.claim_inbound(NOW, LEASE)
+    assert claimed.payload == payload
+    # values JSON cannot hold as such are stored the way the outbox stores them
+    await store.enqueue_inbound([turn("U2", payload={"amount": Decimal("1.50"), "day": NOW})], NOW)
+    assert (await store.list_inbound())[-1].payload == {"amount": "1.50", "day": "2026-03-02T09:30:00+00:00"}
+
+
+# ---- claim --------------------------------------------------------------------------------------------
+
+
+async def test_claim_by_priority_then_arrival(store: SqlStore) -> None:
+    await store.enqueue_inbound(
+        [
+            turn("c1", "a", priority=1),
+            turn("c2", "b", priority=0),
+            turn("c3", "c", priority=2),
+            turn("c4", "d", priority=1),
+            turn("c5", "e", priority=0),
+        ],
+        NOW,
+    )
+    first = await store.claim_inbound(NOW, LEASE, limit=3)
+    assert [(t.dedup_key, t.priority, t.status, t.attempts) for t in first] == [
+        ("b", 0, "working", 1), ("e", 0, "working", 1), ("a", 1, "working", 1),
+    ]
+    assert keys(await store.claim_inbound(NOW, LEASE)) == ["d", "c"]
+    assert await store.claim_inbound(NOW, LEASE) == []
+    assert await locks(store) == {k: NOW + LEASE for k in "abcde"}
+    assert keys(await store.list_inbound("working")) == ["a", "b", "c", "d", "e"]
+    assert await store.list_inbound("pending") == []
+
+
+async def test_claim_takes_only_items_due(store: SqlStore) -> None:
+    await store.enqueue_inbound([turn("c1", "now")], NOW)
+    await store.enqueue_inbound([turn("c2", "later")], NOW + timedelta(minutes=1))
+    assert keys(await store.claim_inbound(NOW, LEASE)) == ["now"]
+    assert keys(await store.claim_inbound(NOW + timedelta(minutes=1), LEASE)) == ["later"]
+
+
+async def test_one_conversation_is_worked_one_item_at_a_time_in_order(store: SqlStore) -> None:
+    # a1 is older than a2, which is more urgent: arrival order wins inside a conversation
+    await store.enqueue_inbound(
+        [turn("A", "a1"), turn("A", "a2", priority=0), turn("B", "b1"), turn("A", "a3"), turn("A", "a4")], NOW
+    )
+    first = await store.claim_inbound(NOW, LEASE, limit=10)
+    assert keys(first) == ["a1", "b1"]  # never two of one conversation in one call, though all are pending
+    assert await store.claim_inbound(NOW, LEASE) == []  # a2 waits while a1 is worked on
+
+    await store.finish_inbound(first[0].id, NOW + timedelta(seconds=1))
+    (a2,) = await store.claim_inbound(NOW + timedelta(seconds=1), LEASE)
+    assert (a2.dedup_key, a2.attempts) == ("a2", 1)
+
+    await store.fail_inbound(a2.id, "boom")  # given up: the conversation goes on without it
+    assert keys(await store.claim_inbound(NOW + timedelta(seconds=2), LEASE)) == ["a3"]
+    assert await store.claim_inbound(NOW + timedelta(seconds=2), LEASE) == []
+
+    by_key = {t.dedup_key: t for t in await store.list_inbound()}
+    assert (by_key["a1"].status, by_key["a1"].done_at, by_key["a1"].last_error) == (
+        "done", NOW + timedelta(seconds=1), None,
+    )
+    assert (by_key["a2"].status, by_key["a2"].last_error, by_key["a2"].done_at) == ("failed", "boom", None)
+    assert (by_key["a3"].status, by_key["a4"].status, by_key["b1"].status) == ("working", "pending", "working")
+    assert await locks(store) == {
+        "a1": None, "a2": None, "b1": NOW + LEASE, "a3": NOW + timedelta(seconds=2) + LEASE, "a4": None,
+    }
+
+
+async def test_an_expired_lease_is_taken_again(store: SqlStore) -> None:
+    await store.enqueue_inbound([turn("A", "a1"), turn("A", "a2")], NOW)
+    (a1,) = await store.claim_inbound(NOW, LEASE)
+    assert await store.claim_inbound(NOW + timedelta(minutes=4), LEASE) == []  # lease still running
+    assert await store.claim_inbound(NOW + LEASE, LEASE) == []  # runs out only after
+    # the worker died: a1 is taken again (and a2 still waits for it)
+    again = await store.claim_inbound(NOW + timedelta(minutes=6), LEASE)
+    assert [(t.id, t.status, t.attempts) for t in again] == [(a1.id, "working", 2)]
+    assert (await locks(store))["a1"] == NOW + timedelta(minutes=11)
+    await store.finish_inbound(a1.id, NOW + timedelta(minutes=7))
+    assert [(t.dedup_key, t.attempts) for t in await store.claim_inbound(NOW + timedelta(minutes=7), LEASE)] == [
+        ("a2", 1)
+    ]
+
+
+async def test_a_retry_blocks_its_conversation_until_due(store: SqlStore) -> None:
+    await store.enqueue_inbound([turn("A", "a1"), turn("A", "a2"), turn("B", "b1")], NOW)
+    a1, b1 = await store.claim_inbound(NOW, LEASE)
+    retry_at = NOW + timedelta(minutes=10)
+    await store.retry_inbound(a1.id, retry_at, "503 from the ticket system")
+    item = (await store.list_inbound("pending"))[0]
+    assert (item.id, item.next_attempt_at, item.last_error, item.attempts) == (
+        a1.id, retry_at, "503 from the ticket system", 1,
+    )
+    assert (await locks(store))["a1"] is None
+
+    await store.finish_inbound(b1.id, NOW + timedelta(minutes=1))
+    assert await store.claim_inbound(NOW + timedelta(minutes=9), LEASE) == []  # a2 waits behind a1
+    again = await store.claim_inbound(retry_at, LEASE)
+    assert [(t.dedup_key, t.attempts, t.last_error) for t in again] == [("a1", 2, "503 from the ticket system")]
+    await store.finish_inbound(a1.id, retry_at)
+    assert keys(await store.claim_inbound(retry_at, LEASE)) == ["a2"]
+
+
+async def test_claim_by_channel(store: SqlStore) -> None:
+    await store.enqueue_inbound(
+        [turn("s1", "s1", channel="slack"), turn("t1", "t1", channel="teams"), turn("s2", "s2", channel="slack")], NOW
+    )
+    assert await store.claim_inbound(NOW, LEASE, channels=[]) == []
+    assert await store.claim_inbound(NOW, LEASE, channels=["web"]) == []
+    assert keys(await store.claim_inbound(NOW, LEASE, channels=["teams"])) == ["t1"]
+    assert keys(await store.claim_inbound(NOW, LEASE, channels=("teams", "slack"), limit=1)) == ["s1"]
+    assert keys(await store.claim_inbound(NOW, LEASE)) == ["s2"]
+
+
+async def test_claim_limit_and_lease_checks(store: SqlStore) -> None:
+    await store.enqueue_inbound([turn(f"c{n}", f"k{n}") for n in range(5)], NOW)
+    assert await store.claim_inbound(NOW, LEASE, limit=0) == []
+    assert await store.claim_inbound(NOW, LEASE, limit=-1) == []
+    with pytest.raises(ValueError):
+        await store.claim_inbound(NOW, timedelta(0))
+    with pytest.raises(ValueError):
+        await store.claim_inbound(NOW, 300)  # type: ignore[arg-type]
+    assert keys(await store.claim_inbound(NOW, LEASE, limit=2)) == ["k0", "k1"]
+    assert keys(await store.claim_inbound(NOW, LEASE)) == ["k2", "k3", "k4"]  # default limit 10
+    assert [t.attempts for t in await store.list_inbound()] == [1] * 5
+
+
+async def test_concurrent_workers_never_share_an_item_nor_a_conversation(store: SqlStore, store_factory) -> None:  # type: ignore[no-untyped-def]
+    other = await store_factory()
+    # 40 items over 10 conversations, interleaved, some urgent
+    batch = [turn(f"conv{n % 10}", f"item{n:02d}", priority=0 if n % 7 == 0 else 1) for n in range(40)]
+    assert await store.enqueue_inbound(batch, NOW) == 40
+    id_of = {t.dedup_key: t.id for t in await store.list_inbound()}
+
+    taken: list[int] = []
+    finished: dict[str, list[int]] = defaultdict(list)
+    in_flight: dict[str, int] = {}
+    problems: list[str] = []
+
+    async def worker(s: SqlStore) -> None:
+        while await s.count_unfinished_inbound():
+            got = await s.claim_inbound(NOW, LEASE, limit=3)
+            if not got:
+                await asyncio.sleep(0.002)
+                continue
+            if len({t.conversation_key for t in got}) != len(got):
+                problems.append(f"one claim took two items of a conversation: {keys(got)}")
+            for t in got:
+                if t.conversation_key in in_flight:
+                    problems.append(f"{t.dedup_key} taken while {in_flight[t.conversation_key]} is worked on")
+                in_flight[t.conversation_key] = t.id
+                taken.append(t.id)
+            for t in got:
+                await asyncio.sleep(0)  # let the other workers in while this one "works"
+                # out of flight before the store says done: the next item can be taken only after
+                del in_flight[t.conversation_key]
+                finished[t.conversation_key].append(t.id)
+                await s.finish_inbound(t.id, NOW)
+
+    await asyncio.wait_for(asyncio.gather(*(worker(s) for s in [store, other, store, other])), timeout=120)
+
+    assert problems == []
+    assert len(taken) == len(set(taken)) == 40
+    assert set(taken) == set(id_of.values())
+    for c in range(10):
+        # arrival order: the order of the batch, which is the order of the ids
+        expected = [id_of[f"item{n:02d}"] for n in range(c, 40, 10)]
+        assert expected == sorted(expected)
+        assert finished[f"conv{c}"] == expected
+    items = await store.list_inbound()
+    assert [(t.status, t.attempts) for t in items] == [("done", 1)] * 40
+    assert await store.count_unfinished_inbound() == 0
+
+
+# ---- counting, purging, time checks ------------------------------------------------------------------
+
+
+async def test_count_unfinished(store: SqlStore) -> None:
+    assert await store.count_unfinished_inbound() == 0
+    await store.enqueue_inbound([turn(f"c{n}", f"k{n}") for n in range(5)], NOW)
+    assert await store.count_unfinished_inbound() == 5
+    a, b, c = await store.claim_inbound(NOW, LEASE, limit=3)
+    assert await store.count_unfinished_inbound() == 5  # working counts
+    await store.finish_inbound(a.id, NOW)
+    await store.fail_inbound(b.id, "bad payload")
+    await store.retry_inbound(c.id, NOW + timedelta(hours=1), "later")
+    assert await store.count_unfinished_inbound() == 3  # c (pending again) and the two never taken
+    assert [t.status for t in await store.list_inbound()] == ["done", "failed", "pending", "pending", "pending"]
+    assert keys(await store.list_inbound("failed")) == ["k1"]
+
+
+async def test_purge_deletes_only_old_done_items(store: SqlStore) -> None:
+    await store.enqueue_inbound([turn(f"c{n}", f"k{n}") for n in range(6)], NOW)
+    k0, k1, k2, k3, k4, _k5 = await store.claim_inbound(NOW, LEASE)
+    await store.finish_inbound(k0.id, NOW + timedelta(hours=1))
+    await store.finish_inbound(k1.id, NOW + timedelta(hours=2))
+    await store.finish_inbound(k2.id, NOW + timedelta(hours=3))
+    await store.fail_inbound(k3.id, "gave up")
+    await store.retry_inbound(k4.id, NOW, "again")  # k4 pending, k5 working
+
+    assert await store.purge_inbound(NOW + timedelta(hours=1)) == 0  # strictly before
+    assert await store.purge_inbound(NOW + timedelta(hours=2, seconds=1)) == 2
+    assert keys(await store.list_inbound()) == ["k2", "k3", "k4", "k5"]
+    assert await store.purge_inbound(NOW + timedelta(days=30)) == 1
+    assert await store.purge_inbound(NOW + timedelta(days=30)) == 0
+    assert [(t.dedup_key, t.status) for t in await store.list_inbound()] == [
+        ("k3", "failed"), ("k4", "pending"), ("k5", "working"),
+    ]
+    # the purged keys are free again, the others still known
+    assert await store.enqueue_inbound([turn("c0", "k0"), turn("c3", "k3"), turn("c5", "k5")], NOW) == 1
+
+
+async def test_naive_datetimes_are_refused(store: SqlStore) -> None:
+    naive = datetime(2026, 3, 2, 9, 30)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await store.enqueue_inbound([turn("c1", "k1")], naive)
+    with pytest.raises(TypeError):
+        await store.enqueue_inbound([turn("c1", "k1")], "2026-03-02T09:30:00Z")  # type: ignore[arg-type]
+    assert await store.list_inbound() == []
+
+    await store.enqueue_inbound([turn("c1", "k1")], NOW)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await store.claim_inbound(naive, LEASE)
+    (item,) = await store.claim_inbound(NOW, LEASE)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await store.finish_inbound(item.id, naive)
+    with pytest.raises(ValueError, match="next_attempt_at"):
+        await store.retry_inbound(item.id, naive, "later")
+    with pytest.raises(ValueError, match="done_before"):
+        await store.purge_inbound(naive)
+    assert [(t.status, t.attempts) for t in await store.list_inbound()] == [("working", 1)]
+
+    # any aware time zone is fine and comes back in UTC
+    brussels = NOW.astimezone(timezone(timedelta(hours=1)))
+    await store.finish_inbound(item.id, brussels)
+    (done,) = await store.list_inbound("done")
+    assert done.done_at == NOW and done.done_at.utcoffset() == timedelta(0)
+
+
+# ---- migration 0003 -----------------------------------------------------------------------------------
+
+
+async def test_migration_0003_up_and_down(fresh_database_url: str) -> None:
+    await upgrade_async(fresh_database_url, "0002")
+    store = SqlStore(fresh_database_url)
+
+    def tables(conn):  # type: ignore[no-untyped-def]
+        return set(inspect(conn).get_table_names())
+
+    def downgrade(conn):  # type: ignore[no-untyped-def]
+        command.downgrade(alembic_config(connection=conn), "0002")
+
+    async def version() -> list[str]:
+        async with store.engine.connect() as conn:
+            return list((await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars())
+
+    try:
+        async with store.engine.connect() as conn:
+            assert "inbox" not in await conn.run_sync(tables)
+        await store.initialize()
+        assert await version() == ["0003"]
+        assert await store.enqueue_inbound([turn("c1", "k1")], NOW) == 1
+
+        async with store.engine.begin() as conn:
+            await conn.run_sync(downgrade)
+        assert await version() == ["0002"]
+        async with store.engine.connect() as conn:
+            found = await conn.run_sync(tables)
+        assert "inbox" not in found and "outbox" in found
+
+        await store.initialize()
+        assert await store.list_inbound() == []  # a new, empty table
+        assert await store.enqueue_inbound([turn("c1", "k1")], NOW) == 1
+    finally:
+        await store.close()
