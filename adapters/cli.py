@@ -80,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
                                       "(without the HTTP server)")
     w.add_argument("--concurrency", type=int, default=8,
                    help="requests worked on at the same time (default 8)")
+    w.add_argument("--nice", type=int, default=0,
+                   help="lower this process's CPU priority by N (0-19; `serve --workers` uses 10 so that "
+                        "acknowledgements always come first)")
     w.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # set by `serve --workers`
     w.add_argument("--interval", type=float, default=2.0, help="seconds between rounds (default 2)")
     w.add_argument("--lease-seconds", type=float, default=300.0,
@@ -212,6 +215,10 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         raise UsageError("--lease-seconds must be a positive number of seconds")
     if not 1 <= args.concurrency <= 256:
         raise UsageError("--concurrency must be between 1 and 256")
+    if not 0 <= args.nice <= 19:
+        raise UsageError("--nice must be between 0 and 19")
+    if args.nice:
+        os.nice(args.nice)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -102,6 +102,11 @@ def inbox_worker(desk: Desk, concurrency: int) -> "InboxWorker | None":
     return InboxWorker(desk.store, desk.now, {"slack": slack.work}, concurrency=concurrency)
 
 
+# Worker processes run at a lower CPU priority than the server: on a busy machine the server's
+# acknowledgements (due within 3 s) come first, and the work catches up as soon as there is room.
+WORKER_NICENESS = 10
+
+
 class WorkerProcesses:
     """`caredesk worker` processes started beside the server (`[server] workers`): restarted when
     one dies, stopped with the server (and they stop by themselves if the server is killed)."""
@@ -115,7 +120,8 @@ class WorkerProcesses:
 
     def _command(self) -> list[str]:
         config = ["--config", self.config] if self.config else []
-        return [sys.executable, "-m", "adapters.cli", *config, "worker", "--parent-pid", str(os.getpid())]
+        return [sys.executable, "-m", "adapters.cli", *config, "worker", "--nice", str(WORKER_NICENESS),
+                "--parent-pid", str(os.getpid())]
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         root = Path(__file__).resolve().parents[1]

@@ -33,6 +33,10 @@ from bench.fakes import FakePlatforms, user_email
 TURN_TIMEOUT_S = 30.0  # the bot's answer to one message must arrive within this
 REQUEST_TIMEOUT_S = 15.0
 SLACK_ACK_LIMIT_S = 3.0
+# The concurrent conversations start one after the other over this time, as people do (and as
+# load tests ramp up): 200 conversations opening 200 new connections in the same millisecond
+# measure the load generator's own connection set-up, not the server.
+RAMP_S = 2.0
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 
@@ -62,14 +66,18 @@ async def post(http: aiohttp.ClientSession, url: str, body: str, headers: dict[s
         return None
 
 
-async def run_bounded(count: int, concurrency: int, deadline: float, work: Callable[[int], Awaitable[None]]) -> int:
+async def run_bounded(count: int, concurrency: int, deadline: float, work: Callable[[int], Awaitable[None]],
+                      ramp: float = 0.0) -> int:
     """Run work(0..count-1) with at most `concurrency` at a time; none starts after the deadline.
-    Returns how many were started."""
+    The slots start one after the other over `ramp` seconds. Returns how many were started."""
     counter = itertools.count()
     started = 0
+    slots = min(concurrency, count)
 
-    async def worker() -> None:
+    async def worker(slot: int) -> None:
         nonlocal started
+        if ramp:
+            await asyncio.sleep(ramp * slot / slots)
         while time.monotonic() < deadline:
             i = next(counter)
             if i >= count:
@@ -77,7 +85,7 @@ async def run_bounded(count: int, concurrency: int, deadline: float, work: Calla
             started += 1
             await work(i)
 
-    await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
+    await asyncio.gather(*(worker(slot) for slot in range(slots)))
     return started
 
 
@@ -133,7 +141,8 @@ class SlackDialogs:
         async with session(concurrency) as http:
             self.http = http
             t0 = time.perf_counter()
-            await run_bounded(count, concurrency, time.monotonic() + seconds, lambda i: self.conversation(start + i))
+            await run_bounded(count, concurrency, time.monotonic() + seconds, lambda i: self.conversation(start + i),
+                              ramp=RAMP_S)
             self.out.rec.wall = time.perf_counter() - t0
         return self.out
 

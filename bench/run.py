@@ -41,6 +41,7 @@ DRAIN_TIMEOUT_S = 120.0
 class Plan:
     backends: list[str]
     processes: list[int]
+    workers: int
     concurrency: int
     conversations: int
     teams_conversations: int
@@ -58,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Plan]
     p.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
     p.add_argument("--processes", default="1,3",
                    help="server process counts; counts above 1 run on PostgreSQL only (default 1,3)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes beside each server (`caredesk serve --workers`; default 1, 0: the "
+                        "server does the work itself)")
     p.add_argument("--concurrency", type=int, help="concurrent Slack conversations (default 200; quick 50)")
     p.add_argument("--conversations", type=int, help="Slack conversations per configuration (default 300; quick 60)")
     p.add_argument("--teams-conversations", type=int, help="Teams conversations per configuration (default 60; quick 10)")
@@ -76,6 +80,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Plan]
     plan = Plan(
         backends=[b.strip() for b in args.backends.split(",") if b.strip()],
         processes=sorted({int(n) for n in args.processes.split(",") if n.strip()}),
+        workers=args.workers,
         concurrency=args.concurrency or (50 if quick else 200),
         conversations=args.conversations or (60 if quick else 300),
         teams_conversations=args.teams_conversations if args.teams_conversations is not None else (10 if quick else 60),
@@ -186,11 +191,11 @@ async def run_config(plan: Plan, fakes: FakePlatforms, backend: str, nproc: int,
     name = f"{backend} x{nproc}"
     log(f"== {name}: fresh database, directory, {nproc} server process(es)")
     db = await servers.create_database(backend, tag.replace("-", "_"), workdir)
-    result: dict[str, Any] = {"backend": backend, "processes": nproc}
+    result: dict[str, Any] = {"backend": backend, "processes": nproc, "workers_per_process": plan.workers}
     procs: list[servers.Proc] = []
     form_view = None
     try:
-        env = servers.caredesk_env(db.url, fakes.base_url)
+        env = {**servers.caredesk_env(db.url, fakes.base_url), "CAREDESK_WORKERS": str(plan.workers)}
         servers.run_cli(env, "db", "upgrade", cwd=workdir)
         result["directory"] = servers.run_cli(env, "directory", "load", str(ROOT / "examples" / "directory.yaml"),
                                               cwd=workdir)

@@ -73,9 +73,7 @@ class Conversation:
         saves a query on most turns) which tickets they may see."""
         store = self.store
         email = (turn.user.email or "").strip() or None
-        contact = await store.find_contact(email) if email else None
-        staff = await store.find_staff(email) if email else None
-        company = await store.get_company(contact.company) if contact else None
+        contact, staff, company = await store.find_person(email) if email else (None, None, None)
         lang = normalize_language(
             turn.user.locale or (contact.language if contact else None) or (staff.language if staff else None),
             self.settings.default_language,

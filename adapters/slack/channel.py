@@ -23,6 +23,7 @@ soon as a message gets through again; the core's idempotency keeps tickets singl
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -330,7 +331,9 @@ class SlackChannel:
     async def _submission_turn(self, body: Mapping[str, Any], view: Mapping[str, Any]) -> Turn:
         dialog = view["callback_id"][len(ACTION_FORM):]
         team, user = _team(body), body["user"]["id"]
-        identity = await self.identity(team, user)
+        # Who filled the form in was known when it opened (the modal carries it): no users.info
+        # call before the ack.
+        identity = identity_from_metadata(view.get("private_metadata"), user) or await self.identity(team, user)
         values = form_values(view)
         values["_confirmed"] = "1"  # submitting the modal is the confirmation
         return self.turn(team, modal_conversation(dialog), identity, action=f"{ACTION_FORM}{dialog}", values=values)
@@ -530,7 +533,8 @@ class SlackChannel:
             view = cards.info_modal(BRAND, replies, translate(refusal.lang, "slack.close"),
                                     callback_id=LOADING_CALLBACK)
         else:
-            view = cards.form_modal(form, callback_id=f"{ACTION_FORM}{dialog}")
+            view = cards.form_modal(form, callback_id=f"{ACTION_FORM}{dialog}",
+                                    private_metadata=identity_metadata(identity))
         try:
             await self.client.views_update(view_id=opened["view"]["id"], hash=opened["view"].get("hash"), view=view)
         except SLACK_FAILURES as exc:
@@ -780,6 +784,30 @@ def _team(body: Mapping[str, Any]) -> str:
     if isinstance(team, Mapping):
         return str(team.get("id") or "")
     return str(body.get("team_id") or (body.get("user") or {}).get("team_id") or "")
+
+
+def identity_metadata(identity: UserIdentity) -> str:
+    """The person a modal is for, kept in its private_metadata (Slack returns it with the
+    submission, unseen and unchanged by the user)."""
+    return json.dumps({"id": identity.id, "email": identity.email, "name": identity.display_name,
+                       "locale": identity.locale, "phone": identity.phone}, ensure_ascii=False)
+
+
+def identity_from_metadata(metadata: Any, user: str) -> UserIdentity | None:
+    """The identity a modal carries, if it is this user's."""
+    try:
+        data = json.loads(metadata) if isinstance(metadata, str) and metadata else None
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("id") != user:
+        return None
+
+    def text(key: str) -> str | None:
+        value = data.get(key)
+        return value if isinstance(value, str) and value else None
+
+    return UserIdentity(id=user, email=text("email"), display_name=text("name"), locale=text("locale"),
+                        phone=text("phone"))
 
 
 def _title(view: Mapping[str, Any]) -> str:

@@ -32,6 +32,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -355,8 +356,11 @@ class InboxRow(Base):
         CheckConstraint("status IN ('pending', 'working', 'done', 'failed')", name="status"),
         # the claim: unfinished items by priority then arrival ...
         Index(None, "status", "priority", "id"),
-        # ... each only if no older item of its conversation is unfinished
-        Index(None, "conversation_key", "id"),
+        # ... each only if it is the oldest unfinished item of its conversation (a partial index:
+        # the done rows kept for deduplication cost the claim nothing)
+        Index("ix_inbox_unfinished_conversation", "conversation_key", "id",
+              postgresql_where=text("status IN ('pending', 'working')"),
+              sqlite_where=text("status IN ('pending', 'working')")),
         # the purge of done items
         Index(None, "done_at"),
     )

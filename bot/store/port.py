@@ -129,6 +129,11 @@ class Store(abc.ABC):
         """Look a company up by name, case-insensitively."""
 
     @abc.abstractmethod
+    async def find_person(self, email: str) -> tuple[CustomerContact | None, StaffMember | None, Company | None]:
+        """Who this e-mail is, read at once (every turn needs it): the customer contact, the staff
+        member and the contact's company, each None when there is none."""
+
+    @abc.abstractmethod
     async def list_companies(self) -> Sequence[Company]: ...
 
     @abc.abstractmethod

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Select, and_, delete, event, exists, func, insert, or_, select, text, update
+from sqlalchemy import Select, and_, delete, event, func, insert, or_, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -780,6 +780,19 @@ class SqlStore(Store):
             ).first()
         return _company(row) if row else None
 
+    async def find_person(self, email: str) -> tuple[CustomerContact | None, StaffMember | None, Company | None]:
+        key = _email_key(email)
+        async with self._tx(read_only=True) as conn:
+            contact_row = (await conn.execute(select(m.contacts).where(m.contacts.c.email_key == key))).first()
+            staff_row = (await conn.execute(select(m.staff).where(m.staff.c.email_key == key))).first()
+            company_row = None
+            if contact_row is not None:
+                contact = _contact(contact_row)
+                company_row = (await conn.execute(
+                    select(m.companies).where(m.companies.c.name_key == contact.company.strip().lower()))).first()
+        return (_contact(contact_row) if contact_row else None, _staff(staff_row) if staff_row else None,
+                _company(company_row) if company_row else None)
+
     async def list_companies(self) -> Sequence[Company]:
         async with self._tx(read_only=True) as conn:
             rows = (await conn.execute(select(m.companies).order_by(m.companies.c.name_key))).all()
@@ -1260,18 +1273,16 @@ class SqlStore(Store):
         if limit <= 0:
             return []
         i = m.inbox
-        older = i.alias("older")
         due = or_(
             and_(i.c.status == "pending", i.c.next_attempt_at <= now),
             # a worker took it and died (or hung) before finishing it: its lease ran out
             and_(i.c.status == "working", i.c.locked_until < now),
         )
-        # only the oldest unfinished item of its conversation: so at most one per conversation,
-        # and none while an older one waits for its retry or is being worked on
-        first_of_conversation = ~exists().where(
-            older.c.conversation_key == i.c.conversation_key,
-            older.c.id < i.c.id,
-            older.c.status.in_(("pending", "working")),
+        # Only the oldest unfinished item of each conversation: so at most one per conversation,
+        # and none while an older one waits for its retry or is being worked on. Read from the
+        # partial index of unfinished rows, however many done rows are kept.
+        first_of_conversation = i.c.id.in_(
+            select(func.min(i.c.id)).where(i.c.status.in_(("pending", "working"))).group_by(i.c.conversation_key)
         )
         query = select(i.c.id).where(due, first_of_conversation)
         if channels is not None:

@@ -315,3 +315,24 @@ async def test_views_open_failing_tells_the_user(env):
     await env.command("/ticket")
     assert "could not open the form" in ephemeral_text(env)
     assert env.fake.of("views.update") == []
+
+
+async def test_a_modal_carries_who_opened_it_so_its_submission_needs_no_profile_lookup(env):
+    # The worker that opened the form and the server that checks its submission may be two
+    # processes: the submission is checked before its ack without asking Slack who the user is.
+    await env.command("/ticket")
+    view = opened_form(env)
+    assert json.loads(view["private_metadata"])["locale"] == "en-US"
+    env.channel._profiles.clear()
+    before = len(env.fake.of("users.info"))
+    response = await env.submit(view, {**TICKET_VALUES, "description": "broken", "reproduce": ""}, drain=False)
+    assert (await response.json())["response_action"] == "errors"
+    assert len(env.fake.of("users.info")) == before
+    # Metadata naming someone else (or garbage) is not trusted: the profile is looked up.
+    for metadata in (json.dumps({**json.loads(view["private_metadata"]), "id": CAMILLE}), "{not json"):
+        env.channel._profiles.clear()
+        before = len(env.fake.of("users.info"))
+        response = await env.submit({**view, "private_metadata": metadata},
+                                    {**TICKET_VALUES, "description": "broken", "reproduce": ""}, drain=False)
+        assert (await response.json())["response_action"] == "errors"
+        assert len(env.fake.of("users.info")) == before + 1

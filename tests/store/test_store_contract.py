@@ -194,6 +194,17 @@ async def test_replace_directory_and_case_insensitive_lookups(store: SqlStore) -
     assert len(await store.list_staff()) == 3
 
 
+async def test_find_person_reads_contact_staff_and_company_at_once(store: SqlStore) -> None:
+    await store.replace_directory(DIRECTORY)
+    contact, staff, company = await store.find_person(" JAN.PEETERS@acme.BE")
+    assert contact == await store.find_contact("jan.peeters@acme.be") and contact is not None
+    assert staff is None and company == await store.get_company("Acme NV") and company is not None
+    contact, staff, company = await store.find_person("naida.jelacic@CARESOLUTIONS.be")
+    assert contact is None and company is None and staff == await store.find_staff("naida.jelacic@caresolutions.be")
+    assert staff is not None and staff.level == 1
+    assert await store.find_person("nobody@acme.be") == (None, None, None)
+
+
 async def test_replace_directory_is_idempotent_and_replaces(store: SqlStore) -> None:
     await store.replace_directory(DIRECTORY)
     first = (await store.list_companies(), await store.list_staff(), await store.find_contact("marie@globex.be"))

@@ -5,8 +5,8 @@
   the rows from there (FOR UPDATE SKIP LOCKED on PostgreSQL), one item of a conversation at a
   time and in arrival order.  Done rows are kept a while, so that a platform's retry or a replayed
   request is still recognised by its `dedup_key` (nullable, unique), then purged;
-* indexes: (status, priority, id) for the claim, (conversation_key, id) for "is an older item of
-  this conversation unfinished?", done_at for the purge.
+* indexes: (status, priority, id) for the claim, (conversation_key, id) of the unfinished rows
+  only (partial) for "the oldest unfinished item of each conversation", done_at for the purge.
 
 Only a new table: nothing existing is touched.
 
@@ -50,12 +50,15 @@ def upgrade() -> None:
         sa.UniqueConstraint("dedup_key", name=op.f("uq_inbox_dedup_key")),
     )
     op.create_index(op.f("ix_inbox_status_priority_id"), "inbox", ["status", "priority", "id"], unique=False)
-    op.create_index(op.f("ix_inbox_conversation_key_id"), "inbox", ["conversation_key", "id"], unique=False)
+    # Partial: only unfinished rows, so the done rows kept for deduplication cost the claim nothing.
+    unfinished = sa.text("status IN ('pending', 'working')")
+    op.create_index("ix_inbox_unfinished_conversation", "inbox", ["conversation_key", "id"], unique=False,
+                    postgresql_where=unfinished, sqlite_where=unfinished)
     op.create_index(op.f("ix_inbox_done_at"), "inbox", ["done_at"], unique=False)
 
 
 def downgrade() -> None:
     op.drop_index(op.f("ix_inbox_done_at"), table_name="inbox")
-    op.drop_index(op.f("ix_inbox_conversation_key_id"), table_name="inbox")
+    op.drop_index("ix_inbox_unfinished_conversation", table_name="inbox")
     op.drop_index(op.f("ix_inbox_status_priority_id"), table_name="inbox")
     op.drop_table("inbox")
