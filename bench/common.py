@@ -164,6 +164,15 @@ def view_submission(user: str, view: Mapping[str, Any], values: Mapping[str, str
         else:
             entry["value"] = value
         state[block["block_id"]] = {element["action_id"]: entry}
+    metadata = view.get("private_metadata")
+    if isinstance(metadata, str) and metadata.startswith("{"):
+        # Each person submits the modal opened for them: it carries who they are (as the
+        # benchmark's fake users.info describes them).
+        person = json.loads(metadata)
+        if person.get("id") != user:
+            person.update(id=user, name=f"Bench {user}", email=f"{user.lower().replace(':', '-')}@bench.example",
+                          locale="en-US", phone="+32 3 555 00 00")
+            view = {**view, "private_metadata": json.dumps(person)}
     payload = {
         "type": "view_submission",
         "team": {"id": TEAM, "domain": "bench"},

@@ -87,6 +87,7 @@ HELP_WORDS = {"", "help", "aide", "hulp", "?"}
 # Few is best there: every extra one delays the next ack (measured on 2 cores: 8 gave an ack p99
 # of 142 ms, 2-3 gave 61-77 ms, see docs/performance.md). A `caredesk worker` may take more.
 CONCURRENT_TURNS = 3
+CONCURRENT_CHECKS = 8
 # Errors of a Web API call that survived the retry handlers.
 SLACK_FAILURES = (SlackApiError, SlackClientError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
@@ -143,6 +144,9 @@ class SlackChannel:
         self.inbox_worker = InboxWorker(self.store, desk.now, {CHANNEL: self.work}, concurrency=CONCURRENT_TURNS)
         self.inbox_writer = InboxWriter(self.store, desk.now, on_written=self.inbox_worker.wake)
         self._worker_stop = asyncio.Event()
+        # Modal submissions checked at the same time before their ack: a flood of them waits
+        # here rather than opening a database connection each.
+        self._checks = asyncio.Semaphore(CONCURRENT_CHECKS)
         self._worker_task: asyncio.Task[None] | None = None
         self._bot_user_id: str | None = None
         self._profiles: dict[tuple[str, str], tuple[float, UserIdentity]] = {}
@@ -202,6 +206,14 @@ class SlackChannel:
                 log.warning("database unavailable: asking Slack to retry later")
                 return web.json_response({"error": "unavailable"}, status=503)
             return web.Response(status=200)
+        if body.get("type") == "view_submission" and str(body["view"]["callback_id"]).startswith(ACTION_FORM):
+            # The other common case, also without Bolt's dispatch: checked, then acknowledged.
+            try:
+                answer = await self.submission_ack(body, signature)
+            except StoreUnavailableError:
+                log.warning("database unavailable: asking Slack to retry later")
+                return web.json_response({"error": "unavailable"}, status=503)
+            return web.json_response(answer) if answer else web.Response(status=200)
         if self.verifier is not None and replay_guarded(body):
             # Slash commands and interactivity carry no event id and Slack never resends them: the
             # same signed request seen again (a replay within the five minutes) is acknowledged
@@ -339,30 +351,38 @@ class SlackChannel:
         return self.turn(team, modal_conversation(dialog), identity, action=f"{ACTION_FORM}{dialog}", values=values)
 
     async def _on_submission(self, ack, body: dict, view: dict) -> None:
-        """Validated by the core before the ack: errors are shown inline in the modal."""
+        """Socket Mode: the same answer as over HTTP."""
+        await ack(**await self.submission_ack(body, None))
+
+    async def submission_ack(self, body: Mapping[str, Any], signature: str | None) -> dict[str, Any]:
+        """A modal submission, validated by the core before the ack: what the ack says (field
+        errors shown inline, the next step inside the modal, or nothing: the modal closes).
+        `signature` identifies the request: a replay of it has no second effect."""
+        view = body["view"]
         dialog = view["callback_id"][len(ACTION_FORM):]
         team, user = _team(body), body["user"]["id"]
         turn = await self._submission_turn(body, view)
-        preview = await self.conversation.preview(turn)
+        async with self._checks:
+            preview = await self.conversation.preview(turn)
         if preview.field_errors:
-            await ack(**cards.field_errors(preview.field_errors, input_block_ids(view)))
-            return
+            return cards.field_errors(preview.field_errors, input_block_ids(view))
+        replay_key = f"request:{signature}" if signature else None
         if preview.effect is not None or (preview.done and preview.state is None):
             # Valid and final: written down, the modal closes at once; a worker creates the
             # ticket and its number goes to the DM.
-            await self.accept(body, Inbound(SUBMISSION, f"{team}:{user}", None, URGENT))
-            await ack()
-            return
+            await self.accept(body, Inbound(SUBMISSION, f"{team}:{user}", replay_key, URGENT))
+            return {}
+        if replay_key and not await self.store.claim_event("slack-request", signature or "", self.desk.now()):
+            log.warning("ignored a replayed Slack request (same signature)")
+            return {}
         response = await self._handle(turn)
         if response.field_errors:
-            await ack(**cards.field_errors(response.field_errors, input_block_ids(view)))
-            return
+            return cards.field_errors(response.field_errors, input_block_ids(view))
         if response.done:
-            await ack()  # closes the modal; the result goes to the DM
             self.spawn(self.post_to_dm(team, user, response))
-            return
+            return {}  # closes the modal; the result goes to the DM
         # The dialog goes on (an out-of-hours emergency question): inside the modal.
-        await ack(response_action="update", view=self._flow_view(dialog, _title(view), response))
+        return {"response_action": "update", "view": self._flow_view(dialog, _title(view), response)}
 
     async def _submit_after_ack(self, team: str, user: str, turn: Turn, view: Mapping[str, Any]) -> None:
         response = await self._handle(turn)

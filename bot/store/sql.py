@@ -171,6 +171,11 @@ def create_engine_for(url: str | URL, *, echo: bool = False, **kwargs: Any) -> A
         # No pre-ping: it costs a round trip per transaction. A connection that died with the
         # server fails once (StoreUnavailableError: the platform retries) and the pool then
         # replaces every connection older than that failure.
+        # Ten connections kept per process, ten more at a peak: connections beyond the kept
+        # ones are closed when returned, and opening one costs a PostgreSQL backend (measured:
+        # under a flood with the default 5 most of the server's time went to reconnecting).
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 10)
         return create_async_engine(u, echo=echo, **kwargs)
     raise ValueError(f"unsupported database {backend!r}: use sqlite+aiosqlite or postgresql+asyncpg")
 
