@@ -251,6 +251,12 @@ def _is_unavailable(exc: BaseException) -> bool:
     return False
 
 
+# Conversations considered by one claim (the oldest first): bounds the statement's size.
+MAX_CLAIM_CANDIDATES = 1000
+# The predicate of the inbox's partial index (models.InboxRow), word for word.
+UNFINISHED_INBOX = text("inbox.status IN ('pending', 'working')")
+
+
 # ---- values ---------------------------------------------------------------------------------------
 
 
@@ -1283,20 +1289,25 @@ class SqlStore(Store):
             # a worker took it and died (or hung) before finishing it: its lease ran out
             and_(i.c.status == "working", i.c.locked_until < now),
         )
-        # Only the oldest unfinished item of each conversation: so at most one per conversation,
-        # and none while an older one waits for its retry or is being worked on. Read from the
-        # partial index of unfinished rows, however many done rows are kept.
-        first_of_conversation = i.c.id.in_(
-            select(func.min(i.c.id)).where(i.c.status.in_(("pending", "working"))).group_by(i.c.conversation_key)
-        )
-        query = select(i.c.id).where(due, first_of_conversation)
-        if channels is not None:
-            wanted = list(channels)
-            if not wanted:
-                return []
-            query = query.where(i.c.channel.in_(wanted))
-        query = self._lock(query.order_by(i.c.priority, i.c.id).limit(limit), skip_locked=True)
+        # Only the oldest unfinished item of each conversation (its "head": so at most one per
+        # conversation, and none while an older one waits for its retry), read from the partial
+        # index of unfinished rows, written out word for word so that PostgreSQL's cached generic
+        # plan can still use it. The heads are read first, on their own: in one statement with
+        # the rest, a fast-growing table whose statistics lag made PostgreSQL re-run the grouping
+        # for every candidate row (measured: 100-180 ms a claim under a flood).
+        heads = (select(func.min(i.c.id)).where(UNFINISHED_INBOX).group_by(i.c.conversation_key)
+                 .order_by(func.min(i.c.id)).limit(MAX_CLAIM_CANDIDATES))
+        wanted = None if channels is None else list(channels)
+        if wanted == []:
+            return []
         async with self._tx() as conn:
+            candidates = list((await conn.execute(heads)).scalars())
+            if not candidates:
+                return []
+            query = select(i.c.id).where(i.c.id.in_(candidates), due)
+            if wanted is not None:
+                query = query.where(i.c.channel.in_(wanted))
+            query = self._lock(query.order_by(i.c.priority, i.c.id).limit(limit), skip_locked=True)
             ids = list((await conn.execute(query)).scalars())
             if not ids:
                 return []
