@@ -94,12 +94,12 @@ def inbox_worker(desk: Desk, concurrency: int) -> "InboxWorker | None":
     """A worker for the requests the channels wrote to the inbox (None when no channel that
     writes there is configured)."""
     from adapters.slack import slack_channel_for
-    from bot.inbox import InboxWorker
+    from bot.inbox import InboxWorker, wall_clock
 
     slack = slack_channel_for(desk)
     if slack.app is None:
         return None
-    return InboxWorker(desk.store, desk.now, {"slack": slack.work}, concurrency=concurrency)
+    return InboxWorker(desk.store, wall_clock, {"slack": slack.work}, concurrency=concurrency)
 
 
 # Worker processes run at a lower CPU priority than the server: on a busy machine the server's

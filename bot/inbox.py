@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Awaitable, Callable, Mapping
 
 from bot.outbox import RetryPolicy
@@ -38,6 +38,15 @@ MAX_BATCH = 200
 # minutes later) or a replayed request is recognised by its dedup key, then purged.
 DONE_RETENTION = timedelta(minutes=15)
 PURGE_EVERY_S = 60.0
+# A worker holds an item this long and renews it every third of it while working: a worker that
+# dies leaves its items (and their conversations, which wait in order) for at most this long.
+LEASE = timedelta(seconds=15)
+
+
+def wall_clock() -> datetime:
+    """Leases and retries count real time, whatever the desk's business clock says (a demo clock
+    shifted per process must not make one process's leases look young to another)."""
+    return datetime.now(timezone.utc)
 
 
 class InboxWriter:
@@ -88,7 +97,7 @@ class InboxWorker:
         handlers: Mapping[str, Handler],
         *,
         concurrency: int = 3,
-        lease: timedelta = timedelta(minutes=2),
+        lease: timedelta = LEASE,
         policy: RetryPolicy = RetryPolicy(max_attempts=5, base_delay=timedelta(seconds=5),
                                           max_delay=timedelta(minutes=5)),
         idle_poll: float = 0.25,
@@ -136,6 +145,7 @@ class InboxWorker:
 
     async def _work(self, item: InboundTurn) -> None:
         handler = self.handlers[item.channel]
+        keeper = asyncio.create_task(self._keep(item))
         try:
             await self._patiently(handler, item)
         except asyncio.CancelledError:
@@ -147,12 +157,26 @@ class InboxWorker:
                 log.exception("inbox item %s (%s %s) failed", item.id, item.channel, item.kind)
             await self._retry(item, f"{type(exc).__name__}: {exc}")
             return
+        finally:
+            keeper.cancel()
         try:
             await self.store.finish_inbound(item.id, self.clock())
         except StoreUnavailableError:
             # The work is done but not marked: the lease runs out and it is done again, which
             # the core recognises (the delivery id is claimed with the dialog's state).
             log.warning("inbox item %s done but not marked (database unavailable)", item.id)
+
+    async def _keep(self, item: InboundTurn) -> None:
+        """Renew the item's lease while its work goes on (a slow platform, a database outage)."""
+        period = self.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(period)
+            try:
+                if not await self.store.extend_inbound(item.id, self.clock() + self.lease):
+                    log.warning("inbox item %s: lost its lease", item.id)
+                    return
+            except StoreUnavailableError:
+                pass  # the database is away: the item is redone if this worker does not finish it
 
     async def _patiently(self, handler: Handler, item: InboundTurn) -> None:
         """A database outage is waited out here, in real time, a while: the item's turn then

@@ -51,7 +51,7 @@ from bot.conversation import Conversation
 from bot.desk import Desk
 from bot.dialogs.engine import ACTION_FORM, ACTION_PREFIX_COMMAND
 from bot.i18n import normalize_language, translate
-from bot.inbox import InboxWorker, InboxWriter
+from bot.inbox import InboxWorker, InboxWriter, wall_clock
 from bot.outbox import DeliveryFailed
 from bot.replies import Choices, Reply, Response, Text, Tone
 from bot.store.port import InboundTurn, NewInboundTurn, StoreUnavailableError
@@ -141,8 +141,8 @@ class SlackChannel:
         self.pending: set[asyncio.Task[Any]] = set()
         # Requests are written to the inbox before their ack; a worker does the work: in this
         # process (`inbox_worker.run`, started with the server) or in `caredesk worker` processes.
-        self.inbox_worker = InboxWorker(self.store, desk.now, {CHANNEL: self.work}, concurrency=CONCURRENT_TURNS)
-        self.inbox_writer = InboxWriter(self.store, desk.now, on_written=self.inbox_worker.wake)
+        self.inbox_worker = InboxWorker(self.store, wall_clock, {CHANNEL: self.work}, concurrency=CONCURRENT_TURNS)
+        self.inbox_writer = InboxWriter(self.store, wall_clock, on_written=self.inbox_worker.wake)
         self._worker_stop = asyncio.Event()
         # Modal submissions checked at the same time before their ack: a flood of them waits
         # here rather than opening a database connection each.

@@ -298,6 +298,12 @@ class Store(abc.ABC):
         until now + lease, attempts + 1; several workers never take the same item."""
 
     @abc.abstractmethod
+    async def extend_inbound(self, item_id: int, locked_until: datetime) -> bool:
+        """A worker still on an item keeps it: its lease now runs until `locked_until`. False
+        when the item is no longer being worked on (finished, or its lease ran out and another
+        worker took it, attempts then differ: the caller compares)."""
+
+    @abc.abstractmethod
     async def finish_inbound(self, item_id: int, now: datetime) -> None:
         """Done: the next item of its conversation may be taken."""
 

@@ -1321,6 +1321,14 @@ class SqlStore(Store):
             ).all()
         return sorted((_inbound_turn(r) for r in rows), key=lambda t: (t.priority, t.id))
 
+    async def extend_inbound(self, item_id: int, locked_until: datetime) -> bool:
+        _aware(locked_until, "locked_until")
+        i = m.inbox
+        async with self._tx() as conn:
+            result = await conn.execute(
+                update(i).where(i.c.id == item_id, i.c.status == "working").values(locked_until=locked_until))
+        return bool(result.rowcount)
+
     async def _update_inbound(self, item_id: int, **values: Any) -> None:
         i = m.inbox
         async with self._tx() as conn:

@@ -191,6 +191,58 @@ async def test_an_expired_lease_is_taken_again(store: SqlStore) -> None:
     ]
 
 
+async def test_extend_keeps_a_working_item_and_nothing_else(store: SqlStore) -> None:
+    await store.enqueue_inbound([turn("A", "a1"), turn("A", "a2"), turn("B", "b1"), turn("C", "c1")], NOW)
+    a1, b1 = await store.claim_inbound(NOW, LEASE, limit=2)
+    assert (a1.dedup_key, b1.dedup_key) == ("a1", "b1")
+    c1 = (await store.list_inbound("pending"))[-1]
+    assert c1.dedup_key == "c1"
+
+    # the worker still on a1 keeps it well past its first lease
+    new_lease = NOW + timedelta(minutes=20)
+    assert await store.extend_inbound(a1.id, new_lease) is True
+    assert (await locks(store))["a1"] == new_lease
+    assert (await locks(store))["b1"] == NOW + LEASE  # only that item
+    # past the old lease, before the new one: a1 is not taken again (nor a2 behind it), b1 is
+    past_old = NOW + LEASE + timedelta(minutes=1)
+    assert [(t.dedup_key, t.attempts) for t in await store.claim_inbound(past_old, LEASE)] == [("b1", 2), ("c1", 1)]
+    assert await store.claim_inbound(past_old, LEASE) == []
+    assert [(t.dedup_key, t.status, t.attempts) for t in await store.list_inbound()] == [
+        ("a1", "working", 1), ("a2", "pending", 0), ("b1", "working", 2), ("c1", "working", 1),
+    ]
+    # an aware time in any zone is fine, a naive one refused
+    later = NOW + timedelta(minutes=30)
+    assert await store.extend_inbound(a1.id, later.astimezone(timezone(timedelta(hours=-5)))) is True
+    assert (await locks(store))["a1"] == later
+    with pytest.raises(ValueError, match="locked_until"):
+        await store.extend_inbound(a1.id, datetime(2026, 3, 2, 10, 0))
+    assert (await locks(store))["a1"] == later
+
+    # finished: nothing to keep any more, and the lease stays cleared
+    await store.finish_inbound(a1.id, NOW + timedelta(minutes=21))
+    assert await store.extend_inbound(a1.id, NOW + timedelta(hours=1)) is False
+    assert (await locks(store))["a1"] is None
+    assert [(t.status, t.attempts) for t in await store.list_inbound() if t.dedup_key == "a1"] == [("done", 1)]
+
+    # pending (never claimed), failed, back to pending by a retry, unknown: False, left alone
+    (a2,) = [t for t in await store.list_inbound("pending") if t.dedup_key == "a2"]
+    assert await store.extend_inbound(a2.id, NOW + timedelta(hours=1)) is False
+    await store.fail_inbound(c1.id, "gave up")
+    assert await store.extend_inbound(c1.id, NOW + timedelta(hours=1)) is False
+    await store.retry_inbound(b1.id, NOW + timedelta(hours=2), "later")
+    assert await store.extend_inbound(b1.id, NOW + timedelta(hours=1)) is False
+    assert await store.extend_inbound(max(a1.id, a2.id, b1.id, c1.id) + 1000, NOW + timedelta(hours=1)) is False
+    assert await locks(store) == {"a1": None, "a2": None, "b1": None, "c1": None}
+    assert [(t.dedup_key, t.status, t.next_attempt_at) for t in await store.list_inbound()] == [
+        ("a1", "done", NOW), ("a2", "pending", NOW), ("b1", "pending", NOW + timedelta(hours=2)),
+        ("c1", "failed", NOW),
+    ]
+    # a2, pending and due, is taken as usual (extend did not touch it)
+    assert [(t.dedup_key, t.attempts) for t in await store.claim_inbound(NOW + timedelta(minutes=22), LEASE)] == [
+        ("a2", 1)
+    ]
+
+
 async def test_a_retry_blocks_its_conversation_until_due(store: SqlStore) -> None:
     await store.enqueue_inbound([turn("A", "a1"), turn("A", "a2"), turn("B", "b1")], NOW)
     a1, b1 = await store.claim_inbound(NOW, LEASE)
