@@ -84,7 +84,10 @@ class InboxWriter:
                 if not future.done():
                     future.set_result(None)
             if self.on_written is not None:
-                self.on_written()
+                try:
+                    self.on_written()
+                except Exception:  # a failing listener must not stop the writes behind
+                    log.exception("inbox: on_written failed")
 
 
 class InboxWorker:
@@ -103,7 +106,9 @@ class InboxWorker:
         idle_poll: float = 0.25,
         busy_poll: float = 0.02,
         retention: timedelta = DONE_RETENTION,
-        outage_waits: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0),
+        # Under the lease in all (7.7 s < 15 s): the database may be away for all of it, and
+        # then the lease cannot be renewed either.
+        outage_waits: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 4.0),
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -147,7 +152,10 @@ class InboxWorker:
         handler = self.handlers[item.channel]
         keeper = asyncio.create_task(self._keep(item))
         try:
-            await self._patiently(handler, item)
+            try:
+                await self._patiently(handler, item)
+            finally:
+                keeper.cancel()
         except asyncio.CancelledError:
             raise  # stopping: the lease runs out and the item is taken again
         except Exception as exc:
@@ -157,10 +165,9 @@ class InboxWorker:
                 log.exception("inbox item %s (%s %s) failed", item.id, item.channel, item.kind)
             await self._retry(item, f"{type(exc).__name__}: {exc}")
             return
-        finally:
-            keeper.cancel()
         try:
-            await self.store.finish_inbound(item.id, self.clock())
+            if not await self.store.finish_inbound(item.id, self.clock(), attempt=item.attempts):
+                log.warning("inbox item %s was done here after its lease ran out (another worker took it)", item.id)
         except StoreUnavailableError:
             # The work is done but not marked: the lease runs out and it is done again, which
             # the core recognises (the delivery id is claimed with the dialog's state).
@@ -172,8 +179,8 @@ class InboxWorker:
         while True:
             await asyncio.sleep(period)
             try:
-                if not await self.store.extend_inbound(item.id, self.clock() + self.lease):
-                    log.warning("inbox item %s: lost its lease", item.id)
+                if not await self.store.extend_inbound(item.id, self.clock() + self.lease, attempt=item.attempts):
+                    log.warning("inbox item %s: its lease ran out and another worker took it", item.id)
                     return
             except StoreUnavailableError:
                 pass  # the database is away: the item is redone if this worker does not finish it
@@ -197,9 +204,10 @@ class InboxWorker:
         try:
             if item.attempts >= self.policy.max_attempts:
                 log.error("inbox item %s dead-lettered after %d attempts: %s", item.id, item.attempts, reason)
-                await self.store.fail_inbound(item.id, reason)
+                await self.store.fail_inbound(item.id, reason, attempt=item.attempts)
             else:
-                await self.store.retry_inbound(item.id, self.clock() + self.policy.delay(item.attempts), reason)
+                await self.store.retry_inbound(item.id, self.clock() + self.policy.delay(item.attempts), reason,
+                                               attempt=item.attempts)
         except StoreUnavailableError:
             log.warning("inbox item %s: could not record the failure (database unavailable)", item.id)
 

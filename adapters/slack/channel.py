@@ -281,6 +281,12 @@ class SlackChannel:
             self._worker_stop.set()
             await self._worker_task
             self._worker_task = None
+            # What this process acknowledged last is answered now if it can be, rather than by
+            # the next worker to start.
+            try:
+                await asyncio.wait_for(self.inbox_worker.drain(), timeout=grace)
+            except asyncio.TimeoutError:
+                pass
         await self.inbox_worker.stop(grace)
         if not self.pending:
             return

@@ -297,22 +297,25 @@ class Store(abc.ABC):
         never worked on at the same time nor out of order. Taken items become "working", locked
         until now + lease, attempts + 1; several workers never take the same item."""
 
+    # `attempt`: the `attempts` of the caller's claim. With it, the change is made only while that
+    # claim holds (the item is working at that attempt): a worker whose lease ran out and whose
+    # item another worker took changes nothing, and learns it from the False returned.
     @abc.abstractmethod
-    async def extend_inbound(self, item_id: int, locked_until: datetime) -> bool:
+    async def extend_inbound(self, item_id: int, locked_until: datetime, *, attempt: int | None = None) -> bool:
         """A worker still on an item keeps it: its lease now runs until `locked_until`. False
-        when the item is no longer being worked on (finished, or its lease ran out and another
-        worker took it, attempts then differ: the caller compares)."""
+        when the item is not being worked on (or not at `attempt`)."""
 
     @abc.abstractmethod
-    async def finish_inbound(self, item_id: int, now: datetime) -> None:
+    async def finish_inbound(self, item_id: int, now: datetime, *, attempt: int | None = None) -> bool:
         """Done: the next item of its conversation may be taken."""
 
     @abc.abstractmethod
-    async def retry_inbound(self, item_id: int, next_attempt_at: datetime, error: str) -> None:
+    async def retry_inbound(self, item_id: int, next_attempt_at: datetime, error: str, *,
+                            attempt: int | None = None) -> bool:
         """Back to pending, due at `next_attempt_at` (its conversation waits for it)."""
 
     @abc.abstractmethod
-    async def fail_inbound(self, item_id: int, error: str) -> None:
+    async def fail_inbound(self, item_id: int, error: str, *, attempt: int | None = None) -> bool:
         """Given up (dead letter): kept for inspection; its conversation goes on without it."""
 
     @abc.abstractmethod

@@ -679,6 +679,7 @@ class SqlStore(Store):
         # A :memory: database lives in one shared connection (StaticPool): one transaction at a time.
         u = make_url(url)
         self._serial = asyncio.Lock() if self.dialect == "sqlite" and _is_sqlite_memory(u) else None
+        self._writers = asyncio.Lock() if self.dialect == "sqlite" and self._serial is None else None
         self._upsert: Callable[[Any], Any] = (
             pg_dialect.insert if self.dialect == "postgresql" else sqlite_dialect.insert
         )
@@ -696,6 +697,14 @@ class SqlStore(Store):
                 async with self._serial:
                     async with self.engine.begin() as conn:
                         yield conn
+            elif self._writers is not None and not read_only:
+                # SQLite has one writer at a time: this process's writers queue here, and each
+                # starts the moment the previous one commits, instead of sleeping in SQLite's
+                # busy handler (1, 2, 5, 10 … 100 ms steps) while another connection writes.
+                async with self._writers:
+                    async with self.engine.connect() as conn:
+                        async with conn.begin():
+                            yield conn
             else:
                 async with self.engine.connect() as conn:
                     if read_only:
@@ -1321,29 +1330,33 @@ class SqlStore(Store):
             ).all()
         return sorted((_inbound_turn(r) for r in rows), key=lambda t: (t.priority, t.id))
 
-    async def extend_inbound(self, item_id: int, locked_until: datetime) -> bool:
+    async def extend_inbound(self, item_id: int, locked_until: datetime, *, attempt: int | None = None) -> bool:
         _aware(locked_until, "locked_until")
+        return await self._update_inbound(item_id, attempt, locked_until=locked_until)
+
+    async def _update_inbound(self, item_id: int, attempt: int | None, **values: Any) -> bool:
         i = m.inbox
+        query = update(i).where(i.c.id == item_id)
+        if attempt is not None:  # only while the caller's claim still holds
+            query = query.where(i.c.status == "working", i.c.attempts == attempt)
+        elif "locked_until" in values:
+            query = query.where(i.c.status == "working")
         async with self._tx() as conn:
-            result = await conn.execute(
-                update(i).where(i.c.id == item_id, i.c.status == "working").values(locked_until=locked_until))
+            result = await conn.execute(query.values(**{"locked_until": None, **values}))
         return bool(result.rowcount)
 
-    async def _update_inbound(self, item_id: int, **values: Any) -> None:
-        i = m.inbox
-        async with self._tx() as conn:
-            await conn.execute(update(i).where(i.c.id == item_id).values(locked_until=None, **values))
-
-    async def finish_inbound(self, item_id: int, now: datetime) -> None:
+    async def finish_inbound(self, item_id: int, now: datetime, *, attempt: int | None = None) -> bool:
         _aware(now)
-        await self._update_inbound(item_id, status="done", done_at=now)
+        return await self._update_inbound(item_id, attempt, status="done", done_at=now)
 
-    async def retry_inbound(self, item_id: int, next_attempt_at: datetime, error: str) -> None:
+    async def retry_inbound(self, item_id: int, next_attempt_at: datetime, error: str, *,
+                            attempt: int | None = None) -> bool:
         _aware(next_attempt_at, "next_attempt_at")
-        await self._update_inbound(item_id, status="pending", next_attempt_at=next_attempt_at, last_error=error)
+        return await self._update_inbound(item_id, attempt, status="pending", next_attempt_at=next_attempt_at,
+                                          last_error=error)
 
-    async def fail_inbound(self, item_id: int, error: str) -> None:
-        await self._update_inbound(item_id, status="failed", last_error=error)
+    async def fail_inbound(self, item_id: int, error: str, *, attempt: int | None = None) -> bool:
+        return await self._update_inbound(item_id, attempt, status="failed", last_error=error)
 
     async def list_inbound(self, status: str | None = None) -> Sequence[InboundTurn]:
         i = m.inbox
