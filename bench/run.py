@@ -41,7 +41,7 @@ DRAIN_TIMEOUT_S = 120.0
 class Plan:
     backends: list[str]
     processes: list[int]
-    workers: int
+    workers: str
     concurrency: int
     conversations: int
     teams_conversations: int
@@ -53,6 +53,11 @@ class Plan:
     phase_seconds: float
     quote_seconds: float
 
+    def workers_for(self, backend: str) -> int:
+        if self.workers == "auto":
+            return 0 if backend == "sqlite" else 1
+        return int(self.workers)
+
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Plan]:
     p = argparse.ArgumentParser(description="CareDesk load benchmark (loopback only; stops by itself).")
@@ -60,9 +65,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Plan]
     p.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
     p.add_argument("--processes", default="1,3",
                    help="server process counts; counts above 1 run on PostgreSQL only (default 1,3)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="worker processes beside each server (`caredesk serve --workers`; default 1, 0: the "
-                        "server does the work itself)")
+    p.add_argument("--workers", default="auto",
+                   help="worker processes beside each server (`caredesk serve --workers`): a number, or auto "
+                        "(default): the recommended set-up, 0 on SQLite (one process, one writer) and 1 on "
+                        "PostgreSQL")
     p.add_argument("--concurrency", type=int, help="concurrent Slack conversations (default 200; quick 50)")
     p.add_argument("--conversations", type=int, help="Slack conversations per configuration (default 300; quick 60)")
     p.add_argument("--teams-conversations", type=int, help="Teams conversations per configuration (default 60; quick 10)")
@@ -96,6 +102,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Plan]
         phase_seconds=args.duration or (60.0 if quick else 240.0),
         quote_seconds=0.1 if quick else 0.3,
     )
+    if plan.workers != "auto" and not plan.workers.isdigit():
+        p.error("--workers: a number or auto")
     for b in plan.backends:
         if b not in ("sqlite", "postgresql"):
             p.error(f"--backends: unknown backend {b!r}")
@@ -196,11 +204,12 @@ async def run_config(plan: Plan, fakes: FakePlatforms, backend: str, nproc: int,
     name = f"{backend} x{nproc}"
     log(f"== {name}: fresh database, directory, {nproc} server process(es)")
     db = await servers.create_database(backend, tag.replace("-", "_"), workdir)
-    result: dict[str, Any] = {"backend": backend, "processes": nproc, "workers_per_process": plan.workers}
+    workers = plan.workers_for(backend)
+    result: dict[str, Any] = {"backend": backend, "processes": nproc, "workers_per_process": workers}
     procs: list[servers.Proc] = []
     form_view = None
     try:
-        env = {**servers.caredesk_env(db.url, fakes.base_url), "CAREDESK_WORKERS": str(plan.workers)}
+        env = {**servers.caredesk_env(db.url, fakes.base_url), "CAREDESK_WORKERS": str(workers)}
         servers.run_cli(env, "db", "upgrade", cwd=workdir)
         result["directory"] = servers.run_cli(env, "directory", "load", str(ROOT / "examples" / "directory.yaml"),
                                               cwd=workdir)
