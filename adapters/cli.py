@@ -163,6 +163,16 @@ def _parser() -> argparse.ArgumentParser:
     orq.add_argument("ids", nargs="*", type=int, help="message ids (default: every failed message)")
     orq.set_defaults(handler=cmd_outbox_retry)
 
+    ib = sub.add_parser("inbox", help="what people sent, waiting for a worker or given up").add_subparsers(
+        metavar="ACTION")
+    il = ib.add_parser("list", help="list inbox items (unfinished ones by default)")
+    which = il.add_mutually_exclusive_group()
+    which.add_argument("--failed", action="store_true",
+                       help="only items given up after their last attempt (dead letters)")
+    which.add_argument("--all", action="store_true", help="every item kept, done ones included")
+    il.add_argument("--json", action="store_true")
+    il.set_defaults(handler=cmd_inbox_list)
+
     c = sub.add_parser("chat", help="talk to CareDesk in the terminal (reads lines from standard input)")
     c.add_argument("--as", dest="email", required=True, help="the e-mail of the person you play")
     c.add_argument("--lang", choices=("en", "fr", "nl"), help="language (default: the person's, else English)")
@@ -455,6 +465,31 @@ async def cmd_outbox_retry(settings: Settings, args: argparse.Namespace) -> int:
     async with _desk(settings) as desk:
         count = await desk.store.requeue_failed(desk.now(), args.ids or None)
     print(f"{count} message(s) re-queued")
+    return 0
+
+
+async def cmd_inbox_list(settings: Settings, args: argparse.Namespace) -> int:
+    """A dead letter is shown, not re-queued: its conversation went on without it, and answering
+    it now would answer out of turn. The person was told nothing for it: look at last_error."""
+    async with _desk(settings) as desk:
+        if args.failed:
+            items = list(await desk.store.list_inbound("failed"))
+        elif args.all:
+            items = list(await desk.store.list_inbound())
+        else:
+            items = [i for i in await desk.store.list_inbound() if i.status in ("pending", "working")]
+    if args.json:
+        _print_json([
+            {"id": i.id, "channel": i.channel, "kind": i.kind, "conversation": i.conversation_key,
+             "status": i.status, "attempts": i.attempts, "received_at": i.received_at.isoformat(),
+             "next_attempt_at": i.next_attempt_at.isoformat(), "last_error": i.last_error} for i in items])
+        return 0
+    if not items:
+        print("no items")
+    for i in items:
+        error = f"  last error: {i.last_error}" if i.last_error else ""
+        print(f"#{i.id:<6} {i.status:<8} {i.channel}/{i.kind:<11} {i.conversation_key:<40} "
+              f"received {i.received_at:%Y-%m-%d %H:%M:%S}Z attempts {i.attempts}{error}")
     return 0
 
 

@@ -27,7 +27,7 @@ from bot.replies import Form, Reply, Response, Text, Tone
 from bot.notifications import ACTION_ESCALATION
 from bot.quote import QuoteError
 from bot.staff import StaffCommand, StaffDesk
-from bot.store.port import StaleDialogError, UnknownTicketError
+from bot.store.port import StaleDialogError, TurnStart, UnknownTicketError
 from bot.timelog import TimeRequest, is_agent
 from bot.turn import Turn
 
@@ -68,12 +68,16 @@ class Conversation:
         lang = normalize_language(turn.user.locale, self.settings.default_language)
         return Response((Text(translate(lang, "engine.busy"), Tone.WARNING),), lang)
 
-    async def context(self, turn: Turn, with_tickets: bool = True) -> Context:
+    async def context(self, turn: Turn, with_tickets: bool = True, start: TurnStart | None = None) -> Context:
         """Who is talking, in which language, and (unless the turn cannot need them, which
-        saves a query on most turns) which tickets they may see."""
+        saves a query on most turns) which tickets they may see. `start`: the person already
+        read with the turn's first read."""
         store = self.store
         email = (turn.user.email or "").strip() or None
-        contact, staff, company = await store.find_person(email) if email else (None, None, None)
+        if start is not None:
+            contact, staff, company = start.contact, start.staff, start.company
+        else:
+            contact, staff, company = await store.find_person(email) if email else (None, None, None)
         lang = normalize_language(
             turn.user.locale or (contact.language if contact else None) or (staff.language if staff else None),
             self.settings.default_language,
@@ -126,8 +130,9 @@ class Conversation:
         """What this turn would do — field errors, a next question, or a finishing effect —
         without doing or saving anything. A channel that must answer within seconds (a Slack
         modal submission) checks the form with it, answers, and then handles the turn."""
-        state = self._live(await self.store.load_dialog(turn.dialog_key))
-        ctx = await self.context(turn, with_tickets=False)
+        start = await self.store.read_turn_start(turn.dialog_key, _email(turn))
+        state = self._live(start.dialog)
+        ctx = await self.context(turn, with_tickets=False, start=start)
         if state is not None:
             return self.engine.handle(ctx, dict(state), turn.text, turn.action, _answer(turn))
         return await self._outside_dialog(ctx, turn, _answer(turn))
@@ -176,14 +181,16 @@ class Conversation:
     async def _handle_once(self, turn: Turn) -> Response:
         store = self.store
         event = (turn.channel, turn.event_id) if turn.event_id else None
-        if event and await store.is_event_processed(*event):
+        # One read for the delivery, the dialog and the person: every turn needs them.
+        start = await store.read_turn_start(turn.dialog_key, _email(turn), event)
+        if start.processed:
             log.info("duplicate delivery %s ignored", turn.event_id)
             return Response(duplicate=True)
-        stored = await store.load_dialog(turn.dialog_key)
+        stored = start.dialog
         state = self._live(stored)
         # Inside a dialog that never looks at tickets (a new ticket, a quote, time), skip them.
         in_dialog = state.get("dialog") if state is not None else None
-        ctx = await self.context(turn, with_tickets=in_dialog not in TICKETLESS_DIALOGS)
+        ctx = await self.context(turn, with_tickets=in_dialog not in TICKETLESS_DIALOGS, start=start)
         expired = stored is not None and state is None
         prefix: tuple[Reply, ...] = (Text(ctx.t("engine.expired")),) if expired else ()
 
@@ -350,3 +357,7 @@ def _answer(turn: Turn) -> Answer:
         is_form=bool(turn.action and turn.action.startswith(ACTION_FORM)),
         confirmed=turn.values.get("_confirmed") == "1",
     )
+
+
+def _email(turn: Turn) -> str | None:
+    return (turn.user.email or "").strip() or None

@@ -293,3 +293,40 @@ def test_billing_report_escalations_and_outbox(db):
     assert run(["outbox", "retry"], db).stdout.strip() == "1 message(s) re-queued"
     assert json.loads(run(["outbox", "list", "--failed", "--json"], db).stdout) == []
     assert [m["status"] for m in json.loads(run(["outbox", "list", "--json"], db).stdout)] == ["pending"]
+
+
+def test_inbox_list_shows_what_waits_and_what_was_given_up(db):
+    import asyncio
+    from datetime import datetime, timedelta, timezone
+
+    from bot.store.port import NewInboundTurn
+    from bot.store.sql import SqlStore
+
+    now = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+
+    async def seed() -> None:
+        store = SqlStore(db)
+        try:
+            await store.enqueue_inbound([
+                NewInboundTurn("slack", "message", f"slack:T1:{user}", {"n": user}, f"event:{user}")
+                for user in ("U1", "U2", "U3")], now)
+            first, second, _ = await store.list_inbound()
+            for item in await store.claim_inbound(now, timedelta(minutes=1), limit=2):
+                if item.id == first.id:
+                    await store.finish_inbound(item.id, now, attempt=item.attempts)
+                else:
+                    await store.fail_inbound(item.id, "RuntimeError: boom", attempt=item.attempts)
+        finally:
+            await store.close()
+
+    asyncio.run(seed())
+    waiting = json.loads(run(["inbox", "list", "--json"], db).stdout)
+    assert [(i["conversation"], i["status"]) for i in waiting] == [("slack:T1:U3", "pending")]
+    failed = json.loads(run(["inbox", "list", "--failed", "--json"], db).stdout)
+    assert [(i["conversation"], i["attempts"], i["last_error"]) for i in failed] == [
+        ("slack:T1:U2", 1, "RuntimeError: boom")]
+    assert [i["status"] for i in json.loads(run(["inbox", "list", "--all", "--json"], db).stdout)] == [
+        "done", "failed", "pending"]
+    text = run(["inbox", "list", "--failed"], db).stdout
+    assert "slack/message" in text and "last error: RuntimeError: boom" in text
+    assert run(["inbox", "list", "--failed", "--all"], db).returncode == 2

@@ -233,8 +233,10 @@ class SlackChannel:
     async def accept(self, body: Mapping[str, Any], inbound: Inbound) -> None:
         """Write a request to the inbox (a worker does the rest); StoreUnavailableError when the
         database cannot take it, so that Slack is asked to send it again."""
+        # Slack's legacy verification token is a credential: it is not kept.
+        payload = {key: value for key, value in body.items() if key != "token"}
         await self.inbox_writer.write(NewInboundTurn(
-            CHANNEL, inbound.kind, f"{CHANNEL}:{inbound.person}", dict(body), inbound.dedup_key, inbound.priority))
+            CHANNEL, inbound.kind, f"{CHANNEL}:{inbound.person}", payload, inbound.dedup_key, inbound.priority))
 
     def _signed(self, raw: bytes, headers: Mapping[str, str]) -> bool:
         assert self.verifier is not None

@@ -94,6 +94,17 @@ class InboundTurn:
 
 
 @dataclass(frozen=True)
+class TurnStart:
+    """What every turn reads before anything else (`Store.read_turn_start`)."""
+
+    processed: bool  # the delivery was handled already (a platform retry)
+    dialog: StoredDialog | None
+    contact: CustomerContact | None
+    staff: StaffMember | None
+    company: Company | None
+
+
+@dataclass(frozen=True)
 class DirectoryCounts:
     companies: int
     contacts: int
@@ -127,6 +138,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def get_company(self, name: str) -> Company | None:
         """Look a company up by name, case-insensitively."""
+
+    @abc.abstractmethod
+    async def read_turn_start(self, key: DialogKey, email: str | None,
+                              event: tuple[str, str] | None = None) -> TurnStart:
+        """In one read: whether the delivery `event` (source, id) was handled already, the
+        conversation's stored dialog, and who `email` is (as `find_person`; all None without it)."""
 
     @abc.abstractmethod
     async def find_person(self, email: str) -> tuple[CustomerContact | None, StaffMember | None, Company | None]:

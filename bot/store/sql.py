@@ -68,6 +68,7 @@ from bot.store.port import (
     Store,
     StoreError,
     StoreUnavailableError,
+    TurnStart,
     UnknownTicketError,
 )
 
@@ -801,17 +802,33 @@ class SqlStore(Store):
         return _company(row) if row else None
 
     async def find_person(self, email: str) -> tuple[CustomerContact | None, StaffMember | None, Company | None]:
-        key = _email_key(email)
         async with self._tx(read_only=True) as conn:
-            contact_row = (await conn.execute(select(m.contacts).where(m.contacts.c.email_key == key))).first()
-            staff_row = (await conn.execute(select(m.staff).where(m.staff.c.email_key == key))).first()
-            company_row = None
-            if contact_row is not None:
-                contact = _contact(contact_row)
-                company_row = (await conn.execute(
-                    select(m.companies).where(m.companies.c.name_key == contact.company.strip().lower()))).first()
-        return (_contact(contact_row) if contact_row else None, _staff(staff_row) if staff_row else None,
-                _company(company_row) if company_row else None)
+            return await self._person(conn, email)
+
+    async def _person(self, conn: AsyncConnection, email: str
+                      ) -> tuple[CustomerContact | None, StaffMember | None, Company | None]:
+        key = _email_key(email)
+        contact_row = (await conn.execute(select(m.contacts).where(m.contacts.c.email_key == key))).first()
+        staff_row = (await conn.execute(select(m.staff).where(m.staff.c.email_key == key))).first()
+        contact = _contact(contact_row) if contact_row else None
+        company_row = None
+        if contact is not None:
+            company_row = (await conn.execute(
+                select(m.companies).where(m.companies.c.name_key == contact.company.strip().lower()))).first()
+        return contact, _staff(staff_row) if staff_row else None, _company(company_row) if company_row else None
+
+    async def read_turn_start(self, key: DialogKey, email: str | None,
+                              event: tuple[str, str] | None = None) -> TurnStart:
+        p = m.processed_events
+        async with self._tx(read_only=True) as conn:
+            processed = False
+            if event is not None:
+                processed = (await conn.execute(
+                    select(p.c.event_id).where(p.c.source == event[0], p.c.event_id == event[1]))).first() is not None
+            row = (await conn.execute(select(m.dialog_states).where(self._dialog_pk(key)))).first()
+            person = await self._person(conn, email) if email else (None, None, None)
+        dialog = StoredDialog(key=key, state=row.state, version=row.version, updated_at=row.updated_at) if row else None
+        return TurnStart(processed, dialog, *person)
 
     async def list_companies(self) -> Sequence[Company]:
         async with self._tx(read_only=True) as conn:

@@ -336,3 +336,12 @@ async def test_a_modal_carries_who_opened_it_so_its_submission_needs_no_profile_
                                     {**TICKET_VALUES, "description": "broken", "reproduce": ""}, drain=False)
         assert (await response.json())["response_action"] == "errors"
         assert len(env.fake.of("users.info")) == before + 1
+
+
+async def test_requests_are_kept_in_the_inbox_without_slack_s_verification_token(env):
+    # Slack's real slash-command payload carries the legacy verification token: a credential,
+    # which the inbox (kept in the database for a while) must not hold.
+    await env.command("/tickets")
+    (item,) = await env.desk.store.list_inbound()
+    assert item.kind == "command" and item.payload["command"] == "/tickets" and item.status == "done"
+    assert "token" not in item.payload

@@ -710,3 +710,19 @@ async def test_comment_idempotency_key(store: SqlStore) -> None:
     await store.add_ticket_comment("CS-2026-00001", "jan@acme.be", "No key", NOW, False)
     texts = [c["text"] for c in await store.list_ticket_comments("CS-2026-00001", include_internal=True)]
     assert texts == ["More info", "Other", "No key", "No key"]
+
+
+async def test_read_turn_start_reads_delivery_dialog_and_person_at_once(store: SqlStore) -> None:
+    await store.replace_directory(DIRECTORY)
+    key = DialogKey("slack", "T1", "D1", "U1")
+    empty = await store.read_turn_start(key, None, ("slack", "Ev1"))
+    assert (empty.processed, empty.dialog, empty.contact, empty.staff, empty.company) == (False, None, None, None, None)
+    now = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
+    await store.save_dialog(key, {"dialog": "new_ticket", "step": "module"}, None, now, event=("slack", "Ev1"))
+    start = await store.read_turn_start(key, " Jan.Peeters@ACME.be", ("slack", "Ev1"))
+    assert start.processed is True
+    assert start.dialog is not None and start.dialog.state["step"] == "module" and start.dialog.version == 1
+    assert (start.contact, start.staff, start.company) == await store.find_person("jan.peeters@acme.be")
+    assert start.company is not None and start.company.name == "Acme NV"
+    assert (await store.read_turn_start(key, "naida.jelacic@caresolutions.be", ("slack", "Ev2"))).processed is False
+    assert (await store.read_turn_start(key, "naida.jelacic@caresolutions.be")).staff is not None
