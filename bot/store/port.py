@@ -71,7 +71,7 @@ class NewInboundTurn:
     channel: str
     kind: str
     conversation_key: str
-    payload: Mapping[str, Any]
+    payload: Mapping[str, Any]  # plain JSON values only (as a platform's parsed request is)
     dedup_key: str | None = None
     priority: int = 1  # 0 first: work that must happen within seconds (a modal's trigger expires)
 

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Select, and_, delete, event, func, insert, or_, select, text, update
+from sqlalchemy import Select, and_, bindparam, delete, event, func, insert, or_, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -151,6 +151,8 @@ def create_engine_for(url: str | URL, *, echo: bool = False, **kwargs: Any) -> A
     """An async engine set up for CareDesk: SQLite (aiosqlite) or PostgreSQL (asyncpg)."""
     u = make_url(url)
     backend = u.get_backend_name()
+    # JSON columns take Decimal and dates as to_json() writes them (strings), in one encoding.
+    kwargs.setdefault("json_serializer", _json_dumps)
     if backend == "sqlite":
         if u.get_driver_name() != "aiosqlite":
             raise ValueError(f"SQLite is used through aiosqlite: sqlite+aiosqlite:///PATH, got {u.render_as_string()}")
@@ -252,6 +254,21 @@ def _is_unavailable(exc: BaseException) -> bool:
     return False
 
 
+# Built once: every turn reads its dialog, and building the statement each time cost more
+# than running it (measured in the modal submission's check, before its ack).
+DIALOG_BY_KEY = select(m.dialog_states).where(
+    m.dialog_states.c.channel == bindparam("k_channel"),
+    m.dialog_states.c.tenant == bindparam("k_tenant"),
+    m.dialog_states.c.conversation == bindparam("k_conversation"),
+    m.dialog_states.c.user_id == bindparam("k_user"),
+)
+
+
+def _dialog_params(key: DialogKey) -> dict[str, str]:
+    return {"k_channel": key.channel, "k_tenant": key.tenant, "k_conversation": key.conversation,
+            "k_user": key.user}
+
+
 # Conversations considered by one claim (the oldest first): bounds the statement's size.
 MAX_CLAIM_CANDIDATES = 1000
 # The predicate of the inbox's partial index (models.InboxRow), word for word.
@@ -269,6 +286,13 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted(value, key=str)
     raise TypeError(f"value of type {type(value).__name__} is not JSON serialisable: {value!r}")
+
+
+def _json_dumps(value: Any) -> str:
+    try:
+        return json.dumps(value, default=_json_default, allow_nan=False)
+    except ValueError as exc:  # NaN / infinity
+        raise TypeError(str(exc)) from None
 
 
 def to_json(value: Any) -> Any:
@@ -482,7 +506,9 @@ def _inbox_rows(items: Sequence[NewInboundTurn], now: datetime) -> list[dict[str
                 "kind": item.kind,
                 "conversation_key": item.conversation_key,
                 "dedup_key": item.dedup_key,
-                "payload": to_json(dict(item.payload)),
+                # Already plain JSON (a parsed platform request): not copied through to_json, which
+                # cost the acknowledgement path a second encoding of every request.
+                "payload": item.payload if isinstance(item.payload, dict) else dict(item.payload),
                 "priority": int(item.priority),
                 "status": "pending",
                 "attempts": 0,
@@ -825,7 +851,7 @@ class SqlStore(Store):
             if event is not None:
                 processed = (await conn.execute(
                     select(p.c.event_id).where(p.c.source == event[0], p.c.event_id == event[1]))).first() is not None
-            row = (await conn.execute(select(m.dialog_states).where(self._dialog_pk(key)))).first()
+            row = (await conn.execute(DIALOG_BY_KEY, _dialog_params(key))).first()
             person = await self._person(conn, email) if email else (None, None, None)
         dialog = StoredDialog(key=key, state=row.state, version=row.version, updated_at=row.updated_at) if row else None
         return TurnStart(processed, dialog, *person)
@@ -980,7 +1006,7 @@ class SqlStore(Store):
 
     async def load_dialog(self, key: DialogKey) -> StoredDialog | None:
         async with self._tx(read_only=True) as conn:
-            row = (await conn.execute(select(m.dialog_states).where(self._dialog_pk(key)))).first()
+            row = (await conn.execute(DIALOG_BY_KEY, _dialog_params(key))).first()
         if row is None:
             return None
         return StoredDialog(key=key, state=row.state, version=row.version, updated_at=row.updated_at)
