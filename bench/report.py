@@ -77,11 +77,19 @@ def tables(report: dict[str, Any]) -> str:
                    f"{_n(s.get('answers_received'))}/{_n(s.get('answers_expected'))} | {_n(s.get('server_cpu_s'))} |")
     out.append("")
     if report.get("ratios"):
-        out.append("| config | CareDesk acks/s | ÷ Bolt | ÷ bare aiohttp |")
-        out.append("|---|--:|--:|--:|")
+        out.append("Each configuration's rounds alternate CareDesk, the Bolt app and the bare handler; the median "
+                   "round of each counts, and the ratio uses the peers measured in the same configuration.\n")
+        out.append("| config | CareDesk acks/s (rounds) | Bolt acks/s (rounds) | bare acks/s | ÷ Bolt | ÷ bare aiohttp |")
+        out.append("|---|--:|--:|--:|--:|--:|")
+        by_name = {f"{c['backend']} x{c['processes']}": c for c in report["configs"]}
         for r in report["ratios"]:
-            out.append(f"| {r['config']} | {_n(r['caredesk_acks_per_s'])} | **{_n(r.get('vs_bolt'), 3)}** | "
-                       f"{_n(r.get('vs_bare'), 3)} |")
+            c = by_name.get(r["config"]) or {}
+            mine = (c.get("saturation") or {}).get("rounds_acks_per_s") or []
+            bolt = ((c.get("peers") or {}).get("bolt") or {}).get("rounds_acks_per_s") or []
+            rounds = (lambda xs: f" ({', '.join(f'{x:,.0f}' for x in xs)})" if xs else "")
+            out.append(f"| {r['config']} | {_n(r['caredesk_acks_per_s'])}{rounds(mine)} | "
+                       f"{_n(r.get('bolt_acks_per_s'))}{rounds(bolt)} | {_n(r.get('bare_acks_per_s'))} | "
+                       f"**{_n(r.get('vs_bolt'), 3)}** | {_n(r.get('vs_bare'), 3)} |")
         out.append("")
 
     mem = report.get("memory")

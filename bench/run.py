@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Plan]
     p.add_argument("--concurrency", type=int, help="concurrent Slack conversations (default 200; quick 50)")
     p.add_argument("--conversations", type=int, help="Slack conversations per configuration (default 300; quick 60)")
     p.add_argument("--teams-conversations", type=int, help="Teams conversations per configuration (default 60; quick 10)")
-    p.add_argument("--saturation-requests", type=int, help="requests per ack-saturation run (default 2000; quick 600)")
+    p.add_argument("--saturation-requests", type=int, help="requests per ack-saturation round (default 6000; quick 600)")
     p.add_argument("--saturation-rounds", type=int,
                    help="alternating rounds of CareDesk / Bolt / bare saturation per configuration; the median "
                         "of each counts (default 3; quick 2)")
@@ -95,7 +95,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Plan]
         conversations=args.conversations or (60 if quick else 300),
         teams_conversations=args.teams_conversations if args.teams_conversations is not None else (10 if quick else 60),
         teams_concurrency=10 if quick else 30,
-        saturation_requests=args.saturation_requests or (600 if quick else 2000),
+        saturation_requests=args.saturation_requests or (600 if quick else 6000),
         saturation_rounds=args.saturation_rounds or (2 if quick else 3),
         saturation_seconds=30.0 if quick else 60.0,
         memory_checkpoints=checkpoints if memory else [],
