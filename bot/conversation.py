@@ -78,7 +78,7 @@ class Conversation:
         saves a query on most turns) which tickets they may see. `start`: the person already
         read with the turn's first read."""
         store = self.store
-        email = (turn.user.email or "").strip() or None
+        email = _email(turn)
         if start is not None:
             contact, staff, company = start.contact, start.staff, start.company
         else:

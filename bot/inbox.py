@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta, timezone
-from typing import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Awaitable, Callable, Iterable, Mapping
 
+from bot.clock import SystemClock
 from bot.outbox import RetryPolicy
 from bot.store.port import InboundTurn, NewInboundTurn, Store, StoreUnavailableError
 
@@ -43,10 +44,23 @@ PURGE_EVERY_S = 60.0
 LEASE = timedelta(seconds=15)
 
 
-def wall_clock() -> datetime:
-    """Leases and retries count real time, whatever the desk's business clock says (a demo clock
-    shifted per process must not make one process's leases look young to another)."""
-    return datetime.now(timezone.utc)
+# Leases and retries count real time, whatever the desk's business clock says (a demo clock
+# shifted per process must not make one process's leases look young to another).
+wall_clock: Clock = SystemClock().now
+
+
+async def finish_or_cancel(tasks: Iterable[asyncio.Task[Any]], grace: float) -> int:
+    """Let the tasks finish for up to `grace` seconds, cancel the rest and wait for them;
+    returns how many were cancelled."""
+    tasks = list(tasks)
+    if not tasks:
+        return 0
+    _, still = await asyncio.wait(tasks, timeout=grace)
+    for task in still:
+        task.cancel()
+    if still:
+        await asyncio.gather(*still, return_exceptions=True)
+    return len(still)
 
 
 class InboxWriter:
@@ -252,14 +266,9 @@ class InboxWorker:
 
     async def stop(self, grace: float) -> None:
         """Let running work finish for a moment, then cancel it (another worker takes it later)."""
-        if not self.tasks:
-            return
-        _, still = await asyncio.wait(list(self.tasks), timeout=grace)
-        for task in still:
-            task.cancel()
-        if still:
-            log.warning("stopped %d unfinished inbox item(s); they will be taken again", len(still))
-            await asyncio.gather(*still, return_exceptions=True)
+        cancelled = await finish_or_cancel(self.tasks, grace)
+        if cancelled:
+            log.warning("stopped %d unfinished inbox item(s); they will be taken again", cancelled)
 
     async def drain(self) -> None:
         """Work until nothing this worker can take is left (items another worker holds are its own)."""

@@ -72,8 +72,7 @@ class Dispatcher:
         self.escalations = Escalations(desk)
 
     async def language_of(self, email: str) -> str:
-        staff = await self.store.find_staff(email)
-        contact = None if staff else await self.store.find_contact(email)
+        contact, staff, _ = await self.store.find_person(email)
         person = staff or contact
         return normalize_language(person.language if person else None, self.desk.settings.default_language)
 

@@ -52,7 +52,7 @@ from bot.conversation import Conversation
 from bot.desk import Desk
 from bot.dialogs.engine import ACTION_FORM, ACTION_PREFIX_COMMAND
 from bot.i18n import normalize_language, translate
-from bot.inbox import InboxWorker, InboxWriter, wall_clock
+from bot.inbox import InboxWorker, InboxWriter, finish_or_cancel, wall_clock
 from bot.outbox import DeliveryFailed
 from bot.replies import Choices, Reply, Response, Text, Tone
 from bot.store.port import InboundTurn, NewInboundTurn, StoreUnavailableError
@@ -61,7 +61,7 @@ from cards import slack as cards
 
 from adapters.slack.payloads import (ACTION, CLOSED, COMMAND, HOME, IGNORED, MENTION, MESSAGE, SHORTCUT, SUBMISSION,
                                      URGENT, Inbound, classify, clicked, form_values, input_block_ids, parse_body,
-                                     replay_guarded, slack_to_plain, thread_of, well_formed)
+                                     replay_guarded, slack_to_plain, team_of, thread_of, well_formed)
 
 log = logging.getLogger("caredesk.slack")
 
@@ -204,16 +204,14 @@ class SlackChannel:
             try:
                 await self.accept(body, inbound)
             except StoreUnavailableError:
-                log.warning("database unavailable: asking Slack to retry later")
-                return web.json_response({"error": "unavailable"}, status=503)
+                return _retry_later()
             return web.Response(status=200)
         if body.get("type") == "view_submission" and str(body["view"]["callback_id"]).startswith(ACTION_FORM):
             # The other common case, also without Bolt's dispatch: checked, then acknowledged.
             try:
                 answer = await self.submission_ack(body, signature)
             except StoreUnavailableError:
-                log.warning("database unavailable: asking Slack to retry later")
-                return web.json_response({"error": "unavailable"}, status=503)
+                return _retry_later()
             return web.json_response(answer) if answer else web.Response(status=200)
         if self.verifier is not None and replay_guarded(body):
             # Slash commands and interactivity carry no event id and Slack never resends them: the
@@ -222,8 +220,7 @@ class SlackChannel:
             try:
                 first = await self.store.claim_event("slack-request", signature or "", self.desk.now())
             except StoreUnavailableError:
-                log.warning("database unavailable: asking Slack to retry later")
-                return web.json_response({"error": "unavailable"}, status=503)
+                return _retry_later()
             if not first:
                 log.warning("ignored a replayed Slack request (same signature)")
                 return web.Response(status=200)
@@ -291,14 +288,9 @@ class SlackChannel:
             except asyncio.TimeoutError:
                 pass
         await self.inbox_worker.stop(grace)
-        if not self.pending:
-            return
-        done, still = await asyncio.wait(list(self.pending), timeout=grace)
-        for task in still:
-            task.cancel()
-        if still:
-            log.warning("cancelled %d unfinished Slack task(s) at shutdown", len(still))
-            await asyncio.gather(*still, return_exceptions=True)
+        cancelled = await finish_or_cancel(self.pending, grace)
+        if cancelled:
+            log.warning("cancelled %d unfinished Slack task(s) at shutdown", cancelled)
 
     async def work(self, item: InboundTurn) -> None:
         """Do what an inbox item asks (in the server's worker or a `caredesk worker`)."""
@@ -310,24 +302,24 @@ class SlackChannel:
             await self._run_mention(body)
         elif kind == HOME:
             event = body["event"]
-            await self.publish_home(_team(body) or event.get("team") or "", event["user"], event.get("channel"))
+            await self.publish_home(team_of(body) or event.get("team") or "", event["user"], event.get("channel"))
         elif kind == COMMAND:
             await self._run_command(body)
         elif kind == ACTION:
             await self._run_action(body)
         elif kind == SHORTCUT:
             message = body.get("message") or {}
-            await self.open_form(_team(body), body["user"]["id"], body.get("trigger_id"), NEW_TICKET,
+            await self.open_form(team_of(body), body["user"]["id"], body.get("trigger_id"), NEW_TICKET,
                                  {"description": slack_to_plain(message.get("text"))},
                                  response_url=body.get("response_url"))
         elif kind == CLOSED:
             callback = str((body.get("view") or {}).get("callback_id") or "")
             if callback.startswith(ACTION_FORM) or callback.startswith(FLOW_CALLBACK):
-                await self._cancel_modal(_team(body), body["user"]["id"], callback.split(":", 1)[1])
+                await self._cancel_modal(team_of(body), body["user"]["id"], callback.split(":", 1)[1])
         elif kind == SUBMISSION:
             view = body["view"]
             turn = await self._submission_turn(body, view)
-            await self._submit_after_ack(_team(body), body["user"]["id"], turn, view)
+            await self._submit_after_ack(team_of(body), body["user"]["id"], turn, view)
         else:
             log.error("inbox item %s of an unknown kind %r ignored", item.id, kind)
 
@@ -351,7 +343,7 @@ class SlackChannel:
 
     async def _submission_turn(self, body: Mapping[str, Any], view: Mapping[str, Any]) -> Turn:
         dialog = view["callback_id"][len(ACTION_FORM):]
-        team, user = _team(body), body["user"]["id"]
+        team, user = team_of(body), body["user"]["id"]
         # Who filled the form in was known when it opened (the modal carries it): no users.info
         # call before the ack.
         identity = identity_from_metadata(view.get("private_metadata"), user) or await self.identity(team, user)
@@ -369,7 +361,7 @@ class SlackChannel:
         `signature` identifies the request: a replay of it has no second effect."""
         view = body["view"]
         dialog = view["callback_id"][len(ACTION_FORM):]
-        team, user = _team(body), body["user"]["id"]
+        team, user = team_of(body), body["user"]["id"]
         turn = await self._submission_turn(body, view)
         async with self._checks:
             preview = await self.conversation.preview(turn)
@@ -406,7 +398,7 @@ class SlackChannel:
     # ---- what the worker does ----------------------------------------------------------------------
     async def _run_dm_message(self, body: Mapping[str, Any]) -> None:
         event = body["event"]
-        team, user, channel = _team(body), event["user"], event["channel"]
+        team, user, channel = team_of(body), event["user"], event["channel"]
         identity = await self.identity(team, user)
         self._dms[(team, user)] = channel
         await self._save_ref(team, user, channel, identity)
@@ -416,7 +408,7 @@ class SlackChannel:
     async def _run_mention(self, body: Mapping[str, Any]) -> None:
         event = body["event"]
         bot_user_id = await self.bot_user_id(body)
-        team, user, channel = _team(body), event["user"], event["channel"]
+        team, user, channel = team_of(body), event["user"], event["channel"]
         thread = thread_of(event)
         identity = await self.identity(team, user)
         text = slack_to_plain(event.get("text"), drop_user=bot_user_id) or "help"
@@ -474,7 +466,7 @@ class SlackChannel:
         if click is None:
             return
         action, value = click
-        team, user = _team(body), body["user"]["id"]
+        team, user = team_of(body), body["user"]["id"]
         container = body.get("container") or {}
         view = body.get("view") or {}
         if container.get("type") == "view" and view.get("type") == "home":
@@ -808,13 +800,6 @@ def command_conversation(user: str) -> str:
     return f"command:{user}"
 
 
-def _team(body: Mapping[str, Any]) -> str:
-    team = body.get("team")
-    if isinstance(team, Mapping):
-        return str(team.get("id") or "")
-    return str(body.get("team_id") or (body.get("user") or {}).get("team_id") or "")
-
-
 def identity_metadata(identity: UserIdentity) -> str:
     """The person a modal is for, kept in its private_metadata (Slack returns it with the
     submission, unseen and unchanged by the user)."""
@@ -837,6 +822,13 @@ def identity_from_metadata(metadata: Any, user: str) -> UserIdentity | None:
 
     return UserIdentity(id=user, email=text("email"), display_name=text("name"), locale=text("locale"),
                         phone=text("phone"))
+
+
+def _retry_later() -> web.Response:
+    """The database cannot take the request: Slack retries an event it got no 200 for, and a
+    person who clicked or typed a command sees that it failed and may try again."""
+    log.warning("database unavailable: asking Slack to retry later")
+    return web.json_response({"error": "unavailable"}, status=503)
 
 
 def _title(view: Mapping[str, Any]) -> str:

@@ -189,7 +189,7 @@ def parse_body(raw: str, content_type: str) -> Any:
     return {key: values[0] for key, values in fields.items()}
 
 
-def _team_of(body: Mapping[str, Any]) -> str:
+def team_of(body: Mapping[str, Any]) -> str:
     team = body.get("team")
     if isinstance(team, Mapping):
         return str(team.get("id") or "")
@@ -219,18 +219,18 @@ def classify(body: Mapping[str, Any], shortcut_callback: str, signature: str | N
             if (event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id")
                     or not isinstance(user, str) or not user or not isinstance(event.get("channel"), str)):
                 return IGNORED
-            return Inbound(MESSAGE, f"{_team_of(body)}:{user}", dedup, NORMAL)
+            return Inbound(MESSAGE, f"{team_of(body)}:{user}", dedup, NORMAL)
         if event_type == "app_mention":
             if not isinstance(user, str) or not user or not isinstance(event.get("channel"), str):
                 return IGNORED
-            return Inbound(MENTION, f"{_team_of(body)}:{user}", dedup, NORMAL)
+            return Inbound(MENTION, f"{team_of(body)}:{user}", dedup, NORMAL)
         if event_type == "app_home_opened":
             if event.get("tab") != "home" or not isinstance(user, str) or not user:
                 return IGNORED
-            return Inbound(HOME, f"{_team_of(body) or event.get('team') or ''}:{user}", dedup, NORMAL)
+            return Inbound(HOME, f"{team_of(body) or event.get('team') or ''}:{user}", dedup, NORMAL)
         return None
     if kind in ("block_actions", "view_closed", "shortcut", "message_action"):
-        person = f"{_team_of(body)}:{body['user']['id']}"
+        person = f"{team_of(body)}:{body['user']['id']}"
         if kind == "block_actions":
             return Inbound(ACTION, person, replay_key, URGENT)
         if kind == "view_closed":

@@ -300,10 +300,24 @@ def to_json(value: Any) -> Any:
 
     Raises TypeError now, rather than at the database, for anything JSON cannot hold.
     """
-    try:
-        return json.loads(json.dumps(value, default=_json_default, allow_nan=False))
-    except ValueError as exc:  # NaN / infinity
-        raise TypeError(str(exc)) from None
+    return json.loads(_json_dumps(value))
+
+
+def _claim_limit(now: datetime, lease: timedelta, limit: int) -> int:
+    """The arguments of a claim (outbox, inbox), checked; the limit as an int."""
+    _aware(now)
+    if not isinstance(lease, timedelta) or lease <= timedelta(0):
+        raise ValueError(f"lease must be a positive timedelta, got {lease!r}")
+    return int(limit)
+
+
+def _due(table: Any, taken: str, now: datetime) -> Any:
+    """Rows a claim may take: pending and due, or `taken` by a process whose lease ran out
+    (it died or hung before marking them)."""
+    return or_(
+        and_(table.c.status == "pending", table.c.next_attempt_at <= now),
+        and_(table.c.status == taken, table.c.locked_until < now),
+    )
 
 
 def _aware(value: datetime, name: str = "now") -> datetime:
@@ -1256,18 +1270,11 @@ class SqlStore(Store):
         return query.with_for_update(**kwargs) if self.dialect == "postgresql" else query
 
     async def claim_outbox(self, now: datetime, lease: timedelta, limit: int = 20) -> Sequence[OutboxMessage]:
-        _aware(now)
-        if not isinstance(lease, timedelta) or lease <= timedelta(0):
-            raise ValueError(f"lease must be a positive timedelta, got {lease!r}")
-        limit = int(limit)
+        limit = _claim_limit(now, lease, limit)
         if limit <= 0:
             return []
         o = m.outbox
-        due = or_(
-            and_(o.c.status == "pending", o.c.next_attempt_at <= now),
-            # a dispatcher took it and died (or hung) before marking it: its lease ran out
-            and_(o.c.status == "sending", o.c.locked_until < now),
-        )
+        due = _due(o, "sending", now)
         query = self._lock(select(o.c.id).where(due).order_by(o.c.id).limit(limit), skip_locked=True)
         async with self._tx() as conn:
             ids = list((await conn.execute(query)).scalars())
@@ -1329,18 +1336,11 @@ class SqlStore(Store):
     async def claim_inbound(
         self, now: datetime, lease: timedelta, limit: int = 10, channels: Sequence[str] | None = None
     ) -> Sequence[InboundTurn]:
-        _aware(now)
-        if not isinstance(lease, timedelta) or lease <= timedelta(0):
-            raise ValueError(f"lease must be a positive timedelta, got {lease!r}")
-        limit = int(limit)
+        limit = _claim_limit(now, lease, limit)
         if limit <= 0:
             return []
         i = m.inbox
-        due = or_(
-            and_(i.c.status == "pending", i.c.next_attempt_at <= now),
-            # a worker took it and died (or hung) before finishing it: its lease ran out
-            and_(i.c.status == "working", i.c.locked_until < now),
-        )
+        due = _due(i, "working", now)
         # Only the oldest unfinished item of each conversation (its "head": so at most one per
         # conversation, and none while an older one waits for its retry), read from the partial
         # index of unfinished rows, written out word for word so that PostgreSQL's cached generic
