@@ -20,6 +20,7 @@ from bot.clock import clock_from_settings, parse_local
 from bot.config import ConfigError, Settings, is_email, load_settings
 from bot.desk import Desk
 from bot.directory import DirectoryError, read_directory_file
+from bot.inbox import AckPressure
 from bot.i18n import translate
 from bot.quote import QuoteError
 from bot.store import open_store
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="lower this process's CPU priority by N (0-19; `serve --workers` uses 10 so that "
                         "acknowledgements always come first)")
     w.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # set by `serve --workers`
+    w.add_argument("--pressure-fd", type=int, help=argparse.SUPPRESS)  # set by `serve --workers`
     w.add_argument("--interval", type=float, default=2.0, help="seconds between rounds (default 2)")
     w.add_argument("--lease-seconds", type=float, default=300.0,
                    help="how long a message being delivered is reserved; a worker that dies mid-delivery "
@@ -237,13 +239,40 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         log.info("CareDesk worker started")
         tasks = [asyncio.create_task(Dispatcher(desk, ChannelDelivery(desk, default_senders()),
                                                 lease=timedelta(seconds=args.lease_seconds)).run(stop, interval=args.interval))]
-        inbox = inbox_worker(desk, args.concurrency)
+        pressure = None
+        if args.pressure_fd is not None:
+            pressure = AckPressure()
+            _hear_pressure(args.pressure_fd, pressure)
+        inbox = inbox_worker(desk, args.concurrency, pressure)
         if inbox is not None:
             tasks.append(asyncio.create_task(inbox.run(stop)))
         if args.parent_pid:
             tasks.append(asyncio.create_task(_stop_with_parent(args.parent_pid, stop)))
         await asyncio.gather(*tasks)
     return 0
+
+
+def _hear_pressure(fd: int, pressure: AckPressure) -> None:
+    """Follow the server's ack pressure from the pipe `serve --workers` gave: the last byte
+    read says it (b"1" busy, b"0" not); the server gone, there is no pressure."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 512)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(fd)
+            os.close(fd)
+            pressure.set(False)
+            return
+        pressure.set(data[-1:] == b"1")
+
+    loop.add_reader(fd, readable)
 
 
 async def _stop_with_parent(parent: int, stop: asyncio.Event) -> None:

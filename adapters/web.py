@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from aiohttp import web
 
 from bot.desk import Desk
+from bot.inbox import AckPressure
 from bot.store.port import StoreUnavailableError
 
 log = logging.getLogger("caredesk.web")
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 DESK_KEY: web.AppKey[Desk] = web.AppKey("desk", Desk)
 DISPATCHER_KEY: web.AppKey["asyncio.Task[Any]"] = web.AppKey("dispatcher")
+PRESSURE_KEY: web.AppKey[AckPressure] = web.AppKey("ack_pressure", AckPressure)
 # A mounted channel registers its routes on the app; the Slack and Teams adapters provide one each.
 ChannelMount = Callable[[web.Application, Desk], None]
 MAX_BODY_BYTES = 1024 * 1024
@@ -47,9 +49,28 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "database": "ok"})
 
 
+def count_pressure(pressure: AckPressure) -> Any:
+    """A middleware counting the platforms' requests in hand (POSTs: the health checks are not
+    theirs), for `AckPressure`."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.method != "POST":
+            return await handler(request)
+        pressure.enter()
+        try:
+            return await handler(request)
+        finally:
+            pressure.leave()
+
+    return middleware
+
+
 def build_app(desk: Desk, channels: tuple[ChannelMount, ...] = ()) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    pressure = AckPressure()
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[count_pressure(pressure)])
     app[DESK_KEY] = desk
+    app[PRESSURE_KEY] = pressure
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     for mount in channels:
@@ -90,16 +111,16 @@ def default_senders() -> dict[str, "Sender"]:
     return {"msteams": teams_sender, "slack": slack_sender}
 
 
-def inbox_worker(desk: Desk, concurrency: int) -> "InboxWorker | None":
+def inbox_worker(desk: Desk, concurrency: int, pressure: AckPressure | None = None) -> "InboxWorker | None":
     """A worker for the requests the channels wrote to the inbox (None when no channel that
-    writes there is configured)."""
+    writes there is configured); it makes room for its server's acks under `pressure`."""
     from adapters.slack import slack_channel_for
     from bot.inbox import InboxWorker, wall_clock
 
     slack = slack_channel_for(desk)
     if slack.app is None:
         return None
-    return InboxWorker(desk.store, wall_clock, {"slack": slack.work}, concurrency=concurrency)
+    return InboxWorker(desk.store, wall_clock, {"slack": slack.work}, concurrency=concurrency, pressure=pressure)
 
 
 # Worker processes run at a lower CPU priority than the server: on a busy machine the server's
@@ -109,24 +130,64 @@ WORKER_NICENESS = 10
 
 class WorkerProcesses:
     """`caredesk worker` processes started beside the server (`[server] workers`): restarted when
-    one dies, stopped with the server (and they stop by themselves if the server is killed)."""
+    one dies, stopped with the server (and they stop by themselves if the server is killed).
 
-    def __init__(self, count: int, config: str | None) -> None:
+    Each hears the server's ack pressure through a pipe (a byte at each change: b"1" busy,
+    b"0" not) and makes room for the acks while it lasts."""
+
+    def __init__(self, count: int, config: str | None, pressure: AckPressure | None = None) -> None:
         self.count = count
         self.config = config
         self.processes: list[asyncio.subprocess.Process] = []
         self._watch: asyncio.Task[None] | None = None
         self._stopping = False
+        self._pipes: dict[int, int] = {}  # worker pid -> the write end of its pressure pipe
+        self.pressure = pressure
+        if pressure is not None:
+            pressure.subscribe(self._tell)
 
-    def _command(self) -> list[str]:
+    def _command(self, pressure_fd: int | None) -> list[str]:
         config = ["--config", self.config] if self.config else []
+        heard = ["--pressure-fd", str(pressure_fd)] if pressure_fd is not None else []
         return [sys.executable, "-m", "adapters.cli", *config, "worker", "--nice", str(WORKER_NICENESS),
-                "--parent-pid", str(os.getpid())]
+                "--parent-pid", str(os.getpid()), *heard]
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         root = Path(__file__).resolve().parents[1]
-        return await asyncio.create_subprocess_exec(*self._command(), cwd=os.getcwd(),
-                                                    env={**os.environ, "PYTHONPATH": _pythonpath(root)})
+        read_end, write_end = os.pipe() if self.pressure is not None else (None, None)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self._command(read_end), cwd=os.getcwd(), env={**os.environ, "PYTHONPATH": _pythonpath(root)},
+                pass_fds=() if read_end is None else (read_end,))
+        except BaseException:
+            for fd in (read_end, write_end):
+                if fd is not None:
+                    os.close(fd)
+            raise
+        if read_end is not None and write_end is not None:
+            os.close(read_end)
+            os.set_blocking(write_end, False)
+            self._pipes[process.pid] = write_end
+            if self.pressure is not None and self.pressure.busy:
+                self._send(process.pid, b"1")
+        return process
+
+    def _tell(self, busy: bool) -> None:
+        for pid in list(self._pipes):
+            self._send(pid, b"1" if busy else b"0")
+
+    def _send(self, pid: int, signal_byte: bytes) -> None:
+        try:
+            os.write(self._pipes[pid], signal_byte)
+        except BlockingIOError:
+            pass  # a worker that reads nothing (stuck): it misses a change, nothing else
+        except OSError:  # the worker is gone
+            self._close_pipe(pid)
+
+    def _close_pipe(self, pid: int) -> None:
+        fd = self._pipes.pop(pid, None)
+        if fd is not None:
+            os.close(fd)
 
     async def start(self) -> None:
         self.processes = [await self._spawn() for _ in range(self.count)]
@@ -139,6 +200,7 @@ class WorkerProcesses:
             for i, process in enumerate(self.processes):
                 if process.returncode is not None and not self._stopping:
                     log.error("worker process %s ended (exit %s): starting another", process.pid, process.returncode)
+                    self._close_pipe(process.pid)
                     self.processes[i] = await self._spawn()
 
     async def stop(self, grace: float = 10.0) -> None:
@@ -154,6 +216,8 @@ class WorkerProcesses:
             except asyncio.TimeoutError:
                 process.kill()
                 await process.wait()
+        for pid in list(self._pipes):
+            self._close_pipe(pid)
 
 
 def _pythonpath(root: Path) -> str:
@@ -185,7 +249,8 @@ def start_dispatcher(app: web.Application, desk: Desk) -> None:
 async def serve(desk: Desk, host: str, port: int, *, dispatcher: bool = True, config: str | None = None) -> None:
     check_insecure_mode(host, desk.settings.server.insecure_dev_mode)
     app = build_app(desk, default_channels())
-    workers = WorkerProcesses(desk.settings.server.workers, config) if desk.settings.server.workers else None
+    workers = (WorkerProcesses(desk.settings.server.workers, config, app[PRESSURE_KEY])
+               if desk.settings.server.workers else None)
     if workers is not None and getattr(desk.store, "dialect", None) == "sqlite":
         # Measured: a worker process and the server then wait on each other for SQLite's one
         # write lock (ack p99 over 1 s at 200 conversations, against 21 ms without workers).

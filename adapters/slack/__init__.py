@@ -20,6 +20,7 @@ from bot.desk import Desk
 
 from adapters.slack.channel import EVENTS_PATH, SlackChannel
 from adapters.slack.manifest import render_manifest
+from adapters.web import PRESSURE_KEY
 
 SLACK_KEY: web.AppKey[SlackChannel] = web.AppKey("slack", SlackChannel)
 
@@ -48,6 +49,9 @@ def mount(app: web.Application, desk: Desk, **options: Any) -> None:
     channel = slack_channel_for(desk, **options)
     app[SLACK_KEY] = channel
     app.router.add_post(EVENTS_PATH, channel.handle_http)
+    pressure = app.get(PRESSURE_KEY)
+    if pressure is not None:
+        channel.inbox_worker.yield_to(pressure)
 
     async def start_worker(_: web.Application) -> None:
         channel.start_worker()

@@ -65,11 +65,13 @@ class ServeWithWorkers(scenarios.Server):
     """A `caredesk serve` process started with CAREDESK_WORKERS=N: it acknowledges, its
     `python -m adapters.cli worker` children do the work."""
 
-    def __init__(self, database_url, fake, log_dir, name, workers: int = 1) -> None:
+    def __init__(self, database_url, fake, log_dir, name, workers: int = 1, log_level: str = "WARNING") -> None:
         self.port = scenarios.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(log_dir / f"{name}.log", "wb")  # noqa: SIM115 (closed by stop())
-        env = {**scenarios.process_env(database_url, fake), "CAREDESK_WORKERS": str(workers)}
+        self.log_path = log_dir / f"{name}.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 (closed by stop())
+        env = {**scenarios.process_env(database_url, fake), "CAREDESK_WORKERS": str(workers),
+               "CAREDESK_LOG_LEVEL": log_level}
         self.proc = subprocess.Popen([scenarios.CAREDESK, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
                                      env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
 
@@ -177,6 +179,7 @@ async def test_serve_with_a_worker_process_answers_and_the_worker_ends_with_the_
         args = _cmdline(worker_pid)
         assert args[args.index("--parent-pid") + 1] == str(server.proc.pid), args
         assert args[args.index("--nice") + 1] == "10", args
+        assert args[args.index("--pressure-fd") + 1].isdigit(), args
         assert int(_stat(worker_pid)[16]) == 10, _stat(worker_pid)
         assert os.getpriority(os.PRIO_PROCESS, worker_pid) == 10
         assert os.getpriority(os.PRIO_PROCESS, server.proc.pid) == os.getpriority(os.PRIO_PROCESS, 0)
@@ -185,6 +188,35 @@ async def test_serve_with_a_worker_process_answers_and_the_worker_ends_with_the_
         started = time.monotonic()
         assert await _gone(worker_pid, 5.0), f"the worker {worker_pid} outlived its server: {_stat(worker_pid)}"
         assert time.monotonic() - started < 5.0
+    finally:
+        _kill_everything(server, seen)
+        await fake.close()
+
+
+@pytest.mark.postgres
+async def test_under_a_flood_the_worker_makes_room_for_the_acks_then_answers_everyone(pg_url, tmp_path):
+    await scenarios.prepare(pg_url)
+    fake = scenarios.SlowFakeSlack()
+    await fake.start()
+    server: ServeWithWorkers | None = None
+    seen: set[int] = set()
+    users = [f"UFLOOD{n:03d}" for n in range(120)]
+    try:
+        server = ServeWithWorkers(pg_url, fake, tmp_path, "serve-flood", log_level="INFO")
+        await server.ready()
+        seen.update(await _worker_children(server))
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            acks = await asyncio.gather(*(_ack(session, server, "hello", u, f"EvFl{n}") for n, u in enumerate(users)))
+        assert [status for status, _ in acks] == [200] * len(users)
+        assert max(seconds for _, seconds in acks) < 3.0
+        for user in users:  # nothing lost: everyone is answered, once the flood is over
+            posts = await scenarios.wait_posts(fake, user, 1, timeout=60.0)
+            assert not any(e in posts[0] for e in ERROR_TEXTS), posts
+        log = server.log_path.read_text(errors="replace")
+        busy = log.find("taking one item at a time")
+        assert busy >= 0, log[-3000:]
+        assert log.find("back to full speed", busy) > busy, log[-3000:]
     finally:
         _kill_everything(server, seen)
         await fake.close()
