@@ -45,9 +45,10 @@ PURGE_EVERY_S = 60.0
 LEASE = timedelta(seconds=15)
 
 
-# Ack pressure: this many platform requests in hand at once mean a server is behind (a flood),
-# until none has come this close for PRESSURE_HOLD_S. (The count alone flickers: a group commit
-# answers a hundred requests at once, and the next hundred arrive a moment later.)
+# Ack pressure: this many requests in hand at once (Slack's, acknowledged now and worked on
+# later) mean a server is behind (a flood), until none has come this close for PRESSURE_HOLD_S.
+# (The count alone flickers: a group commit answers a hundred requests at once, and the next
+# hundred arrive a moment later.)
 PRESSURE_HIGH = 32
 PRESSURE_HOLD_S = 1.0
 # Under pressure a worker still takes one item at a time, at most this often: the work keeps
@@ -56,7 +57,8 @@ PRESSURED_TAKE_EVERY_S = 0.25
 
 
 class AckPressure:
-    """Whether a server has more platform requests in hand than it keeps up with.
+    """Whether a server has more requests in hand than it keeps up with (those it acknowledges
+    now and works on later: Slack's).
 
     Why: Slack wants its acknowledgement within 3 s and gives up on an app that misses too many,
     while an answer may come a few seconds late. The work behind the acks (the inbox, in the

@@ -1,6 +1,6 @@
-"""The server's ack pressure and how its worker processes hear it: the requests in hand are
-counted by the web app (platforms' POSTs only), and each change goes down a pipe to every
-worker process `serve --workers` starts, which follows it (`caredesk worker --pressure-fd`)."""
+"""The server's ack pressure and how its worker processes hear it: Slack's requests in hand are
+counted (not the other routes'), and each change goes down a pipe to every worker process
+`serve --workers` starts, which follows it (`caredesk worker --pressure-fd`)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from adapters.cli import _hear_pressure
-from adapters.web import WorkerProcesses, count_pressure
+from adapters.web import WorkerProcesses, counted
 from bot.inbox import AckPressure
 
 
-async def test_the_platforms_requests_in_hand_are_counted_and_health_checks_are_not() -> None:
+async def test_the_requests_in_hand_of_a_counted_route_are_counted_and_no_others() -> None:
     pressure = AckPressure(high=20, hold=60)
     release = asyncio.Event()
     inside = 0
@@ -32,8 +32,8 @@ async def test_the_platforms_requests_in_hand_are_counted_and_health_checks_are_
     async def health(request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
-    app = web.Application(middlewares=[count_pressure(pressure)])
-    app.router.add_post("/slack/events", slow)
+    app = web.Application()
+    app.router.add_post("/slack/events", counted(pressure, slow))
     app.router.add_get("/healthz", slow)
     app.router.add_get("/quick", health)
     async with TestServer(app) as server, aiohttp.ClientSession() as http:
@@ -50,7 +50,7 @@ async def test_the_platforms_requests_in_hand_are_counted_and_health_checks_are_
             if inside == 25:
                 break
             await asyncio.sleep(0.01)
-        assert inside == 25 and pressure.in_flight == 0 and not pressure.busy  # GETs do not count
+        assert inside == 25 and pressure.in_flight == 0 and not pressure.busy  # not a counted route
         posts = [asyncio.create_task(post()) for _ in range(25)]
         for _ in range(200):
             if inside == 50:
@@ -138,3 +138,4 @@ async def test_every_worker_process_hears_each_change_and_a_new_one_hears_the_pr
     finally:
         await workers.stop(grace=5)
     assert workers._pipes == {}  # every write end closed
+

@@ -20,7 +20,7 @@ from bot.desk import Desk
 
 from adapters.slack.channel import EVENTS_PATH, SlackChannel
 from adapters.slack.manifest import render_manifest
-from adapters.web import PRESSURE_KEY
+from adapters.web import PRESSURE_KEY, counted
 
 SLACK_KEY: web.AppKey[SlackChannel] = web.AppKey("slack", SlackChannel)
 
@@ -48,9 +48,13 @@ def mount(app: web.Application, desk: Desk, **options: Any) -> None:
     do it (`[server] workers` > 0)."""
     channel = slack_channel_for(desk, **options)
     app[SLACK_KEY] = channel
-    app.router.add_post(EVENTS_PATH, channel.handle_http)
     pressure = app.get(PRESSURE_KEY)
-    if pressure is not None:
+    if pressure is None:
+        app.router.add_post(EVENTS_PATH, channel.handle_http)
+    else:
+        # Slack's requests are acknowledged now and worked on later: under a flood the work
+        # (this process's worker, and the worker processes) makes room for the acks.
+        app.router.add_post(EVENTS_PATH, counted(pressure, channel.handle_http))
         channel.inbox_worker.yield_to(pressure)
 
     async def start_worker(_: web.Application) -> None:

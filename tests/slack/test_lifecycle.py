@@ -96,3 +96,19 @@ async def test_the_app_cleanup_finishes_background_work(sqlite_store, fake_slack
     await env.client.close()  # aiohttp runs on_cleanup, which waits for the pending work
     assert not env.channel.pending
     assert len(fake_slack.messages()) == 1
+
+
+async def test_slack_requests_in_hand_count_for_the_ack_pressure_and_the_servers_worker_yields_to_it(env):
+    from adapters.web import PRESSURE_KEY
+
+    pressure = env.client.server.app[PRESSURE_KEY]
+    assert env.channel.inbox_worker.pressure is pressure
+    heard: list[bool] = []
+    pressure.subscribe(heard.append)
+    pressure.high = 1  # one request in hand is a flood, for this test
+    (await env.client.get("/healthz")).release()
+    assert heard == []  # not a Slack request
+    response = await env.command("/caredesk", "help")
+    assert response.status == 200
+    assert heard == [True] and pressure.in_flight == 0
+    pressure.set(False)
