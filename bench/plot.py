@@ -65,9 +65,10 @@ def plot(report: dict[str, Any], out: Path) -> None:
     memory = report.get("memory") or {}
     samples = memory.get("samples") or []
     if samples:
-        ax.plot([s["conversations"] for s in samples], [s["rss_mib"] for s in samples], marker="o")
+        # As counted in the database: a phase that ran out of time opened fewer than it sent.
+        ax.plot([s["in_progress_in_db"] for s in samples], [s["rss_mib"] for s in samples], marker="o")
         for s in samples:
-            ax.annotate(f"{s['rss_mib']:.0f}", (s["conversations"], s["rss_mib"]), textcoords="offset points",
+            ax.annotate(f"{s['rss_mib']:.0f}", (s["in_progress_in_db"], s["rss_mib"]), textcoords="offset points",
                         xytext=(0, 6), ha="center", fontsize=8)
         ax.set_ylim(bottom=0)
     ax.set_xlabel("conversations in progress (dialog state in the database)")

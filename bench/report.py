@@ -95,12 +95,15 @@ def tables(report: dict[str, Any]) -> str:
     mem = report.get("memory")
     if mem:
         out.append("### Memory: one server process, conversations in progress\n")
-        out.append("| conversations sent 2 messages | dialogs in progress (DB) | server RSS MiB |")
+        out.append("| checkpoint (conversations to open) | dialogs in progress (DB) | server RSS MiB |")
         out.append("|--:|--:|--:|")
         for s in mem["samples"]:
             out.append(f"| {_n(s['conversations'])} | {_n(s['in_progress_in_db'])} | {_n(s['rss_mib'])} |")
+        samples = [s for s in mem.get("samples", []) if s["conversations"] >= 1000]
+        opened = samples[-1]["in_progress_in_db"] - samples[0]["in_progress_in_db"] if len(samples) >= 2 else 0
+        per = round(mem["growth_mib"] * 1024 * 1024 / opened) if opened > 0 and mem.get("growth_mib") is not None else None
         out.append(f"\nGrowth from the first 1,000 to the last checkpoint: {_n(mem.get('growth_mib'))} MiB "
-                   f"(≈ {_n(mem.get('bytes_per_conversation'))} bytes per conversation); {mem['seconds']} s, "
+                   f"(≈ {_n(per)} bytes per dialog opened); {mem['seconds']} s, "
                    f"errors {mem['errors']}, lost turns {mem['lost_turns']}; answer to a DM p50 "
                    f"{_n(mem['turn_reply']['p50_ms'])} ms, p99 {_n(mem['turn_reply']['p99_ms'])} ms.\n")
 

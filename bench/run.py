@@ -428,7 +428,9 @@ async def run_memory(plan: Plan, fakes: FakePlatforms, workdir: Path, stamp: str
             first, last = samples[0], samples[-1]
             grew = last["rss_mib"] - first["rss_mib"]
             result["growth_mib"] = round(grew, 1)
-            result["bytes_per_conversation"] = round(grew * 1024 * 1024 / max(1, last["conversations"] - first["conversations"]))
+            # per dialog really opened (a phase that ran out of time opened fewer than planned)
+            opened = last["in_progress_in_db"] - first["in_progress_in_db"]
+            result["bytes_per_conversation"] = round(grew * 1024 * 1024 / max(1, opened))
     finally:
         await servers.stop(procs)
         result["server_logs"] = [p.log_problems() for p in procs]
