@@ -26,7 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from datetime import UTC
 
 from tests.faults.conftest import (
     CREATED,
@@ -260,8 +259,9 @@ async def sigkill_mid_delivery(database_url: str, log_dir: Path, messages: int =
                                lease: float = 3.0) -> dict[str, Any]:
     """kill -9 a worker while Slack is slowly accepting an outbox message; another worker
     delivers everything after the lease; nothing lost, nothing twice."""
-    from datetime import datetime
+    from zoneinfo import ZoneInfo
 
+    from bot.clock import parse_local
     from bot.notifications import ESCALATION_TAKEN
     from bot.store.port import NewOutboxMessage
 
@@ -269,7 +269,9 @@ async def sigkill_mid_delivery(database_url: str, log_dir: Path, messages: int =
     fake = SlowFakeSlack()
     await fake.start()
     store = await open_store(database_url)
-    now = datetime.now(UTC)
+    # The processes' clock (CAREDESK_FIXED_NOW, running from their start): messages written at
+    # real time would not be due for them once the real time of day is past FIXED_NOW's.
+    now = parse_local(FIXED_NOW, ZoneInfo("Europe/Brussels"))
     numbers = [f"CS-2026-{i:05d}" for i in range(1, messages + 1)]
     await store.save_conversation_ref("slack", f"{TEAM}:{LOTTE}", {"team_id": TEAM, "user_id": LOTTE,
                                       "channel_id": f"D{LOTTE}"}, now, email=LOTTE_EMAIL)
