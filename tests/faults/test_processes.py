@@ -8,6 +8,7 @@ bench/faults/run.py also runs and summarises.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import os
 import signal
@@ -153,17 +154,28 @@ async def _ack(session, server, text: str, user: str, event_id: str) -> tuple[in
     return status, time.monotonic() - started
 
 
-@pytest.mark.postgres
-async def test_serve_with_a_worker_process_answers_and_the_worker_ends_with_the_server(pg_url, tmp_path):
+@contextlib.asynccontextmanager
+async def _serving_with_a_worker(pg_url, tmp_path, name: str, **options):
+    """A ready `caredesk serve` with one worker process on a prepared database, its fake Slack,
+    and the set of worker pids seen (add more to it); afterwards no process of it is left."""
     await scenarios.prepare(pg_url)
     fake = scenarios.SlowFakeSlack()
     await fake.start()
     server: ServeWithWorkers | None = None
     seen: set[int] = set()
     try:
-        server = ServeWithWorkers(pg_url, fake, tmp_path, "serve-workers")
+        server = ServeWithWorkers(pg_url, fake, tmp_path, name, **options)
         await server.ready()
         seen.update(await _worker_children(server))
+        yield server, fake, seen
+    finally:
+        _kill_everything(server, seen)
+        await fake.close()
+
+
+@pytest.mark.postgres
+async def test_serve_with_a_worker_process_answers_and_the_worker_ends_with_the_server(pg_url, tmp_path):
+    async with _serving_with_a_worker(pg_url, tmp_path, "serve-workers") as (server, fake, seen):
         async with aiohttp.ClientSession() as session:
             status, seconds = await _ack(session, server, "ticket", LOTTE, "EvWk1")
         assert status == 200
@@ -188,23 +200,12 @@ async def test_serve_with_a_worker_process_answers_and_the_worker_ends_with_the_
         started = time.monotonic()
         assert await _gone(worker_pid, 5.0), f"the worker {worker_pid} outlived its server: {_stat(worker_pid)}"
         assert time.monotonic() - started < 5.0
-    finally:
-        _kill_everything(server, seen)
-        await fake.close()
 
 
 @pytest.mark.postgres
 async def test_under_a_flood_the_worker_makes_room_for_the_acks_then_answers_everyone(pg_url, tmp_path):
-    await scenarios.prepare(pg_url)
-    fake = scenarios.SlowFakeSlack()
-    await fake.start()
-    server: ServeWithWorkers | None = None
-    seen: set[int] = set()
     users = [f"UFLOOD{n:03d}" for n in range(120)]
-    try:
-        server = ServeWithWorkers(pg_url, fake, tmp_path, "serve-flood", log_level="INFO")
-        await server.ready()
-        seen.update(await _worker_children(server))
+    async with _serving_with_a_worker(pg_url, tmp_path, "serve-flood", log_level="INFO") as (server, fake, _):
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
             acks = await asyncio.gather(*(_ack(session, server, "hello", u, f"EvFl{n}") for n, u in enumerate(users)))
@@ -217,67 +218,56 @@ async def test_under_a_flood_the_worker_makes_room_for_the_acks_then_answers_eve
         busy = log.find("taking one item at a time")
         assert busy >= 0, log[-3000:]
         assert log.find("back to full speed", busy) > busy, log[-3000:]
-    finally:
-        _kill_everything(server, seen)
-        await fake.close()
 
 
 @pytest.mark.postgres
 async def test_a_request_acknowledged_before_a_crash_is_answered_by_the_next_worker(pg_url, tmp_path):
-    await scenarios.prepare(pg_url)
-    fake = scenarios.SlowFakeSlack()
-    await fake.start()
-    server: ServeWithWorkers | None = None
-    seen: set[int] = set()
     successor: subprocess.Popen | None = None
-    try:
-        server = ServeWithWorkers(pg_url, fake, tmp_path, "serve-crash")
-        await server.ready()
-        workers = await _worker_children(server)
-        seen.update(workers)
-        assert len(workers) == 1, [(p, _cmdline(p)) for p in _children(server.proc.pid)]
-        (worker_pid,) = workers
-        os.kill(worker_pid, signal.SIGSTOP)  # nothing is worked on from now on
-        deadline = time.monotonic() + 5
-        while _stat(worker_pid)[0] != "T":
-            assert time.monotonic() < deadline, _stat(worker_pid)
-            await asyncio.sleep(0.02)
-
-        async with aiohttp.ClientSession() as session:
-            status, seconds = await _ack(session, server, "ticket", LOTTE, "EvCr1")
-        assert status == 200
-        assert seconds < 2.0, f"the ack took {seconds:.2f} s"
-        await asyncio.sleep(1.0)  # an answer, if anything were working, would show up by now
-        server.kill9()
-        os.kill(worker_pid, signal.SIGKILL)
-        assert await _gone(worker_pid, 5.0), _stat(worker_pid)
-        assert fake.messages() == [], [c.params for c in fake.messages()]
-
-        store = await scenarios.open_store(pg_url)
+    async with _serving_with_a_worker(pg_url, tmp_path, "serve-crash") as (server, fake, seen):
         try:
-            items = await store.list_inbound()
-            assert [(i.channel, i.status, i.attempts) for i in items] == [("slack", "pending", 0)], items
+            workers = await _worker_children(server)
+            seen.update(workers)
+            assert len(workers) == 1, [(p, _cmdline(p)) for p in _children(server.proc.pid)]
+            (worker_pid,) = workers
+            os.kill(worker_pid, signal.SIGSTOP)  # nothing is worked on from now on
+            deadline = time.monotonic() + 5
+            while _stat(worker_pid)[0] != "T":
+                assert time.monotonic() < deadline, _stat(worker_pid)
+                await asyncio.sleep(0.02)
 
-            successor = scenarios.worker(pg_url, fake, tmp_path, "worker-next", lease=30.0)
-            posts = await scenarios.wait_posts(fake, LOTTE, 1, timeout=20.0)
-            assert len(posts) == 1 and not any(e in posts[0] for e in ERROR_TEXTS), posts
-            assert "what kind of ticket is it?" in posts[0].lower(), posts[0]
+            async with aiohttp.ClientSession() as session:
+                status, seconds = await _ack(session, server, "ticket", LOTTE, "EvCr1")
+            assert status == 200
+            assert seconds < 2.0, f"the ack took {seconds:.2f} s"
+            await asyncio.sleep(1.0)  # an answer, if anything were working, would show up by now
+            server.kill9()
+            os.kill(worker_pid, signal.SIGKILL)
+            assert await _gone(worker_pid, 5.0), _stat(worker_pid)
+            assert fake.messages() == [], [c.params for c in fake.messages()]
 
-            deadline = time.monotonic() + 10
-            while (items := await store.list_inbound())[0].status != "done":
-                assert time.monotonic() < deadline, items
-                await asyncio.sleep(0.1)
-            assert [(i.id, i.status, i.attempts) for i in items] == [(items[0].id, "done", 1)], items
+            store = await scenarios.open_store(pg_url)
+            try:
+                items = await store.list_inbound()
+                assert [(i.channel, i.status, i.attempts) for i in items] == [("slack", "pending", 0)], items
+
+                successor = scenarios.worker(pg_url, fake, tmp_path, "worker-next", lease=30.0)
+                posts = await scenarios.wait_posts(fake, LOTTE, 1, timeout=20.0)
+                assert len(posts) == 1 and not any(e in posts[0] for e in ERROR_TEXTS), posts
+                assert "what kind of ticket is it?" in posts[0].lower(), posts[0]
+
+                deadline = time.monotonic() + 10
+                while (items := await store.list_inbound())[0].status != "done":
+                    assert time.monotonic() < deadline, items
+                    await asyncio.sleep(0.1)
+                assert [(i.id, i.status, i.attempts) for i in items] == [(items[0].id, "done", 1)], items
+            finally:
+                await store.close()
+
+            successor.send_signal(signal.SIGTERM)
+            assert successor.wait(15) == 0
+            await asyncio.sleep(0.5)
+            assert len(fake.posts_to(LOTTE)) == 1, fake.posts_to(LOTTE)  # answered once
         finally:
-            await store.close()
-
-        successor.send_signal(signal.SIGTERM)
-        assert successor.wait(15) == 0
-        await asyncio.sleep(0.5)
-        assert len(fake.posts_to(LOTTE)) == 1, fake.posts_to(LOTTE)  # answered once
-    finally:
-        if successor is not None and successor.poll() is None:
-            successor.kill()
-            successor.wait()
-        _kill_everything(server, seen)
-        await fake.close()
+            if successor is not None and successor.poll() is None:
+                successor.kill()
+                successor.wait()
