@@ -19,6 +19,19 @@ def _n(value: Any, digits: int = 1) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def memory_growth(samples: list[dict[str, Any]]) -> tuple[float, int | None] | None:
+    """RSS growth (MiB) from the 1,000-conversation checkpoint to the last one, and bytes per
+    dialog really opened in between (a phase that ran out of time opened fewer than planned);
+    None without two such checkpoints."""
+    after = [s for s in samples if s["conversations"] >= 1000]
+    if len(after) < 2:
+        return None
+    first, last = after[0], after[-1]
+    grew = last["rss_mib"] - first["rss_mib"]
+    opened = last["in_progress_in_db"] - first["in_progress_in_db"]
+    return round(grew, 1), (round(grew * 1024 * 1024 / opened) if opened > 0 else None)
+
+
 def tables(report: dict[str, Any]) -> str:
     out: list[str] = []
     m = report["machine"]
@@ -99,10 +112,8 @@ def tables(report: dict[str, Any]) -> str:
         out.append("|--:|--:|--:|")
         for s in mem["samples"]:
             out.append(f"| {_n(s['conversations'])} | {_n(s['in_progress_in_db'])} | {_n(s['rss_mib'])} |")
-        samples = [s for s in mem.get("samples", []) if s["conversations"] >= 1000]
-        opened = samples[-1]["in_progress_in_db"] - samples[0]["in_progress_in_db"] if len(samples) >= 2 else 0
-        per = round(mem["growth_mib"] * 1024 * 1024 / opened) if opened > 0 and mem.get("growth_mib") is not None else None
-        out.append(f"\nGrowth from the first 1,000 to the last checkpoint: {_n(mem.get('growth_mib'))} MiB "
+        growth, per = memory_growth(mem.get("samples", [])) or (None, None)
+        out.append(f"\nGrowth from the first 1,000 to the last checkpoint: {_n(growth)} MiB "
                    f"(≈ {_n(per)} bytes per dialog opened); {mem['seconds']} s, "
                    f"errors {mem['errors']}, lost turns {mem['lost_turns']}; answer to a DM p50 "
                    f"{_n(mem['turn_reply']['p50_ms'])} ms, p99 {_n(mem['turn_reply']['p99_ms'])} ms.\n")

@@ -31,6 +31,7 @@ from bench import servers  # noqa: E402
 from bench.common import ROOT, all_latencies, cpu_seconds, percentile  # noqa: E402
 from bench.fakes import FakePlatforms, user_email  # noqa: E402
 from bench.load import SlackDialogs, TeamsDialogs, saturate  # noqa: E402
+from bench.report import memory_growth  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 PLOT = ROOT / "docs" / "images" / "performance.png"
@@ -167,16 +168,6 @@ async def count_rows(url: str, table: str) -> int:
             return int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
     finally:
         await engine.dispose()
-
-
-async def wait_for(predicate, timeout: float) -> float:
-    """Poll until predicate() is true (bounded); the seconds it took, or -1 on timeout."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if await predicate():
-            return time.monotonic() - t0
-        await asyncio.sleep(0.25)
-    return -1.0
 
 
 async def wait_drained(fakes: FakePlatforms, target: int, stall: float = DRAIN_STALL_S) -> float:
@@ -423,14 +414,9 @@ async def run_memory(plan: Plan, fakes: FakePlatforms, workdir: Path, stamp: str
         result["errors"] = walker.out.rec.summary()["errors"]
         result["turn_reply"] = pct(sorted(walker.out.rec.latencies.get("slack.dm_turn_reply", [])))
         result["acks"] = pct(ack_kinds(walker.out.rec))
-        samples = [s for s in result["samples"] if s["conversations"] >= 1000]
-        if len(samples) >= 2:
-            first, last = samples[0], samples[-1]
-            grew = last["rss_mib"] - first["rss_mib"]
-            result["growth_mib"] = round(grew, 1)
-            # per dialog really opened (a phase that ran out of time opened fewer than planned)
-            opened = last["in_progress_in_db"] - first["in_progress_in_db"]
-            result["bytes_per_conversation"] = round(grew * 1024 * 1024 / max(1, opened))
+        growth = memory_growth(result["samples"])
+        if growth is not None:
+            result["growth_mib"], result["bytes_per_conversation"] = growth
     finally:
         await servers.stop(procs)
         result["server_logs"] = [p.log_problems() for p in procs]
