@@ -354,15 +354,15 @@ class InboxRow(Base):
     __tablename__ = "inbox"
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'working', 'done', 'failed')", name="status"),
-        # the claim: unfinished items by priority then arrival ...
-        Index(None, "status", "priority", "id"),
-        # ... each only if it is the oldest unfinished item of its conversation (a partial index:
-        # the done rows kept for deduplication cost the claim nothing)
+        # The claim: the oldest unfinished item of each conversation (a partial index: the done
+        # rows kept for deduplication cost the claim nothing), then those rows by primary key.
+        # Every index here is written on the acknowledgement's path: there are only these.
         Index("ix_inbox_unfinished_conversation", "conversation_key", "id",
               postgresql_where=text("status IN ('pending', 'working')"),
               sqlite_where=text("status IN ('pending', 'working')")),
-        # the purge of done items
-        Index(None, "done_at"),
+        # the purge of done items (partial: a new row, without done_at, is not written into it)
+        Index("ix_inbox_done_at", "done_at", postgresql_where=text("done_at IS NOT NULL"),
+              sqlite_where=text("done_at IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

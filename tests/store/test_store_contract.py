@@ -106,7 +106,7 @@ async def test_migrated_schema_matches_models(store: SqlStore) -> None:
     async with store.engine.connect() as conn:
         diffs, current, head, tables = await conn.run_sync(check)
     assert diffs == []
-    assert current == head == "0003"
+    assert current == head == "0004"
     assert tables == set(models.metadata.tables) | {"alembic_version"}
     assert "ticket_counters" in tables and "time_entries" in tables and "outbox" in tables and "inbox" in tables
 
@@ -120,7 +120,7 @@ async def test_concurrent_initialize_on_fresh_database(fresh_database_url: str) 
         assert ticket.number == "CS-2026-00001"
         async with stores[0].engine.connect() as conn:
             revisions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
-        assert revisions == ["0003"]
+        assert revisions == ["0004"]
     finally:
         for s in stores:
             await s.close()

@@ -1,5 +1,5 @@
 """Contract of the store port's inbox (what people sent, waiting for a worker), run against every
-back end (SQLite and PostgreSQL), plus migration 0003.
+back end (SQLite and PostgreSQL), plus migrations 0003 and 0004.
 """
 
 from __future__ import annotations
@@ -418,7 +418,7 @@ async def test_migration_0003_up_and_down(fresh_database_url: str) -> None:
     try:
         async with store.engine.connect() as conn:
             assert "inbox" not in await conn.run_sync(tables)
-        await store.initialize()
+        await upgrade_async(fresh_database_url, "0003")
         assert await version() == ["0003"]
         assert await store.enqueue_inbound([turn("c1", "k1")], NOW) == 1
 
@@ -432,5 +432,56 @@ async def test_migration_0003_up_and_down(fresh_database_url: str) -> None:
         await store.initialize()
         assert await store.list_inbound() == []  # a new, empty table
         assert await store.enqueue_inbound([turn("c1", "k1")], NOW) == 1
+    finally:
+        await store.close()
+
+
+# ---- migration 0004 -----------------------------------------------------------------------------------
+
+
+async def test_migration_0004_leaves_the_inbox_lean_indexes_and_the_purge_uses_its_own(fresh_database_url: str) -> None:
+    await upgrade_async(fresh_database_url, "0003")
+    store = SqlStore(fresh_database_url)
+
+    def indexes(conn):  # type: ignore[no-untyped-def]
+        return {ix["name"] for ix in inspect(conn).get_indexes("inbox")}
+
+    def downgrade(conn):  # type: ignore[no-untyped-def]
+        command.downgrade(alembic_config(connection=conn), "0003")
+
+    async def index_names() -> set[str]:
+        async with store.engine.connect() as conn:
+            return await conn.run_sync(indexes) - {"uq_inbox_dedup_key"}  # PostgreSQL lists the unique one
+
+    purge = "DELETE FROM inbox WHERE status = 'done' AND done_at < :before"
+    try:
+        assert await store.enqueue_inbound([turn("c1", "k1"), turn("c2", "k2")], NOW) == 2
+        assert await index_names() == {"ix_inbox_status_priority_id", "ix_inbox_unfinished_conversation",
+                                       "ix_inbox_done_at"}
+        await store.initialize()  # -> head
+        assert await index_names() == {"ix_inbox_unfinished_conversation", "ix_inbox_done_at"}
+
+        # The purge's condition (done_at < ...) is enough for the partial index: it is usable.
+        async with store.engine.begin() as conn:
+            if store.dialect == "postgresql":
+                await conn.execute(text("SET LOCAL enable_seqscan = off"))
+                plan = "\n".join((await conn.execute(text("EXPLAIN " + purge), {"before": NOW})).scalars())
+            else:
+                rows = (await conn.execute(text("EXPLAIN QUERY PLAN " + purge), {"before": NOW})).all()
+                plan = "\n".join(str(row[-1]) for row in rows)
+        assert "ix_inbox_done_at" in plan, plan
+
+        # Items are worked and purged as before the migration.
+        (first, second) = await store.claim_inbound(NOW, LEASE, limit=10)
+        await store.finish_inbound(first.id, NOW)
+        await store.finish_inbound(second.id, NOW + timedelta(hours=2))
+        assert await store.purge_inbound(NOW + timedelta(hours=1)) == 1
+        assert [item.dedup_key for item in await store.list_inbound()] == ["k2"]
+
+        async with store.engine.begin() as conn:
+            await conn.run_sync(downgrade)
+        assert await index_names() == {"ix_inbox_status_priority_id", "ix_inbox_unfinished_conversation",
+                                       "ix_inbox_done_at"}
+        assert [item.dedup_key for item in await store.list_inbound()] == ["k2"]
     finally:
         await store.close()

@@ -116,7 +116,7 @@ async def test_upgrade_from_0001_keeps_the_data(fresh_database_url: str) -> None
         await store.initialize()  # 0001 -> head
 
         async with store.engine.connect() as conn:
-            assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all() == ["0003"]
+            assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all() == ["0004"]
             keys = (await conn.execute(select(models.time_entries.c.idempotency_key))).scalars().all()
         assert keys == [None]
         entry = await store.get_time_entry(entry_id)
