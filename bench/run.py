@@ -78,7 +78,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Plan]
     p.add_argument("--saturation-requests", type=int, help="requests per ack-saturation round (default 6000; quick 600)")
     p.add_argument("--saturation-rounds", type=int,
                    help="alternating rounds of CareDesk / Bolt / bare saturation per configuration; the median "
-                        "of each counts (default 3; quick 2)")
+                        "of each counts (default 5; quick 2)")
     p.add_argument("--duration", type=float, help="upper bound in seconds of each load phase (default 240; quick 60)")
     p.add_argument("--memory-conversations", type=int,
                    help="conversations in progress for the memory test (default 10000; quick 1000; 0 to skip)")
@@ -99,7 +99,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Plan]
         teams_conversations=args.teams_conversations if args.teams_conversations is not None else (10 if quick else 60),
         teams_concurrency=10 if quick else 30,
         saturation_requests=args.saturation_requests or (600 if quick else 6000),
-        saturation_rounds=args.saturation_rounds or (2 if quick else 3),
+        saturation_rounds=args.saturation_rounds or (2 if quick else 5),
         saturation_seconds=30.0 if quick else 60.0,
         memory_checkpoints=checkpoints if memory else [],
         phase_seconds=args.duration or (60.0 if quick else 240.0),
