@@ -114,6 +114,15 @@ def cpu_seconds(pid: int, with_children: bool = True) -> float:
 # ---- Slack requests --------------------------------------------------------------------------------
 
 
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine has spent busy so far, all cores together (/proc/stat)."""
+    import os
+
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def slack_headers(body: str, content_type: str, secret: str = SIGNING_SECRET) -> dict[str, str]:
     """Slack's v0 signature: HMAC-SHA256 of `v0:timestamp:body`."""
     ts = str(int(time.time()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Sequence
@@ -23,7 +24,9 @@ from bench.common import (
     TENANT,
     APP_ID,
     Recorder,
+    cpu_seconds,
     dm_event,
+    machine_busy_seconds,
     slack_headers,
     slash_command,
     view_submission,
@@ -278,6 +281,11 @@ class Saturation:
     seconds: float
     acks_per_s: float
     by_kind: dict[str, int]
+    serving_cpu_s: float = 0.0  # CPU the machine spent during the round, but the generator's
+
+    @property
+    def cpu_ms_per_ack(self) -> float | None:
+        return round(self.serving_cpu_s / self.acked * 1000, 3) if self.acked else None
 
 
 async def saturate(urls: Sequence[str], total: int, concurrency: int, prefix: str, form_view: dict[str, Any],
@@ -316,8 +324,14 @@ async def saturate(urls: Sequence[str], total: int, concurrency: int, prefix: st
             n += 1
 
     async with session(concurrency) as http:
+        busy0, mine0 = machine_busy_seconds(), cpu_seconds(os.getpid(), with_children=False)
         t0 = time.perf_counter()
         await asyncio.gather(*(sender(j, http) for j in range(concurrency)))
         elapsed = time.perf_counter() - t0
+        busy1, mine1 = machine_busy_seconds(), cpu_seconds(os.getpid(), with_children=False)
     acked = sum(by_kind.values())
-    return Saturation(rec, min(next(counter), total), acked, elapsed, acked / elapsed if elapsed else 0.0, by_kind)
+    # The machine's busy CPU less the generator's own: what the target cost (its processes, its
+    # database, the kernel's share of their sockets), comparable between hosts of unlike speed.
+    serving = max(0.0, (busy1 - busy0) - (mine1 - mine0))
+    return Saturation(rec, min(next(counter), total), acked, elapsed, acked / elapsed if elapsed else 0.0, by_kind,
+                      serving)

@@ -104,6 +104,17 @@ def tables(report: dict[str, Any]) -> str:
                        f"{_n(r.get('bolt_acks_per_s'))}{rounds(bolt)} | {_n(r.get('bare_acks_per_s'))} | "
                        f"**{_n(r.get('vs_bolt'), 3)}** | {_n(r.get('vs_bare'), 3)} |")
         out.append("")
+        cpu_rows = [r for r in report["ratios"] if r.get("bolt_cpu_over_caredesk")]
+        if cpu_rows:
+            out.append("CPU per ack: the machine's busy CPU during a round less the generator's own (the target's "
+                       "processes, its database, the kernel's share), median of the rounds; it depends less on "
+                       "the host's speed than the acks/s do.\n")
+            out.append("| config | CareDesk CPU ms per ack | Bolt CPU ms per ack | Bolt's ÷ CareDesk's |")
+            out.append("|---|--:|--:|--:|")
+            for r in cpu_rows:
+                out.append(f"| {r['config']} | {_n(r['caredesk_cpu_ms_per_ack'], 3)} | {_n(r['bolt_cpu_ms_per_ack'], 3)} | "
+                           f"**{_n(r['bolt_cpu_over_caredesk'], 3)}** |")
+            out.append("")
 
     mem = report.get("memory")
     if mem:

@@ -297,10 +297,10 @@ async def run_config(plan: Plan, fakes: FakePlatforms, backend: str, nproc: int,
                 "answers_expected": expected, "answers_received": received,
                 "lost_turns": max(0, expected - received),
                 "drain_s": round(drained, 2), "sustained_per_s": round(sat.acked / (sat.seconds + max(drained, 0)), 1),
-                "server_cpu_s": round(cpu1 - cpu0, 2),
+                "server_cpu_s": round(cpu1 - cpu0, 2), "cpu_ms_per_ack": sat.cpu_ms_per_ack,
             })
-            log(f"   CareDesk: {sat.acks_per_s:.0f} acks/s, drained in {drained:.1f} s, "
-                f"{expected - received} answers missing")
+            log(f"   CareDesk: {sat.acks_per_s:.0f} acks/s ({sat.cpu_ms_per_ack} CPU ms per ack), drained in "
+                f"{drained:.1f} s, {expected - received} answers missing")
             for kind, peer in peer_procs.items():
                 peer_rounds[kind].append(await saturate_peer(plan, fakes, form_view, kind, peer, f"{backend[0]}{nproc}r{r}"))
         result["saturation"] = _median_round(rounds)
@@ -310,8 +310,10 @@ async def run_config(plan: Plan, fakes: FakePlatforms, backend: str, nproc: int,
             answers_expected=sum(x["answers_expected"] for x in rounds),
             answers_received=sum(x["answers_received"] for x in rounds),
             acks={**result["saturation"]["acks"], "max_ms": max(x["acks"]["max_ms"] or 0 for x in rounds)},
-            rounds_acks_per_s=[x["acks_per_s"] for x in rounds])
-        result["peers"] = {kind: {**_median_round(rs), "rounds_acks_per_s": [x["acks_per_s"] for x in rs]}
+            rounds_acks_per_s=[x["acks_per_s"] for x in rounds],
+            median_cpu_ms_per_ack=_median_cpu_per_ack(rounds))
+        result["peers"] = {kind: {**_median_round(rs), "rounds_acks_per_s": [x["acks_per_s"] for x in rs],
+                                  "median_cpu_ms_per_ack": _median_cpu_per_ack(rs)}
                            for kind, rs in peer_rounds.items() if rs}
         result["rss_kib_end"] = [p.rss_kib() for p in procs]
     finally:
@@ -353,16 +355,23 @@ async def saturate_peer(plan: Plan, fakes: FakePlatforms, form_view: dict[str, A
     cpu0 = proc.cpu()
     sat = await saturate([proc.url], plan.saturation_requests, plan.concurrency, f"p{kind[:2]}{tag}", form_view,
                          fakes.response_url, plan.saturation_seconds)
-    log(f"   {kind}: {sat.acks_per_s:.0f} acks/s")
+    log(f"   {kind}: {sat.acks_per_s:.0f} acks/s ({sat.cpu_ms_per_ack} CPU ms per ack)")
     return {**sat.rec.summary(sat.seconds), "sent": sat.sent, "acked": sat.acked,
             "seconds": round(sat.seconds, 2), "acks_per_s": round(sat.acks_per_s, 1),
-            "acks": pct(ack_kinds(sat.rec)), "by_kind": sat.by_kind, "server_cpu_s": round(proc.cpu() - cpu0, 2)}
+            "acks": pct(ack_kinds(sat.rec)), "by_kind": sat.by_kind, "server_cpu_s": round(proc.cpu() - cpu0, 2),
+            "cpu_ms_per_ack": sat.cpu_ms_per_ack}
 
 
 def _median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """The round with the median ack rate (the lower middle one of an even count)."""
     ordered = sorted(rounds, key=lambda x: x["acks_per_s"])
     return dict(ordered[(len(ordered) - 1) // 2])
+
+
+def _median_cpu_per_ack(rounds: list[dict[str, Any]]) -> float | None:
+    """The median over the rounds of the CPU the machine spent per ack, the generator's left out."""
+    values = sorted(x["cpu_ms_per_ack"] for x in rounds if x.get("cpu_ms_per_ack") is not None)
+    return values[(len(values) - 1) // 2] if values else None
 
 
 def merged_peers(report: dict[str, Any]) -> dict[str, Any]:
@@ -491,6 +500,12 @@ def ratios(report: dict[str, Any]) -> list[dict[str, Any]]:
             if peer.get("acks_per_s"):
                 row[f"{kind}_acks_per_s"] = peer["acks_per_s"]
                 row[f"vs_{kind}"] = round(sat.get("acks_per_s", 0) / peer["acks_per_s"], 3)
+        bolt_cpu = (peers.get("bolt") or {}).get("median_cpu_ms_per_ack")
+        if sat.get("median_cpu_ms_per_ack") and bolt_cpu:
+            # Whatever the host's speed: Bolt's CPU per ack over CareDesk's (above 1: CareDesk
+            # costs the machine less per ack than the ack-only Bolt app).
+            row.update(caredesk_cpu_ms_per_ack=sat["median_cpu_ms_per_ack"], bolt_cpu_ms_per_ack=bolt_cpu,
+                       bolt_cpu_over_caredesk=round(bolt_cpu / sat["median_cpu_ms_per_ack"], 3))
         rows.append(row)
     return rows
 
@@ -547,7 +562,8 @@ def print_summary(report: dict[str, Any]) -> None:
     print()
     for r in report.get("ratios", []):
         print(f"ack saturation {r['config']:<16} CareDesk {r['caredesk_acks_per_s']:>8} acks/s | Bolt "
-              f"{r.get('bolt_acks_per_s')} ({r.get('vs_bolt')}) | bare {r.get('bare_acks_per_s')} ({r.get('vs_bare')})")
+              f"{r.get('bolt_acks_per_s')} ({r.get('vs_bolt')}) | bare {r.get('bare_acks_per_s')} ({r.get('vs_bare')})"
+              f" | CPU ms/ack CareDesk {r.get('caredesk_cpu_ms_per_ack')}, Bolt {r.get('bolt_cpu_ms_per_ack')}")
     if report.get("memory"):
         print("memory:", ", ".join(f"{s['conversations']}: {s['rss_mib']} MiB" for s in report["memory"]["samples"]))
     q = report["quote"]
