@@ -1,4 +1,4 @@
-"""Micro-benchmark of the quote engine (`bot.quote.QuoteEngine.quote`), in process, with timeit:
+"""Micro-benchmark of the quote engine (`bot.domain.quote.QuoteEngine.quote`), in process, with timeit:
 spans of an hour, a day, a week, a month and a year starting on a Thursday afternoon.
 The engine walks the calendar day by day (a few segments per day), so its time must grow
 with the number of days, not with the number of minutes."""
@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.config import Settings  # noqa: E402
-from bot.quote import QuoteEngine  # noqa: E402
+from bot.domain.config import Settings  # noqa: E402
+from bot.domain.quote import QuoteEngine  # noqa: E402
 
 SPANS = (("1 hour", timedelta(hours=1)), ("1 day", timedelta(days=1)), ("1 week", timedelta(weeks=1)),
          ("1 month", timedelta(days=30)), ("1 year", timedelta(days=365)))

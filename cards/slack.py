@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Sequence
 
-from bot.replies import Choices, Confirmation, Facts, FieldKind, Form, FormField, Option, Reply, Response, Text, Tone
+from bot.protocol.replies import Choices, Confirmation, Facts, FieldKind, Form, FormField, Option, Reply, Response, Text, Tone
 
 ACTION_PREFIX = "cd."
 # Block Kit limits (https://docs.slack.dev/reference/block-kit/).

@@ -20,7 +20,7 @@ Teams renders a markdown subset in TextBlocks and FactSets: text is escaped so t
 input can neither create links nor mentions (`[`, `]`, `<`, `>` and a backslash before
 punctuation are escaped; nothing else is touched).
 
-Only the standard library and `bot.replies` are used: the result is plain JSON-able dicts,
+Only the standard library and `bot.protocol.replies` are used: the result is plain JSON-able dicts,
 validated against the official Adaptive Card schema in the tests.
 """
 
@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bot.replies import (
+from bot.protocol.replies import (
     Choices,
     Confirmation,
     Facts,

@@ -6,7 +6,7 @@ field (the console asks them one by one through the dialog itself).
 
 from __future__ import annotations
 
-from bot.replies import Choices, Confirmation, Facts, Form, Reply, Text, Tone
+from bot.protocol.replies import Choices, Confirmation, Facts, Form, Reply, Text, Tone
 
 _TONE_MARK = {Tone.PLAIN: "", Tone.SUCCESS: "✔ ", Tone.WARNING: "⚠ ", Tone.ERROR: "✖ "}
 

@@ -13,9 +13,9 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from adapters.cli import _hear_pressure
-from adapters.web import WorkerProcesses, counted
-from bot.inbox import AckPressure
+from adapters.server.cli import _hear_pressure
+from adapters.server.web import WorkerProcesses, counted
+from bot.app.inbox import AckPressure
 
 
 async def test_the_requests_in_hand_of_a_counted_route_are_counted_and_no_others() -> None:

@@ -46,5 +46,5 @@ def test_cards_import_only_the_reply_model():
 
     stdlib = set(sys.stdlib_module_names)
     assert offending(
-        "cards", lambda name: name.split(".")[0] in stdlib or name.startswith("bot.replies") or name.startswith("cards")
+        "cards", lambda name: name.split(".")[0] in stdlib or name.startswith("bot.protocol.replies") or name.startswith("cards")
     ) == []

@@ -299,7 +299,7 @@ def test_inbox_list_shows_what_waits_and_what_was_given_up(db):
     import asyncio
     from datetime import datetime, timedelta, timezone
 
-    from bot.store.port import NewInboundTurn
+    from bot.store.port import NewInboxItem
     from bot.store.sql import SqlStore
 
     now = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
@@ -308,7 +308,7 @@ def test_inbox_list_shows_what_waits_and_what_was_given_up(db):
         store = SqlStore(db)
         try:
             await store.enqueue_inbound([
-                NewInboundTurn("slack", "message", f"slack:T1:{user}", {"n": user}, f"event:{user}")
+                NewInboxItem("slack", "message", f"slack:T1:{user}", {"n": user}, f"event:{user}")
                 for user in ("U1", "U2", "U3")], now)
             first, second, _ = await store.list_inbound()
             for item in await store.claim_inbound(now, timedelta(minutes=1), limit=2):

@@ -16,11 +16,11 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.desk import Desk
+from bot.app.desk import Desk
 
 from adapters.slack.channel import EVENTS_PATH, SlackChannel
 from adapters.slack.manifest import render_manifest
-from adapters.web import PRESSURE_KEY, counted
+from adapters.server.web import PRESSURE_KEY, counted
 
 SLACK_KEY: web.AppKey[SlackChannel] = web.AppKey("slack", SlackChannel)
 

@@ -48,15 +48,15 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 import aiohttp
 
-from bot.conversation import Conversation
-from bot.desk import Desk
+from bot.app.runner import TurnRunner
+from bot.app.desk import Desk
 from bot.dialogs.engine import ACTION_FORM, ACTION_PREFIX_COMMAND
 from bot.i18n import normalize_language, translate
-from bot.inbox import InboxWorker, InboxWriter, finish_or_cancel, wall_clock
-from bot.outbox import DeliveryFailed
-from bot.replies import Choices, Reply, Response, Text, Tone
-from bot.store.port import InboundTurn, NewInboundTurn, StoreUnavailableError
-from bot.turn import Turn, UserIdentity
+from bot.app.inbox import InboxWorker, InboxWriter, finish_or_cancel, wall_clock
+from bot.app.outbox import DeliveryFailed
+from bot.protocol.replies import Choices, Reply, Response, Text, Tone
+from bot.store.port import InboxItem, NewInboxItem, StoreUnavailableError
+from bot.protocol.turn import Turn, UserIdentity
 from cards import slack as cards
 
 from adapters.slack.payloads import (ACTION, CLOSED, COMMAND, HOME, IGNORED, MENTION, MESSAGE, SHORTCUT, SUBMISSION,
@@ -126,7 +126,7 @@ class SlackChannel:
         self.store = desk.store
         settings = desk.settings
         secrets = settings.secrets
-        self.conversation = Conversation(desk)
+        self.conversation = TurnRunner(desk)
         self.default_language = settings.default_language
         self.retry_handlers = list(retry_handlers) if retry_handlers is not None else default_retry_handlers()
         self.app_token = secrets.slack_app_token
@@ -233,7 +233,7 @@ class SlackChannel:
         database cannot take it, so that Slack is asked to send it again."""
         # Slack's legacy verification token is a credential: it is not kept.
         payload = {key: value for key, value in body.items() if key != "token"}
-        await self.inbox_writer.write(NewInboundTurn(
+        await self.inbox_writer.write(NewInboxItem(
             CHANNEL, inbound.kind, f"{CHANNEL}:{inbound.person}", payload, inbound.dedup_key, inbound.priority))
 
     def _signed(self, raw: bytes, headers: Mapping[str, str]) -> bool:
@@ -292,7 +292,7 @@ class SlackChannel:
         if cancelled:
             log.warning("cancelled %d unfinished Slack task(s) at shutdown", cancelled)
 
-    async def work(self, item: InboundTurn) -> None:
+    async def work(self, item: InboxItem) -> None:
         """Do what an inbox item asks (in the server's worker or a `caredesk worker`)."""
         body = item.payload
         kind = item.kind

@@ -141,7 +141,7 @@ def replay_guarded(body: Mapping[str, Any]) -> bool:
 
 # ---- the inbox: which requests are written down and worked on after the ack ------------------------
 
-# Kinds of inbound items (`NewInboundTurn.kind`) and what the worker does with each.
+# Kinds of inbound items (`NewInboxItem.kind`) and what the worker does with each.
 MESSAGE, MENTION, HOME, COMMAND, ACTION, SHORTCUT, CLOSED, SUBMISSION = (
     "message", "mention", "home", "command", "action", "shortcut", "closed", "submission")
 # Someone waits on these, some with a trigger that expires after three seconds: first in line.

@@ -3,7 +3,7 @@
 Entry points:
 
 * `mount(app, desk)`        -- adds `POST /api/messages` (Bot Framework messaging endpoint) to the
-                               aiohttp server (`adapters.web.build_app(desk, channels=(mount,))`);
+                               aiohttp server (`adapters.server.web.build_app(desk, channels=(mount,))`);
 * `send_proactive(desk, user_key_or_email, response_or_replies)` -- a proactive message to a
                                user/conversation the bot has seen (True; False if never seen;
                                raises ProactiveDeliveryError if the connector fails);

@@ -19,8 +19,8 @@ from adapters.teams.transport import (
     DeliveryError,
     TeamsTransport,
 )
-from adapters.web import is_loopback
-from bot.desk import Desk
+from adapters.server.web import is_loopback
+from bot.app.desk import Desk
 
 log = logging.getLogger("caredesk.teams")
 

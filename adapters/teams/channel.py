@@ -1,6 +1,6 @@
 """The Teams channel: Bot Framework activities (plain JSON) in, Adaptive Cards out.
 
-Translation only: an activity becomes a `Turn` for the core (`Conversation`), the core's
+Translation only: an activity becomes a `Turn` for the core (`TurnRunner`), the core's
 `Response` becomes one Adaptive Card (`cards.teams`). No SDK type appears here: the platform
 is reached through `TurnIO` (see transport.py).
 
@@ -30,11 +30,11 @@ from typing import Any
 
 from adapters.teams.config import TeamsConfig
 from adapters.teams.transport import DeliveryError, InvokeReply, TurnIO
-from bot.conversation import Conversation
-from bot.desk import Desk
+from bot.app.runner import TurnRunner
+from bot.app.desk import Desk
 from bot.i18n import LANGUAGES, normalize_language, translate
-from bot.replies import Reply, Response, Text, Tone
-from bot.turn import Turn, UserIdentity
+from bot.protocol.replies import Reply, Response, Text, Tone
+from bot.protocol.turn import Turn, UserIdentity
 from cards.teams import (
     CARD_CONTENT_TYPE,
     META_KEY,
@@ -176,7 +176,7 @@ class TeamsChannel:
     def __init__(self, desk: Desk, config: TeamsConfig):
         self.desk = desk
         self.config = config
-        self.conversation = Conversation(desk)
+        self.conversation = TurnRunner(desk)
         self._emails: dict[tuple[str, str], tuple[float, str | None]] = {}
         self._saved_refs: dict[str, str] = {}
 

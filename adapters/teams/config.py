@@ -13,7 +13,7 @@
 | `TEAMS_RESPONSE_DEADLINE_SECONDS` | 10 (Teams gives up after 15 s) |
 | `TEAMS_MEMBER_CACHE_SECONDS` | 3600 |
 
-bot/config.py owns the CareDesk settings and is not edited by the Teams adapter: these are read
+bot/domain/config.py owns the CareDesk settings and is not edited by the Teams adapter: these are read
 here, from the environment only.
 """
 
@@ -23,7 +23,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bot.config import Settings
+from bot.domain.config import Settings
 
 PUBLIC_OPENID_METADATA_URL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
 PUBLIC_TOKEN_ISSUER = "https://api.botframework.com"

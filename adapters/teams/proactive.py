@@ -9,9 +9,9 @@ from typing import Any, Union
 
 from adapters.teams.channel import CHANNEL, response_message
 from adapters.teams.transport import DeliveryError, TeamsTransport, TurnIO
-from bot.desk import Desk
+from bot.app.desk import Desk
 from bot.i18n import normalize_language
-from bot.replies import Reply, Response
+from bot.protocol.replies import Reply, Response
 
 log = logging.getLogger("caredesk.teams.proactive")
 

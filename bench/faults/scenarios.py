@@ -78,7 +78,7 @@ class SlowFakeSlack(FakeSlack):
         return [block_text(c.json_param("blocks")) for c in self.messages() if c.params.get("channel") == f"D{user}"]
 
 
-# The inbox's lease (bot/inbox.py): how long a killed process's turn waits before another takes it.
+# The inbox's lease (bot/app/inbox.py): how long a killed process's turn waits before another takes it.
 LEASE_S = 15.0
 
 
@@ -174,7 +174,7 @@ async def wait_posts(fake: SlowFakeSlack, user: str, count: int, timeout: float 
 
 
 async def prepare(database_url: str) -> None:
-    from bot.directory import read_directory_file
+    from bot.domain.directory import read_directory_file
     from bot.store.sql import SqlStore
 
     store = SqlStore(database_url)
@@ -261,8 +261,8 @@ async def sigkill_mid_delivery(database_url: str, log_dir: Path, messages: int =
     delivers everything after the lease; nothing lost, nothing twice."""
     from zoneinfo import ZoneInfo
 
-    from bot.clock import parse_local
-    from bot.notifications import ESCALATION_TAKEN
+    from bot.domain.clock import parse_local
+    from bot.app.notifications import ESCALATION_TAKEN
     from bot.store.port import NewOutboxMessage
 
     await prepare(database_url)

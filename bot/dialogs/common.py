@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from bot.domain import Ticket, TicketKind, Urgency
+from bot.domain.model import Ticket, TicketKind, Urgency
 from bot.i18n import format_datetime, format_short_date
-from bot.replies import Facts, Option
+from bot.protocol.replies import Facts, Option
 
 from bot.dialogs.engine import Context
 

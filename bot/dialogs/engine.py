@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Mapping, Sequence, Union
 
-from bot.calendar import BusinessCalendar
-from bot.config import Settings
-from bot.domain import Company, CustomerContact, StaffMember, Ticket
+from bot.domain.calendar import BusinessCalendar
+from bot.domain.config import Settings
+from bot.domain.model import Company, CustomerContact, StaffMember, Ticket
 from bot.i18n import translate
-from bot.quote import QuoteEngine
-from bot.replies import Choices, Form, Option, Reply, Text, Tone
-from bot.turn import UserIdentity
-from bot.validation import Invalid
+from bot.domain.quote import QuoteEngine
+from bot.protocol.replies import Choices, Form, Option, Reply, Text, Tone
+from bot.protocol.turn import UserIdentity
+from bot.domain.validation import Invalid
 
 # ---------------------------------------------------------------------------------------------
 # What a step sees
@@ -147,7 +147,7 @@ class Dialog(abc.ABC):
 
 
 @dataclass(frozen=True)
-class EngineResult:
+class DialogResult:
     state: dict[str, Any] | None  # None: no dialog in progress any more
     replies: tuple[Reply, ...] = ()
     effect: Effect | None = None
@@ -183,13 +183,13 @@ def action_id(state: Mapping[str, Any]) -> str:
     return f"{state['dialog']}:{state['state']}:{state['instance'][:8]}"
 
 
-class Engine:
+class DialogEngine:
     def __init__(self, dialogs: Sequence[Dialog]):
         self.dialogs = {d.name: d for d in dialogs}
 
     # ---- starting ----------------------------------------------------------------------------
     def start(self, ctx: Context, dialog_name: str, args: Mapping[str, Any] | None = None,
-              say: tuple[Reply, ...] = ()) -> EngineResult:
+              say: tuple[Reply, ...] = ()) -> DialogResult:
         dialog = self.dialogs[dialog_name]
         state = {
             "dialog": dialog_name,
@@ -201,7 +201,7 @@ class Engine:
         }
         return self._apply(ctx, dialog, state, dialog.start(ctx, args or {}), prefix=say, remember=False)
 
-    def start_with_form(self, ctx: Context, dialog_name: str, answer: Answer) -> EngineResult:
+    def start_with_form(self, ctx: Context, dialog_name: str, answer: Answer) -> DialogResult:
         """A form submitted with no dialog in progress (a Slack modal opened by a slash command)."""
         started = self.start(ctx, dialog_name)
         if started.state is None:
@@ -220,28 +220,28 @@ class Engine:
         text: str | None,
         action: str | None,
         answer: Answer,
-    ) -> EngineResult:
+    ) -> DialogResult:
         dialog = self.dialogs.get(state.get("dialog", ""))
         if dialog is None or state.get("state") not in dialog.steps:
             # A state saved by an older version of the bot: start over politely.
-            return EngineResult(None, (Text(ctx.t("engine.lost_track"), Tone.WARNING),), done=True)
+            return DialogResult(None, (Text(ctx.t("engine.lost_track"), Tone.WARNING),), done=True)
         step = dialog.steps[state["state"]]
         current_action = action_id(state)
 
         command = command_of(text if action is None else None, action)
         if command == "cancel":
-            return EngineResult(None, (Text(ctx.t("engine.cancelled")),), done=True)
+            return DialogResult(None, (Text(ctx.t("engine.cancelled")),), done=True)
         if command == "help":
             help_text = Text(ctx.t(step.help_key) + "\n" + ctx.t("engine.commands_hint"))
-            return EngineResult(state, (help_text,) + step.prompt(ctx, state["data"], current_action))
+            return DialogResult(state, (help_text,) + step.prompt(ctx, state["data"], current_action))
         if command == "back":
             if not state["history"]:
-                return EngineResult(
+                return DialogResult(
                     state, (Text(ctx.t("engine.nothing_before")),) + step.prompt(ctx, state["data"], current_action)
                 )
             previous = state["history"][-1]
             new_state = {**state, "state": previous, "history": state["history"][:-1]}
-            return EngineResult(new_state, dialog.steps[previous].prompt(ctx, new_state["data"], action_id(new_state)))
+            return DialogResult(new_state, dialog.steps[previous].prompt(ctx, new_state["data"], action_id(new_state)))
 
         if action and action.startswith(ACTION_FORM):
             if action[len(ACTION_FORM):] != dialog.name:
@@ -260,8 +260,8 @@ class Engine:
         return dialog.steps[state["state"]].prompt(ctx, state["data"], action_id(state))
 
     # ---- internals -----------------------------------------------------------------------------
-    def _stale(self, ctx: Context, state: dict[str, Any], step: Step) -> EngineResult:
-        return EngineResult(
+    def _stale(self, ctx: Context, state: dict[str, Any], step: Step) -> DialogResult:
+        return DialogResult(
             state,
             (Text(ctx.t("engine.stale_action"), Tone.WARNING),) + step.prompt(ctx, state["data"], action_id(state)),
         )
@@ -274,7 +274,7 @@ class Engine:
         outcome: Outcome,
         prefix: tuple[Reply, ...] = (),
         remember: bool = True,
-    ) -> EngineResult:
+    ) -> DialogResult:
         replies: list[Reply] = list(prefix)
         data = dict(state["data"])
         history = list(state["history"])
@@ -287,15 +287,15 @@ class Engine:
                 step = dialog.steps[current]
                 replies.append(Text(outcome.message, Tone.ERROR))
                 replies.extend(step.prompt(ctx, data, action_id(new_state)))
-                return EngineResult(new_state, tuple(replies))
+                return DialogResult(new_state, tuple(replies))
             if isinstance(outcome, FormErrors):
                 new_state = {**state, "data": data, "history": history}
-                return EngineResult(new_state, tuple(replies), field_errors=dict(outcome.errors))
+                return DialogResult(new_state, tuple(replies), field_errors=dict(outcome.errors))
             if isinstance(outcome, Finish):
                 data.update(outcome.updates)
                 replies.extend(outcome.say)
                 final = {**state, "data": data, "history": history}
-                return EngineResult(final if outcome.effect else None, tuple(replies), effect=outcome.effect, done=True)
+                return DialogResult(final if outcome.effect else None, tuple(replies), effect=outcome.effect, done=True)
             assert isinstance(outcome, Goto)
             data.update(outcome.updates)
             replies.extend(outcome.say)
@@ -308,7 +308,7 @@ class Engine:
             if skipped is None:
                 new_state = {**state, "state": current, "data": data, "history": history}
                 replies.extend(step.prompt(ctx, data, action_id(new_state)))
-                return EngineResult(new_state, tuple(replies))
+                return DialogResult(new_state, tuple(replies))
             # A skipped step is not a place `back` should return to.
             remember = False
             outcome = skipped

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot.i18n import format_money
-from bot.money import percent
-from bot.replies import Choices, Facts, Option, Reply, Text
+from bot.domain.money import percent
+from bot.protocol.replies import Choices, Facts, Option, Reply, Text
 
 from bot.dialogs.common import contacts_facts
 from bot.dialogs.engine import Context

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from bot import validation
-from bot.domain import Ticket, TicketKind, Urgency
+from bot.domain import validation
+from bot.domain.model import Ticket, TicketKind, Urgency
 from bot.i18n import format_datetime
-from bot.money import percent
-from bot.replies import Choices, Confirmation, Facts, FieldKind, Form, FormField, Option, Reply, Text, Tone
-from bot.validation import Invalid
+from bot.domain.money import percent
+from bot.protocol.replies import Choices, Confirmation, Facts, FieldKind, Form, FormField, Option, Reply, Text, Tone
+from bot.domain.validation import Invalid
 
 from bot.dialogs.common import NO, YES, contacts_facts, kind_options, urgency_options, yes_no
 from bot.dialogs.engine import (

@@ -6,12 +6,12 @@ from datetime import date, time, timedelta
 from typing import Any, Mapping
 
 from bot.i18n import format_date, format_money, format_number
-from bot.replies import Facts, FieldKind, Form, FormField, Option, Reply, Text
-from bot.quote import Quote, QuoteError
-from bot.validation import Invalid
+from bot.protocol.replies import Facts, FieldKind, Form, FormField, Option, Reply, Text
+from bot.domain.quote import Quote, QuoteError
+from bot.domain.validation import Invalid
 
 from bot.dialogs.engine import Answer, ChoiceStep, Context, Dialog, Finish, FormErrors, Goto, Outcome, Step, TextStep
-from bot.dialogs.parsing import combine_local, parse_date, parse_duration, parse_int, parse_time
+from bot.domain.parsing import combine_local, parse_date, parse_duration, parse_int, parse_time
 
 NAME = "quote"
 

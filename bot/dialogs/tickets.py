@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from bot.domain import EscalationReason, Ticket
-from bot.replies import Confirmation, Option, Reply, Text, Tone
+from bot.domain.model import EscalationReason, Ticket
+from bot.protocol.replies import Confirmation, Option, Reply, Text, Tone
 
 from bot.dialogs.common import ticket_facts, ticket_option
 from bot.dialogs.engine import (
@@ -22,7 +22,7 @@ from bot.dialogs.engine import (
     TextStep,
     resolve_option,
 )
-from bot import validation
+from bot.domain import validation
 
 ESCALATE = "escalate"
 TICKET_INFO = "ticket_info"

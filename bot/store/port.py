@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
-from bot.domain import (
+from bot.domain.model import (
     Company,
     CustomerContact,
     DialogKey,
@@ -61,7 +61,7 @@ class NewOutboxMessage:
 
 
 @dataclass(frozen=True)
-class NewInboundTurn:
+class NewInboxItem:
     """What a person sent, written down before the platform is told it arrived (the ack), so
     that a crash between the ack and the work loses nothing: a worker takes it from the store.
 
@@ -77,7 +77,7 @@ class NewInboundTurn:
 
 
 @dataclass(frozen=True)
-class InboundTurn:
+class InboxItem:
     id: int
     channel: str
     kind: str
@@ -300,14 +300,14 @@ class Store(abc.ABC):
 
     # ---- inbox: what people sent, waiting for a worker ----------------------------------------------
     @abc.abstractmethod
-    async def enqueue_inbound(self, items: Sequence[NewInboundTurn], now: datetime) -> int:
+    async def enqueue_inbound(self, items: Sequence[NewInboxItem], now: datetime) -> int:
         """Write the items (one transaction) as pending, due now; returns how many were new. An
         item whose dedup_key is already stored (or repeated in `items`) is ignored."""
 
     @abc.abstractmethod
     async def claim_inbound(
         self, now: datetime, lease: timedelta, limit: int = 10, channels: Sequence[str] | None = None
-    ) -> Sequence[InboundTurn]:
+    ) -> Sequence[InboxItem]:
         """Take up to `limit` items to work on, by priority then arrival: pending items due by
         `now`, or working items whose lease ran out (their worker died). Only the oldest unfinished
         (pending or working) item of a conversation can be taken, so one conversation's turns are
@@ -336,7 +336,7 @@ class Store(abc.ABC):
         """Given up (dead letter): kept for inspection; its conversation goes on without it."""
 
     @abc.abstractmethod
-    async def list_inbound(self, status: str | None = None) -> Sequence[InboundTurn]: ...
+    async def list_inbound(self, status: str | None = None) -> Sequence[InboxItem]: ...
 
     @abc.abstractmethod
     async def count_unfinished_inbound(self) -> int:

@@ -35,7 +35,7 @@ from sqlalchemy.engine.url import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from bot.domain import (
+from bot.domain.model import (
     OPEN_STATUSES,
     Company,
     CustomerContact,
@@ -60,8 +60,8 @@ from bot.domain import (
 from bot.store import models as m
 from bot.store.port import (
     DirectoryCounts,
-    InboundTurn,
-    NewInboundTurn,
+    InboxItem,
+    NewInboxItem,
     NewOutboxMessage,
     StaleDialogError,
     StaleTicketError,
@@ -493,8 +493,8 @@ def _outbox_rows(messages: Sequence[NewOutboxMessage], now: datetime) -> list[di
     ]
 
 
-def _inbound_turn(row: Any) -> InboundTurn:
-    return InboundTurn(
+def _inbound_turn(row: Any) -> InboxItem:
+    return InboxItem(
         id=row.id,
         channel=row.channel,
         kind=row.kind,
@@ -529,7 +529,7 @@ _PG_INBOX_INSERT = text(
 ).bindparams(bindparam("now", type_=m.UTCDateTime()))
 
 
-def _inbox_rows(items: Sequence[NewInboundTurn], now: datetime) -> list[dict[str, Any]]:
+def _inbox_rows(items: Sequence[NewInboxItem], now: datetime) -> list[dict[str, Any]]:
     """Column values of new inbox items; of items repeating a dedup_key only the first is kept."""
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -1345,7 +1345,7 @@ class SqlStore(Store):
             return int((await conn.execute(stmt)).rowcount)
 
     # ---- inbox --------------------------------------------------------------------------------
-    async def enqueue_inbound(self, items: Sequence[NewInboundTurn], now: datetime) -> int:
+    async def enqueue_inbound(self, items: Sequence[NewInboxItem], now: datetime) -> int:
         _aware(now)
         rows = _inbox_rows(items, now)
         if not rows:
@@ -1367,7 +1367,7 @@ class SqlStore(Store):
 
     async def claim_inbound(
         self, now: datetime, lease: timedelta, limit: int = 10, channels: Sequence[str] | None = None
-    ) -> Sequence[InboundTurn]:
+    ) -> Sequence[InboxItem]:
         limit = _claim_limit(now, lease, limit)
         if limit <= 0:
             return []
@@ -1433,7 +1433,7 @@ class SqlStore(Store):
     async def fail_inbound(self, item_id: int, error: str, *, attempt: int | None = None) -> bool:
         return await self._update_inbound(item_id, attempt, status="failed", last_error=error)
 
-    async def list_inbound(self, status: str | None = None) -> Sequence[InboundTurn]:
+    async def list_inbound(self, status: str | None = None) -> Sequence[InboxItem]:
         i = m.inbox
         query = select(i).order_by(i.c.id)
         if status is not None:

@@ -1,7 +1,7 @@
 """Export the real card JSON shown in the README pictures.
 
 Builds a Desk on a temporary SQLite database with the example directory and a fixed clock
-(Thursday 26 November 2026, 10:00 in Brussels), drives `bot.conversation.Conversation` the way
+(Thursday 26 November 2026, 10:00 in Brussels), drives `bot.app.runner.TurnRunner` the way
 the Teams and Slack channels do, and renders the replies with the project's own renderers
 (`cards/teams.py` for Adaptive Cards, `cards/slack.py` for Block Kit). Nothing here is written
 by hand: if a dialog or a renderer changes, re-running this script changes the pictures.
@@ -26,14 +26,14 @@ OUT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from adapters.teams.channel import card_labels  # the labels the Teams channel uses
-from bot.clock import ManualClock
-from bot.config import Settings
-from bot.conversation import Conversation
-from bot.desk import Desk
-from bot.directory import read_directory_file
-from bot.replies import Confirmation, Response
+from bot.domain.clock import ManualClock
+from bot.domain.config import Settings
+from bot.app.runner import TurnRunner
+from bot.app.desk import Desk
+from bot.domain.directory import read_directory_file
+from bot.protocol.replies import Confirmation, Response
 from bot.store.sql import SqlStore
-from bot.turn import Turn, UserIdentity
+from bot.protocol.turn import Turn, UserIdentity
 from cards import slack as slack_cards
 from cards import teams as teams_cards
 
@@ -66,7 +66,7 @@ def write(name: str, payload: dict) -> None:
     print(f"wrote {path.relative_to(ROOT)}")
 
 
-async def chat(conv: Conversation, make_turn, texts) -> Response:
+async def chat(conv: TurnRunner, make_turn, texts) -> Response:
     response = Response()
     for text in texts:
         response = await conv.handle(make_turn(text))
@@ -79,7 +79,7 @@ async def export(db: Path) -> None:
     try:
         await store.replace_directory(read_directory_file(ROOT / "examples" / "directory.yaml"))
         desk = Desk(Settings(), store, ManualClock(NOW))
-        conv = Conversation(desk)
+        conv = TurnRunner(desk)
 
         # ---- Teams: the `ticket` command's one-shot form card ------------------------------------
         turn = teams_turn("ticket")

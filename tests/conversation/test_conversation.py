@@ -11,14 +11,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.clock import ManualClock
-from bot.config import Settings
-from bot.conversation import Conversation
-from bot.desk import Desk
-from bot.directory import read_directory_file
-from bot.domain import EscalationReason, TicketKind
-from bot.replies import Choices
-from bot.turn import Turn, UserIdentity
+from bot.domain.clock import ManualClock
+from bot.domain.config import Settings
+from bot.app.runner import TurnRunner
+from bot.app.desk import Desk
+from bot.domain.directory import read_directory_file
+from bot.domain.model import EscalationReason, TicketKind
+from bot.protocol.replies import Choices
+from bot.protocol.turn import Turn, UserIdentity
 from cards.text import render_all
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ def turn(email: str, text: str | None = None, *, action: str | None = None, valu
                 values=values or {}, event_id=event_id)
 
 
-async def say(conv: Conversation, email: str, *texts: str, lang: str = "en") -> str:
+async def say(conv: TurnRunner, email: str, *texts: str, lang: str = "en") -> str:
     out = ""
     for text in texts:
         response = await conv.handle(turn(email, text, lang=lang))
@@ -55,7 +55,7 @@ INCIDENT = ("ticket", "1", "1", "Invoicing module", DESCRIPTION, "Open an invoic
 
 
 async def test_guided_incident_creates_one_ticket(desk):
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     out = await say(conv, LOTTE, *INCIDENT)
     assert "Please check your ticket" in out
     response = await conv.handle(turn(LOTTE, "1"))
@@ -70,8 +70,8 @@ async def test_guided_incident_creates_one_ticket(desk):
 
 
 async def test_state_survives_a_new_runner_and_resumes_at_the_same_question(desk):
-    await say(Conversation(desk), LOTTE, "ticket", "1", "1", "Invoicing module")
-    restarted = Conversation(desk)  # a new process: nothing in memory
+    await say(TurnRunner(desk), LOTTE, "ticket", "1", "1", "Invoicing module")
+    restarted = TurnRunner(desk)  # a new process: nothing in memory
     resumed = render_all(await restarted.resume_prompt(turn(LOTTE)))
     assert "describe it clearly" in resumed
     out = await say(restarted, LOTTE, DESCRIPTION)
@@ -79,7 +79,7 @@ async def test_state_survives_a_new_runner_and_resumes_at_the_same_question(desk
 
 
 async def test_double_click_on_confirm_creates_one_ticket(desk):
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     await say(conv, LOTTE, *INCIDENT)
     stored = await desk.store.load_dialog(turn(LOTTE).dialog_key)
     action = f"new_ticket:summary:{stored.state['instance'][:8]}"
@@ -93,7 +93,7 @@ async def test_double_click_on_confirm_creates_one_ticket(desk):
 
 
 async def test_redelivered_event_is_processed_once(desk):
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     await say(conv, LOTTE, "ticket")
     first = await conv.handle(turn(LOTTE, "1", event_id="Ev1"))
     again = await conv.handle(turn(LOTTE, "1", event_id="Ev1"))
@@ -104,8 +104,8 @@ async def test_redelivered_event_is_processed_once(desk):
 
 async def test_stale_write_is_retried_not_lost(desk, store_factory):
     other = await store_factory()
-    conv_a = Conversation(desk)
-    conv_b = Conversation(Desk(desk.settings, other, desk.clock))
+    conv_a = TurnRunner(desk)
+    conv_b = TurnRunner(Desk(desk.settings, other, desk.clock))
     await say(conv_a, LOTTE, "ticket")
     # Both processes answer at once; one wins, the other retries on the new state.
     await asyncio.gather(conv_a.handle(turn(LOTTE, "1")), conv_b.handle(turn(LOTTE, "1")))
@@ -115,7 +115,7 @@ async def test_stale_write_is_retried_not_lost(desk, store_factory):
 
 
 async def test_cancel_leaves_no_ticket(desk):
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     await say(conv, LOTTE, *INCIDENT)
     out = await say(conv, LOTTE, "cancel")
     assert "Nothing was created" in out
@@ -123,7 +123,7 @@ async def test_cancel_leaves_no_ticket(desk):
 
 
 async def test_idle_dialog_expires(desk):
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     await say(conv, LOTTE, "ticket")
     desk.clock.advance(__import__("datetime").timedelta(hours=3))
     out = await say(conv, LOTTE, "1")
@@ -132,7 +132,7 @@ async def test_idle_dialog_expires(desk):
 
 
 async def test_quoting_a_ticket_number_shows_it_instead_of_a_duplicate(desk):
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     await say(conv, LOTTE, *INCIDENT, "1")
     out = await say(conv, LOTTE, "any news on CS-2026-00001?")
     assert "CS-2026-00001" in out and "Add information" in out
@@ -144,7 +144,7 @@ async def test_quoting_a_ticket_number_shows_it_instead_of_a_duplicate(desk):
 
 
 async def test_customers_never_see_or_escalate_another_companys_ticket(desk):
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     await say(conv, LOTTE, *INCIDENT, "1")
     # Camille works for Atelier Lumière: Brasserie De Klok's ticket does not exist for her.
     out = await say(conv, CAMILLE, "status CS-2026-00001")
@@ -162,7 +162,7 @@ async def test_customers_never_see_or_escalate_another_companys_ticket(desk):
 
 
 async def test_escalation_is_recorded_with_a_message_for_level_one(desk):
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     await say(conv, LOTTE, *INCIDENT, "1")
     out = await say(conv, LOTTE, "escalate", "CS-2026-00001", "1", "Nobody called me back in two days.")
     assert "Naïda Jelacic" in out  # the confirmation names who handles it
@@ -176,7 +176,7 @@ async def test_escalation_is_recorded_with_a_message_for_level_one(desk):
 
 
 async def test_unknown_input_gets_a_menu_in_the_users_language(desk):
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     response = await conv.handle(turn(LOTTE, "blablabla", lang="nl"))
     assert any(isinstance(r, Choices) and r.action == "menu" for r in response.replies)
     assert response.lang == "nl"
@@ -186,13 +186,13 @@ async def test_unknown_input_gets_a_menu_in_the_users_language(desk):
 
 
 async def test_language_falls_back_to_directory_then_english(desk):
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     assert (await conv.handle(turn(LOTTE, "help", lang=None))).lang == "nl"  # her directory language
     assert (await conv.handle(turn("stranger@example.com", "help", lang="de-DE"))).lang == "en"
 
 
 async def test_modal_form_submitted_at_once_with_errors_then_success(desk):
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     bad = await conv.handle(turn(CAMILLE, action="form:new_ticket", values={
         "kind": "incident", "name": "Camille", "email": "camille", "phone": "+32 2 555 67 89",
         "module": "Stock", "description": "broken", "urgency": "normal", "_confirmed": "1"}))
@@ -208,7 +208,7 @@ async def test_modal_form_submitted_at_once_with_errors_then_success(desk):
 
 
 async def test_home_lists_open_tickets_and_welcome_gives_contacts(desk):
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     empty = await conv.home(turn(LOTTE))
     assert "no open tickets" in render_all(empty.replies)
     await say(conv, LOTTE, *INCIDENT, "1")
@@ -220,7 +220,7 @@ async def test_home_lists_open_tickets_and_welcome_gives_contacts(desk):
 
 
 async def test_preview_of_a_form_changes_nothing(desk):
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     values = {"kind": "service_request", "name": "Camille Dubois", "email": CAMILLE, "phone": "02 555 67 89",
               "module": "Stock", "description": "How do I add a new warehouse location to the stock module?",
               "urgency": "low", "_confirmed": "1"}

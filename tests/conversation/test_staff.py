@@ -13,17 +13,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.clock import ManualClock
-from bot.config import Settings
-from bot.conversation import Conversation
-from bot.desk import Desk
-from bot.directory import read_directory_file
-from bot.domain import OutboxMessage, TicketStatus
-from bot.escalations import Escalations
-from bot.outbox import DeliveryFailed, Delivery, Dispatcher, RetryPolicy, Undeliverable
-from bot.replies import Response
-from bot.timelog import billing_report, month_bounds
-from bot.turn import Turn, UserIdentity
+from bot.domain.clock import ManualClock
+from bot.domain.config import Settings
+from bot.app.runner import TurnRunner
+from bot.app.desk import Desk
+from bot.domain.directory import read_directory_file
+from bot.domain.model import OutboxMessage, TicketStatus
+from bot.app.escalations import Escalations
+from bot.app.outbox import DeliveryFailed, Delivery, Dispatcher, RetryPolicy, Undeliverable
+from bot.protocol.replies import Response
+from bot.domain.time_entries import billing_report, month_bounds
+from bot.protocol.turn import Turn, UserIdentity
 from cards.text import render_all
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +48,7 @@ def turn(email: str, text: str | None = None, *, action=None, values=None, event
                 text=text, action=action, values=values or {}, event_id=event_id)
 
 
-async def say(conv: Conversation, email: str, text: str, **kw) -> str:
+async def say(conv: TurnRunner, email: str, text: str, **kw) -> str:
     return render_all((await conv.handle(turn(email, text, **kw))).replies)
 
 
@@ -63,7 +63,7 @@ async def new_ticket(desk: Desk, email: str, kind: str = "incident") -> str:
 
 async def test_agent_logs_time_priced_with_the_customers_sla(desk):
     number = await new_ticket(desk, LOTTE)  # Brasserie De Klok: outside office hours at 125 %
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     out = await say(conv, SOFIE, f"logtime {number} 1h30 teamviewer at 2026-11-27 16:30 remote session")
     # Friday 16:30-17:00 at 100 %, 17:00-18:00 at their SLA's 125 %.
     assert "0.50 h at 100 % = €51.11" in out and "1.00 h at 125 % = €127.76" in out and "€178.87" in out
@@ -74,7 +74,7 @@ async def test_agent_logs_time_priced_with_the_customers_sla(desk):
 
 async def test_only_agents_log_time_and_nothing_is_written_otherwise(desk):
     number = await new_ticket(desk, LOTTE)
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     for who in (LOTTE, NAIDA):
         out = await say(conv, who, f"logtime {number} 1h teamviewer")
         assert "Only service desk agents can log time" in out
@@ -90,14 +90,14 @@ async def test_only_agents_log_time_and_nothing_is_written_otherwise(desk):
 ])
 async def test_bad_logtime_gets_a_usage_message_and_writes_nothing(desk, args, fragment):
     number = await new_ticket(desk, LOTTE)
-    out = await say(Conversation(desk), SOFIE, "logtime " + args.format(n=number))
+    out = await say(TurnRunner(desk), SOFIE, "logtime " + args.format(n=number))
     assert fragment in out
     assert await desk.store.list_time_entries() == []
 
 
 async def test_redelivered_logtime_is_recorded_once(desk):
     number = await new_ticket(desk, LOTTE)
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     await conv.handle(turn(SOFIE, f"logtime {number} 1h database", event_id="Ev42"))
     again = await conv.handle(turn(SOFIE, f"logtime {number} 1h database", event_id="Ev42"))
     assert again.duplicate
@@ -106,7 +106,7 @@ async def test_redelivered_logtime_is_recorded_once(desk):
 
 async def test_edit_and_delete_own_entries_with_history(desk):
     number = await new_ticket(desk, LOTTE)
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     await say(conv, SOFIE, f"logtime {number} 1h database at 2026-11-27 10:00")
     [entry] = await desk.store.list_time_entries()
     out = await say(conv, THOMAS, f"logtime delete {entry.id}")
@@ -124,7 +124,7 @@ async def test_edit_and_delete_own_entries_with_history(desk):
 
 async def test_logtime_form_and_dialog(desk):
     number = await new_ticket(desk, LOTTE)
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     form = await conv.form(turn(SOFIE), "logtime")
     assert form is not None and [f.name for f in form.fields][:3] == ["ticket", "duration", "service"]
     assert await conv.form(turn(LOTTE), "logtime") is None  # customers get no time form
@@ -146,7 +146,7 @@ async def test_billing_report_equals_the_sum_of_what_agents_were_shown(desk):
     """Spans over an evening, a weekend and a Belgian holiday (11 November)."""
     klok = await new_ticket(desk, LOTTE)
     atelier = await new_ticket(desk, CAMILLE)
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     shown = []
     for agent, text in [
         (SOFIE, f"logtime {klok} 3h teamviewer at 2026-11-27 15:30"),        # Friday office -> evening
@@ -177,7 +177,7 @@ async def test_billing_report_equals_the_sum_of_what_agents_were_shown(desk):
 
 async def test_change_request_through_change_management_tells_the_release_date_once(desk):
     number = await new_ticket(desk, LOTTE, kind="change_request")
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     out = await say(conv, SOFIE, f"status {number} released")
     assert "cannot go from 'submitted' to 'released'" in out
     await say(conv, SOFIE, f"status {number} assessed")
@@ -200,7 +200,7 @@ async def test_change_request_through_change_management_tells_the_release_date_o
 
 async def test_workflow_commands_and_refusals(desk):
     number = await new_ticket(desk, CAMILLE, kind="service_request")
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     assert "assigned to Thomas Leroy" in await say(conv, SOFIE, f"assign {number} thomas.leroy@caresolutions.be")
     assert "assigned to Sofie" in await say(conv, SOFIE, f"assign {number} me")
     assert "not an agent" in await say(conv, SOFIE, f"assign {number} {LOTTE}")
@@ -236,7 +236,7 @@ class RecordingDelivery(Delivery):
         self.sent.append((message.recipient.lower(), message.kind, response))
 
 
-async def escalate(desk: Desk, conv: Conversation) -> str:
+async def escalate(desk: Desk, conv: TurnRunner) -> str:
     number = await new_ticket(desk, LOTTE)
     for text in ("escalate", number, "1", "Nobody called me back.", "1"):
         out = await say(conv, LOTTE, text)
@@ -245,7 +245,7 @@ async def escalate(desk: Desk, conv: Conversation) -> str:
 
 
 async def test_escalation_climbs_to_level_two_on_time_and_ack_stops_it(desk):
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     delivery = RecordingDelivery()
     dispatcher = Dispatcher(desk, delivery)
     number = await escalate(desk, conv)
@@ -283,7 +283,7 @@ async def test_escalation_climbs_to_level_two_on_time_and_ack_stops_it(desk):
 
 
 async def test_climb_counts_office_hours_only(desk):
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     desk.clock.set(datetime(2026, 11, 27, 16, 30, tzinfo=BXL))  # Friday 16:30
     await escalate(desk, conv)
     escalations = Escalations(desk)
@@ -294,7 +294,7 @@ async def test_climb_counts_office_hours_only(desk):
 
 
 async def test_top_level_is_pinged_again_on_the_interval(desk):
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     await escalate(desk, conv)
     escalations = Escalations(desk)
     desk.clock.advance(timedelta(minutes=60))
@@ -307,7 +307,7 @@ async def test_top_level_is_pinged_again_on_the_interval(desk):
 
 
 async def test_non_managers_cannot_acknowledge(desk):
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     number = await escalate(desk, conv)
     for who in (LOTTE, SOFIE):
         out = await say(conv, who, None, action="escalation", values={"value": f"ack:{number}"})
@@ -317,7 +317,7 @@ async def test_non_managers_cannot_acknowledge(desk):
 
 
 async def test_outbox_retries_with_backoff_then_delivers_once(desk):
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     delivery = RecordingDelivery()
     dispatcher = Dispatcher(desk, delivery, policy=RetryPolicy(max_attempts=5, base_delay=timedelta(seconds=10)))
     await escalate(desk, conv)
@@ -339,7 +339,7 @@ async def test_outbox_retries_with_backoff_then_delivers_once(desk):
 
 
 async def test_dead_letter_and_requeue(desk):
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     delivery = RecordingDelivery()
     dispatcher = Dispatcher(desk, delivery, policy=RetryPolicy(max_attempts=2, base_delay=timedelta(seconds=1)))
     await escalate(desk, conv)
@@ -365,7 +365,7 @@ async def test_unknown_recipient_is_dead_lettered_with_a_clear_reason(desk):
 
 
 async def test_dispatcher_killed_mid_delivery_loses_nothing(desk):
-    conv = Conversation(desk)
+    conv = TurnRunner(desk)
     await escalate(desk, conv)
     # A dispatcher takes the message and dies before it could mark it sent.
     [taken] = await desk.store.claim_outbox(desk.now(), timedelta(minutes=5), 10)

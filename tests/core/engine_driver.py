@@ -8,16 +8,16 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.calendar import BusinessCalendar
-from bot.config import Settings
-from bot.dialogs.engine import Answer, Context, Engine, EngineResult
+from bot.domain.calendar import BusinessCalendar
+from bot.domain.config import Settings
+from bot.dialogs.engine import Answer, Context, DialogEngine, DialogResult
 from bot.dialogs.new_ticket import NewTicketDialog
 from bot.dialogs.quote import QuoteDialog
 from bot.dialogs.tickets import EscalationDialog, TicketInfoDialog
-from bot.domain import Company, CustomerContact
-from bot.quote import QuoteEngine
-from bot.replies import Choices, Confirmation
-from bot.turn import UserIdentity
+from bot.domain.model import Company, CustomerContact
+from bot.domain.quote import QuoteEngine
+from bot.protocol.replies import Choices, Confirmation
+from bot.protocol.turn import UserIdentity
 from cards.text import render_all
 
 BXL = ZoneInfo("Europe/Brussels")
@@ -46,9 +46,9 @@ def context(now: str = "2026-11-26T10:00", lang: str = "en", contact: CustomerCo
 @dataclass
 class Driver:
     ctx: Context
-    engine: Engine = field(default_factory=lambda: Engine([NewTicketDialog(), QuoteDialog(), EscalationDialog(), TicketInfoDialog()]))
+    engine: Engine = field(default_factory=lambda: DialogEngine([NewTicketDialog(), QuoteDialog(), EscalationDialog(), TicketInfoDialog()]))
     state: dict | None = None
-    last: EngineResult | None = None
+    last: DialogResult | None = None
 
     def start(self, dialog: str, **args: Any) -> str:
         self.last = self.engine.start(self.ctx, dialog, args)
@@ -70,7 +70,7 @@ class Driver:
         self.state = self.last.state if self.last.effect is None else None
         return render_all(self.last.replies)
 
-    def submit(self, dialog: str, confirmed: bool = False, **values: str) -> EngineResult:
+    def submit(self, dialog: str, confirmed: bool = False, **values: str) -> DialogResult:
         assert self.state is not None
         self.last = self.engine.handle(self.ctx, self.state, None, f"form:{dialog}",
                                        Answer(values=values, is_form=True, confirmed=confirmed))

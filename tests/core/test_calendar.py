@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.calendar import BusinessCalendar, Period
-from bot.config import CalendarSettings
+from bot.domain.calendar import BusinessCalendar, Period
+from bot.domain.config import CalendarSettings
 
 BXL = ZoneInfo("Europe/Brussels")
 CAL = BusinessCalendar(CalendarSettings())

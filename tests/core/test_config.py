@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, Settings, load_settings, settings_from_mapping
+from bot.domain.config import ConfigError, Settings, load_settings, settings_from_mapping
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from bot.domain import Company, Ticket, TicketKind, TicketStatus, Urgency
-from bot.replies import Choices, Confirmation, Text, Tone
+from bot.domain.model import Company, Ticket, TicketKind, TicketStatus, Urgency
+from bot.protocol.replies import Choices, Confirmation, Text, Tone
 
 from tests.core.engine_driver import LOTTE, Driver, context
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.directory import DirectoryError, parse_directory, read_directory_file
-from bot.domain import StaffRole
+from bot.domain.directory import DirectoryError, parse_directory, read_directory_file
+from bot.domain.model import StaffRole
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,9 +12,9 @@ from typing import Any, Sequence
 
 import pytest
 
-from bot.inbox import AckPressure, InboxWorker, InboxWriter, wall_clock
-from bot.outbox import RetryPolicy
-from bot.store.port import InboundTurn, NewInboundTurn, StoreUnavailableError
+from bot.app.inbox import AckPressure, InboxWorker, InboxWriter, wall_clock
+from bot.app.outbox import RetryPolicy
+from bot.store.port import InboxItem, NewInboxItem, StoreUnavailableError
 from bot.store.sql import SqlStore
 
 LEASE = timedelta(seconds=0.6)
@@ -22,8 +22,8 @@ POLICY = RetryPolicy(max_attempts=2, base_delay=timedelta(seconds=0), max_delay=
 OUTAGE_WAITS = (0.05,)
 
 
-def turn(conversation: str, key: str, *, channel: str = "slack") -> NewInboundTurn:
-    return NewInboundTurn(channel=channel, kind="message", conversation_key=conversation,
+def turn(conversation: str, key: str, *, channel: str = "slack") -> NewInboxItem:
+    return NewInboxItem(channel=channel, kind="message", conversation_key=conversation,
                           payload={"key": key}, dedup_key=key)
 
 
@@ -39,7 +39,7 @@ def count_enqueues(store: SqlStore) -> list[int]:
     calls: list[int] = []
     original = store.enqueue_inbound
 
-    async def counting(items: Sequence[NewInboundTurn], now: Any) -> int:
+    async def counting(items: Sequence[NewInboxItem], now: Any) -> int:
         calls.append(len(items))
         return await original(items, now)
 
@@ -85,7 +85,7 @@ async def test_writer_a_failing_store_fails_every_waiting_write_and_recovers(sto
     calls: list[int] = []
     down = True
 
-    async def flaky(items: Sequence[NewInboundTurn], now: Any) -> int:
+    async def flaky(items: Sequence[NewInboxItem], now: Any) -> int:
         calls.append(len(items))
         await asyncio.sleep(0.01)
         if down:
@@ -125,7 +125,7 @@ async def test_drain_keeps_a_conversation_in_order_and_runs_conversations_concur
     most = 0
     overlaps: list[str] = []
 
-    async def handle(item: InboundTurn) -> None:
+    async def handle(item: InboxItem) -> None:
         nonlocal most
         key, conv = item.payload["key"], item.conversation_key
         if active_conversations[conv]:
@@ -154,7 +154,7 @@ async def test_drain_keeps_a_conversation_in_order_and_runs_conversations_concur
 
 
 async def test_drain_with_nothing_to_do_returns(store: SqlStore) -> None:
-    async def handle(item: InboundTurn) -> None:  # pragma: no cover - never called
+    async def handle(item: InboxItem) -> None:  # pragma: no cover - never called
         raise AssertionError(item)
 
     await asyncio.wait_for(worker(store, handle).drain(), 5)
@@ -171,7 +171,7 @@ async def test_a_failing_handler_is_retried_then_dead_lettered_and_its_conversat
     await store.enqueue_inbound([turn("A", "a1"), turn("A", "a2"), turn("B", "b1")], wall_clock())
     seen: list[tuple[str, int, str | None]] = []
 
-    async def handle(item: InboundTurn) -> None:
+    async def handle(item: InboxItem) -> None:
         seen.append((item.payload["key"], item.attempts, item.last_error))
         if item.payload["key"] == "a1":
             raise RuntimeError("ticket system says 500")
@@ -196,7 +196,7 @@ async def test_a_short_database_outage_is_waited_out_within_the_claim(store: Sql
     await store.enqueue_inbound([turn("A", "a1"), turn("A", "a2")], wall_clock())
     seen: list[tuple[str, int]] = []
 
-    async def handle(item: InboundTurn) -> None:
+    async def handle(item: InboxItem) -> None:
         seen.append((item.payload["key"], item.attempts))
         if len(seen) == 1:
             raise StoreUnavailableError("connection refused")
@@ -211,7 +211,7 @@ async def test_a_longer_outage_is_left_to_the_store_retry(store: SqlStore) -> No
     await store.enqueue_inbound([turn("A", "a1")], wall_clock())
     seen: list[int] = []
 
-    async def handle(item: InboundTurn) -> None:
+    async def handle(item: InboxItem) -> None:
         seen.append(item.attempts)
         if len(seen) <= 2:  # longer than outage_waits=(0.05,): both tries of the first claim fail
             raise StoreUnavailableError("connection refused")
@@ -231,12 +231,12 @@ async def test_a_slow_handler_keeps_its_lease_against_another_worker(store: SqlS
     runs: list[tuple[str, int]] = []
     slow_started = asyncio.Event()
 
-    async def slow(item: InboundTurn) -> None:
+    async def slow(item: InboxItem) -> None:
         runs.append((item.payload["key"], item.attempts))
         slow_started.set()
         await asyncio.sleep(LEASE.total_seconds() * 3)  # 1.8 s: three leases
 
-    async def other_handler(item: InboundTurn) -> None:
+    async def other_handler(item: InboxItem) -> None:
         runs.append((f"other:{item.payload['key']}", item.attempts))
 
     first = worker(store, slow, concurrency=1)
@@ -260,7 +260,7 @@ async def test_a_stopped_worker_leaves_its_item_to_another_after_the_lease(store
     await store.enqueue_inbound([turn("A", "a1")], wall_clock())
     cancelled: list[str] = []
 
-    async def stuck(item: InboundTurn) -> None:
+    async def stuck(item: InboxItem) -> None:
         try:
             await asyncio.sleep(30)
         except asyncio.CancelledError:
@@ -277,7 +277,7 @@ async def test_a_stopped_worker_leaves_its_item_to_another_after_the_lease(store
 
     seen: list[int] = []
 
-    async def handle(item: InboundTurn) -> None:
+    async def handle(item: InboxItem) -> None:
         seen.append(item.attempts)
 
     other = worker(other_store, handle)
@@ -296,7 +296,7 @@ async def test_run_handles_written_items_promptly_and_stops(store: SqlStore) -> 
     loop = asyncio.get_running_loop()
     finished_slow = asyncio.Event()
 
-    async def handle(item: InboundTurn) -> None:
+    async def handle(item: InboxItem) -> None:
         key = item.payload["key"]
         if key.startswith("slow"):
             await asyncio.sleep(0.3)
@@ -334,7 +334,7 @@ async def test_run_handles_written_items_promptly_and_stops(store: SqlStore) -> 
 
 
 async def test_run_stops_at_once_when_idle(store: SqlStore) -> None:
-    async def handle(item: InboundTurn) -> None:  # pragma: no cover - never called
+    async def handle(item: InboxItem) -> None:  # pragma: no cover - never called
         raise AssertionError(item)
 
     w = worker(store, handle, busy_poll=3.0, idle_poll=5.0)
@@ -363,7 +363,7 @@ T0 = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
 
 
 def _turn(c, k):
-    return NewInboundTurn(channel="slack", kind="message", conversation_key=c, payload={"key": k}, dedup_key=k)
+    return NewInboxItem(channel="slack", kind="message", conversation_key=c, payload={"key": k}, dedup_key=k)
 
 
 async def test_extend_and_finish_after_a_takeover_change_nothing(store):
@@ -507,12 +507,12 @@ def test_pressure_needs_a_mark_and_a_hold(kwargs: dict[str, Any]) -> None:
 
 async def test_under_pressure_the_worker_takes_one_item_at_a_time_then_all_at_once_when_it_ends(
         store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("bot.inbox.PRESSURED_TAKE_EVERY_S", 0.15)
+    monkeypatch.setattr("bot.app.inbox.PRESSURED_TAKE_EVERY_S", 0.15)
     started: list[tuple[str, float]] = []
     release = asyncio.Event()
     loop = asyncio.get_running_loop()
 
-    async def handle(item: InboundTurn) -> None:
+    async def handle(item: InboxItem) -> None:
         started.append((item.payload["key"], loop.time()))
         await (release.wait() if item.payload["key"] == "k0" else asyncio.sleep(0.01))
 
@@ -545,7 +545,7 @@ async def test_under_pressure_the_worker_takes_one_item_at_a_time_then_all_at_on
 async def test_drain_works_at_full_speed_whatever_the_pressure(store: SqlStore) -> None:
     handled: list[str] = []
 
-    async def handle(item: InboundTurn) -> None:
+    async def handle(item: InboxItem) -> None:
         handled.append(item.payload["key"])
 
     pressure = AckPressure(high=1, hold=60)

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from bot.calendar import BusinessCalendar
-from bot.config import Multipliers, Settings
-from bot.quote import QuoteEngine, QuoteError
+from bot.domain.calendar import BusinessCalendar
+from bot.domain.config import Multipliers, Settings
+from bot.domain.quote import QuoteEngine, QuoteError
 
 BXL = ZoneInfo("Europe/Brussels")
 ENGINE = QuoteEngine.from_settings(Settings())

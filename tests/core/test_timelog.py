@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.dialogs.intents import ticket_number_pattern
-from bot.domain import TimeEntry
-from bot.timelog import billing_csv_rows, billing_report, month_bounds, parse_logtime
-from bot.validation import Invalid
+from bot.domain.model import TimeEntry
+from bot.domain.time_entries import billing_csv_rows, billing_report, month_bounds, parse_logtime
+from bot.domain.validation import Invalid
 
 BXL = ZoneInfo("Europe/Brussels")
 NOW = datetime(2026, 11, 26, 18, 0, tzinfo=BXL)

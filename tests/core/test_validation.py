@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot import validation
-from bot.validation import Invalid
+from bot.domain import validation
+from bot.domain.validation import Invalid
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from bot.domain import Ticket, TicketKind, TicketStatus as S, Urgency
-from bot.workflow import TransitionRefused, check_release_date, check_solution_date, check_status
+from bot.domain.model import Ticket, TicketKind, TicketStatus as S, Urgency
+from bot.domain.workflow import TransitionRefused, check_release_date, check_solution_date, check_status
 
 NOW = datetime(2026, 11, 26, tzinfo=timezone.utc)
 TODAY = date(2026, 11, 26)

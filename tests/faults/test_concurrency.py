@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from bot.domain import DialogKey
+from bot.domain.model import DialogKey
 from bot.store.sql import SqlStore
 from tests.faults.conftest import CREATED, add_users, description_of, script_for
 from tests.faults.test_database import posts_to

@@ -64,7 +64,7 @@ async def test_database_outage_under_a_server_process(pg_url, tmp_path):
 
 class ServeWithWorkers(scenarios.Server):
     """A `caredesk serve` process started with CAREDESK_WORKERS=N: it acknowledges, its
-    `python -m adapters.cli worker` children do the work."""
+    `python -m adapters.server.cli worker` children do the work."""
 
     def __init__(self, database_url, fake, log_dir, name, workers: int = 1, log_level: str = "WARNING") -> None:
         self.port = scenarios.free_port()
@@ -103,7 +103,7 @@ def _alive(pid: int) -> bool:
 
 def _is_worker(pid: int) -> bool:
     args = _cmdline(pid)
-    return "adapters.cli" in args and "worker" in args
+    return "adapters.server.cli" in args and "worker" in args
 
 
 def _children(pid: int) -> list[int]:
@@ -117,7 +117,7 @@ def _children(pid: int) -> list[int]:
 
 
 async def _worker_children(server: scenarios.Server, count: int = 1, timeout: float = 15.0) -> list[int]:
-    """The server's `adapters.cli worker` children, once there are `count` of them."""
+    """The server's `adapters.server.cli worker` children, once there are `count` of them."""
     deadline = time.monotonic() + timeout
     while True:
         assert server.proc.poll() is None, f"the server exited with {server.proc.returncode}"

@@ -19,11 +19,11 @@ from adapters.slack import mount as slack_mount
 from adapters.teams import configure
 from adapters.teams import mount as teams_mount
 from adapters.teams.config import TeamsConfig
-from adapters.web import build_app
-from bot.clock import ManualClock
-from bot.config import Secrets, Settings
-from bot.desk import Desk
-from bot.directory import read_directory_file
+from adapters.server.web import build_app
+from bot.domain.clock import ManualClock
+from bot.domain.config import Secrets, Settings
+from bot.app.desk import Desk
+from bot.domain.directory import read_directory_file
 from tests.slack.conftest import (  # noqa: F401
     BOT_TOKEN,
     NOW,

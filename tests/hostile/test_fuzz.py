@@ -1,5 +1,5 @@
 """Property-based fuzzing (hypothesis) of the engine's inputs: random text, actions, values and
-forms, from random people, into the pure dialog engine and into `Conversation.handle` on SQLite.
+forms, from random people, into the pure dialog engine and into `TurnRunner.handle` on SQLite.
 
 Properties: never an exception; every reply is one of the reply model's types, renders as text
 and as valid Block Kit; the language is one of the three; field errors are text; and no ticket is
@@ -16,14 +16,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.clock import ManualClock
-from bot.config import Settings
-from bot.conversation import Conversation
-from bot.desk import Desk
+from bot.domain.clock import ManualClock
+from bot.domain.config import Settings
+from bot.app.runner import TurnRunner
+from bot.app.desk import Desk
 from bot.dialogs.engine import Answer
-from bot.directory import read_directory_file
-from bot.replies import Reply, Response
-from bot.turn import Turn, UserIdentity
+from bot.domain.directory import read_directory_file
+from bot.protocol.replies import Reply, Response
+from bot.protocol.turn import Turn, UserIdentity
 from cards import slack as slack_cards
 from cards.text import render_all
 from tests.core.engine_driver import Driver, context
@@ -63,25 +63,25 @@ def check_response(response: Response) -> None:
         validate_blocks(slack_cards.message(response.replies)["blocks"], 50)
 
 
-# ---- Conversation.handle on SQLite --------------------------------------------------------------------
+# ---- TurnRunner.handle on SQLite --------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory):
-    """One event loop, one SQLite store and one Conversation for all examples (fast)."""
+    """One event loop, one SQLite store and one TurnRunner for all examples (fast)."""
     from bot.store.sql import SqlStore
 
     loop = asyncio.new_event_loop()
     store = SqlStore(f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('fuzz') / 'fuzz.db'}")
 
-    async def setup() -> Conversation:
+    async def setup() -> TurnRunner:
         await store.initialize()
         await store.replace_directory(read_directory_file(ROOT / "examples" / "directory.yaml"))
         desk = Desk(Settings(), store, ManualClock(datetime(2026, 11, 26, 10, 0, tzinfo=BXL)))
         for email, module in (("lotte.peeters@brasseriedeklok.be", "ERP"), ("camille.dubois@atelier-lumiere.be", "POS")):
             await desk.register_ticket(kind="incident", requester_email=email, module=module,
                                        description="The invoice print job fails with error 42 every time")
-        return Conversation(desk)
+        return TurnRunner(desk)
 
     conversation = loop.run_until_complete(setup())
     yield loop, conversation
@@ -92,7 +92,7 @@ def runner(tmp_path_factory):
 _conversations = itertools.count(1)
 
 
-async def _turn(conversation: Conversation, spec, name: str, event_id: str | None) -> Response:
+async def _turn(conversation: TurnRunner, spec, name: str, event_id: str | None) -> Response:
     text, action, vals, email, locale = spec
     store = conversation.store
     user = UserIdentity(id=f"U-{email}", email=email, display_name="Fuzzy", locale=locale)

@@ -15,7 +15,7 @@ import urllib.parse
 import jwt
 import pytest
 
-from adapters.web import MAX_BODY_BYTES
+from adapters.server.web import MAX_BODY_BYTES
 from tests.hostile.conftest import ALL_TABLES, snapshot
 from tests.slack.conftest import LOTTE, SIGNING_SECRET, TEAM, form_body, load_json, sign
 from tests.teams.conftest import KID, channel_claims, unsigned_token

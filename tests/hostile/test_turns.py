@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from bot.domain import EscalationReason
+from bot.domain.model import EscalationReason
 from tests.hostile.conftest import BUSINESS_TABLES, count, seed_tickets, snapshot
 from tests.slack.conftest import LOTTE, SOFIE, block_text
 from tests.teams.conftest import card_of, card_text

@@ -26,10 +26,10 @@ import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.clock import ManualClock
-from bot.config import Secrets, Settings
-from bot.desk import Desk
-from bot.directory import read_directory_file
+from bot.domain.clock import ManualClock
+from bot.domain.config import Secrets, Settings
+from bot.app.desk import Desk
+from bot.domain.directory import read_directory_file
 
 ROOT = Path(__file__).resolve().parents[2]
 PLATFORM = ROOT / ".." / "shared" / "reference" / "platform"
@@ -457,7 +457,7 @@ async def make_desk(store, settings: Settings) -> Desk:
 
 async def start_env(store, fake: FakeSlack, settings: Settings | None = None, **options: Any):
     from adapters.slack import SLACK_KEY, mount
-    from adapters.web import build_app
+    from adapters.server.web import build_app
 
     desk = await make_desk(store, settings or slack_settings(fake))
     options.setdefault("retry_handlers", fast_retries())

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.replies import Choices, Confirmation, Facts, FieldKind, Form, FormField, Option, Text, Tone
+from bot.protocol.replies import Choices, Confirmation, Facts, FieldKind, Form, FormField, Option, Text, Tone
 from cards import slack as cards
 from tests.slack.conftest import validate_blocks, validate_view
 
@@ -138,12 +138,12 @@ def test_home_and_info_views_are_valid():
 
 @pytest.mark.parametrize("lang", ["en", "fr", "nl"])
 async def test_the_cores_real_replies_render_validly_in_every_language(lang, sqlite_store):
-    from bot.conversation import Conversation
-    from bot.turn import Turn, UserIdentity
+    from bot.app.runner import TurnRunner
+    from bot.protocol.turn import Turn, UserIdentity
     from tests.slack.conftest import make_desk, slack_settings
 
     desk = await make_desk(sqlite_store, slack_settings(None))
-    conversation = Conversation(desk)
+    conversation = TurnRunner(desk)
     user = UserIdentity(id="W1", email="lotte.peeters@brasseriedeklok.be", locale=lang)
     for text in ("help", "contacts", "ticket", "quote", "status"):
         response = await conversation.handle(Turn("slack", "T", f"c-{text}", user, text=text))

@@ -89,7 +89,7 @@ async def test_a_form_with_errors_changes_nothing_and_closing_it_says_nothing(en
     await env.command("/ticket")
     view = opened_form(env)
     await env.submit(view, {**TICKET_VALUES, "description": "broken"})
-    from bot.domain import DialogKey
+    from bot.domain.model import DialogKey
 
     # The errors are shown in the modal, which keeps what was typed: nothing is stored.
     key = DialogKey("slack", TEAM, "modal:new_ticket", LOTTE)

@@ -99,7 +99,7 @@ async def test_the_app_cleanup_finishes_background_work(sqlite_store, fake_slack
 
 
 async def test_slack_requests_in_hand_count_for_the_ack_pressure_and_the_servers_worker_yields_to_it(env):
-    from adapters.web import PRESSURE_KEY
+    from adapters.server.web import PRESSURE_KEY
 
     pressure = env.client.server.app[PRESSURE_KEY]
     assert env.channel.inbox_worker.pressure is pressure

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from adapters.delivery import ChannelDelivery
+from adapters.server.delivery import ChannelDelivery
 from adapters.slack import send_to_person
-from bot.escalations import Escalations
-from bot.outbox import Dispatcher, RetryPolicy
+from bot.app.escalations import Escalations
+from bot.app.outbox import Dispatcher, RetryPolicy
 from tests.slack.conftest import LOTTE, NAIDA, PIETER, block_text
 
 

@@ -18,7 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text, update
 
 import bot.store.sql as sql_module
-from bot.domain import (
+from bot.domain.model import (
     Company,
     CustomerContact,
     DialogKey,
@@ -644,7 +644,7 @@ async def test_enqueue_ignores_duplicates(store: SqlStore) -> None:
     assert await store.list_outbox("sent") == []
 
 
-# ---- extensions of SqlStore beyond the port (used by bot.conversation) -----------------------------
+# ---- extensions of SqlStore beyond the port (used by bot.app.runner) -----------------------------
 
 
 async def test_save_dialog_claims_the_event_in_the_same_transaction(store: SqlStore) -> None:

@@ -15,7 +15,7 @@ from alembic import command
 from sqlalchemy import inspect, select, text
 
 from bot.store import models
-from bot.store.port import InboundTurn, NewInboundTurn
+from bot.store.port import InboxItem, NewInboxItem
 from bot.store.sql import SqlStore, alembic_config, upgrade_async
 
 UTC = timezone.utc
@@ -31,8 +31,8 @@ def turn(
     kind: str = "message",
     priority: int = 1,
     payload: dict[str, Any] | None = None,
-) -> NewInboundTurn:
-    return NewInboundTurn(
+) -> NewInboxItem:
+    return NewInboxItem(
         channel=channel,
         kind=kind,
         conversation_key=conversation,
@@ -42,7 +42,7 @@ def turn(
     )
 
 
-def keys(items: list[InboundTurn] | Any) -> list[str | None]:
+def keys(items: list[InboxItem] | Any) -> list[str | None]:
     return [t.dedup_key for t in items]
 
 

@@ -13,7 +13,7 @@ import pytest
 from alembic import command
 from sqlalchemy import insert, select, text
 
-from bot.domain import (
+from bot.domain.model import (
     EscalationReason,
     EscalationStatus,
     NewTicket,

@@ -31,11 +31,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from adapters.teams import configure, mount
 from adapters.teams.botbuilder_transport import clear_key_cache
 from adapters.teams.config import TeamsConfig
-from adapters.web import build_app
-from bot.clock import ManualClock
-from bot.config import Secrets, Settings
-from bot.desk import Desk
-from bot.directory import read_directory_file
+from adapters.server.web import build_app
+from bot.domain.clock import ManualClock
+from bot.domain.config import Secrets, Settings
+from bot.app.desk import Desk
+from bot.domain.directory import read_directory_file
 
 ROOT = Path(__file__).resolve().parents[2]
 PLATFORM = ROOT / ".." / "shared" / "reference" / "platform"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from adapters.delivery import ChannelDelivery, teams_sender
-from bot.conversation import Conversation
-from bot.outbox import Dispatcher, RetryPolicy
-from bot.turn import Turn, UserIdentity
+from adapters.server.delivery import ChannelDelivery, teams_sender
+from bot.app.runner import TurnRunner
+from bot.app.outbox import Dispatcher, RetryPolicy
+from bot.protocol.turn import Turn, UserIdentity
 from tests.teams.conftest import card_text
 
 LOTTE = "lotte.peeters@brasseriedeklok.be"
@@ -18,7 +18,7 @@ async def test_update_reaches_the_requester_in_teams_once_the_connector_recovers
     await bot.say("help")  # Lotte talked to the bot in Teams: her conversation reference is stored
     ticket = await bot.desk.register_ticket(kind="service_request", requester_email=LOTTE, module="Reports",
                                             description="How do I export the monthly report with the VAT column?")
-    conversation = Conversation(bot.desk)
+    conversation = TurnRunner(bot.desk)
     sofie = Turn("console", "local", "c:sofie", UserIdentity("sofie", "sofie.janssens@caresolutions.be", locale="en"),
                  text=f"solution {ticket.number} 2026-12-03")
     await conversation.handle(sofie)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.replies import (
+from bot.protocol.replies import (
     Choices,
     Confirmation,
     Facts,

@@ -7,7 +7,7 @@ import asyncio
 import copy
 import logging
 
-from bot.config import ServerSettings, Settings
+from bot.domain.config import ServerSettings, Settings
 from tests.teams.conftest import (
     BOT_ID,
     CARD_TYPE,

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from adapters.teams import ProactiveDeliveryError, send_proactive
-from bot.replies import Facts, Response, Text, Tone
+from bot.protocol.replies import Facts, Response, Text, Tone
 from tests.teams.conftest import card_of, card_text
 
 LOTTE = "lotte.peeters@brasseriedeklok.be"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from bot.domain import Ticket, TicketKind, TicketStatus as S
+from bot.domain.model import Ticket, TicketKind, TicketStatus as S
 
 SUPPORT_FLOW: dict[S, frozenset[S]] = {
     S.NEW: frozenset({S.IN_PROGRESS, S.WAITING_FOR_CUSTOMER, S.RESOLVED, S.CLOSED}),

@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Mapping
 
-from bot.config import Settings
+from bot.domain.config import Settings
 from bot.i18n import format_short_date, translate
-from bot.replies import Choices, Facts, Option, Reply, Response, Text, Tone
+from bot.protocol.replies import Choices, Facts, Option, Reply, Response, Text, Tone
 
 ESCALATION_PING = "escalation_ping"
 ESCALATION_TAKEN = "escalation_taken"

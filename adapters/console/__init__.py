@@ -11,11 +11,11 @@ import asyncio
 import sys
 from typing import TextIO
 
-from bot.conversation import Conversation
+from bot.app.runner import TurnRunner
 from bot.i18n import normalize_language, translate
-from bot.replies import Response
+from bot.protocol.replies import Response
 from bot.store.port import StoreUnavailableError
-from bot.turn import Turn, UserIdentity
+from bot.protocol.turn import Turn, UserIdentity
 from cards.text import render_all
 
 CHANNEL = "console"
@@ -33,7 +33,7 @@ def console_turn(email: str, lang: str | None, text: str, display_name: str | No
     )
 
 
-async def run_chat(conversation: Conversation, email: str, lang: str | None,
+async def run_chat(conversation: TurnRunner, email: str, lang: str | None,
                    stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
     interactive = stdin.isatty()
 
@@ -67,7 +67,7 @@ async def run_chat(conversation: Conversation, email: str, lang: str | None,
     return 0
 
 
-async def _handle_patiently(conversation: Conversation, turn: Turn, say) -> Response | None:
+async def _handle_patiently(conversation: TurnRunner, turn: Turn, say) -> Response | None:
     """The database may be away for a moment (a restart, a failover): keep what the user typed
     and try again a few times before giving up with a clear message."""
     lang = normalize_language(turn.user.locale, conversation.settings.default_language)

@@ -8,7 +8,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from bot.config import is_email
+from bot.domain.config import is_email
 
 MAX_SHORT_TEXT = 200
 MAX_LONG_TEXT = 4000

@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 from typing import Awaitable, Callable, Mapping
 
-from bot.desk import Desk
-from bot.domain import OutboxMessage
-from bot.outbox import Delivery, DeliveryFailed, Undeliverable
-from bot.replies import Response
+from bot.app.desk import Desk
+from bot.domain.model import OutboxMessage
+from bot.app.outbox import Delivery, DeliveryFailed, Undeliverable
+from bot.protocol.replies import Response
 
 log = logging.getLogger("caredesk.delivery")
 

@@ -14,20 +14,20 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from bot.desk import Desk
+from bot.app.desk import Desk
 from bot.dialogs.engine import Context
-from bot.dialogs.logtime import entry_replies
-from bot.dialogs.parsing import parse_date
-from bot.domain import StaffRole, Ticket, TicketStatus, TimeEntry
-from bot.escalations import Escalations
+from bot.dialogs.log_time import entry_replies
+from bot.domain.parsing import parse_date
+from bot.domain.model import StaffRole, Ticket, TicketStatus, TimeEntry
+from bot.app.escalations import Escalations
 from bot.i18n import format_date, format_money, format_short_date
-from bot.notifications import TICKET_UPDATE
-from bot.quote import QuoteError
-from bot.replies import Facts, Reply, Text, Tone
+from bot.app.notifications import TICKET_UPDATE
+from bot.domain.quote import QuoteError
+from bot.protocol.replies import Facts, Reply, Text, Tone
 from bot.store.port import NewOutboxMessage, StaleTicketError, UnknownTicketError
-from bot.timelog import TimeRequest, is_agent, parse_logtime, parse_start, to_entry
-from bot.validation import Invalid, clean_text
-from bot.workflow import NOTIFIED, STATUS_WORDS, TransitionRefused, check_release_date, check_solution_date, check_status
+from bot.domain.time_entries import TimeRequest, is_agent, parse_logtime, parse_start, to_entry
+from bot.domain.validation import Invalid, clean_text
+from bot.domain.workflow import NOTIFIED, STATUS_WORDS, TransitionRefused, check_release_date, check_solution_date, check_status
 
 # Command words in English, French and Dutch.
 COMMANDS = {

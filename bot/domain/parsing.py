@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, timedelta
 
-from bot.validation import Invalid, clean_text
+from bot.domain.validation import Invalid, clean_text
 
 _RELATIVE_DAYS = {
     "today": 0, "aujourd'hui": 0, "aujourd’hui": 0, "vandaag": 0,

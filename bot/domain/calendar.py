@@ -16,7 +16,7 @@ from typing import Iterator
 
 import holidays as holidays_lib
 
-from bot.config import CalendarSettings, Multipliers
+from bot.domain.config import CalendarSettings, Multipliers
 
 
 class Period(str, enum.Enum):

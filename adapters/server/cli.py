@@ -16,16 +16,16 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, AsyncIterator, Sequence
 
-from bot.clock import clock_from_settings, parse_local
-from bot.config import ConfigError, Settings, is_email, load_settings
-from bot.desk import Desk
-from bot.directory import DirectoryError, read_directory_file
-from bot.inbox import AckPressure
+from bot.domain.clock import clock_from_settings, parse_local
+from bot.domain.config import ConfigError, Settings, is_email, load_settings
+from bot.app.desk import Desk
+from bot.domain.directory import DirectoryError, read_directory_file
+from bot.app.inbox import AckPressure
 from bot.i18n import translate
-from bot.quote import QuoteError
+from bot.domain.quote import QuoteError
 from bot.store import open_store
 from bot.store.port import StoreUnavailableError
-from bot.validation import Invalid
+from bot.domain.validation import Invalid
 
 log = logging.getLogger("caredesk")
 
@@ -200,7 +200,7 @@ def _print_json(value: Any) -> None:
 
 
 async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from adapters.web import serve
+    from adapters.server.web import serve
 
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
@@ -219,9 +219,9 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     you like against one PostgreSQL database)."""
     import signal
 
-    from adapters.delivery import ChannelDelivery
-    from adapters.web import default_senders, inbox_worker
-    from bot.outbox import Dispatcher
+    from adapters.server.delivery import ChannelDelivery
+    from adapters.server.web import default_senders, inbox_worker
+    from bot.app.outbox import Dispatcher
 
     if not args.lease_seconds > 0:
         raise UsageError("--lease-seconds must be a positive number of seconds")
@@ -424,7 +424,7 @@ async def cmd_tickets_show(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_billing_report(settings: Settings, args: argparse.Namespace) -> int:
     import csv
 
-    from bot.timelog import billing_csv_rows, billing_report, month_bounds
+    from bot.domain.time_entries import billing_csv_rows, billing_report, month_bounds
 
     try:
         start, end = month_bounds(args.month, settings.calendar.tz)
@@ -456,7 +456,7 @@ async def cmd_billing_report(settings: Settings, args: argparse.Namespace) -> in
 
 
 async def cmd_escalations_list(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.escalations import describe
+    from bot.app.escalations import describe
 
     async with _desk(settings) as desk:
         escalations = await desk.store.list_escalations(open_only=not args.all)
@@ -524,12 +524,12 @@ async def cmd_inbox_list(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
     from adapters.console import run_chat
-    from bot.conversation import Conversation
+    from bot.app.runner import TurnRunner
 
     if not is_email(args.email):
         raise UsageError(f"--as: not an e-mail address: {args.email!r}")
     async with _desk(settings) as desk:
-        return await run_chat(Conversation(desk), args.email, args.lang)
+        return await run_chat(TurnRunner(desk), args.email, args.lang)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from bot.domain import DialogKey
+from bot.domain.model import DialogKey
 
 
 @dataclass(frozen=True)

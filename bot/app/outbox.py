@@ -16,12 +16,12 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.desk import Desk
-from bot.domain import OutboxMessage
-from bot.escalations import Escalations
+from bot.app.desk import Desk
+from bot.domain.model import OutboxMessage
+from bot.app.escalations import Escalations
 from bot.i18n import normalize_language
-from bot.notifications import render
-from bot.replies import Response
+from bot.app.notifications import render
+from bot.protocol.replies import Response
 from bot.store.port import StoreUnavailableError
 
 log = logging.getLogger("caredesk.outbox")

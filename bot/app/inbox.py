@@ -25,13 +25,13 @@ import time
 from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable, Iterable, Mapping
 
-from bot.clock import SystemClock
-from bot.outbox import RetryPolicy
-from bot.store.port import InboundTurn, NewInboundTurn, Store, StoreUnavailableError
+from bot.domain.clock import SystemClock
+from bot.app.outbox import RetryPolicy
+from bot.store.port import InboxItem, NewInboxItem, Store, StoreUnavailableError
 
 log = logging.getLogger("caredesk.inbox")
 
-Handler = Callable[[InboundTurn], Awaitable[None]]
+Handler = Callable[[InboxItem], Awaitable[None]]
 Clock = Callable[[], datetime]
 
 # One transaction writes at most this many items; more wait for the next one.
@@ -152,10 +152,10 @@ class InboxWriter:
         self.clock = clock
         self.max_batch = max_batch
         self.on_written = on_written
-        self._waiting: list[tuple[NewInboundTurn, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[NewInboxItem, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def write(self, item: NewInboundTurn) -> None:
+    async def write(self, item: NewInboxItem) -> None:
         """Raises StoreUnavailableError when the database cannot take it (nothing was written)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
@@ -266,7 +266,7 @@ class InboxWorker:
         self.tasks.discard(task)
         self._wake.set()  # a slot is free, and the conversation's next item may be taken
 
-    async def _work(self, item: InboundTurn) -> None:
+    async def _work(self, item: InboxItem) -> None:
         handler = self.handlers[item.channel]
         keeper = asyncio.create_task(self._keep(item))
         try:
@@ -291,7 +291,7 @@ class InboxWorker:
             # the core recognises (the delivery id is claimed with the dialog's state).
             log.warning("inbox item %s done but not marked (database unavailable)", item.id)
 
-    async def _keep(self, item: InboundTurn) -> None:
+    async def _keep(self, item: InboxItem) -> None:
         """Renew the item's lease while its work goes on (a slow platform, a database outage)."""
         period = self.lease.total_seconds() / 3
         while True:
@@ -303,7 +303,7 @@ class InboxWorker:
             except StoreUnavailableError:
                 pass  # the database is away: the item is redone if this worker does not finish it
 
-    async def _patiently(self, handler: Handler, item: InboundTurn) -> None:
+    async def _patiently(self, handler: Handler, item: InboxItem) -> None:
         """A database outage is waited out here, in real time, a while: the item's turn then
         goes on where it stopped (the core saves a turn's state with its delivery id in one
         transaction, so a turn that was saved is not done twice) and the person gets the answer,
@@ -318,7 +318,7 @@ class InboxWorker:
                 log.warning("inbox item %s: database unavailable, trying again in %.1f s", item.id, delay)
                 await asyncio.sleep(delay)
 
-    async def _retry(self, item: InboundTurn, reason: str) -> None:
+    async def _retry(self, item: InboxItem, reason: str) -> None:
         try:
             if item.attempts >= self.policy.max_attempts:
                 log.error("inbox item %s dead-lettered after %d attempts: %s", item.id, item.attempts, reason)

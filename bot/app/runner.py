@@ -3,7 +3,7 @@
 It loads who the user is (directory, visible tickets), runs the pure dialog engine, performs
 the engine's effects idempotently (a ticket is created once per dialog, whatever the retries),
 and saves the new state with optimistic versioning. A redelivered platform event is answered
-once. Every channel (console, Slack, Teams) calls `Conversation.handle`.
+once. Every channel (console, Slack, Teams) calls `TurnRunner.handle`.
 """
 
 from __future__ import annotations
@@ -13,24 +13,24 @@ import time
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
-from bot.desk import Desk
-from bot.dialogs.engine import Answer, Context, Effect, Engine, EngineResult, command_of, ACTION_FORM
+from bot.app.desk import Desk
+from bot.dialogs.engine import Answer, Context, Effect, DialogEngine, DialogResult, command_of, ACTION_FORM
 from bot.dialogs.intents import Intent, detect, ticket_number_pattern
 from bot.dialogs.new_ticket import NewTicketDialog
 from bot.dialogs.quote import QuoteDialog
-from bot.dialogs.logtime import NAME as LOGTIME, LogTimeDialog
+from bot.dialogs.log_time import NAME as LOGTIME, LogTimeDialog
 from bot.dialogs.tickets import EscalationDialog, TicketInfoDialog, my_tickets_replies
 from bot.dialogs import menus
 from bot.dialogs.common import contacts_facts, ticket_facts
-from bot.domain import EscalationReason, NewTicket, StoredDialog, Ticket, TicketKind, Urgency
+from bot.domain.model import EscalationReason, NewTicket, StoredDialog, Ticket, TicketKind, Urgency
 from bot.i18n import normalize_language, translate
-from bot.replies import Form, Reply, Response, Text, Tone
-from bot.notifications import ACTION_ESCALATION
-from bot.quote import QuoteError
-from bot.staff import StaffCommand, StaffDesk
+from bot.protocol.replies import Form, Reply, Response, Text, Tone
+from bot.app.notifications import ACTION_ESCALATION
+from bot.domain.quote import QuoteError
+from bot.app.staff import StaffCommand, StaffDesk
 from bot.store.port import StaleDialogError, TurnStart, UnknownTicketError
-from bot.timelog import TimeRequest, is_agent
-from bot.turn import Turn
+from bot.domain.time_entries import TimeRequest, is_agent
+from bot.protocol.turn import Turn
 
 log = logging.getLogger("caredesk.conversation")
 
@@ -50,12 +50,12 @@ class NotVisible(Exception):
         self.number = number
 
 
-class Conversation:
+class TurnRunner:
     def __init__(self, desk: Desk):
         self.desk = desk
         self.settings = desk.settings
         self.store = desk.store
-        self.engine = Engine([NewTicketDialog(), QuoteDialog(), EscalationDialog(), TicketInfoDialog(), LogTimeDialog()])
+        self.engine = DialogEngine([NewTicketDialog(), QuoteDialog(), EscalationDialog(), TicketInfoDialog(), LogTimeDialog()])
         self.number_pattern = ticket_number_pattern(self.settings.tickets.number_format)
         self.staff = StaffDesk(desk, self.number_pattern)
         # e-mail -> (expires, (contact, staff, company)) of recent previews (see `preview`)
@@ -131,7 +131,7 @@ class Conversation:
         ctx = await self.context(turn)
         return (Text(ctx.t("engine.resuming")),) + self.engine.prompt(ctx, state)
 
-    async def preview(self, turn: Turn) -> EngineResult:
+    async def preview(self, turn: Turn) -> DialogResult:
         """What this turn would do — field errors, a next question, or a finishing effect —
         without doing or saving anything. A channel that must answer within seconds (a Slack
         modal submission) checks the form with it, answers, and then handles the turn."""
@@ -253,13 +253,13 @@ class Conversation:
             return Response(lang=ctx.lang, duplicate=True)
         return Response(replies, ctx.lang, dict(result.field_errors), done=result.done, ticket_number=ticket_number)
 
-    async def _outside_dialog(self, ctx: Context, turn: Turn, answer: Answer) -> EngineResult:
+    async def _outside_dialog(self, ctx: Context, turn: Turn, answer: Answer) -> DialogResult:
         """No dialog in progress: a menu click, a form, a command or free text."""
         action = turn.action
         if action and action.startswith(ACTION_FORM):
             dialog = action[len(ACTION_FORM):]
             if dialog == LOGTIME and not is_agent(ctx.staff):
-                return EngineResult(None, (Text(ctx.t("staff.only_agents"), Tone.WARNING),))
+                return DialogResult(None, (Text(ctx.t("staff.only_agents"), Tone.WARNING),))
             if dialog in self.engine.dialogs:
                 return self.engine.start_with_form(ctx, dialog, answer)
         if action == ACTION_MENU:
@@ -275,32 +275,32 @@ class Conversation:
             return await self._staff(ctx, turn, command)
         command = command_of(turn.text if not action else None, action)
         if command in ("cancel", "back"):
-            return EngineResult(None, (Text(ctx.t("engine.nothing_to_cancel")),) + menus.menu(ctx))
+            return DialogResult(None, (Text(ctx.t("engine.nothing_to_cancel")),) + menus.menu(ctx))
         if command == "help":
-            return EngineResult(None, menus.help_replies(ctx))
+            return DialogResult(None, menus.help_replies(ctx))
         if action:
             # A button of a conversation that is over (a double click, an old card): never act twice.
-            return EngineResult(None, (Text(ctx.t("engine.finished_already"), Tone.WARNING),) + menus.menu(ctx))
+            return DialogResult(None, (Text(ctx.t("engine.finished_already"), Tone.WARNING),) + menus.menu(ctx))
         intent = detect(turn.text or "", self.number_pattern)
         if intent is None:
             if ctx.mentioned_unknown:
-                return EngineResult(None, (Text(ctx.t("tickets.not_found", number=ctx.mentioned_unknown), Tone.WARNING),))
-            return EngineResult(None, (Text(ctx.t("menu.unknown")),) + menus.menu(ctx))
+                return DialogResult(None, (Text(ctx.t("tickets.not_found", number=ctx.mentioned_unknown), Tone.WARNING),))
+            return DialogResult(None, (Text(ctx.t("menu.unknown")),) + menus.menu(ctx))
         return self._intent(ctx, intent)
 
-    async def _staff(self, ctx: Context, turn: Turn, command: StaffCommand) -> EngineResult:
+    async def _staff(self, ctx: Context, turn: Turn, command: StaffCommand) -> DialogResult:
         if not self.staff.allowed(ctx, command):
-            return EngineResult(None, self.staff.refusal(ctx, command))
+            return DialogResult(None, self.staff.refusal(ctx, command))
         if command.name == "logtime" and not command.rest.strip():
             return self.engine.start(ctx, LOGTIME)
         # A redelivered command must not log the same time twice: the delivery id is the key.
         key = f"{turn.channel}:{turn.event_id}" if turn.event_id else None
-        return EngineResult(None, await self.staff.run(ctx, command, key))
+        return DialogResult(None, await self.staff.run(ctx, command, key))
 
-    def _intent(self, ctx: Context, intent: Intent) -> EngineResult:
+    def _intent(self, ctx: Context, intent: Intent) -> DialogResult:
         name, args = intent.name, dict(intent.args)
         if name in ("ticket_info", "escalate") and args.get("number") and ctx.mentioned is None:
-            return EngineResult(None, (Text(ctx.t("tickets.not_found", number=args["number"]), Tone.WARNING),))
+            return DialogResult(None, (Text(ctx.t("tickets.not_found", number=args["number"]), Tone.WARNING),))
         if name == "new_ticket":
             return self.engine.start(ctx, "new_ticket", args)
         if name == "quote":
@@ -310,12 +310,12 @@ class Conversation:
         if name == "ticket_info":
             return self.engine.start(ctx, "ticket_info", args)
         if name == "my_tickets":
-            return EngineResult(None, my_tickets_replies(ctx))
+            return DialogResult(None, my_tickets_replies(ctx))
         if name == "contacts":
-            return EngineResult(None, menus.contacts_replies(ctx))
+            return DialogResult(None, menus.contacts_replies(ctx))
         if name == "help":
-            return EngineResult(None, menus.help_replies(ctx))
-        return EngineResult(None, (Text(ctx.t("menu.unknown")),) + menus.menu(ctx))
+            return DialogResult(None, menus.help_replies(ctx))
+        return DialogResult(None, (Text(ctx.t("menu.unknown")),) + menus.menu(ctx))
 
     async def _perform(self, ctx: Context, turn: Turn, state: Mapping[str, Any], effect: Effect) -> Any:
         """Carry out a finishing effect. Each is keyed by the dialog instance, so a retried turn

@@ -11,9 +11,9 @@ import logging
 from datetime import datetime, timedelta
 from typing import Sequence
 
-from bot.desk import Desk
-from bot.domain import Escalation, EscalationStatus, StaffMember, StaffRole, Ticket
-from bot.notifications import ESCALATION_HANDLED, ESCALATION_PING, ESCALATION_TAKEN
+from bot.app.desk import Desk
+from bot.domain.model import Escalation, EscalationStatus, StaffMember, StaffRole, Ticket
+from bot.app.notifications import ESCALATION_HANDLED, ESCALATION_PING, ESCALATION_TAKEN
 from bot.store.port import NewOutboxMessage
 
 log = logging.getLogger("caredesk.escalations")

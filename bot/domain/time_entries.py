@@ -13,10 +13,10 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
-from bot.dialogs.parsing import parse_date, parse_duration, parse_time
-from bot.domain import NewTimeEntry, StaffMember, StaffRole, Ticket, TimeEntry
-from bot.quote import Quote
-from bot.validation import Invalid, clean_text
+from bot.domain.parsing import parse_date, parse_duration, parse_time
+from bot.domain.model import NewTimeEntry, StaffMember, StaffRole, Ticket, TimeEntry
+from bot.domain.quote import Quote
+from bot.domain.validation import Invalid, clean_text
 
 _AT_WORDS = {"at", "à", "a", "om", "op", "le", "on"}
 _RELATIVE = {

@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from aiohttp import web
 
-from bot.desk import Desk
-from bot.inbox import AckPressure
+from bot.app.desk import Desk
+from bot.app.inbox import AckPressure
 from bot.store.port import StoreUnavailableError
 
 log = logging.getLogger("caredesk.web")
 
 if TYPE_CHECKING:
-    from adapters.delivery import Sender
-    from bot.inbox import InboxWorker
+    from adapters.server.delivery import Sender
+    from bot.app.inbox import InboxWorker
 
 DESK_KEY: web.AppKey[Desk] = web.AppKey("desk", Desk)
 DISPATCHER_KEY: web.AppKey["asyncio.Task[Any]"] = web.AppKey("dispatcher")
@@ -103,7 +103,7 @@ def default_channels() -> tuple[ChannelMount, ...]:
 
 
 def default_senders() -> dict[str, "Sender"]:
-    from adapters.delivery import teams_sender
+    from adapters.server.delivery import teams_sender
     from adapters.slack import send_to_person as slack_sender
 
     return {"msteams": teams_sender, "slack": slack_sender}
@@ -113,7 +113,7 @@ def inbox_worker(desk: Desk, concurrency: int, pressure: AckPressure | None = No
     """A worker for the requests the channels wrote to the inbox (None when no channel that
     writes there is configured); it makes room for its server's acks under `pressure`."""
     from adapters.slack import slack_channel_for
-    from bot.inbox import InboxWorker, wall_clock
+    from bot.app.inbox import InboxWorker, wall_clock
 
     slack = slack_channel_for(desk)
     if slack.app is None:
@@ -147,11 +147,11 @@ class WorkerProcesses:
     def _command(self, pressure_fd: int | None) -> list[str]:
         config = ["--config", self.config] if self.config else []
         heard = ["--pressure-fd", str(pressure_fd)] if pressure_fd is not None else []
-        return [sys.executable, "-m", "adapters.cli", *config, "worker", "--nice", str(WORKER_NICENESS),
+        return [sys.executable, "-m", "adapters.server.cli", *config, "worker", "--nice", str(WORKER_NICENESS),
                 "--parent-pid", str(os.getpid()), *heard]
 
     async def _spawn(self) -> asyncio.subprocess.Process:
-        root = Path(__file__).resolve().parents[1]
+        root = Path(__file__).resolve().parents[2]
         read_end, write_end = os.pipe() if self.pressure is not None else (None, None)
         try:
             process = await asyncio.create_subprocess_exec(
@@ -225,8 +225,8 @@ def _pythonpath(root: Path) -> str:
 
 def start_dispatcher(app: web.Application, desk: Desk) -> None:
     """Run the outbox dispatcher (and the escalation climb) inside the server."""
-    from adapters.delivery import ChannelDelivery
-    from bot.outbox import Dispatcher
+    from adapters.server.delivery import ChannelDelivery
+    from bot.app.outbox import Dispatcher
 
     stop = asyncio.Event()
 

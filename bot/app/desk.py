@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot import validation
-from bot.calendar import BusinessCalendar
-from bot.clock import Clock, SystemClock
-from bot.config import Settings
-from bot.domain import NewTicket, Ticket, TicketKind, Urgency
-from bot.quote import Quote, QuoteEngine, QuoteError
+from bot.domain import validation
+from bot.domain.calendar import BusinessCalendar
+from bot.domain.clock import Clock, SystemClock
+from bot.domain.config import Settings
+from bot.domain.model import NewTicket, Ticket, TicketKind, Urgency
+from bot.domain.quote import Quote, QuoteEngine, QuoteError
 from bot.store.port import Store
-from bot.validation import Invalid
+from bot.domain.validation import Invalid
 
 
 class Desk:

@@ -14,9 +14,9 @@ from fractions import Fraction
 from itertools import groupby
 from typing import Any, Mapping, Sequence
 
-from bot.calendar import BusinessCalendar, Period
-from bot.config import Multipliers, Service, Settings
-from bot.money import format_multiplier, round_half_up
+from bot.domain.calendar import BusinessCalendar, Period
+from bot.domain.config import Multipliers, Service, Settings
+from bot.domain.money import format_multiplier, round_half_up
 
 MAX_SPAN = timedelta(days=366 * 2)
 _MICROS_PER_HOUR = 3_600_000_000

@@ -12,8 +12,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from bot.config import LANGUAGES, ConfigError, is_email, parse_multiplier_overrides
-from bot.domain import Company, CustomerContact, Directory, StaffMember, StaffRole
+from bot.domain.config import LANGUAGES, ConfigError, is_email, parse_multiplier_overrides
+from bot.domain.model import Company, CustomerContact, Directory, StaffMember, StaffRole
 
 
 class DirectoryError(ValueError):

@@ -20,11 +20,11 @@ from bot.dialogs.engine import (
     Step,
     TextStep,
 )
-from bot.dialogs.parsing import parse_date, parse_duration, parse_time
+from bot.domain.parsing import parse_date, parse_duration, parse_time
 from bot.i18n import format_date, format_money, format_number
-from bot.replies import Facts, FieldKind, Form, FormField, Option, Reply, Text, Tone
-from bot.timelog import ensure_worked, parse_start
-from bot.validation import Invalid, clean_text
+from bot.protocol.replies import Facts, FieldKind, Form, FormField, Option, Reply, Text, Tone
+from bot.domain.time_entries import ensure_worked, parse_start
+from bot.domain.validation import Invalid, clean_text
 
 NAME = "logtime"
 MAX_NOTE = 1000

@@ -1,0 +1,1 @@
+"""The composition root: the aiohttp server, the command line, outbox delivery."""

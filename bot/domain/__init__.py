@@ -1,0 +1,1 @@
+"""The service desk's rules: tickets, prices, calendar, workflow, validation. No I/O."""
