@@ -7,7 +7,6 @@ adapter adds POST /slack/events and the Teams adapter POST /api/messages (see `b
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import signal
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from aiohttp import web
 
+from adapters.shared.network import is_loopback
 from bot.app.desk import Desk
 from bot.app.inbox import AckPressure
 from bot.store.port import StoreUnavailableError
@@ -74,15 +74,6 @@ def build_app(desk: Desk, channels: tuple[ChannelMount, ...] = ()) -> web.Applic
     for mount in channels:
         mount(app, desk)
     return app
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_insecure_mode(host: str, insecure: bool) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.shared.network import is_loopback
 from adapters.teams.channel import TeamsChannel
 from adapters.teams.config import TeamsConfig
 from adapters.teams.transport import (
@@ -19,7 +20,6 @@ from adapters.teams.transport import (
     DeliveryError,
     TeamsTransport,
 )
-from adapters.server.web import is_loopback
 from bot.app.desk import Desk
 
 log = logging.getLogger("caredesk.teams")

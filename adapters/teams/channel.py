@@ -19,21 +19,22 @@ e-mail comes from the Teams member lookup, cached; a failed lookup is logged, ne
 from __future__ import annotations
 
 import html
-import json
 import logging
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
+from adapters.shared.cache import ExpiringCache
+from adapters.shared.references import ReferenceBook
+from adapters.shared.turns import apology, first_delivery
 from adapters.teams.config import TeamsConfig
 from adapters.teams.transport import DeliveryError, InvokeReply, TurnIO
 from bot.app.runner import TurnRunner
 from bot.app.desk import Desk
 from bot.i18n import LANGUAGES, normalize_language, translate
-from bot.protocol.replies import Reply, Response, Text, Tone
+from bot.protocol.replies import Reply, Response
 from bot.protocol.turn import Turn, UserIdentity
 from cards.teams import (
     CARD_CONTENT_TYPE,
@@ -177,8 +178,9 @@ class TeamsChannel:
         self.desk = desk
         self.config = config
         self.conversation = TurnRunner(desk)
-        self._emails: dict[tuple[str, str], tuple[float, str | None]] = {}
-        self._saved_refs: dict[str, str] = {}
+        # (tenant, user id) -> the e-mail the member lookup gave (None: it failed or had none)
+        self._emails: ExpiringCache[tuple[str, str], tuple[str | None]] = ExpiringCache()
+        self.references = ReferenceBook(desk, CHANNEL)
 
     # ---- entry point --------------------------------------------------------------------------
     async def on_turn(self, io: TurnIO) -> InvokeReply | None:
@@ -209,8 +211,8 @@ class TeamsChannel:
             await handler(io)
         except Exception:
             log.exception("Teams activity %s could not be handled", io.activity.get("id"))
-            lang = normalize_language(activity_locale(io.activity), self.desk.settings.default_language)
-            await self._send(io, response_message((Text(translate(lang, "teams.action_failed"), Tone.ERROR),), lang))
+            sorry = apology(self.desk, activity_locale(io.activity), "teams.action_failed")
+            await self._send(io, response_message(sorry.replies, sorry.lang))
 
     # ---- who is talking ---------------------------------------------------------------------------
     async def _identity(self, io: TurnIO) -> UserIdentity:
@@ -229,13 +231,13 @@ class TeamsChannel:
             return None
         key = (tenant_of(io.activity), user_id)
         cached = self._emails.get(key)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
+        if cached is not None:
+            return cached[0]
         try:
             member = await io.member(user_id)
         except Exception as exc:
             log.warning("Teams member lookup for %s failed, carrying on without an e-mail: %s", user_id, exc)
-            self._emails[key] = (time.monotonic() + MEMBER_FAILURE_RETRY_SECONDS, None)
+            self._emails.put(key, (None,), MEMBER_FAILURE_RETRY_SECONDS)
             return None
         email = None
         for field in ("email", "userPrincipalName"):
@@ -243,7 +245,7 @@ class TeamsChannel:
             if "@" in candidate:
                 email = candidate
                 break
-        self._emails[key] = (time.monotonic() + self.config.member_cache_seconds, email)
+        self._emails.put(key, (email,), self.config.member_cache_seconds)
         return email
 
     async def _remember(self, activity: Mapping[str, Any], identity: UserIdentity) -> None:
@@ -259,14 +261,7 @@ class TeamsChannel:
             email = None
         if not user_key or not reference.get("serviceUrl"):
             return
-        fingerprint = json.dumps([reference, email], sort_keys=True)
-        if self._saved_refs.get(user_key) == fingerprint:
-            return
-        try:
-            await self.desk.store.save_conversation_ref(CHANNEL, user_key, reference, self.desk.now(), email=email)
-            self._saved_refs[user_key] = fingerprint
-        except Exception:
-            log.exception("could not store the Teams conversation reference of %s", user_key)
+        await self.references.save(user_key, reference, email)
 
     def _turn(self, activity: Mapping[str, Any], identity: UserIdentity, **fields: Any) -> Turn:
         return Turn(
@@ -280,12 +275,7 @@ class TeamsChannel:
 
     async def _first_time(self, event_id: str | None) -> bool:
         """Claim a delivery the core does not see (commands, welcome): False if seen already."""
-        if not event_id:
-            return True
-        claimed = await self.desk.store.claim_event(CHANNEL, event_id, self.desk.now())
-        if not claimed:
-            log.info("duplicate Teams delivery %s ignored", event_id)
-        return claimed
+        return await first_delivery(self.desk, CHANNEL, event_id)
 
     # ---- messages -----------------------------------------------------------------------------------
     async def _on_message(self, io: TurnIO) -> None:

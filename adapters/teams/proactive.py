@@ -7,6 +7,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
+from adapters.shared import references
 from adapters.teams.channel import CHANNEL, response_message
 from adapters.teams.transport import DeliveryError, TeamsTransport, TurnIO
 from bot.app.desk import Desk
@@ -25,13 +26,7 @@ class ProactiveDeliveryError(DeliveryError):
 async def find_reference(desk: Desk, user_key_or_email: str) -> Mapping[str, Any] | None:
     """The stored Teams reference of a user key (AAD object id or Teams user id, or
     "conversation:<id>"), or of an e-mail (their personal chat with the bot)."""
-    key = user_key_or_email.strip()
-    if not key:
-        return None
-    if "@" in key and not key.startswith("conversation:"):
-        found = [ref for channel, _, ref in await desk.store.find_conversation_refs_by_email(key) if channel == CHANNEL]
-        return found[0] if found else None
-    return await desk.store.get_conversation_ref(CHANNEL, key)
+    return await references.find_reference(desk, CHANNEL, user_key_or_email)
 
 
 async def send_proactive(desk: Desk, user_key_or_email: str, message: ProactiveMessage, *,
