@@ -101,9 +101,9 @@ _VAGUE = {
     "it", "doesnt", "doesn't", "does", "not", "work", "working", "works", "broken", "error", "errors", "bug",
     "problem", "problems", "issue", "help", "please", "urgent", "asap", "crash", "down", "fix", "the", "a",
     "is", "my", "ne", "marche", "pas", "fonctionne", "plus", "erreur", "problème", "probleme", "aide", "svp",
-    "urgent", "bug", "panne", "ça", "ca", "il", "y", "un", "une", "le", "la", "werkt", "niet", "fout",
-    "probleem", "hulp", "dringend", "kapot", "het", "de", "een", "is", "mijn", "mon", "ma", "mes",
-    "aidez", "aider", "moi", "me", "nous", "svp", "stp", "merci", "helpen", "me", "aub", "alstublieft",
+    "panne", "ça", "ca", "il", "y", "un", "une", "le", "la", "werkt", "niet", "fout",
+    "probleem", "hulp", "dringend", "kapot", "het", "de", "een", "mijn", "mon", "ma", "mes",
+    "aidez", "aider", "moi", "me", "nous", "stp", "merci", "helpen", "aub", "alstublieft",
     "dank", "graag", "anymore", "again", "now", "maintenant", "meer", "opnieuw", "nu", "still", "toujours",
 }
 
