@@ -193,5 +193,5 @@ class _AddComment(Step):
     def accept(self, ctx: Context, data: Mapping[str, Any], answer: Answer) -> Outcome:
         return self.skip(ctx, data)
 
-    def skip(self, ctx: Context, data: Mapping[str, Any]) -> Outcome:  # type: ignore[override]
+    def skip(self, ctx: Context, data: Mapping[str, Any]) -> Outcome:
         return Finish(effect=Effect("add_comment", {"ticket": data["ticket"], "text": data["info"]}))
