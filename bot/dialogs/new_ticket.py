@@ -67,7 +67,7 @@ def _next_missing(ctx: Context, data: Mapping[str, Any]) -> str:
 
 
 def _parse_name(ctx: Context, data: Mapping[str, Any], text: str) -> str:
-    return validation.short_text(text)  # type: ignore[return-value]
+    return validation.short_text(text)
 
 
 def _parse_email(ctx: Context, data: Mapping[str, Any], text: str) -> str:
@@ -79,7 +79,7 @@ def _parse_phone(ctx: Context, data: Mapping[str, Any], text: str) -> str:
 
 
 def _parse_short(ctx: Context, data: Mapping[str, Any], text: str) -> str:
-    return validation.short_text(text)  # type: ignore[return-value]
+    return validation.short_text(text)
 
 
 def _parse_description(ctx: Context, data: Mapping[str, Any], text: str) -> str:
@@ -88,7 +88,7 @@ def _parse_description(ctx: Context, data: Mapping[str, Any], text: str) -> str:
 
 
 def _parse_long(ctx: Context, data: Mapping[str, Any], text: str) -> str:
-    return validation.long_text(text)  # type: ignore[return-value]
+    return validation.long_text(text)
 
 
 # ---- out of office hours (rules page §1) -----------------------------------------------------

@@ -55,7 +55,7 @@ def reason_options(ctx: Context, data: Mapping[str, Any] | None = None) -> tuple
 
 
 def _parse_comment(ctx: Context, data: Mapping[str, Any], text: str) -> str:
-    return validation.long_text(text)  # type: ignore[return-value]
+    return validation.long_text(text)
 
 
 class ConfirmEscalationStep(Step):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, overload
 
 from bot.domain.config import is_email
 
@@ -29,6 +29,11 @@ def clean_text(value: str) -> str:
     return "".join(kept).strip()
 
 
+# A required text is never None (it raises instead): the overloads let callers rely on that.
+@overload
+def short_text(value: str, *, required: Literal[True] = ...) -> str: ...
+@overload
+def short_text(value: str, *, required: bool) -> str | None: ...
 def short_text(value: str, *, required: bool = True) -> str | None:
     text = clean_text(value)
     if not text:
@@ -40,6 +45,10 @@ def short_text(value: str, *, required: bool = True) -> str | None:
     return " ".join(text.split())
 
 
+@overload
+def long_text(value: str, *, required: Literal[True] = ...) -> str: ...
+@overload
+def long_text(value: str, *, required: bool) -> str | None: ...
 def long_text(value: str, *, required: bool = True) -> str | None:
     text = clean_text(value)
     if not text:
