@@ -7,11 +7,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.caredesk-installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-pg clean help
+.PHONY: install run lint test test-pg clean help
 
 help:
 	@echo "make run    install (once) and run CareDesk on SQLite with the example directory, on 127.0.0.1:3978"
-	@echo "make test   install (once) and run the test suite (SQLite and, when reachable, PostgreSQL)"
+	@echo "make test   install (once), lint (ruff, mypy) and run the test suite (SQLite and, when reachable, PostgreSQL)"
+	@echo "make lint   install (once) and run ruff and mypy only"
 
 install: $(STAMP)
 
@@ -29,8 +30,13 @@ run: install
 	$(BIN)/caredesk directory load examples/directory.yaml
 	$(BIN)/caredesk serve
 
-test: install
+# Lint first: a finding fails the build before the slower suite runs (settings in pyproject.toml).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m mypy
+
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis .test-report caredesk.db caredesk.db-*
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache .test-report caredesk.db caredesk.db-*

@@ -142,7 +142,7 @@ class WorkerProcesses:
                 "--parent-pid", str(os.getpid()), *heard]
 
     async def _spawn(self) -> asyncio.subprocess.Process:
-        root = Path(__file__).resolve().parents[2]
+        root = Path(__file__).resolve().parents[2]  # noqa: ASYNC240 (one stat per worker spawn, not per request)
         read_end, write_end = os.pipe() if self.pressure is not None else (None, None)
         try:
             process = await asyncio.create_subprocess_exec(

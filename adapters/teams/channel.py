@@ -344,7 +344,7 @@ class TeamsChannel:
         identity = await self._identity(io)
         await self._remember(activity, identity)
         action = str(data.get("action"))
-        meta = data.get(META_KEY) if isinstance(data.get(META_KEY), dict) else {}
+        meta = found if isinstance(found := data.get(META_KEY), dict) else {}
         values = _submitted_values(data)
         turn = self._turn(activity, identity, action=action, values=values)
         response = await self.conversation.handle(turn)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Sequence
+from typing import Sequence, TypedDict
 
 from bot.app.desk import Desk
 from bot.domain.model import Escalation, EscalationStatus, StaffMember, StaffRole, Ticket
@@ -141,9 +141,23 @@ class Escalations:
         return level.role if level else ""
 
 
-def describe(escalations: Sequence[Escalation], now: datetime) -> list[dict[str, object]]:
+class EscalationRow(TypedDict):
+    """One line of `caredesk escalations list`, as printed or dumped to JSON."""
+
+    id: int
+    ticket: str
+    level: int
+    status: str
+    reason: str
+    requested_by: str
+    created_at: str
+    age_minutes: int
+    acknowledged_by: str | None
+
+
+def describe(escalations: Sequence[Escalation], now: datetime) -> list[EscalationRow]:
     """For `caredesk escalations list`: level, status and age of each escalation."""
-    rows = []
+    rows: list[EscalationRow] = []
     for e in escalations:
         age = now - e.created_at
         rows.append({

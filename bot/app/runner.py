@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from bot.app.desk import Desk
 from bot.dialogs.engine import Answer, Context, Effect, DialogEngine, DialogResult, command_of, ACTION_FORM
@@ -87,6 +87,7 @@ class TurnRunner:
             turn.user.locale or (contact.language if contact else None) or (staff.language if staff else None),
             self.settings.default_language,
         )
+        tickets: Sequence[Ticket]
         if not with_tickets:
             tickets = []
         elif staff is not None:
@@ -273,10 +274,10 @@ class TurnRunner:
         command = self.staff.recognise(turn.text) if not action else None
         if command is not None:
             return await self._staff(ctx, turn, command)
-        command = command_of(turn.text if not action else None, action)
-        if command in ("cancel", "back"):
+        word = command_of(turn.text if not action else None, action)
+        if word in ("cancel", "back"):
             return DialogResult(None, (Text(ctx.t("engine.nothing_to_cancel")),) + menus.menu(ctx))
-        if command == "help":
+        if word == "help":
             return DialogResult(None, menus.help_replies(ctx))
         if action:
             # A button of a conversation that is over (a double click, an old card): never act twice.
@@ -339,9 +340,9 @@ class TurnRunner:
                 out_of_hours_emergency=bool(p.get("emergency")),
                 created_by=turn.user.email or turn.user.id,
             )
-            ticket = await self.store.create_ticket(new, now, self.settings.tickets.number_format, idempotency_key=key)
-            log.info("ticket %s created from %s", ticket.number, turn.channel)
-            return ticket
+            created = await self.store.create_ticket(new, now, self.settings.tickets.number_format, idempotency_key=key)
+            log.info("ticket %s created from %s", created.number, turn.channel)
+            return created
         if effect.kind == "create_escalation":
             number = p["ticket"]
             ticket = next((t for t in ctx.tickets if t.number == number), None)

@@ -18,7 +18,7 @@ from bot.app.desk import Desk
 from bot.dialogs.engine import Context
 from bot.dialogs.log_time import entry_replies
 from bot.domain.parsing import parse_date
-from bot.domain.model import StaffRole, Ticket, TicketStatus, TimeEntry
+from bot.domain.model import StaffMember, StaffRole, Ticket, TicketStatus, TimeEntry
 from bot.app.escalations import Escalations
 from bot.i18n import format_date, format_money, format_short_date
 from bot.app.notifications import TICKET_UPDATE
@@ -134,6 +134,7 @@ class StaffDesk:
         return await self.store.add_time_entry(entry, self.desk.now(), idempotency_key=idempotency_key)
 
     async def _logtime(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
+        assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
         words = rest.split()
         verb = words[0].lower() if words else ""
         services = ctx.settings.service_keys
@@ -161,6 +162,7 @@ class StaffDesk:
         return entry_replies(ctx, entry)
 
     async def _own_entry(self, ctx: Context, text: str) -> TimeEntry:
+        assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
         if not text.lstrip("#").isdigit():
             raise Invalid("logtime.error.entry_id")
         entry = await self.store.get_time_entry(int(text.lstrip("#")))
@@ -169,6 +171,7 @@ class StaffDesk:
         return entry
 
     async def _list(self, ctx: Context, number: str | None) -> tuple[Reply, ...]:
+        assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
         if number is not None:
             await self._ticket(number)
         entries = await self.store.list_time_entries(ticket_number=number, agent_email=ctx.staff.email)
@@ -202,9 +205,11 @@ class StaffDesk:
                             date=when.isoformat())
 
     async def _assign(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
+        assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
         words = rest.split()
         ticket = await self._ticket(words[0])
         who = words[1] if len(words) > 1 else "me"
+        assignee: StaffMember | None
         if who.lower() in ("me", "moi", "mij", "mezelf"):
             assignee = ctx.staff
         else:
@@ -216,6 +221,7 @@ class StaffDesk:
         return (Text(ctx.t("staff.assigned", number=updated.number, name=assignee.name), Tone.SUCCESS),)
 
     async def _note(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
+        assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
         number, _, text = rest.partition(" ")
         text = clean_text(text)
         if not text:
@@ -226,6 +232,7 @@ class StaffDesk:
         return (Text(ctx.t("staff.noted", number=ticket.number), Tone.SUCCESS),)
 
     async def _status(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
+        assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
         words = rest.split()
         ticket = await self._ticket(words[0])
         target = STATUS_WORDS.get(words[1].lower())
@@ -249,6 +256,7 @@ class StaffDesk:
                      Tone.SUCCESS),)
 
     async def _solution(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
+        assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
         words = rest.split()
         if len(words) < 2:
             raise Invalid("staff.date_missing")
@@ -262,6 +270,7 @@ class StaffDesk:
         return (Text(ctx.t("staff.solution_set", number=updated.number, date=format_date(when, ctx.lang)), Tone.SUCCESS),)
 
     async def _release(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
+        assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
         words = rest.split()
         if len(words) < 2:
             raise Invalid("staff.date_missing")
@@ -279,6 +288,7 @@ class StaffDesk:
     # ---- escalations --------------------------------------------------------------------------------
     async def _ack(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
         # An escalation button's value may come forged or empty ("ack:"): an unknown ticket, not a crash.
+        assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
         number = rest.split()[0].upper() if rest.split() else ""
         ticket = await self._ticket(number)
         taken = await self.escalations.acknowledge(ticket.number, ctx.staff)

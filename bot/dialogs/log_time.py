@@ -81,7 +81,7 @@ class _Done(Step):
     def accept(self, ctx: Context, data: Mapping[str, Any], answer: Answer) -> Outcome:
         return _finish(ctx, data)
 
-    def skip(self, ctx: Context, data: Mapping[str, Any]) -> Outcome:  # type: ignore[override]
+    def skip(self, ctx: Context, data: Mapping[str, Any]) -> Outcome:
         return _finish(ctx, data)
 
 

@@ -8,7 +8,7 @@ confirm (the ticket is created), edit a field, or cancel.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from bot.domain import validation
 from bot.domain.model import Ticket, TicketKind, Urgency
@@ -67,7 +67,7 @@ def _next_missing(ctx: Context, data: Mapping[str, Any]) -> str:
 
 
 def _parse_name(ctx: Context, data: Mapping[str, Any], text: str) -> str:
-    return validation.short_text(text)  # type: ignore[return-value]
+    return validation.short_text(text)
 
 
 def _parse_email(ctx: Context, data: Mapping[str, Any], text: str) -> str:
@@ -79,7 +79,7 @@ def _parse_phone(ctx: Context, data: Mapping[str, Any], text: str) -> str:
 
 
 def _parse_short(ctx: Context, data: Mapping[str, Any], text: str) -> str:
-    return validation.short_text(text)  # type: ignore[return-value]
+    return validation.short_text(text)
 
 
 def _parse_description(ctx: Context, data: Mapping[str, Any], text: str) -> str:
@@ -88,7 +88,7 @@ def _parse_description(ctx: Context, data: Mapping[str, Any], text: str) -> str:
 
 
 def _parse_long(ctx: Context, data: Mapping[str, Any], text: str) -> str:
-    return validation.long_text(text)  # type: ignore[return-value]
+    return validation.long_text(text)
 
 
 # ---- out of office hours (rules page §1) -----------------------------------------------------
@@ -190,7 +190,7 @@ class ContactStep(Step):
         return Goto("name")
 
 
-def _after_contact_field(field: str):
+def _after_contact_field(field: str) -> Callable[[Context, Mapping[str, Any]], str]:
     def next_state(ctx: Context, data: Mapping[str, Any]) -> str:
         order = ("name", "email", "phone")
         if not data.get("editing") and field != "phone":
@@ -362,7 +362,7 @@ class NewTicketDialog(Dialog):
         values = {k: (v or "").strip() for k, v in answer.values.items()}
         parsed: dict[str, Any] = {}
         errors: dict[str, str] = {}
-        checks = {
+        checks: dict[str, Callable[[str], str]] = {
             "kind": lambda v: _choice(ctx, v, kind_options(ctx)),
             "name": lambda v: _parse_name(ctx, data, v),
             "email": lambda v: _parse_email(ctx, data, v),

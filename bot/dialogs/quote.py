@@ -170,5 +170,5 @@ class _Result(Step):
     def accept(self, ctx: Context, data: Mapping[str, Any], answer: Answer) -> Outcome:
         return _result(ctx, data)
 
-    def skip(self, ctx: Context, data: Mapping[str, Any]) -> Outcome:  # type: ignore[override]
+    def skip(self, ctx: Context, data: Mapping[str, Any]) -> Outcome:
         return _result(ctx, data)

@@ -55,7 +55,7 @@ def reason_options(ctx: Context, data: Mapping[str, Any] | None = None) -> tuple
 
 
 def _parse_comment(ctx: Context, data: Mapping[str, Any], text: str) -> str:
-    return validation.long_text(text)  # type: ignore[return-value]
+    return validation.long_text(text)
 
 
 class ConfirmEscalationStep(Step):
@@ -193,5 +193,5 @@ class _AddComment(Step):
     def accept(self, ctx: Context, data: Mapping[str, Any], answer: Answer) -> Outcome:
         return self.skip(ctx, data)
 
-    def skip(self, ctx: Context, data: Mapping[str, Any]) -> Outcome:  # type: ignore[override]
+    def skip(self, ctx: Context, data: Mapping[str, Any]) -> Outcome:
         return Finish(effect=Effect("add_comment", {"ticket": data["ticket"], "text": data["info"]}))

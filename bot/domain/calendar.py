@@ -44,7 +44,8 @@ class CalendarSegment:
 
     def multiplier(self, multipliers: Multipliers) -> Decimal:
         # The highest applicable multiplier wins (a holiday evening is billed as a holiday).
-        return max(getattr(multipliers, p.value) for p in self.periods)
+        applicable: list[Decimal] = [getattr(multipliers, p.value) for p in self.periods]
+        return max(applicable)
 
 
 class BusinessCalendar:

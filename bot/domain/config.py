@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_lib
 
+from bot.domain.money import decimal_places
+
 DEFAULT_CONFIG_FILE = "caredesk.toml"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./caredesk.db"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -263,11 +265,10 @@ def _time(key: str, value: Any) -> time:
 
 
 def _int(key: str, value: Any, *, minimum: int = 0, maximum: int | None = None) -> int:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
-        else:
-            raise ConfigError(key, f"expected a whole number, got {value!r}")
+        raise ConfigError(key, f"expected a whole number, got {value!r}")
     if value < minimum or (maximum is not None and value > maximum):
         bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         raise ConfigError(key, f"must be {bound}, got {value!r}")
@@ -369,10 +370,13 @@ def _services(table: Mapping[str, Any]) -> tuple[Service, ...]:
             result.pop(key, None)
             continue
         base = defaults.get(key)
-        if base is None and "rate" not in spec:
+        if "rate" in spec:
+            rate = _decimal(prefix + "rate", spec["rate"], minimum=Decimal("0"))
+        elif base is not None:
+            rate = base.rate
+        else:
             raise ConfigError(prefix + "rate", "a new service needs a rate")
-        rate = _decimal(prefix + "rate", spec["rate"], minimum=Decimal("0")) if "rate" in spec else base.rate
-        if rate.as_tuple().exponent < -2:
+        if decimal_places(rate) > 2:
             raise ConfigError(prefix + "rate", f"a rate has at most two decimals, got {spec['rate']!r}")
         max_p = base.max_participants if base else None
         if "max_participants" in spec:
@@ -434,10 +438,10 @@ def is_email(value: str) -> bool:
 
 
 def _email(key: str, value: Any) -> str:
-    value = _str(key, value).strip()
-    if not is_email(value):
-        raise ConfigError(key, f"not an e-mail address: {value!r}")
-    return value
+    email = _str(key, value).strip()
+    if not is_email(email):
+        raise ConfigError(key, f"not an e-mail address: {email!r}")
+    return email
 
 
 def _tickets(table: Mapping[str, Any]) -> TicketSettings:

@@ -153,7 +153,7 @@ def _text(entry: Mapping[str, Any], key: str, where: str, default: Any = _MISSIN
 
 
 def _email(entry: Mapping[str, Any], where: str) -> str:
-    email = _text(entry, "email", where)
+    email: str = _text(entry, "email", where)
     if not is_email(email):
         raise DirectoryError(f"{where}.email: not an e-mail address: {email!r}")
     return email
@@ -167,7 +167,7 @@ def _flag(entry: Mapping[str, Any], key: str, where: str) -> bool:
 
 
 def _language(entry: Mapping[str, Any], where: str) -> str | None:
-    lang = _text(entry, "language", where, default=None)
+    lang: str | None = _text(entry, "language", where, default=None)
     if lang is not None and lang not in LANGUAGES:
         raise DirectoryError(f"{where}.language: expected one of {', '.join(LANGUAGES)}, got {lang!r}")
     return lang

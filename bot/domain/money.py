@@ -19,10 +19,19 @@ def round_half_up(value: Fraction, places: int = 2) -> Decimal:
     return (Decimal(sign * q) / Decimal(scale)).quantize(Decimal(1).scaleb(-places))
 
 
+def decimal_places(value: Decimal) -> int:
+    """Digits after the point as written: 1.50 -> 2, 15 -> 0, 1.5E+1 -> 0. Finite values only."""
+    exponent = value.as_tuple().exponent
+    # as_tuple() names NaN and the infinities by a letter where a finite value has its exponent.
+    if not isinstance(exponent, int):
+        raise ValueError(f"not a finite number: {value}")
+    return max(0, -exponent)
+
+
 def format_multiplier(multiplier: Decimal) -> str:
     """1 -> '1.0', 1.5 -> '1.5', 1.25 -> '1.25' (as the quote contract prints them)."""
     normal = multiplier.normalize()
-    if normal.as_tuple().exponent >= 0:
+    if decimal_places(normal) == 0:
         return str(normal.quantize(Decimal("0.1")))
     return str(normal)
 

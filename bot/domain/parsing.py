@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 
 from bot.domain.validation import Invalid, clean_text
 
@@ -27,8 +27,8 @@ def parse_date(text: str, today: date) -> date:
         match = re.fullmatch(r"(\d{1,2})[/.\-](\d{1,2})(?:[/.\-](\d{2}|\d{4}))?", value)
         if match:
             d, m = int(match.group(1)), int(match.group(2))
-            y = match.group(3)
-            year = today.year if y is None else (2000 + int(y) if len(y) == 2 else int(y))
+            yy = match.group(3)
+            year = today.year if yy is None else (2000 + int(yy) if len(yy) == 2 else int(yy))
             return date(year, m, d)
     except ValueError:
         raise Invalid("validation.date") from None
@@ -94,5 +94,5 @@ def parse_int(text: str, minimum: int, maximum: int) -> int:
     return number
 
 
-def combine_local(day: date, at: time, tz) -> datetime:
+def combine_local(day: date, at: time, tz: tzinfo) -> datetime:
     return datetime.combine(day, at, tzinfo=tz)

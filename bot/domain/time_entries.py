@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
@@ -115,7 +115,7 @@ def is_agent(staff: StaffMember | None) -> bool:
     return staff is not None and staff.role is StaffRole.AGENT
 
 
-def month_bounds(month: str, tz) -> tuple[datetime, datetime]:
+def month_bounds(month: str, tz: tzinfo) -> tuple[datetime, datetime]:
     """'2026-11' -> [2026-11-01 00:00, 2026-12-01 00:00) in the desk's zone."""
     match = re.fullmatch(r"(\d{4})-(\d{2})", month.strip())
     if not match or not 1 <= int(match.group(2)) <= 12:

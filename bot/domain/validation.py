@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, overload
 
 from bot.domain.config import is_email
 
@@ -29,6 +29,11 @@ def clean_text(value: str) -> str:
     return "".join(kept).strip()
 
 
+# A required text is never None (it raises instead): the overloads let callers rely on that.
+@overload
+def short_text(value: str, *, required: Literal[True] = ...) -> str: ...
+@overload
+def short_text(value: str, *, required: bool) -> str | None: ...
 def short_text(value: str, *, required: bool = True) -> str | None:
     text = clean_text(value)
     if not text:
@@ -40,6 +45,10 @@ def short_text(value: str, *, required: bool = True) -> str | None:
     return " ".join(text.split())
 
 
+@overload
+def long_text(value: str, *, required: Literal[True] = ...) -> str: ...
+@overload
+def long_text(value: str, *, required: bool) -> str | None: ...
 def long_text(value: str, *, required: bool = True) -> str | None:
     text = clean_text(value)
     if not text:
@@ -101,9 +110,9 @@ _VAGUE = {
     "it", "doesnt", "doesn't", "does", "not", "work", "working", "works", "broken", "error", "errors", "bug",
     "problem", "problems", "issue", "help", "please", "urgent", "asap", "crash", "down", "fix", "the", "a",
     "is", "my", "ne", "marche", "pas", "fonctionne", "plus", "erreur", "problème", "probleme", "aide", "svp",
-    "urgent", "bug", "panne", "ça", "ca", "il", "y", "un", "une", "le", "la", "werkt", "niet", "fout",
-    "probleem", "hulp", "dringend", "kapot", "het", "de", "een", "is", "mijn", "mon", "ma", "mes",
-    "aidez", "aider", "moi", "me", "nous", "svp", "stp", "merci", "helpen", "me", "aub", "alstublieft",
+    "panne", "ça", "ca", "il", "y", "un", "une", "le", "la", "werkt", "niet", "fout",
+    "probleem", "hulp", "dringend", "kapot", "het", "de", "een", "mijn", "mon", "ma", "mes",
+    "aidez", "aider", "moi", "me", "nous", "stp", "merci", "helpen", "aub", "alstublieft",
     "dank", "graag", "anymore", "again", "now", "maintenant", "meer", "opnieuw", "nu", "still", "toujours",
 }
 

@@ -67,7 +67,7 @@ def placeholders(text: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(text) if name}
 
 
-class _Params(dict):
+class _Params(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         # A missing parameter must never crash a reply: show the placeholder instead.
         return "{" + key + "}"

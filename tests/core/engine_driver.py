@@ -46,7 +46,7 @@ def context(now: str = "2026-11-26T10:00", lang: str = "en", contact: CustomerCo
 @dataclass
 class Driver:
     ctx: Context
-    engine: Engine = field(default_factory=lambda: DialogEngine([NewTicketDialog(), QuoteDialog(), EscalationDialog(), TicketInfoDialog()]))
+    engine: DialogEngine = field(default_factory=lambda: DialogEngine([NewTicketDialog(), QuoteDialog(), EscalationDialog(), TicketInfoDialog()]))
     state: dict | None = None
     last: DialogResult | None = None
 
