@@ -17,7 +17,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text, update
 
-import bot.store.sql as sql_module
+import bot.store.sql.tickets as sql_tickets
 from bot.domain.model import (
     Company,
     CustomerContact,
@@ -393,7 +393,7 @@ async def test_failure_after_numbering_rolls_the_number_back(
         drawn.append(number)
         raise RuntimeError("crash between numbering and insert")
 
-    monkeypatch.setattr(sql_module, "_ticket_row", boom)
+    monkeypatch.setattr(sql_tickets, "_ticket_row", boom)
     with pytest.raises(RuntimeError):
         await store.create_ticket(new_ticket(), NOW, FMT, idempotency_key="k1")
     assert drawn == ["CS-2026-00002"]
