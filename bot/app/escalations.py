@@ -14,7 +14,7 @@ from typing import Sequence
 from bot.app.desk import Desk
 from bot.domain.model import Escalation, EscalationStatus, StaffMember, StaffRole, Ticket
 from bot.app.notifications import ESCALATION_HANDLED, ESCALATION_PING, ESCALATION_TAKEN
-from bot.store.port import NewOutboxMessage
+from bot.store.ports import NewOutboxMessage
 
 log = logging.getLogger("caredesk.escalations")
 

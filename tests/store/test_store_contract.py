@@ -33,7 +33,7 @@ from bot.domain.model import (
     Urgency,
 )
 from bot.store import models
-from bot.store.port import (
+from bot.store.ports import (
     DirectoryCounts,
     NewOutboxMessage,
     StaleDialogError,

@@ -15,7 +15,7 @@ from alembic import command
 from sqlalchemy import inspect, select, text
 
 from bot.store import models
-from bot.store.port import InboxItem, NewInboxItem
+from bot.store.ports import InboxItem, NewInboxItem
 from bot.store.sql import SqlStore, alembic_config, upgrade_async
 
 UTC = timezone.utc

@@ -23,7 +23,7 @@ from bot.domain.model import (
     TicketStatus,
 )
 from bot.store import models
-from bot.store.port import NewOutboxMessage, StaleTicketError, UnknownTicketError
+from bot.store.ports import NewOutboxMessage, StaleTicketError, UnknownTicketError
 from bot.store.sql import SqlStore, alembic_config, upgrade_async
 
 UTC = timezone.utc
