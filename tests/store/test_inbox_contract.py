@@ -1,4 +1,4 @@
-"""Contract of the store port's inbox (what people sent, waiting for a worker), run against every
+"""Contract of `InboxStore` (what people sent, waiting for a worker), run against every
 back end (SQLite and PostgreSQL), plus migrations 0003 and 0004.
 """
 
