@@ -9,8 +9,27 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from bot.store.ports import PORTS, InboxStore, Store
+from bot.store.ports import (
+    PORTS,
+    DialogStore,
+    DirectoryStore,
+    EscalationStore,
+    InboxStore,
+    OutboxStore,
+    Store,
+    StoreLifecycle,
+    TicketStore,
+    TimeEntryStore,
+)
 from bot.store.sql import SqlStore
+from bot.store.sql.base import SqlBase
+from bot.store.sql.dialogs import SqlDialogs
+from bot.store.sql.directory import SqlDirectory
+from bot.store.sql.escalations import SqlEscalations
+from bot.store.sql.inbox import SqlInbox
+from bot.store.sql.outbox import SqlOutbox
+from bot.store.sql.tickets import SqlTickets
+from bot.store.sql.time_entries import SqlTimeEntries
 
 IMPLEMENTATIONS = (SqlStore,)
 
@@ -39,6 +58,23 @@ def differences(implementation: type, ports: tuple[type, ...] = PORTS) -> list[s
 def test_every_implementation_implements_every_port() -> None:
     for implementation in IMPLEMENTATIONS:
         assert differences(implementation) == []
+
+
+def test_each_sql_module_implements_its_own_port() -> None:
+    # SqlStore is made of them: each aggregate's SQL class stands for its port (and the life cycle).
+    own = {
+        SqlBase: StoreLifecycle,
+        SqlDirectory: DirectoryStore,
+        SqlTickets: TicketStore,
+        SqlDialogs: DialogStore,
+        SqlTimeEntries: TimeEntryStore,
+        SqlEscalations: EscalationStore,
+        SqlOutbox: OutboxStore,
+        SqlInbox: InboxStore,
+    }
+    assert set(own.values()) == set(PORTS)
+    for implementation, port in own.items():
+        assert differences(implementation, (port, StoreLifecycle)) == []
 
 
 def test_store_is_the_union_of_the_ports_and_they_do_not_overlap() -> None:
