@@ -22,7 +22,8 @@ class TurnStart:
 
 
 class DialogStore(Protocol):
-    """Dialog states (optimistic versions) and processed deliveries (claims)."""
+    """Dialog states (optimistic versions) and processed deliveries (claims), on one port because
+    a dialog save or delete claims its delivery in its own transaction."""
 
     # Reads the directory too: a turn's first read is one transaction, and it is about the turn.
     async def read_turn_start(self, key: DialogKey, email: str | None,

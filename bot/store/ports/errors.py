@@ -1,4 +1,4 @@
-"""The errors every port of the store may raise."""
+"""The store's own errors, shared by its ports."""
 
 from __future__ import annotations
 
