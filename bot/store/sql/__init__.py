@@ -5,7 +5,15 @@ migrations). The schema is managed by the Alembic migrations in `bot/store/migra
 
 from __future__ import annotations
 
-from bot.store.sql.base import SqlBase, alembic_config, create_engine_for, lock_migrations, to_json, upgrade, upgrade_async
+from bot.store.sql.base import (
+    SqlBase,
+    alembic_config,
+    create_engine_for,
+    lock_migrations,
+    to_json,
+    upgrade,
+    upgrade_async,
+)
 from bot.store.sql.dialogs import SqlDialogs
 from bot.store.sql.directory import SqlDirectory
 from bot.store.sql.escalations import SqlEscalations
