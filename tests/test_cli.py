@@ -299,7 +299,7 @@ def test_inbox_list_shows_what_waits_and_what_was_given_up(db):
     import asyncio
     from datetime import datetime, timedelta, timezone
 
-    from bot.store.port import NewInboxItem
+    from bot.store.ports import NewInboxItem
     from bot.store.sql import SqlStore
 
     now = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)

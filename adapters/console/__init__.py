@@ -14,7 +14,7 @@ from typing import TextIO
 from bot.app.runner import TurnRunner
 from bot.i18n import normalize_language, translate
 from bot.protocol.replies import Response
-from bot.store.port import StoreUnavailableError
+from bot.store.ports import StoreUnavailableError
 from bot.protocol.turn import Turn, UserIdentity
 from cards.text import render_all
 

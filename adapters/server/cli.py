@@ -24,7 +24,7 @@ from bot.app.inbox import AckPressure
 from bot.i18n import translate
 from bot.domain.quote import QuoteError
 from bot.store import open_store
-from bot.store.port import StoreUnavailableError
+from bot.store.ports import StoreUnavailableError
 from bot.domain.validation import Invalid
 
 log = logging.getLogger("caredesk")

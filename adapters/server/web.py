@@ -19,7 +19,7 @@ from aiohttp import web
 from adapters.shared.network import is_loopback
 from bot.app.desk import Desk
 from bot.app.inbox import AckPressure
-from bot.store.port import StoreUnavailableError
+from bot.store.ports import StoreUnavailableError
 
 log = logging.getLogger("caredesk.web")
 

@@ -55,7 +55,7 @@ from bot.i18n import normalize_language, translate
 from bot.app.inbox import InboxWorker, InboxWriter, finish_or_cancel, wall_clock
 from bot.app.outbox import DeliveryFailed
 from bot.protocol.replies import Choices, Reply, Response, Text, Tone
-from bot.store.port import InboxItem, NewInboxItem, StoreUnavailableError
+from bot.store.ports import InboxItem, NewInboxItem, StoreUnavailableError
 from bot.protocol.turn import Turn, UserIdentity
 from cards import slack as cards
 

@@ -263,7 +263,7 @@ async def sigkill_mid_delivery(database_url: str, log_dir: Path, messages: int =
 
     from bot.domain.clock import parse_local
     from bot.app.notifications import ESCALATION_TAKEN
-    from bot.store.port import NewOutboxMessage
+    from bot.store.ports import NewOutboxMessage
 
     await prepare(database_url)
     fake = SlowFakeSlack()

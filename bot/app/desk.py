@@ -10,7 +10,7 @@ from bot.domain.clock import Clock, SystemClock
 from bot.domain.config import Settings
 from bot.domain.model import NewTicket, Ticket, TicketKind, Urgency
 from bot.domain.quote import Quote, QuoteEngine, QuoteError
-from bot.store.port import Store
+from bot.store.ports import Store
 from bot.domain.validation import Invalid
 
 

@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Sequence, TypedDict
+from typing import Protocol, Sequence, TypedDict
 
 from bot.app.desk import Desk
 from bot.domain.model import Escalation, EscalationStatus, StaffMember, StaffRole, Ticket
 from bot.app.notifications import ESCALATION_HANDLED, ESCALATION_PING, ESCALATION_TAKEN
-from bot.store.port import NewOutboxMessage
+from bot.store.ports import DirectoryStore, EscalationStore, NewOutboxMessage, TicketStore
 
 log = logging.getLogger("caredesk.escalations")
+
+
+class EscalationsStore(EscalationStore, TicketStore, DirectoryStore, Protocol):
+    """What the climb needs of the store: the escalations, their tickets, and the managers."""
 
 
 class Escalations:
     def __init__(self, desk: Desk):
         self.desk = desk
         self.settings = desk.settings
-        self.store = desk.store
+        self.store: EscalationsStore = desk.store
 
     # ---- who is at which level -----------------------------------------------------------------
     async def managers(self, level: int) -> list[tuple[str, str]]:

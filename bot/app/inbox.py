@@ -11,7 +11,7 @@ acknowledgements stay fast under a flood, while workers catch up.
 * `InboxWriter` writes items arriving at the same moment in one transaction (a group commit:
   the first item of a quiet moment is written at once, the ones arriving meanwhile go together
   in the next transaction), so a burst costs a few transactions, not one per request.
-* `InboxWorker` takes items (`Store.claim_inbound`: one conversation's turns one at a time and
+* `InboxWorker` takes items (`InboxStore.claim_inbound`: one conversation's turns one at a time and
   in order, several workers never take the same item), hands each to its channel's handler and
   marks it done. An item whose handler fails is tried again with back-off, then dead-lettered;
   a worker that dies leaves its items to another one when their lease runs out.
@@ -27,7 +27,7 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 from bot.domain.clock import SystemClock
 from bot.app.outbox import RetryPolicy
-from bot.store.port import InboxItem, NewInboxItem, Store, StoreUnavailableError
+from bot.store.ports import InboxItem, InboxStore, NewInboxItem, StoreUnavailableError
 
 log = logging.getLogger("caredesk.inbox")
 
@@ -146,7 +146,7 @@ async def finish_or_cancel(tasks: Iterable[asyncio.Task[Any]], grace: float) -> 
 class InboxWriter:
     """Group commit of inbound items; `write` returns once the item is durably stored."""
 
-    def __init__(self, store: Store, clock: Clock, *, max_batch: int = MAX_BATCH,
+    def __init__(self, store: InboxStore, clock: Clock, *, max_batch: int = MAX_BATCH,
                  on_written: Callable[[], None] | None = None) -> None:
         self.store = store
         self.clock = clock
@@ -189,7 +189,7 @@ class InboxWorker:
 
     def __init__(
         self,
-        store: Store,
+        store: InboxStore,
         clock: Clock,
         handlers: Mapping[str, Handler],
         *,

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
 from bot.app.desk import Desk
 from bot.domain.model import OutboxMessage
@@ -22,7 +23,7 @@ from bot.app.escalations import Escalations
 from bot.i18n import normalize_language
 from bot.app.notifications import render
 from bot.protocol.replies import Response
-from bot.store.port import StoreUnavailableError
+from bot.store.ports import DirectoryStore, OutboxStore, StoreUnavailableError
 
 log = logging.getLogger("caredesk.outbox")
 
@@ -60,11 +61,15 @@ class RetryPolicy:
         return backoff
 
 
+class DispatcherStore(OutboxStore, DirectoryStore, Protocol):
+    """What the dispatcher needs of the store: the outbox, and the directory for a recipient's language."""
+
+
 class Dispatcher:
     def __init__(self, desk: Desk, delivery: Delivery, *, policy: RetryPolicy = RetryPolicy(),
                  lease: timedelta = timedelta(minutes=5), batch: int = 20):
         self.desk = desk
-        self.store = desk.store
+        self.store: DispatcherStore = desk.store
         self.delivery = delivery
         self.policy = policy
         self.lease = lease

@@ -28,7 +28,7 @@ from bot.protocol.replies import Form, Reply, Response, Text, Tone
 from bot.app.notifications import ACTION_ESCALATION
 from bot.domain.quote import QuoteError
 from bot.app.staff import StaffCommand, StaffDesk
-from bot.store.port import StaleDialogError, TurnStart, UnknownTicketError
+from bot.store.ports import StaleDialogError, TurnStart, UnknownTicketError
 from bot.domain.time_entries import TimeRequest, is_agent
 from bot.protocol.turn import Turn
 

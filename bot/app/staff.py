@@ -24,7 +24,7 @@ from bot.i18n import format_date, format_money, format_short_date
 from bot.app.notifications import TICKET_UPDATE
 from bot.domain.quote import QuoteError
 from bot.protocol.replies import Facts, Reply, Text, Tone
-from bot.store.port import NewOutboxMessage, StaleTicketError, UnknownTicketError
+from bot.store.ports import NewOutboxMessage, StaleTicketError, UnknownTicketError
 from bot.domain.time_entries import TimeRequest, is_agent, parse_logtime, parse_start, to_entry
 from bot.domain.validation import Invalid, clean_text
 from bot.domain.workflow import NOTIFIED, STATUS_WORDS, TransitionRefused, check_release_date, check_solution_date, check_status

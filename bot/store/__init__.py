@@ -1,6 +1,6 @@
-"""Persistence: the `Store` port and its SQL implementation."""
+"""Persistence: the store's ports (one per aggregate, and `Store`, their union) and its SQL implementation."""
 
-from bot.store.port import Store, StoreError, StaleDialogError, StoreUnavailableError, UnknownTicketError
+from bot.store.ports import Store, StoreError, StaleDialogError, StoreUnavailableError, UnknownTicketError
 
 
 def open_store(url: str) -> Store:

@@ -354,7 +354,7 @@ async def test_dead_letter_and_requeue(desk):
 
 
 async def test_unknown_recipient_is_dead_lettered_with_a_clear_reason(desk):
-    from bot.store.port import NewOutboxMessage
+    from bot.store.ports import NewOutboxMessage
 
     await desk.store.enqueue([NewOutboxMessage("k1", "ghost@nowhere.example", "ticket_update",
                                                {"ticket": "CS-2026-00001", "event": "status", "status": "closed"})],
@@ -378,7 +378,7 @@ async def test_dispatcher_killed_mid_delivery_loses_nothing(desk):
 
 
 async def test_two_dispatchers_never_send_a_message_twice(desk, store_factory):
-    from bot.store.port import NewOutboxMessage
+    from bot.store.ports import NewOutboxMessage
 
     await desk.store.enqueue([NewOutboxMessage(f"bulk:{i}", NAIDA, "ticket_update",
                                                {"ticket": "CS-2026-00001", "event": "status", "status": "closed"})

@@ -14,7 +14,7 @@ import pytest
 
 from bot.app.inbox import AckPressure, InboxWorker, InboxWriter, wall_clock
 from bot.app.outbox import RetryPolicy
-from bot.store.port import InboxItem, NewInboxItem, StoreUnavailableError
+from bot.store.ports import InboxItem, NewInboxItem, StoreUnavailableError
 from bot.store.sql import SqlStore
 
 LEASE = timedelta(seconds=0.6)

@@ -11,7 +11,7 @@ from adapters.server.delivery import ChannelDelivery, teams_sender
 from adapters.slack import send_to_person
 from bot.app.notifications import ESCALATION_TAKEN
 from bot.app.outbox import Dispatcher, RetryPolicy
-from bot.store.port import NewOutboxMessage
+from bot.store.ports import NewOutboxMessage
 from tests.slack.conftest import LOTTE, TEAM, block_text, sqlite_store, start_env  # noqa: F401
 from tests.teams.conftest import fake_bf, rsa_key, start_bot  # noqa: F401
 

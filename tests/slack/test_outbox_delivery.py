@@ -77,7 +77,7 @@ async def test_rate_limited_slack_is_retried_after_its_retry_after(env):
 
 
 async def test_person_unknown_to_slack_is_dead_lettered(env):
-    from bot.store.port import NewOutboxMessage
+    from bot.store.ports import NewOutboxMessage
 
     await env.desk.store.enqueue([NewOutboxMessage("x", "nobody@elsewhere.example", "ticket_update",
                                                    {"ticket": "CS-2026-00001", "event": "status", "status": "closed"})],

@@ -40,7 +40,7 @@ async def test_update_reaches_the_requester_in_teams_once_the_connector_recovers
 
 
 async def test_someone_never_seen_in_teams_is_not_a_crash(bot):
-    from bot.store.port import NewOutboxMessage
+    from bot.store.ports import NewOutboxMessage
 
     await bot.desk.store.enqueue([NewOutboxMessage("k", "camille.dubois@atelier-lumiere.be", "ticket_update",
                                                    {"ticket": "CS-2026-00001", "event": "status", "status": "closed"})],

@@ -1,4 +1,4 @@
-"""Contract of the store port's inbox (what people sent, waiting for a worker), run against every
+"""Contract of `InboxStore` (what people sent, waiting for a worker), run against every
 back end (SQLite and PostgreSQL), plus migrations 0003 and 0004.
 """
 
@@ -15,7 +15,7 @@ from alembic import command
 from sqlalchemy import inspect, select, text
 
 from bot.store import models
-from bot.store.port import InboxItem, NewInboxItem
+from bot.store.ports import InboxItem, NewInboxItem
 from bot.store.sql import SqlStore, alembic_config, upgrade_async
 
 UTC = timezone.utc

@@ -1,0 +1,66 @@
+"""Conversations in progress: the versioned dialog states and the platform deliveries already
+handled (so that a platform's retry is not worked on twice)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping, Protocol
+
+from bot.domain.model import Company, CustomerContact, DialogKey, StaffMember, StoredDialog
+
+
+@dataclass(frozen=True)
+class TurnStart:
+    """What every turn reads before anything else (`DialogStore.read_turn_start`)."""
+
+    processed: bool  # the delivery was handled already (a platform retry)
+    dialog: StoredDialog | None
+    contact: CustomerContact | None
+    staff: StaffMember | None
+    company: Company | None
+
+
+class DialogStore(Protocol):
+    """Dialog states (optimistic versions) and processed deliveries (claims), on one port because
+    a dialog save or delete claims its delivery in its own transaction."""
+
+    # Reads the directory too: a turn's first read is one transaction, and it is about the turn.
+    async def read_turn_start(self, key: DialogKey, email: str | None,
+                              event: tuple[str, str] | None = None) -> TurnStart:
+        """In one read: whether the delivery `event` (source, id) was handled already, the
+        conversation's stored dialog, and who `email` is (as `find_person`; all None without it)."""
+
+    async def load_dialog(self, key: DialogKey) -> StoredDialog | None: ...
+
+    async def save_dialog(
+        self,
+        key: DialogKey,
+        state: Mapping[str, Any],
+        expected_version: int | None,
+        now: datetime,
+        *,
+        event: tuple[str, str] | None = None,
+    ) -> int:
+        """Save and return the new version; raise StaleDialogError if the stored version is not
+        `expected_version` (None means: there must be no stored dialog yet).
+
+        `event=(source, event_id)` claims that platform delivery in the same transaction; a
+        delivery claimed already raises StaleDialogError and nothing is saved."""
+
+    async def delete_dialog(
+        self,
+        key: DialogKey,
+        expected_version: int,
+        *,
+        event: tuple[str, str] | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Raise StaleDialogError if the stored version is not `expected_version`; `event` as in
+        save_dialog."""
+
+    async def claim_event(self, source: str, event_id: str, now: datetime) -> bool:
+        """True the first time (source, event_id) is seen, across every process; False afterwards."""
+
+    async def is_event_processed(self, source: str, event_id: str) -> bool:
+        """Whether (source, event_id) was claimed already (read only)."""

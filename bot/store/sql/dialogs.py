@@ -1,0 +1,164 @@
+"""Dialog states and processed deliveries on SQL: tables `dialog_states`, `processed_events`.
+
+Transactions: a save or delete checks the version (optimistic) and, given `event`, claims the
+delivery in the same transaction; a claim alone is one upsert; the turn-start read takes the
+delivery, the dialog and the person (`directory._person`) in one read-only transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.domain.model import DialogKey, StoredDialog
+from bot.store import models as m
+from bot.store.ports import StaleDialogError, TurnStart
+from bot.store.sql.base import SqlBase, _aware, to_json
+from bot.store.sql.directory import _person
+
+
+# Built once: every turn reads its dialog, and building the statement each time cost more
+# than running it (measured in the modal submission's check, before its ack).
+DIALOG_BY_KEY = select(m.dialog_states).where(
+    m.dialog_states.c.channel == bindparam("k_channel"),
+    m.dialog_states.c.tenant == bindparam("k_tenant"),
+    m.dialog_states.c.conversation == bindparam("k_conversation"),
+    m.dialog_states.c.user_id == bindparam("k_user"),
+)
+
+
+def _dialog_params(key: DialogKey) -> dict[str, str]:
+    return {"k_channel": key.channel, "k_tenant": key.tenant, "k_conversation": key.conversation,
+            "k_user": key.user}
+
+
+class SqlDialogs(SqlBase):
+    """`DialogStore` on SQL."""
+
+    async def read_turn_start(self, key: DialogKey, email: str | None,
+                              event: tuple[str, str] | None = None) -> TurnStart:
+        p = m.processed_events
+        async with self._tx(read_only=True) as conn:
+            processed = False
+            if event is not None:
+                processed = (await conn.execute(
+                    select(p.c.event_id).where(p.c.source == event[0], p.c.event_id == event[1]))).first() is not None
+            row = (await conn.execute(DIALOG_BY_KEY, _dialog_params(key))).first()
+            person = await _person(conn, email) if email else (None, None, None)
+        dialog = StoredDialog(key=key, state=row.state, version=row.version, updated_at=row.updated_at) if row else None
+        return TurnStart(processed, dialog, *person)
+
+    @staticmethod
+    def _dialog_pk(key: DialogKey) -> Any:
+        d = m.dialog_states
+        return and_(
+            d.c.channel == key.channel,
+            d.c.tenant == key.tenant,
+            d.c.conversation == key.conversation,
+            d.c.user_id == key.user,
+        )
+
+    async def load_dialog(self, key: DialogKey) -> StoredDialog | None:
+        async with self._tx(read_only=True) as conn:
+            row = (await conn.execute(DIALOG_BY_KEY, _dialog_params(key))).first()
+        if row is None:
+            return None
+        return StoredDialog(key=key, state=row.state, version=row.version, updated_at=row.updated_at)
+
+    async def save_dialog(
+        self,
+        key: DialogKey,
+        state: Mapping[str, Any],
+        expected_version: int | None,
+        now: datetime,
+        *,
+        event: tuple[str, str] | None = None,
+    ) -> int:
+        """Port method; extension: `event=(source, event_id)` claims that platform delivery in
+        the same transaction, and a delivery already claimed raises StaleDialogError (nothing
+        is saved: the caller retries and then sees the delivery as processed)."""
+        _aware(now)
+        data = to_json(dict(state))
+        d = m.dialog_states
+        if expected_version is None:
+            try:
+                async with self._tx() as conn:
+                    await self._claim_in_tx(conn, event, now, key)
+                    await conn.execute(
+                        insert(d).values(
+                            channel=key.channel,
+                            tenant=key.tenant,
+                            conversation=key.conversation,
+                            user_id=key.user,
+                            state=data,
+                            version=1,
+                            updated_at=now,
+                        )
+                    )
+            except sa_exc.IntegrityError:
+                raise StaleDialogError(f"a dialog is already stored for {key}") from None
+            return 1
+        async with self._tx() as conn:
+            await self._claim_in_tx(conn, event, now, key)
+            result = await conn.execute(
+                update(d)
+                .where(self._dialog_pk(key), d.c.version == expected_version)
+                .values(state=data, version=d.c.version + 1, updated_at=now)
+            )
+            if result.rowcount != 1:
+                raise StaleDialogError(f"dialog {key} is not at version {expected_version}")
+        return expected_version + 1
+
+    async def delete_dialog(
+        self,
+        key: DialogKey,
+        expected_version: int,
+        *,
+        event: tuple[str, str] | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Port method; extension: `event=(source, event_id)` as in save_dialog (claimed at `now`,
+        default: the current time)."""
+        d = m.dialog_states
+        async with self._tx() as conn:
+            await self._claim_in_tx(conn, event, now or datetime.now(timezone.utc), key)
+            result = await conn.execute(delete(d).where(self._dialog_pk(key), d.c.version == expected_version))
+            if result.rowcount != 1:
+                raise StaleDialogError(f"dialog {key} is not at version {expected_version}")
+
+    def _claim_statement(self, source: str, event_id: str, now: datetime) -> Any:
+        _aware(now)
+        p = m.processed_events
+        return (
+            self._upsert(p)
+            .values(source=source, event_id=event_id, processed_at=now)
+            .on_conflict_do_nothing(index_elements=[p.c.source, p.c.event_id])
+            .returning(p.c.event_id)
+        )
+
+    async def _claim_in_tx(
+        self, conn: AsyncConnection, event: tuple[str, str] | None, now: datetime, key: DialogKey
+    ) -> None:
+        if event is None:
+            return
+        source, event_id = event
+        if (await conn.execute(self._claim_statement(source, event_id, now))).first() is None:
+            raise StaleDialogError(f"delivery {source}/{event_id} of dialog {key} was already processed")
+
+    async def claim_event(self, source: str, event_id: str, now: datetime) -> bool:
+        stmt = self._claim_statement(source, event_id, now)
+        async with self._tx() as conn:
+            return (await conn.execute(stmt)).first() is not None
+
+    async def is_event_processed(self, source: str, event_id: str) -> bool:
+        """Extension: whether (source, event_id) was claimed already (read only)."""
+        p = m.processed_events
+        async with self._tx(read_only=True) as conn:
+            found = await conn.execute(
+                select(p.c.event_id).where(p.c.source == source, p.c.event_id == event_id)
+            )
+            return found.first() is not None

@@ -1,0 +1,222 @@
+"""The directory on SQL: tables `companies`, `contacts`, `staff`, `conversation_refs`.
+
+Transactions: replace_directory deletes and rewrites the three directory tables in one; a
+conversation reference is one upsert; the rest are reads. `_person` reads who an e-mail is
+inside a caller's transaction (the turn-start read).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Mapping, Sequence
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.domain.model import Company, CustomerContact, Directory, StaffMember, StaffRole
+from bot.store import models as m
+from bot.store.ports import DirectoryCounts
+from bot.store.sql.base import SqlBase, _aware, _email_key, to_json, _value
+
+
+def _company(row: Any) -> Company:
+    return Company(
+        name=row.name,
+        support_module=bool(row.support_module),
+        sla_plan=row.sla_plan,
+        multiplier_overrides={k: Decimal(str(v)) for k, v in (row.multiplier_overrides or {}).items()},
+    )
+
+
+def _contact(row: Any) -> CustomerContact:
+    return CustomerContact(
+        email=row.email,
+        name=row.name,
+        company=row.company_name,
+        phone=row.phone,
+        language=row.language,
+        sla_named=bool(row.sla_named),
+    )
+
+
+def _staff(row: Any) -> StaffMember:
+    return StaffMember(
+        email=row.email,
+        name=row.name,
+        role=StaffRole(row.role),
+        phone=row.phone,
+        language=row.language,
+        level=row.level,
+    )
+
+
+def _check_directory(directory: Directory) -> None:
+    names: dict[str, str] = {}
+    for company in directory.companies:
+        key = company.name.strip().lower()
+        if not key:
+            raise ValueError("a company has an empty name")
+        if key in names:
+            raise ValueError(f"company {company.name!r} appears twice in the directory")
+        names[key] = company.name
+    seen: set[str] = set()
+    for contact in directory.contacts:
+        key = _email_key(contact.email)
+        if key in seen:
+            raise ValueError(f"contact {contact.email!r} appears twice in the directory")
+        seen.add(key)
+        if contact.company.strip().lower() not in names:
+            raise ValueError(
+                f"contact {contact.email!r} ({contact.name}) names company {contact.company!r}, "
+                "which is not in the directory"
+            )
+    seen = set()
+    for member in directory.staff:
+        key = _email_key(member.email)
+        if key in seen:
+            raise ValueError(f"staff member {member.email!r} appears twice in the directory")
+        seen.add(key)
+
+
+async def _person(conn: AsyncConnection, email: str
+                  ) -> tuple[CustomerContact | None, StaffMember | None, Company | None]:
+    key = _email_key(email)
+    contact_row = (await conn.execute(select(m.contacts).where(m.contacts.c.email_key == key))).first()
+    staff_row = (await conn.execute(select(m.staff).where(m.staff.c.email_key == key))).first()
+    contact = _contact(contact_row) if contact_row else None
+    company_row = None
+    if contact is not None:
+        company_row = (await conn.execute(
+            select(m.companies).where(m.companies.c.name_key == contact.company.strip().lower()))).first()
+    return contact, _staff(staff_row) if staff_row else None, _company(company_row) if company_row else None
+
+
+class SqlDirectory(SqlBase):
+    """`DirectoryStore` on SQL."""
+
+    async def replace_directory(self, directory: Directory) -> DirectoryCounts:
+        _check_directory(directory)
+        canonical = {c.name.strip().lower(): c.name.strip() for c in directory.companies}
+        company_rows = [
+            {
+                "name": c.name.strip(),
+                "name_key": c.name.strip().lower(),
+                "support_module": bool(c.support_module),
+                "sla_plan": c.sla_plan,
+                "multiplier_overrides": {k: str(Decimal(str(v))) for k, v in c.multiplier_overrides.items()},
+            }
+            for c in directory.companies
+        ]
+        contact_rows = [
+            {
+                "email_key": _email_key(c.email),
+                "email": c.email.strip(),
+                "name": c.name,
+                "company_name": canonical[c.company.strip().lower()],
+                "phone": c.phone,
+                "language": c.language,
+                "sla_named": bool(c.sla_named),
+            }
+            for c in directory.contacts
+        ]
+        staff_rows = [
+            {
+                "email_key": _email_key(s.email),
+                "email": s.email.strip(),
+                "name": s.name,
+                "role": StaffRole(_value(s.role)).value,
+                "phone": s.phone,
+                "language": s.language,
+                "level": s.level,
+            }
+            for s in directory.staff
+        ]
+        async with self._tx() as conn:
+            await conn.execute(delete(m.contacts))
+            await conn.execute(delete(m.staff))
+            await conn.execute(delete(m.companies))
+            for table, rows in ((m.companies, company_rows), (m.contacts, contact_rows), (m.staff, staff_rows)):
+                if rows:
+                    await conn.execute(insert(table), rows)
+        return DirectoryCounts(len(company_rows), len(contact_rows), len(staff_rows))
+
+    async def find_contact(self, email: str) -> CustomerContact | None:
+        async with self._tx(read_only=True) as conn:
+            row = (await conn.execute(select(m.contacts).where(m.contacts.c.email_key == _email_key(email)))).first()
+        return _contact(row) if row else None
+
+    async def find_staff(self, email: str) -> StaffMember | None:
+        async with self._tx(read_only=True) as conn:
+            row = (await conn.execute(select(m.staff).where(m.staff.c.email_key == _email_key(email)))).first()
+        return _staff(row) if row else None
+
+    async def get_company(self, name: str) -> Company | None:
+        async with self._tx(read_only=True) as conn:
+            row = (
+                await conn.execute(select(m.companies).where(m.companies.c.name_key == name.strip().lower()))
+            ).first()
+        return _company(row) if row else None
+
+    async def find_person(self, email: str) -> tuple[CustomerContact | None, StaffMember | None, Company | None]:
+        async with self._tx(read_only=True) as conn:
+            return await _person(conn, email)
+
+    async def list_companies(self) -> Sequence[Company]:
+        async with self._tx(read_only=True) as conn:
+            rows = (await conn.execute(select(m.companies).order_by(m.companies.c.name_key))).all()
+        return [_company(r) for r in rows]
+
+    async def list_staff(self, role: StaffRole | None = None, level: int | None = None) -> Sequence[StaffMember]:
+        s = m.staff
+        query = select(s).order_by(s.c.level.asc().nulls_last(), s.c.name, s.c.email_key)
+        if role is not None:
+            query = query.where(s.c.role == StaffRole(_value(role)).value)
+        if level is not None:
+            query = query.where(s.c.level == level)
+        async with self._tx(read_only=True) as conn:
+            rows = (await conn.execute(query)).all()
+        return [_staff(r) for r in rows]
+
+    async def save_conversation_ref(
+        self, channel: str, user_key: str, reference: Mapping[str, Any], now: datetime, email: str | None = None
+    ) -> None:
+        _aware(now)
+        r = m.conversation_refs
+        stmt = self._upsert(r).values(
+            channel=channel,
+            user_key=user_key,
+            email_key=_email_key(email) if email else None,
+            reference=to_json(dict(reference)),
+            updated_at=now,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[r.c.channel, r.c.user_key],
+            set_={
+                "reference": stmt.excluded.reference,
+                "updated_at": stmt.excluded.updated_at,
+                # a later save without the e-mail keeps the one already known
+                "email_key": func.coalesce(stmt.excluded.email_key, r.c.email_key),
+            },
+        )
+        async with self._tx() as conn:
+            await conn.execute(stmt)
+
+    async def get_conversation_ref(self, channel: str, user_key: str) -> Mapping[str, Any] | None:
+        r = m.conversation_refs
+        async with self._tx(read_only=True) as conn:
+            row = (
+                await conn.execute(select(r.c.reference).where(r.c.channel == channel, r.c.user_key == user_key))
+            ).first()
+        return row.reference if row else None
+
+    async def find_conversation_refs_by_email(self, email: str) -> Sequence[tuple[str, str, Mapping[str, Any]]]:
+        r = m.conversation_refs
+        query = (
+            select(r.c.channel, r.c.user_key, r.c.reference)
+            .where(r.c.email_key == _email_key(email))
+            .order_by(r.c.updated_at.desc(), r.c.channel, r.c.user_key)
+        )
+        async with self._tx(read_only=True) as conn:
+            rows = (await conn.execute(query)).all()
+        return [(row.channel, row.user_key, row.reference) for row in rows]

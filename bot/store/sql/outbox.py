@@ -1,0 +1,134 @@
+"""The outbox on SQL: table `outbox`.
+
+Transactions: enqueue writes the messages (a repeated idempotency key is ignored); a claim
+selects due messages FOR UPDATE SKIP LOCKED (PostgreSQL) and marks them sending in one;
+each mark is one UPDATE. `_enqueue_rows` queues messages inside another aggregate's
+transaction (a ticket move, an escalation).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.domain.model import OutboxMessage
+from bot.store import models as m
+from bot.store.ports import NewOutboxMessage
+from bot.store.sql.base import SqlBase, _aware, _claim_limit, dialect_insert, _due, to_json
+
+
+def _outbox_message(row: Any) -> OutboxMessage:
+    return OutboxMessage(
+        id=row.id,
+        idempotency_key=row.idempotency_key,
+        recipient=row.recipient,
+        kind=row.kind,
+        payload=row.payload,
+        status=row.status,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        created_at=row.created_at,
+        last_error=row.last_error,
+        sent_at=row.sent_at,
+    )
+
+
+def _outbox_rows(messages: Sequence[NewOutboxMessage], now: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "idempotency_key": msg.idempotency_key,
+            "recipient": msg.recipient,
+            "kind": msg.kind,
+            "payload": to_json(dict(msg.payload)),
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "locked_until": None,
+            "created_at": now,
+            "sent_at": None,
+            "last_error": None,
+        }
+        for msg in messages
+    ]
+
+
+async def _enqueue_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        o = m.outbox
+        stmt = dialect_insert(conn.dialect.name)(o).on_conflict_do_nothing(index_elements=[o.c.idempotency_key])
+        await conn.execute(stmt, rows)
+
+
+class SqlOutbox(SqlBase):
+    """`OutboxStore` on SQL."""
+
+    async def enqueue(self, messages: Sequence[NewOutboxMessage], now: datetime) -> None:
+        _aware(now)
+        rows = _outbox_rows(messages, now)
+        if not rows:
+            return
+        async with self._tx() as conn:
+            await _enqueue_rows(conn, rows)
+
+    async def list_outbox(self, status: str | None = None) -> Sequence[OutboxMessage]:
+        o = m.outbox
+        query = select(o).order_by(o.c.id)
+        if status is not None:
+            query = query.where(o.c.status == status)
+        async with self._tx(read_only=True) as conn:
+            rows = (await conn.execute(query)).all()
+        return [_outbox_message(r) for r in rows]
+
+    async def claim_outbox(self, now: datetime, lease: timedelta, limit: int = 20) -> Sequence[OutboxMessage]:
+        limit = _claim_limit(now, lease, limit)
+        if limit <= 0:
+            return []
+        o = m.outbox
+        due = _due(o, "sending", now)
+        query = self._lock(select(o.c.id).where(due).order_by(o.c.id).limit(limit), skip_locked=True)
+        async with self._tx() as conn:
+            ids = list((await conn.execute(query)).scalars())
+            if not ids:
+                return []
+            await conn.execute(
+                update(o)
+                .where(o.c.id.in_(ids))
+                .values(status="sending", locked_until=now + lease, attempts=o.c.attempts + 1)
+            )
+            rows = (await conn.execute(select(o).where(o.c.id.in_(ids)).order_by(o.c.id))).all()
+        return [_outbox_message(r) for r in rows]
+
+    async def _update_outbox(self, message_id: int, **values: Any) -> None:
+        o = m.outbox
+        async with self._tx() as conn:
+            await conn.execute(update(o).where(o.c.id == message_id).values(locked_until=None, **values))
+
+    async def mark_sent(self, message_id: int, now: datetime) -> None:
+        _aware(now)
+        await self._update_outbox(message_id, status="sent", sent_at=now)
+
+    async def mark_retry(self, message_id: int, next_attempt_at: datetime, error: str) -> None:
+        _aware(next_attempt_at, "next_attempt_at")
+        await self._update_outbox(message_id, status="pending", next_attempt_at=next_attempt_at, last_error=error)
+
+    async def mark_failed(self, message_id: int, error: str) -> None:
+        await self._update_outbox(message_id, status="failed", last_error=error)
+
+    async def requeue_failed(self, now: datetime, message_ids: Sequence[int] | None = None) -> int:
+        _aware(now)
+        o = m.outbox
+        stmt = (
+            update(o)
+            .where(o.c.status == "failed")
+            .values(status="pending", attempts=0, next_attempt_at=now, locked_until=None)
+        )
+        if message_ids is not None:
+            ids = [int(i) for i in message_ids]
+            if not ids:
+                return 0
+            stmt = stmt.where(o.c.id.in_(ids))
+        async with self._tx() as conn:
+            return int((await conn.execute(stmt)).rowcount)

@@ -1,0 +1,127 @@
+"""Contract of `OutboxStore` (queueing, claiming with leases, marking), run against every back end
+(SQLite and PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from bot.store import models
+from bot.store.ports import NewOutboxMessage
+from bot.store.sql import SqlStore
+from tests.store.helpers import LEASE, NOW, msgs, outbox_keys
+
+
+# ---- enqueue --------------------------------------------------------------------------------------
+
+
+async def test_enqueue_ignores_duplicates(store: SqlStore) -> None:
+    msgs = [
+        NewOutboxMessage("reminder:1", "a@acme.be", "reminder", {"amount": Decimal("102.21"), "day": date(2026, 3, 2)}),
+        NewOutboxMessage("reminder:2", "b@acme.be", "reminder"),
+    ]
+    await store.enqueue(msgs, NOW)
+    await store.enqueue([msgs[0], NewOutboxMessage("reminder:3", "c@acme.be", "reminder")], NOW + timedelta(minutes=1))
+    await store.enqueue([], NOW)
+    queued = await store.list_outbox()
+    assert [q.idempotency_key for q in queued] == ["reminder:1", "reminder:2", "reminder:3"]
+    assert dict(queued[0].payload) == {"amount": "102.21", "day": "2026-03-02"}
+    assert dict(queued[1].payload) == {}
+    assert queued[0].created_at == NOW and queued[2].created_at == NOW + timedelta(minutes=1)
+    assert all(q.last_error is None and q.status == "pending" for q in queued)
+    assert [q.idempotency_key for q in await store.list_outbox("pending")] == ["reminder:1", "reminder:2", "reminder:3"]
+    assert await store.list_outbox("sent") == []
+
+
+# ---- outbox delivery ------------------------------------------------------------------------------
+
+
+async def test_claim_outbox_due_messages_and_expired_leases(store: SqlStore) -> None:
+    await store.enqueue(msgs("a", "b", "c"), NOW)
+    await store.enqueue(msgs("later"), NOW + timedelta(hours=1))  # due in an hour
+
+    first = await store.claim_outbox(NOW, LEASE, limit=2)
+    assert [(q.idempotency_key, q.status, q.attempts) for q in first] == [("a", "sending", 1), ("b", "sending", 1)]
+    assert [(q.idempotency_key, q.attempts) for q in await store.claim_outbox(NOW, LEASE, limit=2)] == [("c", 1)]
+    assert await store.claim_outbox(NOW + timedelta(minutes=4), LEASE) == []  # leases still running
+    assert await outbox_keys(store, "pending") == ["later"]
+
+    # the dispatcher died: after the lease the messages are taken again, "later" still is not due
+    again = await store.claim_outbox(NOW + timedelta(minutes=6), LEASE)
+    assert [(q.idempotency_key, q.status, q.attempts) for q in again] == [
+        ("a", "sending", 2), ("b", "sending", 2), ("c", "sending", 2),
+    ]
+    async with store.engine.connect() as conn:
+        locks = (await conn.execute(select(models.outbox.c.locked_until).order_by(models.outbox.c.id))).scalars().all()
+    assert locks == [NOW + timedelta(minutes=11)] * 3 + [None]
+
+    for q in again[:2]:
+        await store.mark_sent(q.id, NOW + timedelta(minutes=7))
+    late = await store.claim_outbox(NOW + timedelta(hours=1), LEASE)  # "c" was never marked: taken a third time
+    assert [(q.idempotency_key, q.attempts) for q in late] == [("c", 3), ("later", 1)]
+    assert await store.claim_outbox(NOW, LEASE, limit=0) == []
+    with pytest.raises(ValueError):
+        await store.claim_outbox(NOW, timedelta(0))
+
+
+async def test_mark_sent_retry_failed_and_requeue(store: SqlStore) -> None:
+    await store.enqueue(msgs("a", "b", "c", "d"), NOW)
+    a, b, c, d = await store.claim_outbox(NOW, LEASE)
+    sent_at = NOW + timedelta(seconds=2)
+    await store.mark_sent(a.id, sent_at)
+    retry_at = NOW + timedelta(minutes=1)
+    await store.mark_retry(b.id, retry_at, "429 Too Many Requests")
+    await store.mark_failed(c.id, "user not found")
+    await store.mark_failed(d.id, "403 Forbidden")
+
+    by_key = {q.idempotency_key: q for q in await store.list_outbox()}
+    assert (by_key["a"].status, by_key["a"].sent_at, by_key["a"].last_error) == ("sent", sent_at, None)
+    assert (by_key["b"].status, by_key["b"].next_attempt_at, by_key["b"].last_error) == (
+        "pending", retry_at, "429 Too Many Requests",
+    )
+    assert (by_key["c"].status, by_key["c"].attempts, by_key["c"].sent_at) == ("failed", 1, None)
+    async with store.engine.connect() as conn:
+        locks = (await conn.execute(select(models.outbox.c.locked_until))).scalars().all()
+    assert locks == [None] * 4
+
+    # sent and failed messages are never claimed again; the retry only once it is due
+    assert await store.claim_outbox(NOW + timedelta(seconds=30), LEASE) == []
+    assert [q.idempotency_key for q in await store.claim_outbox(retry_at, LEASE)] == ["b"]
+
+    requeue_at = NOW + timedelta(hours=2)
+    assert await store.requeue_failed(requeue_at, [c.id, a.id, b.id]) == 1  # only the failed one
+    assert await store.requeue_failed(requeue_at, []) == 0
+    by_key = {q.idempotency_key: q for q in await store.list_outbox()}
+    assert (by_key["c"].status, by_key["c"].attempts, by_key["c"].next_attempt_at, by_key["c"].last_error) == (
+        "pending", 0, requeue_at, "user not found",
+    )
+    assert (by_key["a"].status, by_key["b"].status, by_key["d"].status) == ("sent", "sending", "failed")
+    assert await store.requeue_failed(requeue_at) == 1  # all failed: d
+    assert await store.requeue_failed(requeue_at) == 0
+    assert await outbox_keys(store, "pending") == ["c", "d"]
+
+
+async def test_concurrent_dispatchers_never_take_the_same_message(store: SqlStore, store_factory) -> None:  # type: ignore[no-untyped-def]
+    other = await store_factory()
+    keys = [f"m{i:03d}" for i in range(60)]
+    await store.enqueue(msgs(*keys), NOW)
+
+    async def dispatcher(s: SqlStore) -> list[int]:
+        taken: list[int] = []
+        while batch := await s.claim_outbox(NOW, LEASE, limit=3):
+            assert len(batch) <= 3
+            taken.extend(q.id for q in batch)
+        return taken
+
+    results = await asyncio.gather(*(dispatcher(s) for s in [store, other, store, other]))
+    taken = [i for r in results for i in r]
+    assert len(taken) == len(set(taken)) == 60
+    all_ids = {q.id for q in await store.list_outbox()}
+    assert set(taken) == all_ids
+    assert [q.attempts for q in await store.list_outbox()] == [1] * 60
+    assert await outbox_keys(store, "sending") == keys
