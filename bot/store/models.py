@@ -382,6 +382,22 @@ class InboxRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+# ---- notices owed ----------------------------------------------------------------------------------
+
+
+class UndeliveredNoticeRow(Base):
+    """An answer that could not reach a person, to be mentioned in the next message that does."""
+
+    __tablename__ = "undelivered_notices"
+    __table_args__ = (Index(None, "channel", "person", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    person: Mapped[str] = mapped_column(String(KEY))
+    ticket_number: Mapped[str | None] = mapped_column(String(SHORT))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 companies = CompanyRow.__table__
 contacts = ContactRow.__table__
 staff = StaffRow.__table__
@@ -397,3 +413,4 @@ processed_events = ProcessedEventRow.__table__
 conversation_refs = ConversationRefRow.__table__
 outbox = OutboxRow.__table__
 inbox = InboxRow.__table__
+undelivered_notices = UndeliveredNoticeRow.__table__

@@ -10,6 +10,7 @@ import inspect
 from typing import Any
 
 from bot.store.ports import (
+    NoticeStore,
     PORTS,
     DialogStore,
     DirectoryStore,
@@ -27,6 +28,7 @@ from bot.store.sql.dialogs import SqlDialogs
 from bot.store.sql.directory import SqlDirectory
 from bot.store.sql.escalations import SqlEscalations
 from bot.store.sql.inbox import SqlInbox
+from bot.store.sql.notices import SqlNotices
 from bot.store.sql.outbox import SqlOutbox
 from bot.store.sql.tickets import SqlTickets
 from bot.store.sql.time_entries import SqlTimeEntries
@@ -71,6 +73,7 @@ def test_each_sql_module_implements_its_own_port() -> None:
         SqlEscalations: EscalationStore,
         SqlOutbox: OutboxStore,
         SqlInbox: InboxStore,
+        SqlNotices: NoticeStore,
     }
     assert set(own.values()) == set(PORTS)
     for implementation, port in own.items():

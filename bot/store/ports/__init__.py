@@ -25,6 +25,7 @@ from bot.store.ports.errors import (
 from bot.store.ports.escalations import EscalationStore
 from bot.store.ports.inbox import InboxItem, InboxStore, NewInboxItem
 from bot.store.ports.lifecycle import StoreLifecycle
+from bot.store.ports.notices import Notice, NoticeStore
 from bot.store.ports.outbox import NewOutboxMessage, OutboxStore
 from bot.store.ports.tickets import TicketStore
 from bot.store.ports.time_entries import TimeEntryStore
@@ -39,6 +40,7 @@ class Store(
     EscalationStore,
     OutboxStore,
     InboxStore,
+    NoticeStore,
     Protocol,
 ):
     """Everything the core persists: every port at once."""
@@ -54,6 +56,7 @@ PORTS: tuple[type, ...] = (
     EscalationStore,
     OutboxStore,
     InboxStore,
+    NoticeStore,
 )
 
 __all__ = [
@@ -66,6 +69,8 @@ __all__ = [
     "InboxStore",
     "NewInboxItem",
     "NewOutboxMessage",
+    "Notice",
+    "NoticeStore",
     "OutboxStore",
     "StaleDialogError",
     "StaleTicketError",
