@@ -22,6 +22,7 @@ from bot.dialogs.engine import (
 )
 from bot.domain.parsing import parse_date, parse_duration, parse_time
 from bot.i18n import format_date, format_money, format_number
+from bot.protocol.ids import Action
 from bot.protocol.replies import Facts, FieldKind, Form, FormField, Option, Reply, Text, Tone
 from bot.domain.time_entries import ensure_worked, parse_start
 from bot.domain.validation import Invalid, clean_text
@@ -75,7 +76,7 @@ def _finish(ctx: Context, data: Mapping[str, Any]) -> Outcome:
 
 
 class _Done(Step):
-    def prompt(self, ctx: Context, data: Mapping[str, Any], action: str) -> tuple[Reply, ...]:
+    def prompt(self, ctx: Context, data: Mapping[str, Any], action: Action) -> tuple[Reply, ...]:
         return ()
 
     def accept(self, ctx: Context, data: Mapping[str, Any], answer: Answer) -> Outcome:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from bot.domain.model import EscalationReason, Ticket
+from bot.protocol.ids import Action
 from bot.protocol.replies import Confirmation, Option, Reply, Text, Tone
 
 from bot.dialogs.common import ticket_facts, ticket_option
@@ -65,7 +66,7 @@ class ConfirmEscalationStep(Step):
         return (Option("confirm", ctx.t("escalation.confirm"), primary=True),
                 Option("cancel", ctx.t("escalation.cancel"), danger=True))
 
-    def prompt(self, ctx: Context, data: Mapping[str, Any], action: str) -> tuple[Reply, ...]:
+    def prompt(self, ctx: Context, data: Mapping[str, Any], action: Action) -> tuple[Reply, ...]:
         level = ctx.settings.escalation.level(1)
         confirm, cancel = self._options(ctx)
         facts = (
@@ -187,7 +188,7 @@ class TicketInfoDialog(Dialog):
 class _AddComment(Step):
     """Reached once the information was typed: finishes with the effect that stores it."""
 
-    def prompt(self, ctx: Context, data: Mapping[str, Any], action: str) -> tuple[Reply, ...]:
+    def prompt(self, ctx: Context, data: Mapping[str, Any], action: Action) -> tuple[Reply, ...]:
         return ()
 
     def accept(self, ctx: Context, data: Mapping[str, Any], answer: Answer) -> Outcome:

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.dialogs.engine import DialogEngine, step_answer
 from bot.protocol import ids
 from bot.protocol.ids import (
     ESCALATION,
@@ -98,6 +99,27 @@ def test_commands_and_verbs_compare_as_their_words():
     # Stored and typed words ("cancel", "ack") are the enums' values.
     assert Command("cancel") is Command.CANCEL and CommandAction("back") == CommandAction(Command.BACK)
     assert EscalationChoice("view", "CS-1") == EscalationChoice(EscalationVerb.VIEW, "CS-1")
+
+
+def test_every_question_of_every_dialog_reads_back_as_its_own_step_answer():
+    """The engine compares a click with the current question's answer: each must read back equal,
+    or a question could never be answered by a click."""
+    engine = DialogEngine([cls() for cls in _dialog_classes()])
+    for dialog in engine.dialogs.values():
+        for state in dialog.steps:
+            answer = step_answer({"dialog": dialog.name, "state": state, "instance": "9f" * 16})
+            assert parse_action(str(answer)) == answer
+        assert parse_action(str(FormSubmission(dialog.name))) == FormSubmission(dialog.name)
+        assert parse_callback_id(str(FlowModal(dialog.name))) == FlowModal(dialog.name)
+
+
+def _dialog_classes():
+    from bot.dialogs.log_time import LogTimeDialog
+    from bot.dialogs.new_ticket import NewTicketDialog
+    from bot.dialogs.quote import QuoteDialog
+    from bot.dialogs.tickets import EscalationDialog, TicketInfoDialog
+
+    return (NewTicketDialog, QuoteDialog, EscalationDialog, TicketInfoDialog, LogTimeDialog)
 
 
 def test_a_step_answer_keeps_the_first_eight_digits_of_the_instance():
