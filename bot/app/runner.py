@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Mapping
 
 from bot.app.desk import Desk
-from bot.dialogs.engine import Answer, Context, Effect, DialogEngine, DialogResult, command_of
+from bot.dialogs.engine import Answer, Context, Effect, EffectKind, DialogEngine, DialogResult, command_of
 from bot.dialogs.intents import Intent, detect, ticket_number_pattern
 from bot.dialogs.new_ticket import NewTicketDialog
 from bot.dialogs.quote import QuoteDialog
@@ -325,7 +325,7 @@ class TurnRunner:
         key = f"dialog:{state['instance']}"
         p = effect.payload
         now = self.desk.now()
-        if effect.kind == "create_ticket":
+        if effect.kind is EffectKind.CREATE_TICKET:
             new = NewTicket(
                 kind=TicketKind(p["kind"]),
                 requester_email=p["email"],
@@ -344,7 +344,7 @@ class TurnRunner:
             ticket = await self.store.create_ticket(new, now, self.settings.tickets.number_format, idempotency_key=key)
             log.info("ticket %s created from %s", ticket.number, turn.channel)
             return ticket
-        if effect.kind == "create_escalation":
+        if effect.kind is EffectKind.CREATE_ESCALATION:
             number = p["ticket"]
             ticket = next((t for t in ctx.tickets if t.number == number), None)
             if ticket is None:
@@ -358,11 +358,11 @@ class TurnRunner:
             )
             log.info("ticket %s escalated to level 1", number)
             return escalation
-        if effect.kind == "log_time":
+        if effect.kind is EffectKind.LOG_TIME:
             request = TimeRequest(p["ticket"], timedelta(minutes=int(p["minutes"])), p["service"],
                                   datetime.fromisoformat(p["start"]), p.get("note"))
             return await self.staff.log_time(ctx, request, key)
-        if effect.kind == "add_comment":
+        if effect.kind is EffectKind.ADD_COMMENT:
             number = p["ticket"]
             if not any(t.number == number for t in ctx.tickets):
                 raise NotVisible(number)

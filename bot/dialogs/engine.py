@@ -13,6 +13,7 @@ engine never keeps anything in memory, so any process can take the next turn.
 from __future__ import annotations
 
 import abc
+import enum
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -73,12 +74,25 @@ class Answer:
 # What a step decides
 
 
+class EffectKind(str, enum.Enum):
+    """What a finishing effect does (the runner performs each kind its own way)."""
+
+    CREATE_TICKET = "create_ticket"
+    CREATE_ESCALATION = "create_escalation"
+    LOG_TIME = "log_time"
+    ADD_COMMENT = "add_comment"
+
+
 @dataclass(frozen=True)
 class Effect:
     """Work with side effects the runner performs when a dialog finishes (idempotently)."""
 
-    kind: str  # "create_ticket", "create_escalation", "add_comment"
+    kind: EffectKind
     payload: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        # Also from its word ("create_ticket"), as tests and older callers write it.
+        object.__setattr__(self, "kind", EffectKind(self.kind))
 
 
 @dataclass(frozen=True)

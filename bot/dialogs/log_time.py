@@ -13,6 +13,7 @@ from bot.dialogs.engine import (
     Context,
     Dialog,
     Effect,
+    EffectKind,
     Finish,
     FormErrors,
     Goto,
@@ -69,7 +70,7 @@ def _parse_note(ctx: Context, data: Mapping[str, Any], text: str) -> str:
 def _finish(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     minutes = int(data["minutes"])
     start = data.get("start") or (ctx.now - timedelta(minutes=minutes)).isoformat()
-    return Finish(effect=Effect("log_time", {
+    return Finish(effect=Effect(EffectKind.LOG_TIME, {
         "ticket": data["ticket"], "minutes": minutes, "service": data["service"], "start": start,
         "note": data.get("note"),
     }))

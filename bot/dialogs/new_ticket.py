@@ -25,6 +25,7 @@ from bot.dialogs.engine import (
     Context,
     Dialog,
     Effect,
+    EffectKind,
     Finish,
     FormErrors,
     Goto,
@@ -264,7 +265,7 @@ class SummaryStep(Step):
 def _create(ctx: Context, data: Mapping[str, Any]) -> Finish:
     payload = {k: data.get(k) for k in EDITABLE}
     payload["emergency"] = bool(data.get("emergency"))
-    return Finish(effect=Effect("create_ticket", payload))
+    return Finish(effect=Effect(EffectKind.CREATE_TICKET, payload))
 
 
 def _edit_options(ctx: Context, data: Mapping[str, Any]) -> tuple[Option, ...]:

@@ -15,6 +15,7 @@ from bot.dialogs.engine import (
     Context,
     Dialog,
     Effect,
+    EffectKind,
     Finish,
     Goto,
     Outcome,
@@ -83,7 +84,7 @@ class ConfirmEscalationStep(Step):
             return Retry(ctx.t("validation.choice"))
         if option.value == "cancel":
             return Finish((Text(ctx.t("engine.cancelled")),))
-        return Finish(effect=Effect("create_escalation", {
+        return Finish(effect=Effect(EffectKind.CREATE_ESCALATION, {
             "ticket": data["ticket"], "reason": data["reason"], "comment": data["comment"]}))
 
 
@@ -195,4 +196,4 @@ class _AddComment(Step):
         return self.skip(ctx, data)
 
     def skip(self, ctx: Context, data: Mapping[str, Any]) -> Outcome:  # type: ignore[override]
-        return Finish(effect=Effect("add_comment", {"ticket": data["ticket"], "text": data["info"]}))
+        return Finish(effect=Effect(EffectKind.ADD_COMMENT, {"ticket": data["ticket"], "text": data["info"]}))
