@@ -29,10 +29,14 @@ from typing import Union
 MAX_WIRE_LENGTH = 255
 
 # Dialog and state names: identifiers, and never a colon (the separator of the wire forms).
-_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
-# A step answer: dialog, state and the first 8 hex digits of the dialog instance's uuid.
+_NAME_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+_NAME = re.compile(_NAME_PATTERN, re.ASCII)
+# A step answer: dialog, state and the first hex digits of the dialog instance's uuid (enough to
+# tell this instance from the user's earlier ones, short enough for Slack's 255 characters).
 INSTANCE_TAG_LENGTH = 8
-_STEP_ANSWER = re.compile(r"([A-Za-z0-9_-]{1,64}):([A-Za-z0-9_-]{1,64}):([0-9a-f]{8})", re.ASCII)
+_INSTANCE_TAG_PATTERN = "[0-9a-f]{%d}" % INSTANCE_TAG_LENGTH
+_INSTANCE_TAG = re.compile(_INSTANCE_TAG_PATTERN, re.ASCII)
+_STEP_ANSWER = re.compile(f"({_NAME_PATTERN}):({_NAME_PATTERN}):({_INSTANCE_TAG_PATTERN})", re.ASCII)
 # A ticket number as an escalation button carries it: printable, no spaces or colons (the
 # number format is configurable, so its exact shape is the runner's to check).
 _TICKET = re.compile(r"[^\s:\x00-\x1f\x7f]{1,64}")
@@ -131,7 +135,7 @@ class StepAnswer(_Id):
     def __post_init__(self) -> None:
         _check_name("dialog", self.dialog)
         _check_name("state", self.state)
-        if not re.fullmatch(r"[0-9a-f]{%d}" % INSTANCE_TAG_LENGTH, self.instance, re.ASCII):
+        if not isinstance(self.instance, str) or not _INSTANCE_TAG.fullmatch(self.instance):
             raise ValueError(f"not a dialog instance tag: {self.instance!r}")
 
     @classmethod
