@@ -275,10 +275,10 @@ class TurnRunner:
         command = self.staff.recognise(turn.text) if not action else None
         if command is not None:
             return await self._staff(ctx, turn, command)
-        command = command_of(turn.text if not action else None, action)
-        if command in (Command.CANCEL, Command.BACK):
+        word = command_of(turn.text if not action else None, action)
+        if word in (Command.CANCEL, Command.BACK):
             return DialogResult(None, (Text(ctx.t("engine.nothing_to_cancel")),) + menus.menu(ctx))
-        if command is Command.HELP:
+        if word is Command.HELP:
             return DialogResult(None, menus.help_replies(ctx))
         if action:
             # A button of a conversation that is over (a double click, an old card): never act twice.
