@@ -40,13 +40,13 @@ _STEP_ANSWER = re.compile(f"({_NAME_PATTERN}):({_NAME_PATTERN}):({_INSTANCE_TAG_
 # A ticket number as an escalation button carries it: printable, no spaces or colons (the
 # number format is configurable, so its exact shape is the runner's to check).
 _TICKET = re.compile(r"[^\s:\x00-\x1f\x7f]{1,64}")
-_SLACK_ACTION_ID = re.compile(r"cd\.([0-9]{1,9})\.(.+)", re.ASCII | re.DOTALL)
+# A CareDesk element's action_id: the prefix, a number and the core action.
+SLACK_ACTION_PREFIX = "cd."
+_SLACK_ACTION_ID = re.compile(re.escape(SLACK_ACTION_PREFIX) + r"([0-9]{1,9})\.(.+)", re.ASCII | re.DOTALL)
 
 
 class _Id(abc.ABC):
     """A value with one wire form: `encode()`, also its `str()`."""
-
-    __slots__ = ()
 
     @abc.abstractmethod
     def encode(self) -> str:
@@ -214,8 +214,6 @@ def parse_escalation_choice(text: object) -> EscalationChoice | None:
 
 
 # ---- Slack: an element's action_id ------------------------------------------------------------------
-
-SLACK_ACTION_PREFIX = "cd."
 
 
 @dataclass(frozen=True)
