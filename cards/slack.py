@@ -1,6 +1,6 @@
 """Block Kit rendering of the core's replies, for Slack.
 
-Plain dicts only (this package imports nothing but the reply model); the tests validate every
+Plain dicts only (this package imports nothing but the core's protocol); the tests validate every
 payload with `slack_sdk.models`. Block Kit limits are respected by truncating safely: text
 lengths, fields per section, buttons per actions block, options per select, blocks per surface.
 
@@ -8,9 +8,10 @@ Text the core produces is plain text that may quote what people typed, so everyt
 into a `mrkdwn` object is escaped (`&`, `<`, `>`): no `<!channel>` injection, no broken links.
 `plain_text` objects are not parsed by Slack and are left as they are.
 
-Interactive elements carry the core's action and value: a button's `action_id` is
-`cd.<n>.<action>` (n keeps ids unique within one message or view) and its `value` is the
-option's value; `parse_action_id` gives the action back. A form becomes a modal whose input
+Interactive elements carry the core's action and value: a button's `action_id` is a
+`bot.protocol.ids.SlackActionId` (`cd.<n>.<action>`, n keeps ids unique within one message or
+view) and its `value` is the option's value; `parse_slack_action_id` gives the action back. A
+modal's `callback_id` is a `ModalCallback` of the same module. A form becomes a modal whose input
 blocks use the field name as both `block_id` and `action_id`, so the core's field errors map
 one to one onto Slack's `response_action: errors`.
 """
@@ -19,9 +20,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Sequence
 
+from bot.protocol.ids import SLACK_ACTION_PREFIX, Action, ModalCallback, SlackActionId
 from bot.protocol.replies import Choices, Confirmation, Facts, FieldKind, Form, FormField, Option, Reply, Response, Text, Tone
 
-ACTION_PREFIX = "cd."
+# The prefix of every CareDesk action_id (adapters/slack/channel.py routes on it).
+ACTION_PREFIX = SLACK_ACTION_PREFIX
 # Block Kit limits (https://docs.slack.dev/reference/block-kit/).
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
@@ -116,23 +119,9 @@ class _Ids:
     def __init__(self) -> None:
         self.n = 0
 
-    def next(self, action: str) -> str:
+    def next(self, action: Action) -> str:
         self.n += 1
-        return truncate_action_id(f"{ACTION_PREFIX}{self.n}.{action}")
-
-
-def truncate_action_id(action_id: str) -> str:
-    return action_id[:MAX_ACTION_ID]
-
-
-def parse_action_id(action_id: str) -> str | None:
-    """The core's action a CareDesk element carries, or None for an element that is not ours."""
-    if not action_id.startswith(ACTION_PREFIX):
-        return None
-    parts = action_id[len(ACTION_PREFIX):].split(".", 1)
-    if len(parts) != 2 or not parts[0].isdigit() or not parts[1]:
-        return None
-    return parts[1]
+        return SlackActionId(self.n, action).encode()
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -185,7 +174,7 @@ def _select_option(option: Option) -> dict[str, Any]:
     return {"text": plain(option.label, MAX_OPTION_TEXT), "value": option.value[:MAX_OPTION_VALUE]}
 
 
-def _choice_elements(action: str, options: Sequence[Option], ids: _Ids) -> list[dict[str, Any]]:
+def _choice_elements(action: Action, options: Sequence[Option], ids: _Ids) -> list[dict[str, Any]]:
     """Buttons, or one select menu when there are more options than an actions block holds."""
     if len(options) <= MAX_BUTTONS:
         return [_button(option, ids.next(action)) for option in options]
@@ -282,14 +271,14 @@ def info_modal(
     replies: Iterable[Reply],
     close_label: str,
     *,
-    callback_id: str,
+    callback_id: ModalCallback | str,
     private_metadata: str = "",
     notify_on_close: bool = False,
 ) -> dict[str, Any]:
     """A modal that only shows replies (a result, a question answered with buttons)."""
     view: dict[str, Any] = {
         "type": "modal",
-        "callback_id": callback_id[:MAX_ACTION_ID],
+        "callback_id": _callback_id(callback_id),
         "title": plain(title, MAX_MODAL_TITLE),
         "close": plain(close_label, MAX_MODAL_TITLE),
         "blocks": blocks_for(replies, MAX_VIEW_BLOCKS),
@@ -299,6 +288,11 @@ def info_modal(
     if notify_on_close:
         view["notify_on_close"] = True
     return view
+
+
+def _callback_id(callback: ModalCallback | str) -> str:
+    # A str is an already encoded callback id (adapters/slack/channel.py still passes those).
+    return str(callback)[:MAX_ACTION_ID]
 
 
 def _input_element(field: FormField) -> dict[str, Any]:
@@ -370,11 +364,12 @@ def form_blocks(form: Form) -> list[dict[str, Any]]:
     return blocks[:MAX_VIEW_BLOCKS]
 
 
-def form_modal(form: Form, *, callback_id: str, private_metadata: str = "", notify_on_close: bool = True) -> dict[str, Any]:
+def form_modal(form: Form, *, callback_id: ModalCallback | str, private_metadata: str = "",
+               notify_on_close: bool = True) -> dict[str, Any]:
     """A modal with one input block per field (block_id = action_id = the field's name)."""
     view: dict[str, Any] = {
         "type": "modal",
-        "callback_id": callback_id[:MAX_ACTION_ID],
+        "callback_id": _callback_id(callback_id),
         "title": plain(form.title, MAX_MODAL_TITLE),
         "submit": plain(form.submit_label, MAX_MODAL_TITLE),
         "close": plain(form.cancel_label, MAX_MODAL_TITLE),
@@ -387,11 +382,11 @@ def form_modal(form: Form, *, callback_id: str, private_metadata: str = "", noti
     return view
 
 
-def loading_modal(title: str, text: str, close_label: str, *, callback_id: str) -> dict[str, Any]:
+def loading_modal(title: str, text: str, close_label: str, *, callback_id: ModalCallback | str) -> dict[str, Any]:
     """Opened at once with the trigger (valid three seconds), then replaced by the form."""
     return {
         "type": "modal",
-        "callback_id": callback_id[:MAX_ACTION_ID],
+        "callback_id": _callback_id(callback_id),
         "title": plain(title, MAX_MODAL_TITLE),
         "close": plain(close_label, MAX_MODAL_TITLE),
         "blocks": [_section(text)],

@@ -12,7 +12,8 @@ One `Response` becomes one Adaptive Card (version 1.5, the highest Teams renders
                      `isRequired`, `errorMessage`, and a red TextBlock under a field the core
                      rejected; submit (with "_confirmed": "1") and cancel buttons.
 
-Every button's `data` is {"action": ..., "value": ...} (the core's conventions) plus a
+Every button's `data` is {"action": ..., "value": ...} (the core's action as its wire string,
+which is also the Action.Execute `verb`, see `bot.protocol.ids`) plus a
 "_card" object the Teams adapter uses to redraw the card without buttons once it has been
 used ("what was chosen"); the adapter strips it before building the `Turn`.
 
@@ -20,7 +21,7 @@ Teams renders a markdown subset in TextBlocks and FactSets: text is escaped so t
 input can neither create links nor mentions (`[`, `]`, `<`, `>` and a backslash before
 punctuation are escaped; nothing else is touched).
 
-Only the standard library and `bot.protocol.replies` are used: the result is plain JSON-able dicts,
+Only the standard library and `bot.protocol` are used: the result is plain JSON-able dicts,
 validated against the official Adaptive Card schema in the tests.
 """
 
@@ -31,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from bot.protocol.ids import Action, Command, CommandAction, FormSubmission
 from bot.protocol.replies import (
     Choices,
     Confirmation,
@@ -51,7 +53,7 @@ CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 MAX_BUTTONS = 6
 META_KEY = "_card"
 CONFIRMED_KEY = "_confirmed"
-CANCEL_ACTION = "cmd:cancel"
+CANCEL_ACTION = CommandAction(Command.CANCEL)
 
 _TONE_COLOR = {Tone.SUCCESS: "good", Tone.WARNING: "warning", Tone.ERROR: "attention"}
 _ESCAPE = re.compile(r"\\(?=[!-/:-@\[-`{-~])|[\[\]<>]")
@@ -115,8 +117,8 @@ def _style(option: Option) -> str | None:
     return None
 
 
-def _option_action(prompt: str, option: Option, action_id: str) -> dict[str, Any]:
-    data = {"action": action_id, "value": option.value, META_KEY: {"prompt": prompt, "label": option.label}}
+def _option_action(prompt: str, option: Option, core_action: Action) -> dict[str, Any]:
+    data = {"action": str(core_action), "value": option.value, META_KEY: {"prompt": prompt, "label": option.label}}
     return action(option.label, data, style=_style(option))
 
 
@@ -136,7 +138,7 @@ def _choices(reply: Choices, labels: CardLabels) -> list[dict[str, Any]]:
     })
     meta = {"prompt": reply.prompt, "labels": {o.value: o.label for o in reply.options}}
     body.append({"type": "ActionSet",
-                 "actions": [action(labels.send, {"action": reply.action, META_KEY: meta}, style="positive")]})
+                 "actions": [action(labels.send, {"action": str(reply.action), META_KEY: meta}, style="positive")]})
     return body
 
 
@@ -202,8 +204,8 @@ def form_body(form: Form, labels: CardLabels, errors: Mapping[str, str] | None =
         body.append(_input(field if not error else _with_error(field, error), labels))
         if error:
             body.append(text_block(error, color="attention", size="small", spacing="none"))
-    submit = {"action": f"form:{form.form_id}", CONFIRMED_KEY: "1", META_KEY: {"form": form.form_id}}
-    cancel = {"action": CANCEL_ACTION, META_KEY: {"prompt": form.title, "label": form.cancel_label}}
+    submit = {"action": str(FormSubmission(form.form_id)), CONFIRMED_KEY: "1", META_KEY: {"form": form.form_id}}
+    cancel = {"action": str(CANCEL_ACTION), META_KEY: {"prompt": form.title, "label": form.cancel_label}}
     body.append({"type": "ActionSet", "actions": [
         action(form.submit_label, submit, style="positive"),
         action(form.cancel_label, cancel, associated_inputs="none"),

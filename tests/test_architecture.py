@@ -1,5 +1,5 @@
 """The core stays channel-agnostic: bot/ imports no channel or transport code, and cards/ only
-the core's reply model (rules of thumb 1 and 2)."""
+the core's protocol: its replies and typed ids (rules of thumb 1 and 2)."""
 
 from __future__ import annotations
 
@@ -41,10 +41,10 @@ def test_the_checker_sees_a_forbidden_import(tmp_path):
     assert len(offending("bot", lambda name: name.split(".")[0] not in FORBIDDEN_IN_CORE, tmp_path)) == 2
 
 
-def test_cards_import_only_the_reply_model():
+def test_cards_import_only_the_protocol():
     import sys
 
     stdlib = set(sys.stdlib_module_names)
     assert offending(
-        "cards", lambda name: name.split(".")[0] in stdlib or name.startswith("bot.protocol.replies") or name.startswith("cards")
+        "cards", lambda name: name.split(".")[0] in stdlib or name.startswith("bot.protocol.") or name.startswith("cards")
     ) == []

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from collections.abc import Mapping  # not typing's: isinstance() with it is slow, and this runs per request
 from typing import Any
 
-from cards.slack import parse_action_id
+from bot.protocol.ids import parse_slack_action_id
 
 # <@U123>, <@U123|name>, <#C123|general>, <!here>, <!subteam^S1|@team>, <mailto:a@b.be|a@b.be>, <https://x|label>
 _SLACK_MARKUP = re.compile(r"<([^<>]*)>")
@@ -79,10 +79,12 @@ def input_block_ids(view: Mapping[str, Any]) -> list[str]:
 
 
 def clicked(action: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(core action, value) of a clicked CareDesk button or chosen select option."""
-    core_action = parse_action_id(str(action.get("action_id") or ""))
-    if core_action is None:
+    """(core action, value) of a clicked CareDesk button or chosen select option: the action as
+    the wire string a `Turn` carries, None for an element that is not ours."""
+    element = parse_slack_action_id(action.get("action_id"))
+    if element is None:
         return None
+    core_action = element.action.encode()
     if action.get("type") == "static_select":
         return core_action, str((action.get("selected_option") or {}).get("value") or "")
     return core_action, str(action.get("value") or "")

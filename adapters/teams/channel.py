@@ -34,6 +34,7 @@ from adapters.teams.transport import DeliveryError, InvokeReply, TurnIO
 from bot.app.runner import TurnRunner
 from bot.app.desk import Desk
 from bot.i18n import LANGUAGES, normalize_language, translate
+from bot.protocol.ids import FormSubmission, parse_action
 from bot.protocol.replies import Reply, Response
 from bot.protocol.turn import Turn, UserIdentity
 from cards.teams import (
@@ -365,8 +366,9 @@ class TeamsChannel:
                          response: Response, lang: str) -> dict[str, Any] | None:
         """The card to show in place of the one that was used."""
         labels = card_labels(lang)
-        if action.startswith("form:"):
-            dialog = action[len("form:"):]
+        submitted = parse_action(action)
+        if isinstance(submitted, FormSubmission):
+            dialog = submitted.dialog
             if response.field_errors:
                 form = await self.conversation.form(turn, dialog, values)
                 if form is not None:

@@ -9,13 +9,13 @@ from typing import Any, Mapping
 
 from bot.domain.config import Settings
 from bot.i18n import format_short_date, translate
+from bot.protocol.ids import ESCALATION, EscalationChoice, EscalationVerb
 from bot.protocol.replies import Choices, Facts, Option, Reply, Response, Text, Tone
 
 ESCALATION_PING = "escalation_ping"
 ESCALATION_TAKEN = "escalation_taken"
 ESCALATION_HANDLED = "escalation_handled"
 TICKET_UPDATE = "ticket_update"
-ACTION_ESCALATION = "escalation"  # values "ack:<ticket number>" and "view:<ticket number>"
 
 
 def render(kind: str, payload: Mapping[str, Any], lang: str, settings: Settings) -> Response:
@@ -39,10 +39,11 @@ def render(kind: str, payload: Mapping[str, Any], lang: str, settings: Settings)
         buttons = Choices(
             t("notify.escalation.question"),
             (
-                Option(f"ack:{number}", t("notify.escalation.acknowledge"), primary=True),
-                Option(f"view:{number}", t("notify.escalation.view")),
+                Option(str(EscalationChoice(EscalationVerb.ACKNOWLEDGE, number)), t("notify.escalation.acknowledge"),
+                       primary=True),
+                Option(str(EscalationChoice(EscalationVerb.VIEW, number)), t("notify.escalation.view")),
             ),
-            ACTION_ESCALATION,
+            ESCALATION,
         )
         replies = (Text(t(title_key, number=number, level=payload["level"]), Tone.WARNING), facts, buttons)
     elif kind == ESCALATION_TAKEN:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
 from bot.app.desk import Desk
-from bot.dialogs.engine import Answer, Context, Effect, DialogEngine, DialogResult, command_of, ACTION_FORM
+from bot.dialogs.engine import Answer, Context, Effect, EffectKind, DialogEngine, DialogResult, command_of
 from bot.dialogs.intents import Intent, detect, ticket_number_pattern
 from bot.dialogs.new_ticket import NewTicketDialog
 from bot.dialogs.quote import QuoteDialog
@@ -25,16 +25,16 @@ from bot.dialogs.common import contacts_facts, ticket_facts
 from bot.domain.model import EscalationReason, NewTicket, StoredDialog, Ticket, TicketKind, Urgency
 from bot.i18n import normalize_language, translate
 from bot.protocol.replies import Form, Reply, Response, Text, Tone
-from bot.app.notifications import ACTION_ESCALATION
 from bot.domain.quote import QuoteError
 from bot.app.staff import StaffCommand, StaffDesk
 from bot.store.ports import StaleDialogError, TurnStart, UnknownTicketError
 from bot.domain.time_entries import TimeRequest, is_agent
+from bot.protocol.ids import (ESCALATION, MENU, Command, EscalationVerb, FormSubmission, parse_action,
+                              parse_escalation_choice)
 from bot.protocol.turn import Turn
 
 log = logging.getLogger("caredesk.conversation")
 
-ACTION_MENU = "menu"
 MAX_ATTEMPTS = 3
 VISIBLE_TICKETS = 50
 TICKETLESS_DIALOGS = frozenset({"new_ticket", "quote", LOGTIME})
@@ -257,27 +257,29 @@ class TurnRunner:
     async def _outside_dialog(self, ctx: Context, turn: Turn, answer: Answer) -> DialogResult:
         """No dialog in progress: a menu click, a form, a command or free text."""
         action = turn.action
-        if action and action.startswith(ACTION_FORM):
-            dialog = action[len(ACTION_FORM):]
+        clicked = parse_action(action)
+        if isinstance(clicked, FormSubmission):
+            dialog = clicked.dialog
             if dialog == LOGTIME and not is_agent(ctx.staff):
                 return DialogResult(None, (Text(ctx.t("staff.only_agents"), Tone.WARNING),))
             if dialog in self.engine.dialogs:
                 return self.engine.start_with_form(ctx, dialog, answer)
-        if action == ACTION_MENU:
+        if clicked == MENU:
             return self._intent(ctx, Intent(answer.text))
-        if action == ACTION_ESCALATION:
-            # The buttons of an escalation ping: "ack:<number>" or "view:<number>".
-            verb, _, number = answer.text.partition(":")
-            if verb == "view":
-                return self._intent(ctx, Intent("ticket_info", {"number": number}))
-            return await self._staff(ctx, turn, StaffCommand("ack", number))
+        if clicked == ESCALATION:
+            choice = parse_escalation_choice(answer.text)
+            if choice is not None and choice.verb is EscalationVerb.VIEW:
+                return self._intent(ctx, Intent("ticket_info", {"number": choice.ticket}))
+            # Anything else is an acknowledgement, a forged or empty value too: the staff command
+            # checks who may acknowledge, and says so of a ticket it does not know.
+            return await self._staff(ctx, turn, StaffCommand("ack", choice.ticket if choice else ""))
         command = self.staff.recognise(turn.text) if not action else None
         if command is not None:
             return await self._staff(ctx, turn, command)
         word = command_of(turn.text if not action else None, action)
-        if word in ("cancel", "back"):
+        if word in (Command.CANCEL, Command.BACK):
             return DialogResult(None, (Text(ctx.t("engine.nothing_to_cancel")),) + menus.menu(ctx))
-        if word == "help":
+        if word is Command.HELP:
             return DialogResult(None, menus.help_replies(ctx))
         if action:
             # A button of a conversation that is over (a double click, an old card): never act twice.
@@ -324,7 +326,7 @@ class TurnRunner:
         key = f"dialog:{state['instance']}"
         p = effect.payload
         now = self.desk.now()
-        if effect.kind == "create_ticket":
+        if effect.kind is EffectKind.CREATE_TICKET:
             new = NewTicket(
                 kind=TicketKind(p["kind"]),
                 requester_email=p["email"],
@@ -343,7 +345,7 @@ class TurnRunner:
             created = await self.store.create_ticket(new, now, self.settings.tickets.number_format, idempotency_key=key)
             log.info("ticket %s created from %s", created.number, turn.channel)
             return created
-        if effect.kind == "create_escalation":
+        if effect.kind is EffectKind.CREATE_ESCALATION:
             number = p["ticket"]
             ticket = next((t for t in ctx.tickets if t.number == number), None)
             if ticket is None:
@@ -357,11 +359,11 @@ class TurnRunner:
             )
             log.info("ticket %s escalated to level 1", number)
             return escalation
-        if effect.kind == "log_time":
+        if effect.kind is EffectKind.LOG_TIME:
             request = TimeRequest(p["ticket"], timedelta(minutes=int(p["minutes"])), p["service"],
                                   datetime.fromisoformat(p["start"]), p.get("note"))
             return await self.staff.log_time(ctx, request, key)
-        if effect.kind == "add_comment":
+        if effect.kind is EffectKind.ADD_COMMENT:
             number = p["ticket"]
             if not any(t.number == number for t in ctx.tickets):
                 raise NotVisible(number)
@@ -376,7 +378,7 @@ def _answer(turn: Turn) -> Answer:
     return Answer(
         text=(turn.text or turn.values.get("value", "") or "").strip(),
         values=dict(turn.values),
-        is_form=bool(turn.action and turn.action.startswith(ACTION_FORM)),
+        is_form=isinstance(parse_action(turn.action), FormSubmission),
         confirmed=turn.values.get("_confirmed") == "1",
     )
 

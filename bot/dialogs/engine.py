@@ -13,6 +13,7 @@ engine never keeps anything in memory, so any process can take the next turn.
 from __future__ import annotations
 
 import abc
+import enum
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from bot.domain.config import Settings
 from bot.domain.model import Company, CustomerContact, StaffMember, Ticket
 from bot.i18n import translate
 from bot.domain.quote import QuoteEngine
+from bot.protocol.ids import (COMMAND_PREFIX, FORM_PREFIX, Action, Command, CommandAction, FormSubmission, StepAnswer,
+                              parse_action)
 from bot.protocol.replies import Choices, Form, Option, Reply, Text, Tone
 from bot.protocol.turn import UserIdentity
 from bot.domain.validation import Invalid
@@ -71,12 +74,25 @@ class Answer:
 # What a step decides
 
 
+class EffectKind(str, enum.Enum):
+    """What a finishing effect does (the runner performs each kind its own way)."""
+
+    CREATE_TICKET = "create_ticket"
+    CREATE_ESCALATION = "create_escalation"
+    LOG_TIME = "log_time"
+    ADD_COMMENT = "add_comment"
+
+
 @dataclass(frozen=True)
 class Effect:
     """Work with side effects the runner performs when a dialog finishes (idempotently)."""
 
-    kind: str  # "create_ticket", "create_escalation", "add_comment"
+    kind: EffectKind
     payload: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        # Also from its word ("create_ticket"), as tests and older callers write it.
+        object.__setattr__(self, "kind", EffectKind(self.kind))
 
 
 @dataclass(frozen=True)
@@ -111,7 +127,7 @@ class Step(abc.ABC):
     help_key: str = "help.generic_step"
 
     @abc.abstractmethod
-    def prompt(self, ctx: Context, data: Mapping[str, Any], action: str) -> tuple[Reply, ...]:
+    def prompt(self, ctx: Context, data: Mapping[str, Any], action: Action) -> tuple[Reply, ...]:
         """The question, as replies; buttons carry `action`."""
 
     @abc.abstractmethod
@@ -157,18 +173,22 @@ class DialogResult:
 
 # Global commands, in the three languages.
 COMMAND_WORDS = {
-    "cancel": {"cancel", "stop", "quit", "annuler", "annule", "arrêter", "arreter", "annuleren", "stoppen"},
-    "back": {"back", "previous", "retour", "précédent", "precedent", "terug", "vorige"},
-    "help": {"help", "?", "aide", "hulp"},
+    Command.CANCEL: {"cancel", "stop", "quit", "annuler", "annule", "arrêter", "arreter", "annuleren", "stoppen"},
+    Command.BACK: {"back", "previous", "retour", "précédent", "precedent", "terug", "vorige"},
+    Command.HELP: {"help", "?", "aide", "hulp"},
 }
-ACTION_PREFIX_COMMAND = "cmd:"
-ACTION_FORM = "form:"
+# The wire prefixes of a command button and a form's submission, for adapters/slack/channel.py
+# until it builds them with bot.protocol.ids (str(CommandAction(...)), str(FormSubmission(...))).
+ACTION_PREFIX_COMMAND = COMMAND_PREFIX
+ACTION_FORM = FORM_PREFIX
 MAX_HISTORY = 50
 
 
-def command_of(text: str | None, action: str | None) -> str | None:
-    if action and action.startswith(ACTION_PREFIX_COMMAND):
-        return action[len(ACTION_PREFIX_COMMAND):]
+def command_of(text: str | None, action: str | None) -> Command | None:
+    """The global command a turn gives: a command button, else (with no action) a typed word."""
+    clicked = parse_action(action)
+    if isinstance(clicked, CommandAction):
+        return clicked.command
     if text:
         word = text.strip().lower().strip("!.")
         for command, words in COMMAND_WORDS.items():
@@ -177,10 +197,9 @@ def command_of(text: str | None, action: str | None) -> str | None:
     return None
 
 
-def action_id(state: Mapping[str, Any]) -> str:
-    """The id buttons of the current question carry: dialog, state and the dialog's instance,
-    so a click on an old card is recognised as stale instead of answering the wrong question."""
-    return f"{state['dialog']}:{state['state']}:{state['instance'][:8]}"
+def step_answer(state: Mapping[str, Any]) -> StepAnswer:
+    """The action the buttons of the current question carry."""
+    return StepAnswer.of(state["dialog"], state["state"], state["instance"])
 
 
 class DialogEngine:
@@ -206,7 +225,7 @@ class DialogEngine:
         started = self.start(ctx, dialog_name)
         if started.state is None:
             return started
-        return self.handle(ctx, started.state, None, f"{ACTION_FORM}{dialog_name}", answer)
+        return self.handle(ctx, started.state, None, str(FormSubmission(dialog_name)), answer)
 
     def form_for(self, ctx: Context, dialog_name: str, prefill: Mapping[str, Any] | None = None) -> Form | None:
         data = dict(prefill or {})
@@ -221,33 +240,37 @@ class DialogEngine:
         action: str | None,
         answer: Answer,
     ) -> DialogResult:
+        """One turn inside a dialog; `action` is the turn's action as it came (its wire string)."""
         dialog = self.dialogs.get(state.get("dialog", ""))
         if dialog is None or state.get("state") not in dialog.steps:
             # A state saved by an older version of the bot: start over politely.
             return DialogResult(None, (Text(ctx.t("engine.lost_track"), Tone.WARNING),), done=True)
         step = dialog.steps[state["state"]]
-        current_action = action_id(state)
+        current_action = step_answer(state)
+        clicked = parse_action(action)
 
         command = command_of(text if action is None else None, action)
-        if command == "cancel":
+        if command is Command.CANCEL:
             return DialogResult(None, (Text(ctx.t("engine.cancelled")),), done=True)
-        if command == "help":
+        if command is Command.HELP:
             help_text = Text(ctx.t(step.help_key) + "\n" + ctx.t("engine.commands_hint"))
             return DialogResult(state, (help_text,) + step.prompt(ctx, state["data"], current_action))
-        if command == "back":
+        if command is Command.BACK:
             if not state["history"]:
                 return DialogResult(
                     state, (Text(ctx.t("engine.nothing_before")),) + step.prompt(ctx, state["data"], current_action)
                 )
             previous = state["history"][-1]
             new_state = {**state, "state": previous, "history": state["history"][:-1]}
-            return DialogResult(new_state, dialog.steps[previous].prompt(ctx, new_state["data"], action_id(new_state)))
+            replies = dialog.steps[previous].prompt(ctx, new_state["data"], step_answer(new_state))
+            return DialogResult(new_state, replies)
 
-        if action and action.startswith(ACTION_FORM):
-            if action[len(ACTION_FORM):] != dialog.name:
+        if isinstance(clicked, FormSubmission):
+            if clicked.dialog != dialog.name:
                 return self._stale(ctx, state, step)
             return self._apply(ctx, dialog, state, dialog.submit_form(ctx, state["data"], answer))
-        if action and action != current_action:
+        # Any other action (an old card's, a forged or unknown one) that is not this question's.
+        if action and clicked != current_action:
             return self._stale(ctx, state, step)
         return self._apply(ctx, dialog, state, step.accept(ctx, state["data"], answer))
 
@@ -257,13 +280,13 @@ class DialogEngine:
     def prompt(self, ctx: Context, state: Mapping[str, Any]) -> tuple[Reply, ...]:
         """The current question again (when a conversation resumes after a restart)."""
         dialog = self.dialogs[state["dialog"]]
-        return dialog.steps[state["state"]].prompt(ctx, state["data"], action_id(state))
+        return dialog.steps[state["state"]].prompt(ctx, state["data"], step_answer(state))
 
     # ---- internals -----------------------------------------------------------------------------
     def _stale(self, ctx: Context, state: dict[str, Any], step: Step) -> DialogResult:
         return DialogResult(
             state,
-            (Text(ctx.t("engine.stale_action"), Tone.WARNING),) + step.prompt(ctx, state["data"], action_id(state)),
+            (Text(ctx.t("engine.stale_action"), Tone.WARNING),) + step.prompt(ctx, state["data"], step_answer(state)),
         )
 
     def _apply(
@@ -286,7 +309,7 @@ class DialogEngine:
                 new_state = {**state, "data": data, "history": history}
                 step = dialog.steps[current]
                 replies.append(Text(outcome.message, Tone.ERROR))
-                replies.extend(step.prompt(ctx, data, action_id(new_state)))
+                replies.extend(step.prompt(ctx, data, step_answer(new_state)))
                 return DialogResult(new_state, tuple(replies))
             if isinstance(outcome, FormErrors):
                 new_state = {**state, "data": data, "history": history}
@@ -307,7 +330,7 @@ class DialogEngine:
             skipped = step.skip(ctx, data)
             if skipped is None:
                 new_state = {**state, "state": current, "data": data, "history": history}
-                replies.extend(step.prompt(ctx, data, action_id(new_state)))
+                replies.extend(step.prompt(ctx, data, step_answer(new_state)))
                 return DialogResult(new_state, tuple(replies))
             # A skipped step is not a place `back` should return to.
             remember = False
@@ -350,7 +373,7 @@ class ChoiceStep(Step):
     help_key: str = "help.choice_step"
     on_choice: Callable[[Context, Mapping[str, Any], str], Outcome | None] | None = None
 
-    def prompt(self, ctx: Context, data: Mapping[str, Any], action: str) -> tuple[Reply, ...]:
+    def prompt(self, ctx: Context, data: Mapping[str, Any], action: Action) -> tuple[Reply, ...]:
         return (Choices(ctx.t(self.prompt_key), self.options(ctx, data), action),)
 
     def accept(self, ctx: Context, data: Mapping[str, Any], answer: Answer) -> Outcome:
@@ -391,7 +414,7 @@ class TextStep(Step):
             options.append(Option("-", ctx.t("engine.skip")))
         return tuple(options)
 
-    def prompt(self, ctx: Context, data: Mapping[str, Any], action: str) -> tuple[Reply, ...]:
+    def prompt(self, ctx: Context, data: Mapping[str, Any], action: Action) -> tuple[Reply, ...]:
         params = self.prompt_params(ctx, data) if self.prompt_params else {}
         question = ctx.t(self.prompt_key, **params)
         shortcuts = self._shortcuts(ctx, data)

@@ -13,6 +13,7 @@ from bot.dialogs.engine import (
     Context,
     Dialog,
     Effect,
+    EffectKind,
     Finish,
     FormErrors,
     Goto,
@@ -22,6 +23,7 @@ from bot.dialogs.engine import (
 )
 from bot.domain.parsing import parse_date, parse_duration, parse_time
 from bot.i18n import format_date, format_money, format_number
+from bot.protocol.ids import Action
 from bot.protocol.replies import Facts, FieldKind, Form, FormField, Option, Reply, Text, Tone
 from bot.domain.time_entries import ensure_worked, parse_start
 from bot.domain.validation import Invalid, clean_text
@@ -68,14 +70,14 @@ def _parse_note(ctx: Context, data: Mapping[str, Any], text: str) -> str:
 def _finish(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     minutes = int(data["minutes"])
     start = data.get("start") or (ctx.now - timedelta(minutes=minutes)).isoformat()
-    return Finish(effect=Effect("log_time", {
+    return Finish(effect=Effect(EffectKind.LOG_TIME, {
         "ticket": data["ticket"], "minutes": minutes, "service": data["service"], "start": start,
         "note": data.get("note"),
     }))
 
 
 class _Done(Step):
-    def prompt(self, ctx: Context, data: Mapping[str, Any], action: str) -> tuple[Reply, ...]:
+    def prompt(self, ctx: Context, data: Mapping[str, Any], action: Action) -> tuple[Reply, ...]:
         return ()
 
     def accept(self, ctx: Context, data: Mapping[str, Any], answer: Answer) -> Outcome:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.i18n import format_money
 from bot.domain.money import percent
+from bot.protocol.ids import MENU
 from bot.protocol.replies import Choices, Facts, Option, Reply, Text
 
 from bot.dialogs.common import contacts_facts
@@ -14,7 +15,7 @@ MENU_ITEMS = ("new_ticket", "my_tickets", "quote", "escalate", "contacts")
 
 def menu(ctx: Context) -> tuple[Reply, ...]:
     options = tuple(Option(item, ctx.t(f"menu.{item}"), primary=item == "new_ticket") for item in MENU_ITEMS)
-    return (Choices(ctx.t("menu.prompt"), options, "menu"),)
+    return (Choices(ctx.t("menu.prompt"), options, MENU),)
 
 
 def help_replies(ctx: Context) -> tuple[Reply, ...]:

@@ -14,6 +14,7 @@ from bot.domain import validation
 from bot.domain.model import Ticket, TicketKind, Urgency
 from bot.i18n import format_datetime
 from bot.domain.money import percent
+from bot.protocol.ids import Action
 from bot.protocol.replies import Choices, Confirmation, Facts, FieldKind, Form, FormField, Option, Reply, Text, Tone
 from bot.domain.validation import Invalid
 
@@ -24,6 +25,7 @@ from bot.dialogs.engine import (
     Context,
     Dialog,
     Effect,
+    EffectKind,
     Finish,
     FormErrors,
     Goto,
@@ -106,7 +108,7 @@ def _surcharge_now(ctx: Context) -> tuple[str, str]:
 class CheckHoursStep(Step):
     """Not a question: decides, with the clock of this turn, whether the out-of-hours rules apply."""
 
-    def prompt(self, ctx: Context, data: Mapping[str, Any], action: str) -> tuple[Reply, ...]:
+    def prompt(self, ctx: Context, data: Mapping[str, Any], action: Action) -> tuple[Reply, ...]:
         return ()
 
     def accept(self, ctx: Context, data: Mapping[str, Any], answer: Answer) -> Outcome:
@@ -132,7 +134,7 @@ class CheckHoursStep(Step):
 class EmergencyStep(Step):
     help_key = "help.emergency"
 
-    def prompt(self, ctx: Context, data: Mapping[str, Any], action: str) -> tuple[Reply, ...]:
+    def prompt(self, ctx: Context, data: Mapping[str, Any], action: Action) -> tuple[Reply, ...]:
         pct, period = _surcharge_now(ctx)
         lines = [ctx.t("ticket.ooh.surcharge", percent=pct, period=period)]
         if ctx.company is None or not ctx.company.support_module:
@@ -165,7 +167,7 @@ class ContactStep(Step):
             return Goto("name", remember=False)
         return None
 
-    def prompt(self, ctx: Context, data: Mapping[str, Any], action: str) -> tuple[Reply, ...]:
+    def prompt(self, ctx: Context, data: Mapping[str, Any], action: Action) -> tuple[Reply, ...]:
         facts = Facts(
             (
                 (ctx.t("ticket.field.name"), data.get("name") or "—"),
@@ -230,7 +232,7 @@ def summary_facts(ctx: Context, data: Mapping[str, Any]) -> tuple[tuple[str, str
 class SummaryStep(Step):
     help_key = "help.summary"
 
-    def prompt(self, ctx: Context, data: Mapping[str, Any], action: str) -> tuple[Reply, ...]:
+    def prompt(self, ctx: Context, data: Mapping[str, Any], action: Action) -> tuple[Reply, ...]:
         return (
             Confirmation(
                 title=ctx.t("ticket.summary.title"),
@@ -263,7 +265,7 @@ class SummaryStep(Step):
 def _create(ctx: Context, data: Mapping[str, Any]) -> Finish:
     payload = {k: data.get(k) for k in EDITABLE}
     payload["emergency"] = bool(data.get("emergency"))
-    return Finish(effect=Effect("create_ticket", payload))
+    return Finish(effect=Effect(EffectKind.CREATE_TICKET, payload))
 
 
 def _edit_options(ctx: Context, data: Mapping[str, Any]) -> tuple[Option, ...]:

@@ -6,6 +6,7 @@ from datetime import date, time, timedelta
 from typing import Any, Mapping
 
 from bot.i18n import format_date, format_money, format_number
+from bot.protocol.ids import Action
 from bot.protocol.replies import Facts, FieldKind, Form, FormField, Option, Reply, Text
 from bot.domain.quote import Quote, QuoteError
 from bot.domain.validation import Invalid
@@ -164,7 +165,7 @@ class QuoteDialog(Dialog):
 class _Result(Step):
     """Never asked: reaching it computes the quote and finishes the dialog."""
 
-    def prompt(self, ctx: Context, data: Mapping[str, Any], action: str) -> tuple[Reply, ...]:
+    def prompt(self, ctx: Context, data: Mapping[str, Any], action: Action) -> tuple[Reply, ...]:
         return ()
 
     def accept(self, ctx: Context, data: Mapping[str, Any], answer: Answer) -> Outcome:

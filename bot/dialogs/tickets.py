@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from bot.domain.model import EscalationReason, Ticket
+from bot.protocol.ids import Action
 from bot.protocol.replies import Confirmation, Option, Reply, Text, Tone
 
 from bot.dialogs.common import ticket_facts, ticket_option
@@ -14,6 +15,7 @@ from bot.dialogs.engine import (
     Context,
     Dialog,
     Effect,
+    EffectKind,
     Finish,
     Goto,
     Outcome,
@@ -65,7 +67,7 @@ class ConfirmEscalationStep(Step):
         return (Option("confirm", ctx.t("escalation.confirm"), primary=True),
                 Option("cancel", ctx.t("escalation.cancel"), danger=True))
 
-    def prompt(self, ctx: Context, data: Mapping[str, Any], action: str) -> tuple[Reply, ...]:
+    def prompt(self, ctx: Context, data: Mapping[str, Any], action: Action) -> tuple[Reply, ...]:
         level = ctx.settings.escalation.level(1)
         confirm, cancel = self._options(ctx)
         facts = (
@@ -82,7 +84,7 @@ class ConfirmEscalationStep(Step):
             return Retry(ctx.t("validation.choice"))
         if option.value == "cancel":
             return Finish((Text(ctx.t("engine.cancelled")),))
-        return Finish(effect=Effect("create_escalation", {
+        return Finish(effect=Effect(EffectKind.CREATE_ESCALATION, {
             "ticket": data["ticket"], "reason": data["reason"], "comment": data["comment"]}))
 
 
@@ -187,11 +189,11 @@ class TicketInfoDialog(Dialog):
 class _AddComment(Step):
     """Reached once the information was typed: finishes with the effect that stores it."""
 
-    def prompt(self, ctx: Context, data: Mapping[str, Any], action: str) -> tuple[Reply, ...]:
+    def prompt(self, ctx: Context, data: Mapping[str, Any], action: Action) -> tuple[Reply, ...]:
         return ()
 
     def accept(self, ctx: Context, data: Mapping[str, Any], answer: Answer) -> Outcome:
         return self.skip(ctx, data)
 
     def skip(self, ctx: Context, data: Mapping[str, Any]) -> Outcome:
-        return Finish(effect=Effect("add_comment", {"ticket": data["ticket"], "text": data["info"]}))
+        return Finish(effect=Effect(EffectKind.ADD_COMMENT, {"ticket": data["ticket"], "text": data["info"]}))

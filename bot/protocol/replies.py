@@ -2,8 +2,9 @@
 
 `cards/` renders these to Slack Block Kit and Teams Adaptive Cards; `bot.render_text` renders
 them as plain text for the console. Text in here is already translated; channels only lay
-it out. Every interactive element carries the `action` it submits and the `value` it stands
-for, so a click comes back as a `Turn` with that action and value.
+it out. Every interactive element carries the `action` it submits (a typed id of
+`bot.protocol.ids`) and the `value` it stands for, so a click comes back as a `Turn` with that
+action (its wire string) and value.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from typing import Mapping, Union
+
+from bot.protocol.ids import Action
 
 
 class Tone(str, enum.Enum):
@@ -48,7 +51,7 @@ class Choices:
 
     prompt: str
     options: tuple[Option, ...]
-    action: str
+    action: Action
 
 
 class FieldKind(str, enum.Enum):
@@ -93,7 +96,7 @@ class Confirmation:
 
     title: str
     facts: tuple[tuple[str, str], ...]
-    action: str
+    action: Action
     confirm: Option
     edit: Option | None
     cancel: Option

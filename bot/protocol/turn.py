@@ -24,7 +24,8 @@ class Turn:
     conversation: str  # channel/DM/chat id
     user: UserIdentity
     text: str | None = None
-    # A click or a submitted form: the action id and the submitted values.
+    # A click or a submitted form: the core action's wire string, as the platform brought it back
+    # (`bot.protocol.ids.parse_action` reads it; it may be forged), and the submitted values.
     action: str | None = None
     values: Mapping[str, str] = field(default_factory=dict)
     # The platform's id for this delivery; a redelivery with the same id is processed once.

@@ -17,6 +17,7 @@ from bot.app.runner import TurnRunner
 from bot.app.desk import Desk
 from bot.domain.directory import read_directory_file
 from bot.domain.model import EscalationReason, TicketKind
+from bot.protocol.ids import MENU
 from bot.protocol.replies import Choices
 from bot.protocol.turn import Turn, UserIdentity
 from cards.text import render_all
@@ -178,7 +179,7 @@ async def test_escalation_is_recorded_with_a_message_for_level_one(desk):
 async def test_unknown_input_gets_a_menu_in_the_users_language(desk):
     conv = TurnRunner(desk)
     response = await conv.handle(turn(LOTTE, "blablabla", lang="nl"))
-    assert any(isinstance(r, Choices) and r.action == "menu" for r in response.replies)
+    assert any(isinstance(r, Choices) and r.action == MENU for r in response.replies)
     assert response.lang == "nl"
     menu_click = await conv.handle(turn(LOTTE, action="menu", values={"value": "quote"}, lang="fr"))
     assert menu_click.lang == "fr"

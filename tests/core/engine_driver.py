@@ -63,9 +63,10 @@ class Driver:
 
     def click(self, value: str) -> str:
         assert self.state is not None
-        from bot.dialogs.engine import action_id
+        from bot.dialogs.engine import step_answer
 
-        action = action_id(self.state)
+        # A click brings the question's action back as its wire string, as a channel's Turn does.
+        action = str(step_answer(self.state))
         self.last = self.engine.handle(self.ctx, self.state, None, action, Answer(text=value))
         self.state = self.last.state if self.last.effect is None else None
         return render_all(self.last.replies)

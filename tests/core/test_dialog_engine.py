@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from bot.dialogs.engine import Effect, EffectKind
 from bot.domain.model import Company, Ticket, TicketKind, TicketStatus, Urgency
 from bot.protocol.replies import Choices, Confirmation, Text, Tone
 
@@ -38,7 +39,7 @@ def test_incident_flow_to_confirmation_and_effect():
     assert isinstance(d.last.replies[-1], Confirmation)
     d.click("confirm")
     effect = d.last.effect
-    assert effect is not None and effect.kind == "create_ticket"
+    assert effect is not None and effect.kind is EffectKind.CREATE_TICKET
     assert effect.payload == {
         "kind": "incident", "name": "Lotte Peeters", "email": "lotte@acme.be", "phone": "+32 3 555 12 34",
         "company": "ACME", "module": "Invoicing module", "description": DESCRIPTION,
@@ -322,3 +323,11 @@ def test_escalating_a_ticket_not_in_my_list_is_impossible():
     d.start("escalate")
     d.say("CS-2026-00099")
     assert d.at == "ticket"  # not one of the options: asked again
+
+
+def test_an_effects_kind_is_one_the_runner_knows():
+    # Read from its word too (the kind's value is that word), and nothing else.
+    assert Effect("log_time", {}).kind is EffectKind.LOG_TIME == "log_time"
+    assert {k.value for k in EffectKind} == {"create_ticket", "create_escalation", "log_time", "add_comment"}
+    with pytest.raises(ValueError):
+        Effect("delete_everything", {})

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.protocol.ids import LOADING, MENU, FlowModal, FormModal, SlackActionId, StepAnswer, parse_slack_action_id
 from bot.protocol.replies import Choices, Confirmation, Facts, FieldKind, Form, FormField, Option, Text, Tone
 from cards import slack as cards
 from tests.slack.conftest import validate_blocks, validate_view
@@ -56,11 +57,12 @@ def test_facts_beyond_ten_fields_continue_in_another_section_and_values_are_cut(
 def test_choices_become_buttons_carrying_the_core_action_and_value():
     options = (Option("incident", "Incident", primary=True), Option("cancel", "Cancel", danger=True),
                Option("x" * 200, "L" * 100))
-    blocks = cards.blocks_for((Choices("What kind?", options, "new_ticket:kind:abcd1234"),))
+    kind = StepAnswer("new_ticket", "kind", "abcd1234")
+    blocks = cards.blocks_for((Choices("What kind?", options, kind),))
     buttons = blocks[1]["elements"]
     assert [b["action_id"] for b in buttons] == ["cd.1.new_ticket:kind:abcd1234", "cd.2.new_ticket:kind:abcd1234",
                                                  "cd.3.new_ticket:kind:abcd1234"]
-    assert [cards.parse_action_id(b["action_id"]) for b in buttons] == ["new_ticket:kind:abcd1234"] * 3
+    assert [parse_slack_action_id(b["action_id"]) for b in buttons] == [SlackActionId(n, kind) for n in (1, 2, 3)]
     assert [b.get("style") for b in buttons] == ["primary", "danger", None]
     assert buttons[0]["value"] == "incident" and len(buttons[2]["text"]["text"]) <= 75
     validate_blocks(blocks, 50)
@@ -68,22 +70,23 @@ def test_choices_become_buttons_carrying_the_core_action_and_value():
 
 def test_many_options_become_one_select_menu_of_at_most_a_hundred():
     options = tuple(Option(f"CS-2026-{i:05d}", f"CS-2026-{i:05d} — ticket {i}") for i in range(130))
-    blocks = cards.blocks_for((Choices("Which ticket?", options, "escalate:ticket:1234abcd"),))
+    blocks = cards.blocks_for((Choices("Which ticket?", options, StepAnswer("escalate", "ticket", "1234abcd")),))
     select = blocks[1]["elements"][0]
     assert select["type"] == "static_select" and len(select["options"]) == 100
     validate_blocks(blocks, 50)
 
 
 def test_action_ids_stay_unique_across_a_message_and_foreign_ids_are_not_ours():
-    replies = (Choices("A?", (Option("1", "One"),), "menu"), Choices("B?", (Option("1", "One"),), "menu"),
-               Confirmation("Sure?", (("a", "b"),), "x:y:z", Option("confirm", "OK"), None, Option("cancel", "No")))
+    replies = (Choices("A?", (Option("1", "One"),), MENU), Choices("B?", (Option("1", "One"),), MENU),
+               Confirmation("Sure?", (("a", "b"),), StepAnswer("x", "y", "0123abcd"), Option("confirm", "OK"), None,
+                            Option("cancel", "No")))
     validate_blocks(cards.blocks_for(replies), 50)
-    assert cards.parse_action_id("something_else") is None
-    assert cards.parse_action_id("cd.x.menu") is None and cards.parse_action_id("cd.1.") is None
+    assert parse_slack_action_id("something_else") is None
+    assert parse_slack_action_id("cd.x.menu") is None and parse_slack_action_id("cd.1.") is None
 
 
 def test_too_many_blocks_are_cut_keeping_the_question_at_the_end():
-    replies = tuple(Text(f"Paragraph {i}") for i in range(80)) + (Choices("Go on?", (Option("yes", "Yes"),), "q"),)
+    replies = tuple(Text(f"Paragraph {i}") for i in range(80)) + (Choices("Go on?", (Option("yes", "Yes"),), MENU),)
     blocks = cards.blocks_for(replies)
     assert len(blocks) == 50
     assert blocks[-1]["type"] == "actions" and blocks[-2]["text"]["text"] == "Go on?"
@@ -107,8 +110,9 @@ def _form(**overrides):
 
 
 def test_a_form_becomes_a_valid_modal_with_one_input_per_field():
-    view = cards.form_modal(_form(), callback_id="form:new_ticket", private_metadata="x" * 4000)
+    view = cards.form_modal(_form(), callback_id=FormModal("new_ticket"), private_metadata="x" * 4000)
     validate_view(view)
+    assert view["callback_id"] == "form:new_ticket"
     assert len(view["title"]["text"]) <= 24 and len(view["submit"]["text"]) <= 24
     assert len(view["private_metadata"]) == 3000 and view["notify_on_close"] is True
     inputs = {b["block_id"]: b for b in view["blocks"] if b["type"] == "input"}
@@ -129,11 +133,14 @@ def test_field_errors_map_to_block_ids_and_unknown_fields_are_not_lost():
 
 
 def test_home_and_info_views_are_valid():
-    replies = (Text("Hello"), Facts((("a", "b"),), title="T"), Choices("Menu", (Option("new_ticket", "Open"),), "menu"))
+    replies = (Text("Hello"), Facts((("a", "b"),), title="T"), Choices("Menu", (Option("new_ticket", "Open"),), MENU))
     validate_view(cards.home_view(replies))
-    validate_view(cards.info_modal("Result of your request here", replies, "Close", callback_id="flow:quote",
-                                   notify_on_close=True))
-    validate_view(cards.loading_modal("CareDesk", "Just a moment…", "Close", callback_id="loading"))
+    info = cards.info_modal("Result of your request here", replies, "Close", callback_id=FlowModal("quote"),
+                            notify_on_close=True)
+    loading = cards.loading_modal("CareDesk", "Just a moment…", "Close", callback_id=LOADING)
+    validate_view(info)
+    validate_view(loading)
+    assert (info["callback_id"], loading["callback_id"]) == ("flow:quote", "loading")
 
 
 @pytest.mark.parametrize("lang", ["en", "fr", "nl"])
@@ -150,7 +157,7 @@ async def test_the_cores_real_replies_render_validly_in_every_language(lang, sql
         validate_blocks(cards.message(response.replies)["blocks"], 50)
     for dialog in ("new_ticket", "quote"):
         form = await conversation.form(Turn("slack", "T", "m", user), dialog)
-        validate_view(cards.form_modal(form, callback_id=f"form:{dialog}"))
+        validate_view(cards.form_modal(form, callback_id=FormModal(dialog)))
     validate_view(cards.home_view((await conversation.home(Turn("slack", "T", "h", user))).replies))
 
 

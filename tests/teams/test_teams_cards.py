@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.protocol import ids
 from bot.protocol.replies import (
     Choices,
     Confirmation,
@@ -37,9 +38,9 @@ GOLDEN = Path(__file__).with_name("golden")
 MENU = Choices("What can I do for you?", (
     Option("new_ticket", "Open a ticket", primary=True), Option("my_tickets", "My tickets"),
     Option("quote", "Get a quote"), Option("escalate", "Escalate a ticket"), Option("contacts", "Contacts and rates"),
-), "menu")
+), ids.MENU)
 SUMMARY = Confirmation("Please check your ticket", (("Kind", "Incident"), ("Module", "Invoicing")),
-                       "new_ticket:summary:1a2b3c4d", Option("confirm", "Create the ticket", primary=True),
+                       ids.StepAnswer("new_ticket", "summary", "1a2b3c4d"), Option("confirm", "Create the ticket", primary=True),
                        Option("edit", "Edit a field"), Option("cancel", "Cancel", danger=True))
 FORM = Form("quote", "Rate quote", (
     FormField("service", "Service", FieldKind.SINGLE_CHOICE, options=(Option("teamviewer", "TeamViewer"),
@@ -99,7 +100,7 @@ def test_form_inputs():
 
 def test_many_options_become_a_choice_set():
     options = tuple(Option(f"CS-2026-0000{i}", f"CS-2026-0000{i}") for i in range(1, 9))
-    card = render_card((Choices("Which ticket?", options, "escalate:ticket:abcd1234"),))
+    card = render_card((Choices("Which ticket?", options, ids.StepAnswer("escalate", "ticket", "abcd1234")),))
     assert card_errors(card) == []
     [choice_set] = [e for e in card["body"] if e["type"] == "Input.ChoiceSet"]
     assert choice_set["id"] == "value" and len(choice_set["choices"]) == 8
