@@ -20,7 +20,7 @@ from bot.domain.clock import clock_from_settings, parse_local
 from bot.domain.config import ConfigError, Settings, is_email, load_settings
 from bot.app.desk import Desk
 from bot.domain.directory import DirectoryError, read_directory_file
-from bot.app.inbox import AckPressure
+from adapters.server.pressure import AckPressure
 from bot.i18n import translate
 from bot.domain.quote import QuoteError
 from bot.store import open_store

@@ -13,12 +13,12 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import web
 
+from adapters.server.pressure import AckPressure
 from bot.app.desk import Desk
-from bot.app.inbox import AckPressure
 from bot.store.port import StoreUnavailableError
 
 log = logging.getLogger("caredesk.web")
@@ -32,7 +32,6 @@ DISPATCHER_KEY: web.AppKey["asyncio.Task[Any]"] = web.AppKey("dispatcher")
 PRESSURE_KEY: web.AppKey[AckPressure] = web.AppKey("ack_pressure", AckPressure)
 # A mounted channel registers its routes on the app; the Slack and Teams adapters provide one each.
 ChannelMount = Callable[[web.Application, Desk], None]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -48,21 +47,6 @@ async def readyz(request: web.Request) -> web.Response:
         log.warning("readiness check failed: database unavailable")
         return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
     return web.json_response({"status": "ok", "database": "ok"})
-
-
-def counted(pressure: AckPressure, handler: Handler) -> Handler:
-    """`handler`, its requests in hand counted for `pressure`: for a route whose requests are
-    acknowledged at once and worked on afterwards (Slack's), so that the work makes room for the
-    acknowledgements under a flood. (Teams' requests carry their own work: not counted.)"""
-
-    async def counting(request: web.Request) -> web.StreamResponse:
-        pressure.enter()
-        try:
-            return await handler(request)
-        finally:
-            pressure.leave()
-
-    return counting
 
 
 def build_app(desk: Desk, channels: tuple[ChannelMount, ...] = ()) -> web.Application:

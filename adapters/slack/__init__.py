@@ -20,7 +20,8 @@ from bot.app.desk import Desk
 
 from adapters.slack.channel import EVENTS_PATH, SlackChannel
 from adapters.slack.manifest import render_manifest
-from adapters.server.web import PRESSURE_KEY, counted
+from adapters.server.pressure import counted
+from adapters.server.web import PRESSURE_KEY
 
 SLACK_KEY: web.AppKey[SlackChannel] = web.AppKey("slack", SlackChannel)
 
