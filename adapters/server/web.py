@@ -25,6 +25,7 @@ log = logging.getLogger("caredesk.web")
 
 if TYPE_CHECKING:
     from adapters.server.delivery import Sender
+    from adapters.slack import SlackChannel
     from bot.app.inbox import InboxWorker
 
 DESK_KEY: web.AppKey[Desk] = web.AppKey("desk", Desk)
@@ -78,31 +79,31 @@ def check_insecure_mode(host: str, insecure: bool) -> None:
         )
 
 
-def default_channels() -> tuple[ChannelMount, ...]:
+def default_channels(slack: "SlackChannel") -> tuple[ChannelMount, ...]:
     """Every channel the server offers; each answers 503 by itself when it is not configured."""
-    from adapters.slack import mount as slack
+    from adapters.slack import mount as slack_mount
     from adapters.teams import mount as teams
 
-    return (slack, teams)
+    def mount_slack(app: web.Application, desk: Desk) -> None:
+        slack_mount(app, desk, slack)
+
+    return (mount_slack, teams)
 
 
-def default_senders() -> dict[str, "Sender"]:
+def default_senders(slack: "SlackChannel") -> dict[str, "Sender"]:
     from adapters.server.delivery import teams_sender
-    from adapters.slack import send_to_person as slack_sender
 
-    return {"msteams": teams_sender, "slack": slack_sender}
+    return {"msteams": teams_sender, "slack": slack.send_to_person}
 
 
-def inbox_worker(desk: Desk, concurrency: int, pressure: AckPressure | None = None) -> "InboxWorker | None":
+def inbox_worker(slack: "SlackChannel", concurrency: int, pressure: AckPressure | None = None) -> "InboxWorker | None":
     """A worker for the requests the channels wrote to the inbox (None when no channel that
     writes there is configured); it makes room for its server's acks under `pressure`."""
-    from adapters.slack import slack_channel_for
     from bot.app.inbox import InboxWorker, wall_clock
 
-    slack = slack_channel_for(desk)
     if slack.app is None:
         return None
-    return InboxWorker(desk.store, wall_clock, {"slack": slack.work}, concurrency=concurrency, pressure=pressure)
+    return InboxWorker(slack.store, wall_clock, {"slack": slack.work}, concurrency=concurrency, pressure=pressure)
 
 
 # Worker processes run at a lower CPU priority than the server: on a busy machine the server's
@@ -207,7 +208,7 @@ def _pythonpath(root: Path) -> str:
     return f"{root}{os.pathsep}{existing}" if existing else str(root)
 
 
-def start_dispatcher(app: web.Application, desk: Desk) -> None:
+def start_dispatcher(app: web.Application, desk: Desk, senders: dict[str, "Sender"]) -> None:
     """Run the outbox dispatcher (and the escalation climb) inside the server."""
     from adapters.server.delivery import ChannelDelivery
     from bot.app.outbox import Dispatcher
@@ -215,7 +216,7 @@ def start_dispatcher(app: web.Application, desk: Desk) -> None:
     stop = asyncio.Event()
 
     async def on_startup(app: web.Application) -> None:
-        dispatcher = Dispatcher(desk, ChannelDelivery(desk, default_senders()))
+        dispatcher = Dispatcher(desk, ChannelDelivery(desk, senders))
         app[DISPATCHER_KEY] = asyncio.create_task(dispatcher.run(stop), name="caredesk-outbox")
 
     async def on_cleanup(app: web.Application) -> None:
@@ -229,8 +230,13 @@ def start_dispatcher(app: web.Application, desk: Desk) -> None:
 
 
 async def serve(desk: Desk, host: str, port: int, *, dispatcher: bool = True, config: str | None = None) -> None:
+    from adapters.slack import SlackChannel
+
     check_insecure_mode(host, desk.settings.server.insecure_dev_mode)
-    app = build_app(desk, default_channels())
+    # The one Slack channel of this process: its route, Socket Mode and the outbox share it (one
+    # profile cache, one Web API client).
+    slack = SlackChannel(desk)
+    app = build_app(desk, default_channels(slack))
     workers = (WorkerProcesses(desk.settings.server.workers, config, app[PRESSURE_KEY])
                if desk.settings.server.workers else None)
     if workers is not None and getattr(desk.store, "dialect", None) == "sqlite":
@@ -239,7 +245,7 @@ async def serve(desk: Desk, host: str, port: int, *, dispatcher: bool = True, co
         log.warning("worker processes on SQLite share its one write lock with the server and slow its "
                     "acknowledgements down: use PostgreSQL with workers, or workers = 0")
     if dispatcher and workers is None:
-        start_dispatcher(app, desk)  # with worker processes, they deliver the outbox
+        start_dispatcher(app, desk, default_senders(slack))  # with worker processes, they deliver the outbox
     runner = web.AppRunner(app, access_log=log)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -252,7 +258,7 @@ async def serve(desk: Desk, host: str, port: int, *, dispatcher: bool = True, co
         from adapters.slack import start_socket_mode
 
         # Socket Mode: Slack connects out from here, no public URL needed.
-        socket_mode = await start_socket_mode(desk)
+        socket_mode = await start_socket_mode(slack)
         log.info("Slack Socket Mode connected")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
