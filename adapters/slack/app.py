@@ -30,9 +30,10 @@ from bot.dialogs.engine import ACTION_FORM
 from bot.store.port import InboxItem
 
 from adapters.slack.config import SlackConfig
-from adapters.slack.listeners import (FLOW_CALLBACK, SHORTCUT_CREATE_TICKET, URGENT, SlackListeners, acknowledge,
-                                      command_person, event_person, from_a_person_in_a_channel,
-                                      from_a_person_in_dm, home_tab_opened, interaction_person)
+from adapters.slack.conversations import FLOW_CALLBACK
+from adapters.slack.listeners import (SHORTCUT_CREATE_TICKET, URGENT, SlackListeners, acknowledge, command_person,
+                                      event_person, from_a_person_in_a_channel, from_a_person_in_dm, home_tab_opened,
+                                      interaction_person)
 
 log = logging.getLogger("caredesk.slack")
 

@@ -1,7 +1,8 @@
 """The Slack channel: one object per server (or worker) process that holds Slack's pieces
-together: the Web API client, the people cache, the messenger, the listeners and the Bolt app
-they are registered on, the HTTP route, the inbox writer the acks use and the inbox worker that
-hands the work back to Bolt. The server builds it once and passes it to what needs it."""
+together: the Web API client, the people cache, the messenger, the conversations, the listeners
+and the Bolt app they are registered on, the HTTP route, the inbox writer the acks use and the
+inbox worker that hands the work back to Bolt. The server builds it once and passes it to what
+needs it."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from bot.store.port import InboxItem
 
 from adapters.slack.app import build_bolt_app, run_lazy_only
 from adapters.slack.config import SlackConfig
+from adapters.slack.conversations import SlackConversations
 from adapters.slack.http import SlackRoute
 from adapters.slack.listeners import SlackListeners
 from adapters.slack.people import SlackPeople
@@ -53,8 +55,8 @@ class SlackChannel:
         # process (`start_worker`) or in `caredesk worker` processes.
         self.inbox_worker = InboxWorker(self.store, wall_clock, {CHANNEL: self.work}, concurrency=concurrency)
         self.inbox_writer = InboxWriter(self.store, wall_clock, on_written=self.inbox_worker.wake)
-        self.listeners = SlackListeners(desk, self.conversation, self.people, self.messenger, self.inbox_writer,
-                                        self.spawn)
+        self.conversations = SlackConversations(desk, self.conversation, self.people, self.messenger)
+        self.listeners = SlackListeners(self.conversations, self.inbox_writer, self.spawn)
         self.app: AsyncApp | None = build_bolt_app(config, self.client, self.listeners) if config.bot_token else None
         verifier = (SignatureVerifier(config.signing_secret, clock=signature_clock or Clock())
                     if config.signing_secret else None)
