@@ -64,7 +64,9 @@ class InboxLazyListenerRunner(AsyncLazyListenerRunner):
         self.logger = logger
 
     def start(self, function: Callable[..., Awaitable[None]], request: AsyncBoltRequest) -> None:
-        pass
+        # Nothing to start: the row the ack function wrote is the work, and whichever worker
+        # claims it runs it (in memory here, it would die with this process).
+        return None
 
     async def run(self, function: Callable[..., Awaitable[None]], request: AsyncBoltRequest) -> None:
         request.context[LAZY_RAN] = get_name_for_callable(function)
