@@ -8,14 +8,17 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from adapters.server.cli import _hear_pressure
-from adapters.server.web import WorkerProcesses, counted
-from bot.app.inbox import AckPressure
+from adapters.server.pressure import AckPressure, counted
+from adapters.server.web import WorkerProcesses
 
 
 async def test_the_requests_in_hand_of_a_counted_route_are_counted_and_no_others() -> None:
@@ -139,3 +142,65 @@ async def test_every_worker_process_hears_each_change_and_a_new_one_hears_the_pr
         await workers.stop(grace=5)
     assert workers._pipes == {}  # every write end closed
 
+
+# ---- the pressure itself ------------------------------------------------------------------------------
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_pressure_starts_at_the_mark_and_ends_a_hold_after_the_last_time_it_was_reached() -> None:
+    clock = FakeTime()
+    pressure = AckPressure(high=3, hold=0.05, clock=clock)
+    changes: list[bool] = []
+    pressure.subscribe(changes.append)
+    for _ in range(2):
+        pressure.enter()
+    assert not pressure.busy and changes == []
+    pressure.enter()  # the third request in hand at once
+    assert pressure.busy and changes == [True]
+    for _ in range(3):
+        pressure.leave()
+    assert pressure.in_flight == 0 and pressure.busy  # a group commit empties it: not over yet
+    clock.now += 0.03
+    for _ in range(3):
+        pressure.enter()  # the next burst reaches the mark again within the hold
+    for _ in range(3):
+        pressure.leave()
+    clock.now += 0.04
+    await asyncio.sleep(0.08)  # the first check comes; the mark was reached 0.04 s ago: not yet
+    assert pressure.busy and changes == [True]
+    clock.now += 0.02
+    await asyncio.sleep(0.08)
+    assert not pressure.busy and changes == [True, False]
+    pressure.enter()
+    assert not pressure.busy  # one request is no pressure
+
+
+async def test_pressure_listeners_hear_changes_only_and_a_failing_one_harms_nothing() -> None:
+    pressure = AckPressure(high=1, hold=10)
+    heard: list[bool] = []
+
+    def broken(busy: bool) -> None:
+        raise RuntimeError("listener down")
+
+    pressure.subscribe(broken)
+    pressure.subscribe(heard.append)
+    pressure.enter()
+    pressure.enter()
+    pressure.set(True)
+    pressure.set(False)
+    pressure.set(False)
+    assert heard == [True, False]
+    assert pressure.in_flight == 2
+
+
+@pytest.mark.parametrize("kwargs", [{"high": 0}, {"hold": 0}, {"hold": -1.0}])
+def test_pressure_needs_a_mark_and_a_hold(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="mark"):
+        AckPressure(**kwargs)

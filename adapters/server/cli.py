@@ -20,7 +20,7 @@ from bot.domain.clock import clock_from_settings, parse_local
 from bot.domain.config import ConfigError, Settings, is_email, load_settings
 from bot.app.desk import Desk
 from bot.domain.directory import DirectoryError, read_directory_file
-from bot.app.inbox import AckPressure
+from adapters.server.pressure import AckPressure
 from bot.i18n import translate
 from bot.domain.quote import QuoteError
 from bot.store import open_store
@@ -221,6 +221,7 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
     from adapters.server.delivery import ChannelDelivery
     from adapters.server.web import default_senders, inbox_worker
+    from adapters.slack import SlackChannel
     from bot.app.outbox import Dispatcher
 
     if not args.lease_seconds > 0:
@@ -237,13 +238,14 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     async with _desk(settings) as desk:
         log.info("CareDesk worker started")
-        tasks = [asyncio.create_task(Dispatcher(desk, ChannelDelivery(desk, default_senders()),
+        slack = SlackChannel(desk)  # its Bolt app runs the work the server's acks wrote down
+        tasks = [asyncio.create_task(Dispatcher(desk, ChannelDelivery(desk, default_senders(slack)),
                                                 lease=timedelta(seconds=args.lease_seconds)).run(stop, interval=args.interval))]
         pressure = None
         if args.pressure_fd is not None:
             pressure = AckPressure()
             _hear_pressure(args.pressure_fd, pressure)
-        inbox = inbox_worker(desk, args.concurrency, pressure)
+        inbox = inbox_worker(slack, args.concurrency, pressure)
         if inbox is not None:
             tasks.append(asyncio.create_task(inbox.run(stop)))
         if args.parent_pid:

@@ -12,19 +12,20 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import web
 
+from adapters.server.pressure import AckPressure
 from adapters.shared.network import is_loopback
 from bot.app.desk import Desk
-from bot.app.inbox import AckPressure
 from bot.store.ports import StoreUnavailableError
 
 log = logging.getLogger("caredesk.web")
 
 if TYPE_CHECKING:
     from adapters.server.delivery import Sender
+    from adapters.slack import SlackChannel
     from bot.app.inbox import InboxWorker
 
 DESK_KEY: web.AppKey[Desk] = web.AppKey("desk", Desk)
@@ -32,7 +33,6 @@ DISPATCHER_KEY: web.AppKey["asyncio.Task[Any]"] = web.AppKey("dispatcher")
 PRESSURE_KEY: web.AppKey[AckPressure] = web.AppKey("ack_pressure", AckPressure)
 # A mounted channel registers its routes on the app; the Slack and Teams adapters provide one each.
 ChannelMount = Callable[[web.Application, Desk], None]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -48,21 +48,6 @@ async def readyz(request: web.Request) -> web.Response:
         log.warning("readiness check failed: database unavailable")
         return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
     return web.json_response({"status": "ok", "database": "ok"})
-
-
-def counted(pressure: AckPressure, handler: Handler) -> Handler:
-    """`handler`, its requests in hand counted for `pressure`: for a route whose requests are
-    acknowledged at once and worked on afterwards (Slack's), so that the work makes room for the
-    acknowledgements under a flood. (Teams' requests carry their own work: not counted.)"""
-
-    async def counting(request: web.Request) -> web.StreamResponse:
-        pressure.enter()
-        try:
-            return await handler(request)
-        finally:
-            pressure.leave()
-
-    return counting
 
 
 def build_app(desk: Desk, channels: tuple[ChannelMount, ...] = ()) -> web.Application:
@@ -85,31 +70,31 @@ def check_insecure_mode(host: str, insecure: bool) -> None:
         )
 
 
-def default_channels() -> tuple[ChannelMount, ...]:
+def default_channels(slack: "SlackChannel") -> tuple[ChannelMount, ...]:
     """Every channel the server offers; each answers 503 by itself when it is not configured."""
-    from adapters.slack import mount as slack
+    from adapters.slack import mount as slack_mount
     from adapters.teams import mount as teams
 
-    return (slack, teams)
+    def mount_slack(app: web.Application, desk: Desk) -> None:
+        slack_mount(app, desk, slack)
+
+    return (mount_slack, teams)
 
 
-def default_senders() -> dict[str, "Sender"]:
+def default_senders(slack: "SlackChannel") -> dict[str, "Sender"]:
     from adapters.server.delivery import teams_sender
-    from adapters.slack import send_to_person as slack_sender
 
-    return {"msteams": teams_sender, "slack": slack_sender}
+    return {"msteams": teams_sender, "slack": slack.send_to_person}
 
 
-def inbox_worker(desk: Desk, concurrency: int, pressure: AckPressure | None = None) -> "InboxWorker | None":
+def inbox_worker(slack: "SlackChannel", concurrency: int, pressure: AckPressure | None = None) -> "InboxWorker | None":
     """A worker for the requests the channels wrote to the inbox (None when no channel that
     writes there is configured); it makes room for its server's acks under `pressure`."""
-    from adapters.slack import slack_channel_for
     from bot.app.inbox import InboxWorker, wall_clock
 
-    slack = slack_channel_for(desk)
     if slack.app is None:
         return None
-    return InboxWorker(desk.store, wall_clock, {"slack": slack.work}, concurrency=concurrency, pressure=pressure)
+    return InboxWorker(slack.store, wall_clock, {"slack": slack.work}, concurrency=concurrency, pressure=pressure)
 
 
 # Worker processes run at a lower CPU priority than the server: on a busy machine the server's
@@ -214,7 +199,7 @@ def _pythonpath(root: Path) -> str:
     return f"{root}{os.pathsep}{existing}" if existing else str(root)
 
 
-def start_dispatcher(app: web.Application, desk: Desk) -> None:
+def start_dispatcher(app: web.Application, desk: Desk, senders: dict[str, "Sender"]) -> None:
     """Run the outbox dispatcher (and the escalation climb) inside the server."""
     from adapters.server.delivery import ChannelDelivery
     from bot.app.outbox import Dispatcher
@@ -222,7 +207,7 @@ def start_dispatcher(app: web.Application, desk: Desk) -> None:
     stop = asyncio.Event()
 
     async def on_startup(app: web.Application) -> None:
-        dispatcher = Dispatcher(desk, ChannelDelivery(desk, default_senders()))
+        dispatcher = Dispatcher(desk, ChannelDelivery(desk, senders))
         app[DISPATCHER_KEY] = asyncio.create_task(dispatcher.run(stop), name="caredesk-outbox")
 
     async def on_cleanup(app: web.Application) -> None:
@@ -236,8 +221,13 @@ def start_dispatcher(app: web.Application, desk: Desk) -> None:
 
 
 async def serve(desk: Desk, host: str, port: int, *, dispatcher: bool = True, config: str | None = None) -> None:
+    from adapters.slack import SlackChannel
+
     check_insecure_mode(host, desk.settings.server.insecure_dev_mode)
-    app = build_app(desk, default_channels())
+    # The one Slack channel of this process: its route, Socket Mode and the outbox share it (one
+    # profile cache, one Web API client).
+    slack = SlackChannel(desk)
+    app = build_app(desk, default_channels(slack))
     workers = (WorkerProcesses(desk.settings.server.workers, config, app[PRESSURE_KEY])
                if desk.settings.server.workers else None)
     if workers is not None and getattr(desk.store, "dialect", None) == "sqlite":
@@ -246,7 +236,7 @@ async def serve(desk: Desk, host: str, port: int, *, dispatcher: bool = True, co
         log.warning("worker processes on SQLite share its one write lock with the server and slow its "
                     "acknowledgements down: use PostgreSQL with workers, or workers = 0")
     if dispatcher and workers is None:
-        start_dispatcher(app, desk)  # with worker processes, they deliver the outbox
+        start_dispatcher(app, desk, default_senders(slack))  # with worker processes, they deliver the outbox
     runner = web.AppRunner(app, access_log=log)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -259,7 +249,7 @@ async def serve(desk: Desk, host: str, port: int, *, dispatcher: bool = True, co
         from adapters.slack import start_socket_mode
 
         # Socket Mode: Slack connects out from here, no public URL needed.
-        socket_mode = await start_socket_mode(desk)
+        socket_mode = await start_socket_mode(slack)
         log.info("Slack Socket Mode connected")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

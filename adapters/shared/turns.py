@@ -10,7 +10,7 @@ from bot.app.runner import TurnRunner
 from bot.i18n import normalize_language, translate
 from bot.protocol.replies import Response, Text, Tone
 from bot.protocol.turn import Turn
-from bot.store.port import StoreUnavailableError
+from bot.store.ports import StoreUnavailableError
 
 log = logging.getLogger("caredesk.turns")
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-from dataclasses import dataclass
 from collections.abc import Mapping  # not typing's: isinstance() with it is slow, and this runs per request
-from typing import Any
+from typing import Any, Callable
 
 from bot.protocol.ids import parse_slack_action_id
 
@@ -135,41 +134,11 @@ def well_formed(body: Any) -> bool:
     return True
 
 
-def replay_guarded(body: Mapping[str, Any]) -> bool:
-    """Requests without an event id that Slack never resends (slash commands, interactivity):
-    the same signed request must have one effect."""
-    return "command" in body and "ssl_check" not in body or body.get("type") in INTERACTIVE_TYPES
-
-
-# ---- the inbox: which requests are written down and worked on after the ack ------------------------
-
-# Kinds of inbound items (`NewInboxItem.kind`) and what the worker does with each.
-MESSAGE, MENTION, HOME, COMMAND, ACTION, SHORTCUT, CLOSED, SUBMISSION = (
-    "message", "mention", "home", "command", "action", "shortcut", "closed", "submission")
-# Someone waits on these, some with a trigger that expires after three seconds: first in line.
-URGENT, NORMAL = 0, 1
-
-
-class Ignored:
-    """A request acknowledged and otherwise ignored (an edit, a bot's own message, …)."""
-
-
-IGNORED = Ignored()
-
-
-@dataclass(frozen=True)
-class Inbound:
-    kind: str
-    person: str  # team:user — one person's requests are worked on in order
-    dedup_key: str | None
-    priority: int
-
-
+_unquote: Callable[[str], str]
 try:
-    # yarl (aiohttp's URL library) has a C unquoter, 15x faster than urllib's pure Python on a
-    # modal's payload (measured: 0.18 ms -> 0.01 ms for 8 KB), which every submission pays before
-    # its ack. It is not yarl's public API: urllib's is used if it goes away, and a test checks
-    # both give the same text.
+    # yarl (aiohttp's URL library) has a C unquoter, much faster than urllib's pure Python on a
+    # modal's payload, which every submission pays before its ack. It is not yarl's public API:
+    # urllib's is used if it goes away, and a test checks both give the same text.
     from yarl._quoting import _Unquoter
 
     _unquote = _Unquoter()
@@ -197,46 +166,3 @@ def team_of(body: Mapping[str, Any]) -> str:
         return str(team.get("id") or "")
     user = body.get("user")
     return str(body.get("team_id") or (user.get("team_id") if isinstance(user, Mapping) else "") or "")
-
-
-def classify(body: Mapping[str, Any], shortcut_callback: str, signature: str | None) -> Inbound | Ignored | None:
-    """What to do with a well-formed request before its ack: write it to the inbox (`Inbound`),
-    acknowledge and ignore it (`IGNORED`), or None for the few that need an answer in the ack
-    itself (URL verification, a modal submission's field errors) or that CareDesk does not handle.
-    `signature` identifies a request that Slack never resends (a replay is the same signature)."""
-    replay_key = f"request:{signature}" if signature else None
-    if "ssl_check" in body:
-        return None
-    if "command" in body:
-        return Inbound(COMMAND, f"{body['team_id']}:{body['user_id']}", replay_key, URGENT)
-    kind = body.get("type")
-    if kind == "event_callback":
-        event = body["event"]
-        event_type = event.get("type")
-        event_id = body.get("event_id")
-        dedup = f"event:{event_id}" if isinstance(event_id, str) and event_id else replay_key
-        user = event.get("user")
-        if event_type == "message":
-            # Direct messages from people only: no edits, joins or bot messages.
-            if (event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id")
-                    or not isinstance(user, str) or not user or not isinstance(event.get("channel"), str)):
-                return IGNORED
-            return Inbound(MESSAGE, f"{team_of(body)}:{user}", dedup, NORMAL)
-        if event_type == "app_mention":
-            if not isinstance(user, str) or not user or not isinstance(event.get("channel"), str):
-                return IGNORED
-            return Inbound(MENTION, f"{team_of(body)}:{user}", dedup, NORMAL)
-        if event_type == "app_home_opened":
-            if event.get("tab") != "home" or not isinstance(user, str) or not user:
-                return IGNORED
-            return Inbound(HOME, f"{team_of(body) or event.get('team') or ''}:{user}", dedup, NORMAL)
-        return None
-    if kind in ("block_actions", "view_closed", "shortcut", "message_action"):
-        person = f"{team_of(body)}:{body['user']['id']}"
-        if kind == "block_actions":
-            return Inbound(ACTION, person, replay_key, URGENT)
-        if kind == "view_closed":
-            return Inbound(CLOSED, person, replay_key, NORMAL)
-        if body.get("callback_id") == shortcut_callback:
-            return Inbound(SHORTCUT, person, replay_key, URGENT)
-    return None

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from datetime import datetime, timedelta
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 
 from bot.domain.clock import SystemClock
 from bot.app.outbox import RetryPolicy
@@ -45,83 +44,21 @@ PURGE_EVERY_S = 60.0
 LEASE = timedelta(seconds=15)
 
 
-# Ack pressure: this many requests in hand at once (Slack's, acknowledged now and worked on
-# later) mean a server is behind (a flood), until none has come this close for PRESSURE_HOLD_S.
-# (The count alone flickers: a group commit answers a hundred requests at once, and the next
-# hundred arrive a moment later.)
-PRESSURE_HIGH = 32
-PRESSURE_HOLD_S = 1.0
-# Under pressure a worker still takes one item at a time, at most this often: the work keeps
-# moving, slowly, however long a flood lasts.
-PRESSURED_TAKE_EVERY_S = 0.25
+# Under ack pressure a worker keeps this many items in progress, never fewer: whoever waits for
+# an answer still gets it at the pace of the turns themselves, urgent items (a click, a command,
+# a form) first, however long a flood lasts; the rest waits in the inbox until it is over.
+PRESSURED_CONCURRENCY = 1
 
 
-class AckPressure:
-    """Whether a server has more requests in hand than it keeps up with (those it acknowledges
-    now and works on later: Slack's).
+class AckYield(Protocol):
+    """What a worker makes room for: a server's acknowledgements, due within seconds (the HTTP
+    side's `adapters.server.pressure.AckPressure`). `busy` while the server is behind;
+    `subscribe(listener)` calls `listener(busy)` at each change."""
 
-    Why: Slack wants its acknowledgement within 3 s and gives up on an app that misses too many,
-    while an answer may come a few seconds late. The work behind the acks (the inbox, in the
-    server or in its worker processes) shares the machine and the database with them; measured,
-    it took a fifth to a third of the acknowledgements' throughput under a flood. So under
-    pressure the workers make room: one item at a time, a few a second; the rest waits in the
-    inbox, durably, and is done as soon as the flood is over."""
+    @property
+    def busy(self) -> bool: ...
 
-    def __init__(self, high: int = PRESSURE_HIGH, hold: float = PRESSURE_HOLD_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        if high < 1 or hold <= 0:
-            raise ValueError("the pressure's mark must be at least 1 and its hold positive")
-        self.high = high
-        self.hold = hold
-        self.clock = clock
-        self.in_flight = 0
-        self.busy = False
-        self._last_high = float("-inf")
-        self._check: asyncio.TimerHandle | None = None
-        self._listeners: list[Callable[[bool], None]] = []
-
-    def subscribe(self, listener: Callable[[bool], None]) -> None:
-        """`listener(busy)` is called at every change (not at every request)."""
-        self._listeners.append(listener)
-
-    def enter(self) -> None:
-        self.in_flight += 1
-        if self.in_flight >= self.high:
-            self._last_high = self.clock()
-            if not self.busy:
-                self.set(True)
-                self._check_later(self.hold)
-
-    def leave(self) -> None:
-        self.in_flight -= 1
-
-    def _check_later(self, delay: float) -> None:
-        self._check = asyncio.get_running_loop().call_later(delay, self.check)
-
-    def check(self) -> None:
-        """Over once no request came close to the mark for the hold time."""
-        self._check = None
-        if not self.busy:
-            return
-        quiet = self.clock() - self._last_high
-        if quiet >= self.hold:
-            self.set(False)
-        else:
-            self._check_later(self.hold - quiet)
-
-    def set(self, busy: bool) -> None:
-        """Also told from outside (a worker process hears its server's pressure)."""
-        if busy == self.busy:
-            return
-        self.busy = busy
-        if not busy and self._check is not None:
-            self._check.cancel()
-            self._check = None
-        for listener in self._listeners:
-            try:
-                listener(busy)
-            except Exception:  # a failing listener must not fail the request that changed it
-                log.exception("ack pressure: a listener failed")
+    def subscribe(self, listener: Callable[[bool], None]) -> None: ...
 
 
 # Leases and retries count real time, whatever the desk's business clock says (a demo clock
@@ -203,10 +140,11 @@ class InboxWorker:
         # Under the lease in all (7.7 s < 15 s): the database may be away for all of it, and
         # then the lease cannot be renewed either.
         outage_waits: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 4.0),
-        pressure: AckPressure | None = None,
+        pressure: AckYield | None = None,
+        pressured_concurrency: int = PRESSURED_CONCURRENCY,
     ) -> None:
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
+        if concurrency < 1 or pressured_concurrency < 1:
+            raise ValueError("concurrency must be at least 1, also under pressure")
         self.store = store
         self.clock = clock
         self.handlers = dict(handlers)
@@ -219,8 +157,8 @@ class InboxWorker:
         self.outage_waits = outage_waits
         self.tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
-        self._pressured_take = float("-inf")
-        self.pressure: AckPressure | None = None
+        self.pressured_concurrency = min(pressured_concurrency, concurrency)
+        self.pressure: AckYield | None = None
         if pressure is not None:
             self.yield_to(pressure)
         self._filling = asyncio.Lock()  # the run loop and drain() both fill: one at a time
@@ -230,29 +168,27 @@ class InboxWorker:
         """Something was written (by this process): look now rather than at the next poll."""
         self._wake.set()
 
-    def yield_to(self, pressure: AckPressure) -> None:
+    def yield_to(self, pressure: AckYield) -> None:
         """Make room for the acknowledgements while `pressure` says the server is behind."""
         self.pressure = pressure
         pressure.subscribe(self._pressure_changed)
 
     def _pressure_changed(self, busy: bool) -> None:
         if busy:
-            log.info("inbox: the server is behind with its acknowledgements; taking one item at a time")
+            log.info("inbox: the server is behind with its acknowledgements; taking %s at a time",
+                     "one item" if self.pressured_concurrency == 1 else f"{self.pressured_concurrency} items")
         else:
             log.info("inbox: acknowledgements caught up; back to full speed")
             self.wake()
 
     async def fill(self, *, yielding: bool = True) -> int:
-        """Take as many items as there are free slots and start working on them (one at a time,
-        a few a second, while the server is under ack pressure, unless not `yielding`)."""
+        """Take as many items as there are free slots and start working on them (only up to the
+        pressured concurrency while the server is under ack pressure, unless not `yielding`)."""
         async with self._filling:
-            free = self.concurrency - len(self.tasks)
+            limit = self.concurrency
             if yielding and self.pressure is not None and self.pressure.busy:
-                now = asyncio.get_running_loop().time()
-                if self.tasks or now - self._pressured_take < PRESSURED_TAKE_EVERY_S:
-                    return 0
-                self._pressured_take = now
-                free = 1
+                limit = self.pressured_concurrency
+            free = limit - len(self.tasks)
             if free <= 0:
                 return 0
             items = await self.store.claim_inbound(self.clock(), self.lease, free, tuple(self.handlers))

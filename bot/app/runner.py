@@ -9,7 +9,6 @@ once. Every channel (console, Slack, Teams) calls `TurnRunner.handle`.
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
@@ -38,8 +37,6 @@ log = logging.getLogger("caredesk.conversation")
 MAX_ATTEMPTS = 3
 VISIBLE_TICKETS = 50
 TICKETLESS_DIALOGS = frozenset({"new_ticket", "quote", LOGTIME})
-PREVIEW_PERSON_TTL_S = 30.0
-MAX_PREVIEWED = 10_000
 
 
 class NotVisible(Exception):
@@ -58,8 +55,6 @@ class TurnRunner:
         self.engine = DialogEngine([NewTicketDialog(), QuoteDialog(), EscalationDialog(), TicketInfoDialog(), LogTimeDialog()])
         self.number_pattern = ticket_number_pattern(self.settings.tickets.number_format)
         self.staff = StaffDesk(desk, self.number_pattern)
-        # e-mail -> (expires, (contact, staff, company)) of recent previews (see `preview`)
-        self._previewed: dict[str, tuple[float, tuple[Any, Any, Any]]] = {}
 
     # ---- public --------------------------------------------------------------------------------
     async def handle(self, turn: Turn) -> Response:
@@ -136,28 +131,12 @@ class TurnRunner:
         """What this turn would do — field errors, a next question, or a finishing effect —
         without doing or saving anything. A channel that must answer within seconds (a Slack
         modal submission) checks the form with it, answers, and then handles the turn."""
-        email = _email(turn)
-        known = self._previewed.get(email) if email else None
-        if known is not None and known[0] > time.monotonic():
-            # Who this is was read moments ago: only the dialog is read again. A preview only
-            # advises (the turn itself reads everything afresh and decides), so a directory
-            # change may take PREVIEW_PERSON_TTL_S to show here, and never decides anything.
-            start = TurnStart(False, await self.store.load_dialog(turn.dialog_key), *known[1])
-        else:
-            start = await self.store.read_turn_start(turn.dialog_key, email)
-            if email:
-                self._remember_previewed(email, start)
+        start = await self.store.read_turn_start(turn.dialog_key, _email(turn))
         state = self._live(start.dialog)
         ctx = await self.context(turn, with_tickets=False, start=start)
         if state is not None:
             return self.engine.handle(ctx, dict(state), turn.text, turn.action, _answer(turn))
         return await self._outside_dialog(ctx, turn, _answer(turn))
-
-    def _remember_previewed(self, email: str, start: TurnStart) -> None:
-        now = time.monotonic()
-        if len(self._previewed) >= MAX_PREVIEWED:
-            self._previewed = {k: v for k, v in self._previewed.items() if v[0] > now}
-        self._previewed[email] = (now + PREVIEW_PERSON_TTL_S, (start.contact, start.staff, start.company))
 
     async def home(self, turn: Turn) -> Response:
         """A home page (Slack App Home): the user's open tickets and what they can do."""

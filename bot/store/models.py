@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -30,6 +30,7 @@ from sqlalchemy import (
     Numeric,
     SmallInteger,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -398,19 +399,19 @@ class UndeliveredNoticeRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-companies = CompanyRow.__table__
-contacts = ContactRow.__table__
-staff = StaffRow.__table__
-tickets = TicketRow.__table__
-ticket_counters = TicketCounterRow.__table__
-ticket_comments = TicketCommentRow.__table__
-ticket_events = TicketEventRow.__table__
-time_entries = TimeEntryRow.__table__
-time_entry_changes = TimeEntryChangeRow.__table__
-escalations = EscalationRow.__table__
-dialog_states = DialogStateRow.__table__
-processed_events = ProcessedEventRow.__table__
-conversation_refs = ConversationRefRow.__table__
-outbox = OutboxRow.__table__
-inbox = InboxRow.__table__
-undelivered_notices = UndeliveredNoticeRow.__table__
+companies: Table = cast(Table, CompanyRow.__table__)
+contacts: Table = cast(Table, ContactRow.__table__)
+staff: Table = cast(Table, StaffRow.__table__)
+tickets: Table = cast(Table, TicketRow.__table__)
+ticket_counters: Table = cast(Table, TicketCounterRow.__table__)
+ticket_comments: Table = cast(Table, TicketCommentRow.__table__)
+ticket_events: Table = cast(Table, TicketEventRow.__table__)
+time_entries: Table = cast(Table, TimeEntryRow.__table__)
+time_entry_changes: Table = cast(Table, TimeEntryChangeRow.__table__)
+escalations: Table = cast(Table, EscalationRow.__table__)
+dialog_states: Table = cast(Table, DialogStateRow.__table__)
+processed_events: Table = cast(Table, ProcessedEventRow.__table__)
+conversation_refs: Table = cast(Table, ConversationRefRow.__table__)
+outbox: Table = cast(Table, OutboxRow.__table__)
+inbox: Table = cast(Table, InboxRow.__table__)
+undelivered_notices: Table = cast(Table, UndeliveredNoticeRow.__table__)

@@ -8,7 +8,6 @@ import re
 from datetime import timedelta
 
 from adapters.server.delivery import ChannelDelivery, teams_sender
-from adapters.slack import send_to_person
 from bot.app.notifications import ESCALATION_TAKEN
 from bot.app.outbox import Dispatcher, RetryPolicy
 from bot.store.ports import NewOutboxMessage
@@ -49,7 +48,7 @@ async def test_slack_failing_then_rate_limiting_outbox_catches_up_once(sqlite_st
         env.channel.client.retry_handlers = []
         # Slack down (500) for a while, then rate limiting (429 with Retry-After) for a while.
         fake_slack.fail("chat.postMessage", 500)
-        dispatcher = Dispatcher(desk, ChannelDelivery(desk, {"slack": send_to_person}), policy=POLICY,
+        dispatcher = Dispatcher(desk, ChannelDelivery(desk, {"slack": env.channel.send_to_person}), policy=POLICY,
                                 lease=timedelta(seconds=30))
         await dispatcher.run_once()
         pending = await desk.store.list_outbox()
@@ -82,13 +81,13 @@ async def test_slack_rate_limit_retry_after_is_honoured(sqlite_store, fake_slack
         await desk.store.save_conversation_ref("slack", f"{TEAM}:{LOTTE}", {"channel_id": f"D{LOTTE}"},
                                                desk.now(), email=LOTTE_EMAIL)
         await enqueue(desk, 1)
-        from adapters.slack.channel import SlackChannel
+        from adapters.slack import SlackChannel
 
         # No client-side retries: the outbox sees the 429 and its Retry-After itself.
         channel: SlackChannel = env.channel
         channel.client.retry_handlers = []
         fake_slack.fail("chat.postMessage", 429, times=1, headers={"Retry-After": "600"})
-        dispatcher = Dispatcher(desk, ChannelDelivery(desk, {"slack": send_to_person}), policy=POLICY)
+        dispatcher = Dispatcher(desk, ChannelDelivery(desk, {"slack": env.channel.send_to_person}), policy=POLICY)
         start = desk.now()
         await dispatcher.run_once()
         (message,) = await desk.store.list_outbox()

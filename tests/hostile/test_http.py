@@ -177,7 +177,7 @@ async def test_slack_malformed_and_unknown_payloads_are_refused_without_5xx(both
         # A well-formed, signed click is written to the inbox (its signature guards against a
         # replay) and done without effect.
         clicks = await both.store.list_inbound()
-        assert [(i.kind, i.status, (i.dedup_key or "")[:11]) for i in clicks] == [("action", "done", "request:v0=")]
+        assert [(i.kind, i.status, (i.dedup_key or "")[:11]) for i in clicks] == [("run_action", "done", "request:v0=")]
         assert len(after.pop("inbox")) == 1
         before.pop("inbox")
     assert after == before

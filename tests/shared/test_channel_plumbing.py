@@ -18,7 +18,7 @@ from bot.domain.clock import ManualClock
 from bot.domain.config import Settings
 from bot.protocol.replies import Tone
 from bot.protocol.turn import Turn, UserIdentity
-from bot.store.port import StoreUnavailableError
+from bot.store.ports import StoreUnavailableError
 
 BXL = ZoneInfo("Europe/Brussels")
 

@@ -440,7 +440,7 @@ async def sqlite_store(tmp_path):
 
 
 def fast_retries():
-    from adapters.slack.channel import default_retry_handlers
+    from adapters.slack.web_api import default_retry_handlers
 
     return default_retry_handlers(backoff_factor=0.01)
 

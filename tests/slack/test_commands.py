@@ -323,14 +323,14 @@ async def test_a_modal_carries_who_opened_it_so_its_submission_needs_no_profile_
     await env.command("/ticket")
     view = opened_form(env)
     assert json.loads(view["private_metadata"])["locale"] == "en-US"
-    env.channel._profiles.clear()
+    env.channel.people.forget()
     before = len(env.fake.of("users.info"))
     response = await env.submit(view, {**TICKET_VALUES, "description": "broken", "reproduce": ""}, drain=False)
     assert (await response.json())["response_action"] == "errors"
     assert len(env.fake.of("users.info")) == before
     # Metadata naming someone else (or garbage) is not trusted: the profile is looked up.
     for metadata in (json.dumps({**json.loads(view["private_metadata"]), "id": CAMILLE}), "{not json"):
-        env.channel._profiles.clear()
+        env.channel.people.forget()
         before = len(env.fake.of("users.info"))
         response = await env.submit({**view, "private_metadata": metadata},
                                     {**TICKET_VALUES, "description": "broken", "reproduce": ""}, drain=False)
@@ -343,5 +343,5 @@ async def test_requests_are_kept_in_the_inbox_without_slack_s_verification_token
     # which the inbox (kept in the database for a while) must not hold.
     await env.command("/tickets")
     (item,) = await env.desk.store.list_inbound()
-    assert item.kind == "command" and item.payload["command"] == "/tickets" and item.status == "done"
+    assert item.kind == "run_command" and item.payload["command"] == "/tickets" and item.status == "done"
     assert "token" not in item.payload

@@ -17,7 +17,7 @@ async def wait_for(condition, timeout: float = 10.0) -> None:
 
 
 async def test_socket_mode_receives_an_event_acks_it_and_answers(sqlite_store, fake_slack):
-    from adapters.slack import start_socket_mode
+    from adapters.slack import SlackChannel, start_socket_mode
 
     body = load_json("payloads/event_callback.message_im.docs.json")
     body.update(team_id=TEAM, event={**body["event"], "user": LOTTE, "channel": f"D{LOTTE}", "text": "contacts"},
@@ -25,7 +25,7 @@ async def test_socket_mode_receives_an_event_acks_it_and_answers(sqlite_store, f
     fake_slack.socket_envelopes.append({"envelope_id": "env-1", "type": "events_api", "accepts_response_payload": False,
                                         "retry_attempt": 0, "retry_reason": "", "payload": body})
     desk = await make_desk(sqlite_store, slack_settings(fake_slack, slack_app_token="xapp-test", slack_signing_secret=None))
-    handle = await start_socket_mode(desk)
+    handle = await start_socket_mode(SlackChannel(desk))
     try:
         await wait_for(lambda: fake_slack.messages() and any(a.get("envelope_id") == "env-1" for a in fake_slack.socket_acks))
         await handle.channel.drain()
@@ -39,11 +39,11 @@ async def test_socket_mode_receives_an_event_acks_it_and_answers(sqlite_store, f
 async def test_socket_mode_needs_an_app_token(sqlite_store, fake_slack):
     import pytest
 
-    from adapters.slack import start_socket_mode
+    from adapters.slack import SlackChannel, start_socket_mode
 
     desk = await make_desk(sqlite_store, slack_settings(fake_slack))
     with pytest.raises(RuntimeError, match="SLACK_APP_TOKEN"):
-        await start_socket_mode(desk)
+        await start_socket_mode(SlackChannel(desk))
 
 
 async def test_requests_are_acknowledged_before_the_work_is_done(env):
@@ -58,7 +58,7 @@ async def test_requests_are_acknowledged_before_the_work_is_done(env):
     response = await env.dm("contacts", drain=False)
     # Acknowledged with the work still to do, and that work is written down (not only in memory).
     assert response.status == 200 and env.fake.messages() == []
-    assert [i.kind for i in await env.desk.store.list_inbound()] == ["message"]
+    assert [i.kind for i in await env.desk.store.list_inbound()] == ["answer_dm"]
     assert await env.desk.store.count_unfinished_inbound() == 1
     release.set()
     await env.channel.drain()

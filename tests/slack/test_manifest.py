@@ -100,10 +100,10 @@ def test_the_manifest_declares_what_the_channel_handles_and_no_more():
         "users:read.email": "users_info", "commands": "app.command(", "app_mentions:read": '"app_mention"',
         "im:history": '"message"',
     }
-    source = (ROOT / "adapters" / "slack" / "channel.py").read_text()
+    source = "".join(path.read_text() for path in sorted((ROOT / "adapters" / "slack").glob("*.py")))
     for scope, evidence in used.items():
         assert evidence in source, (scope, evidence)
     assert set(data["oauth_config"]["scopes"]["bot"]) == set(used)
-    from adapters.slack.channel import SHORTCUT_CREATE_TICKET
+    from adapters.slack.listeners import SHORTCUT_CREATE_TICKET
 
     assert features["shortcuts"][0]["callback_id"] == SHORTCUT_CREATE_TICKET

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from adapters.server.delivery import ChannelDelivery
-from adapters.slack import send_to_person
 from bot.app.escalations import Escalations
 from bot.app.outbox import Dispatcher, RetryPolicy
 from tests.slack.conftest import LOTTE, NAIDA, PIETER, block_text
@@ -22,7 +21,7 @@ async def escalate_in_slack(env) -> str:
 
 
 def dispatcher(env) -> Dispatcher:
-    delivery = ChannelDelivery(env.desk, {"slack": send_to_person})
+    delivery = ChannelDelivery(env.desk, {"slack": env.channel.send_to_person})
     return Dispatcher(env.desk, delivery, policy=RetryPolicy(max_attempts=6, base_delay=timedelta(seconds=10)))
 
 
@@ -61,7 +60,7 @@ async def test_ping_is_delivered_once_slack_recovers_and_ack_informs_everyone(en
 
 async def test_rate_limited_slack_is_retried_after_its_retry_after(env):
     await escalate_in_slack(env)
-    delivery = ChannelDelivery(env.desk, {"slack": send_to_person})
+    delivery = ChannelDelivery(env.desk, {"slack": env.channel.send_to_person})
     outbox = Dispatcher(env.desk, delivery, policy=RetryPolicy(base_delay=timedelta(milliseconds=100)))
     # More 429s than the Web API client's own retries (which wait Retry-After, really): the
     # outbox keeps the message and waits at least Retry-After before the next attempt.

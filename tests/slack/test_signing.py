@@ -115,7 +115,7 @@ async def test_the_2018_example_is_accepted_when_the_clock_is_frozen_at_its_time
         answered.append((response_url, tuple(replies)))
         return True
 
-    env.channel.respond = respond
+    env.channel.messenger.respond = respond
     try:
         response = await env.post(vector["body"], "application/x-www-form-urlencoded", headers=vector["headers"],
                                   signed=False)

@@ -125,7 +125,7 @@ def create_engine_for(url: str | URL, *, echo: bool = False, **kwargs: Any) -> A
         if _is_sqlite_memory(u):
             kwargs.setdefault("poolclass", StaticPool)
         else:
-            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            Path(u.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
             # Connections kept open, not the pool's default 5: under a flood the acks' checks,
             # the inbox's writes and the worker's turns want more at once, and a connection
             # beyond the kept ones is closed when returned; opening one costs a thread and

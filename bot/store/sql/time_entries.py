@@ -78,13 +78,20 @@ def _time_entry(row: Any) -> TimeEntry:
         participants=row.participants,
         note=row.note,
         lines=tuple(dict(line) for line in (row.lines or ())),
-        # SQLite keeps NUMERIC as a float: back to exact cents
-        amount=Decimal(str(row.amount)).quantize(CENT) if row.amount is not None else row.amount,
+        amount=_stored_amount(row),
         currency=row.currency,
         created_at=row.created_at,
         updated_at=row.updated_at,
         deleted_at=row.deleted_at,
     )
+
+
+def _stored_amount(row: Any) -> Decimal:
+    # Every entry is priced when it is written; a row without an amount was changed by hand.
+    if row.amount is None:
+        raise ValueError(f"time entry {row.id} has no amount")
+    # SQLite keeps NUMERIC as a float: back to exact cents
+    return Decimal(str(row.amount)).quantize(CENT)
 
 
 def _utc_iso(value: datetime | None) -> str | None:

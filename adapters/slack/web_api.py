@@ -1,0 +1,210 @@
+"""Slack's Web API as CareDesk uses it: the client (retrying what Slack allows), messages and
+DMs, response_url answers, and a person's DM found by e-mail for the outbox.
+
+A Web API call that fails is retried by slack_sdk's retry handlers (rate limits honour
+Retry-After; 5xx and connection errors back off). When it still fails, the user is told as soon
+as a message gets through again; the core's idempotency keeps tickets single."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Sequence
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.app.desk import Desk
+from bot.app.outbox import DeliveryFailed
+from bot.i18n import normalize_language, translate
+from bot.protocol.replies import Reply, Response, Text, Tone
+from bot.protocol.turn import UserIdentity
+from cards import slack as cards
+
+from adapters.slack.config import SlackConfig
+
+if TYPE_CHECKING:
+    from adapters.slack.people import SlackPeople
+
+log = logging.getLogger("caredesk.slack")
+
+CHANNEL = "slack"
+API_TIMEOUT_S = 10
+MAX_NOTICES = 5
+# Slack's answers for a person it cannot reach (as opposed to a failure worth retrying).
+UNREACHABLE_ERRORS = frozenset({"users_not_found", "user_not_found", "user_disabled", "account_inactive",
+                                "channel_not_found", "cannot_dm_bot", "not_in_channel", "is_archived"})
+# Errors of a Web API call that survived the retry handlers.
+SLACK_FAILURES = (SlackApiError, SlackClientError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+def default_retry_handlers(backoff_factor: float = 0.5, max_retries: int = 2) -> list[AsyncRetryHandler]:
+    """Rate limits (429, after Retry-After), server errors (500, 503) and dropped connections
+    are retried with back-off; anything else fails at once."""
+    interval = BackoffRetryIntervalCalculator(backoff_factor=backoff_factor)
+    return [
+        AsyncRateLimitErrorRetryHandler(max_retry_count=max_retries),
+        AsyncServerErrorRetryHandler(max_retry_count=max_retries, interval_calculator=interval),
+        AsyncConnectionErrorRetryHandler(
+            max_retry_count=max_retries,
+            interval_calculator=interval,
+            error_types=[aiohttp.ServerConnectionError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError,
+                         asyncio.TimeoutError],
+        ),
+    ]
+
+
+def web_client(config: SlackConfig, retry_handlers: Sequence[AsyncRetryHandler]) -> AsyncWebClient:
+    """The bot's client, pointed at SLACK_API_URL and retrying what Slack allows (Bolt copies its
+    settings into each request's `client`)."""
+    return AsyncWebClient(token=config.bot_token, base_url=config.api_url, timeout=API_TIMEOUT_S,
+                          retry_handlers=list(retry_handlers), logger=log)
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, SlackApiError):
+        response = exc.response
+        return f"HTTP {response.status_code}: {response.get('error') if isinstance(response.data, dict) else response.data!r}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class SlackMessenger:
+    """What CareDesk says in Slack: posts, the person's DM, response_url answers. An answer that
+    could not be delivered is remembered (per person, in this process) and told with the next
+    message that gets through."""
+
+    def __init__(self, desk: Desk, client: AsyncWebClient, people: "SlackPeople", *,
+                 retry_handlers: Sequence[AsyncRetryHandler], default_language: str) -> None:
+        self.desk = desk
+        self.store = desk.store
+        self.client = client
+        self.people = people
+        self.retry_handlers = list(retry_handlers)
+        self.default_language = default_language
+        self._dms: dict[tuple[str, str], str] = {}
+        self._refs_saved: set[tuple[str, str]] = set()
+        # Answers that could not be delivered, by (team, user): told at the next chance.
+        self._undelivered: dict[tuple[str, str], list[str | None]] = {}
+
+    async def seen_in_dm(self, team: str, user: str, channel: str, identity: UserIdentity | None) -> None:
+        """This person wrote in (or opened) their DM with the bot: remember where it is."""
+        self._dms[(team, user)] = channel
+        await self._save_ref(team, user, channel, identity)
+
+    async def dm_channel(self, team: str, user: str, identity: UserIdentity | None = None) -> str:
+        known = self._dms.get((team, user))
+        if known:
+            return known
+        opened = await self.client.conversations_open(users=user)
+        channel = opened["channel"]["id"]
+        self._dms[(team, user)] = channel
+        await self._save_ref(team, user, channel, identity or self.people.cached(team, user))
+        return channel
+
+    async def _save_ref(self, team: str, user: str, channel: str, identity: UserIdentity | None) -> None:
+        """Where to reach this person later (escalation pings, ticket updates): once per process."""
+        if (team, user) in self._refs_saved:
+            return
+        reference = {"team_id": team, "user_id": user, "channel_id": channel}
+        try:
+            await self.store.save_conversation_ref(CHANNEL, f"{team}:{user}", reference, self.desk.now(),
+                                                   email=identity.email if identity else None)
+            self._refs_saved.add((team, user))
+        except Exception:
+            log.exception("saving the conversation reference of %s failed", user)
+
+    async def post(self, team: str, user: str, channel: str, response: Response, *, thread_ts: str | None = None) -> bool:
+        """Post a response as one message; on failure, remember to tell the user later."""
+        if response.duplicate or not response.replies:
+            return True
+        replies = self._notices(team, user, response.lang) + tuple(response.replies)
+        try:
+            await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, **cards.message(replies))
+        except SLACK_FAILURES as exc:
+            log.error("chat.postMessage to %s failed: %s", channel, describe(exc))
+            self._remember_undelivered(team, user, response)
+            return False
+        self._undelivered.pop((team, user), None)
+        return True
+
+    async def post_to_dm(self, team: str, user: str, response: Response) -> bool:
+        if response.duplicate or not response.replies:
+            return True
+        try:
+            dm = await self.dm_channel(team, user)
+        except SLACK_FAILURES as exc:
+            log.error("conversations.open failed: %s", describe(exc))
+            self._remember_undelivered(team, user, response)
+            return False
+        return await self.post(team, user, dm, response)
+
+    async def send_to_email(self, email: str, response: Response) -> bool:
+        """A message the bot sends on its own initiative (outbox): to the DM where this person was
+        last seen, or found by e-mail (users.lookupByEmail). Unlike `post`, a failure is raised
+        (`DeliveryFailed`) so the outbox retries it; an unknown person gives False."""
+        refs = [ref for channel, _, ref in await self.store.find_conversation_refs_by_email(email) if channel == CHANNEL]
+        try:
+            if refs and refs[0].get("channel_id"):
+                dm = str(refs[0]["channel_id"])
+            else:
+                found = await self.client.users_lookupByEmail(email=email)
+                opened = await self.client.conversations_open(users=found["user"]["id"])
+                dm = opened["channel"]["id"]
+            await self.client.chat_postMessage(channel=dm, **cards.message(response.replies))
+        except SlackApiError as exc:
+            error = str((exc.response or {}).get("error", ""))
+            if error in UNREACHABLE_ERRORS:
+                log.warning("Slack cannot reach %s: %s", email, error)
+                return False
+            retry_after = (exc.response.headers or {}).get("Retry-After") if exc.response is not None else None
+            raise DeliveryFailed(f"Slack: {describe(exc)}", float(retry_after) if retry_after else None) from exc
+        except SLACK_FAILURES as exc:
+            raise DeliveryFailed(f"Slack: {describe(exc)}") from exc
+        return True
+
+    async def respond(self, response_url: str | None, replies: Sequence[Reply]) -> bool:
+        """An ephemeral answer through a command's or an action's response_url."""
+        if not response_url or not replies:
+            return False
+        webhook = AsyncWebhookClient(response_url, timeout=API_TIMEOUT_S, retry_handlers=list(self.retry_handlers),
+                                     logger=log)
+        try:
+            result = await webhook.send_dict({"response_type": "ephemeral", **cards.message(replies)})
+        except SLACK_FAILURES as exc:
+            log.error("posting to the response_url failed: %s", describe(exc))
+            return False
+        if result.status_code != 200:
+            log.error("the response_url answered %s: %s", result.status_code, result.body[:200])
+            return False
+        return True
+
+    async def tell_failure(self, team: str, user: str, key: str, response_url: str | None) -> None:
+        """Say that an action could not be completed: ephemerally if possible, else by DM."""
+        identity = self.people.cached(team, user)
+        lang = normalize_language(identity.locale if identity else None, self.default_language)
+        reply = (Text(translate(lang, key), Tone.ERROR),)
+        if not await self.respond(response_url, reply):
+            await self.post_to_dm(team, user, Response(reply, lang))
+
+    def _remember_undelivered(self, team: str, user: str, response: Response) -> None:
+        notes = self._undelivered.setdefault((team, user), [])
+        notes.append(response.ticket_number)
+        del notes[:-MAX_NOTICES]
+
+    def _notices(self, team: str, user: str, lang: str) -> tuple[Reply, ...]:
+        notes = self._undelivered.get((team, user)) or []
+        numbers = [n for n in dict.fromkeys(notes) if n]
+        if numbers:
+            return tuple(Text(translate(lang, "slack.undelivered_ticket", number=n), Tone.WARNING) for n in numbers)
+        if notes:
+            return (Text(translate(lang, "slack.undelivered"), Tone.WARNING),)
+        return ()
