@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from adapters.server.cli import _hear_pressure
-from adapters.server.pressure import AckPressure, counted
+from adapters.shared.pressure import AckPressure, counted
 from adapters.server.web import WorkerProcesses
 
 

@@ -20,7 +20,7 @@ from bot.domain.clock import clock_from_settings, parse_local
 from bot.domain.config import ConfigError, Settings, is_email, load_settings
 from bot.app.desk import Desk
 from bot.domain.directory import DirectoryError, read_directory_file
-from adapters.server.pressure import AckPressure
+from adapters.shared.pressure import AckPressure
 from bot.i18n import translate
 from bot.domain.quote import QuoteError
 from bot.store import open_store
@@ -219,9 +219,9 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     you like against one PostgreSQL database)."""
     import signal
 
+    from adapters.server.channels import Channels
     from adapters.server.delivery import ChannelDelivery
-    from adapters.server.web import default_senders, inbox_worker
-    from adapters.slack import SlackChannel
+    from adapters.server.web import inbox_worker
     from bot.app.outbox import Dispatcher
 
     if not args.lease_seconds > 0:
@@ -238,14 +238,16 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     async with _desk(settings) as desk:
         log.info("CareDesk worker started")
-        slack = SlackChannel(desk)  # its Bolt app runs the work the server's acks wrote down
-        tasks = [asyncio.create_task(Dispatcher(desk, ChannelDelivery(desk, default_senders(slack)),
+        # The channels of this process: Slack's Bolt app runs the work the server's acks wrote
+        # down; both channels deliver the outbox.
+        channels = Channels.of(desk)
+        tasks = [asyncio.create_task(Dispatcher(desk, ChannelDelivery(desk, channels.senders()),
                                                 lease=timedelta(seconds=args.lease_seconds)).run(stop, interval=args.interval))]
         pressure = None
         if args.pressure_fd is not None:
             pressure = AckPressure()
             _hear_pressure(args.pressure_fd, pressure)
-        inbox = inbox_worker(slack, args.concurrency, pressure)
+        inbox = inbox_worker(channels, args.concurrency, pressure)
         if inbox is not None:
             tasks.append(asyncio.create_task(inbox.run(stop)))
         if args.parent_pid:

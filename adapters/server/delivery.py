@@ -8,25 +8,14 @@ from typing import Awaitable, Callable, Mapping
 
 from bot.app.desk import Desk
 from bot.domain.model import OutboxMessage
-from bot.app.outbox import Delivery, DeliveryFailed, Undeliverable
+from bot.app.outbox import Delivery, Undeliverable
 from bot.protocol.replies import Response
 
 log = logging.getLogger("caredesk.delivery")
 
 # A channel's sender: True once sent, False when the person cannot be reached there; raises
-# DeliveryFailed when the platform fails for now.
+# DeliveryFailed when the platform fails for now. Each channel's `send_to_person` is one.
 Sender = Callable[[Desk, str, Response], Awaitable[bool]]
-
-
-async def teams_sender(desk: Desk, email: str, response: Response) -> bool:
-    from adapters.teams import ProactiveDeliveryError, send_proactive, teams_app_for
-
-    if not teams_app_for(desk).accepting:
-        return False
-    try:
-        return await send_proactive(desk, email, response)
-    except ProactiveDeliveryError as exc:
-        raise DeliveryFailed(f"Teams: {exc}") from exc
 
 
 class ChannelDelivery(Delivery):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import web
 
-from adapters.server.pressure import AckPressure
+from adapters.shared.pressure import PRESSURE_KEY, AckPressure
 from adapters.shared.network import is_loopback
 from bot.app.desk import Desk
 from bot.store.ports import StoreUnavailableError
@@ -24,15 +24,14 @@ from bot.store.ports import StoreUnavailableError
 log = logging.getLogger("caredesk.web")
 
 if TYPE_CHECKING:
+    from adapters.server.channels import Channels
     from adapters.server.delivery import Sender
-    from adapters.slack import SlackChannel
     from bot.app.inbox import InboxWorker
 
 DESK_KEY: web.AppKey[Desk] = web.AppKey("desk", Desk)
 DISPATCHER_KEY: web.AppKey["asyncio.Task[Any]"] = web.AppKey("dispatcher")
-PRESSURE_KEY: web.AppKey[AckPressure] = web.AppKey("ack_pressure", AckPressure)
-# A mounted channel registers its routes on the app; the Slack and Teams adapters provide one each.
-ChannelMount = Callable[[web.Application, Desk], None]
+# A mounted channel registers its routes on the app (`Channels.mount` does every channel's).
+ChannelMount = Callable[[web.Application], None]
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -57,7 +56,7 @@ def build_app(desk: Desk, channels: tuple[ChannelMount, ...] = ()) -> web.Applic
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     for mount in channels:
-        mount(app, desk)
+        mount(app)
     return app
 
 
@@ -70,31 +69,15 @@ def check_insecure_mode(host: str, insecure: bool) -> None:
         )
 
 
-def default_channels(slack: "SlackChannel") -> tuple[ChannelMount, ...]:
-    """Every channel the server offers; each answers 503 by itself when it is not configured."""
-    from adapters.slack import mount as slack_mount
-    from adapters.teams import mount as teams
-
-    def mount_slack(app: web.Application, desk: Desk) -> None:
-        slack_mount(app, desk, slack)
-
-    return (mount_slack, teams)
-
-
-def default_senders(slack: "SlackChannel") -> dict[str, "Sender"]:
-    from adapters.server.delivery import teams_sender
-
-    return {"msteams": teams_sender, "slack": slack.send_to_person}
-
-
-def inbox_worker(slack: "SlackChannel", concurrency: int, pressure: AckPressure | None = None) -> "InboxWorker | None":
+def inbox_worker(channels: "Channels", concurrency: int, pressure: AckPressure | None = None) -> "InboxWorker | None":
     """A worker for the requests the channels wrote to the inbox (None when no channel that
     writes there is configured); it makes room for its server's acks under `pressure`."""
     from bot.app.inbox import InboxWorker, wall_clock
 
-    if slack.app is None:
+    handlers = channels.inbox_handlers()
+    if not handlers:
         return None
-    return InboxWorker(slack.store, wall_clock, {"slack": slack.work}, concurrency=concurrency, pressure=pressure)
+    return InboxWorker(channels.slack.store, wall_clock, handlers, concurrency=concurrency, pressure=pressure)
 
 
 # Worker processes run at a lower CPU priority than the server: on a busy machine the server's
@@ -221,13 +204,13 @@ def start_dispatcher(app: web.Application, desk: Desk, senders: dict[str, "Sende
 
 
 async def serve(desk: Desk, host: str, port: int, *, dispatcher: bool = True, config: str | None = None) -> None:
-    from adapters.slack import SlackChannel
+    from adapters.server.channels import Channels
 
     check_insecure_mode(host, desk.settings.server.insecure_dev_mode)
-    # The one Slack channel of this process: its route, Socket Mode and the outbox share it (one
-    # profile cache, one Web API client).
-    slack = SlackChannel(desk)
-    app = build_app(desk, default_channels(slack))
+    # The channels of this process, built once: the routes, Socket Mode and the outbox share them
+    # (one profile cache, one Web API client, one Bot Framework transport).
+    channels = Channels.of(desk)
+    app = build_app(desk, (channels.mount,))
     workers = (WorkerProcesses(desk.settings.server.workers, config, app[PRESSURE_KEY])
                if desk.settings.server.workers else None)
     if workers is not None and getattr(desk.store, "dialect", None) == "sqlite":
@@ -236,7 +219,7 @@ async def serve(desk: Desk, host: str, port: int, *, dispatcher: bool = True, co
         log.warning("worker processes on SQLite share its one write lock with the server and slow its "
                     "acknowledgements down: use PostgreSQL with workers, or workers = 0")
     if dispatcher and workers is None:
-        start_dispatcher(app, desk, default_senders(slack))  # with worker processes, they deliver the outbox
+        start_dispatcher(app, desk, channels.senders())  # with worker processes, they deliver the outbox
     runner = web.AppRunner(app, access_log=log)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -249,7 +232,7 @@ async def serve(desk: Desk, host: str, port: int, *, dispatcher: bool = True, co
         from adapters.slack import start_socket_mode
 
         # Socket Mode: Slack connects out from here, no public URL needed.
-        socket_mode = await start_socket_mode(slack)
+        socket_mode = await start_socket_mode(channels.slack)
         log.info("Slack Socket Mode connected")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

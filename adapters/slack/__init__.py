@@ -19,8 +19,7 @@ from aiohttp import web
 
 from bot.app.desk import Desk
 
-from adapters.server.pressure import counted
-from adapters.server.web import PRESSURE_KEY
+from adapters.shared.pressure import PRESSURE_KEY, counted
 from adapters.slack.channel import SlackChannel
 from adapters.slack.http import EVENTS_PATH
 from adapters.slack.manifest import render_manifest

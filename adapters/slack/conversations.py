@@ -26,7 +26,8 @@ from cards import slack as cards
 
 from adapters.slack.payloads import form_values, team_of
 from adapters.slack.people import SlackPeople, identity_from_metadata, identity_metadata
-from adapters.slack.web_api import CHANNEL, SLACK_FAILURES, SlackMessenger, describe
+from adapters.slack.errors import SLACK_FAILURES, describe
+from adapters.slack.web_api import CHANNEL, SlackMessenger
 
 log = logging.getLogger("caredesk.slack")
 

@@ -12,7 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.protocol.turn import UserIdentity
 
-from adapters.slack.web_api import SLACK_FAILURES, describe
+from adapters.slack.errors import SLACK_FAILURES, describe
 
 log = logging.getLogger("caredesk.slack")
 

@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Sequence
 
 import aiohttp
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -31,6 +31,7 @@ from bot.protocol.turn import UserIdentity
 from cards import slack as cards
 
 from adapters.slack.config import SlackConfig
+from adapters.slack.errors import SLACK_FAILURES, describe
 
 if TYPE_CHECKING:
     from adapters.slack.people import SlackPeople
@@ -43,8 +44,6 @@ MAX_NOTICES = 5
 # Slack's answers for a person it cannot reach (as opposed to a failure worth retrying).
 UNREACHABLE_ERRORS = frozenset({"users_not_found", "user_not_found", "user_disabled", "account_inactive",
                                 "channel_not_found", "cannot_dm_bot", "not_in_channel", "is_archived"})
-# Errors of a Web API call that survived the retry handlers.
-SLACK_FAILURES = (SlackApiError, SlackClientError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
 def default_retry_handlers(backoff_factor: float = 0.5, max_retries: int = 2) -> list[AsyncRetryHandler]:
@@ -68,13 +67,6 @@ def web_client(config: SlackConfig, retry_handlers: Sequence[AsyncRetryHandler])
     settings into each request's `client`)."""
     return AsyncWebClient(token=config.bot_token, base_url=config.api_url, timeout=API_TIMEOUT_S,
                           retry_handlers=list(retry_handlers), logger=log)
-
-
-def describe(exc: BaseException) -> str:
-    if isinstance(exc, SlackApiError):
-        response = exc.response
-        return f"HTTP {response.status_code}: {response.get('error') if isinstance(response.data, dict) else response.data!r}"
-    return f"{type(exc).__name__}: {exc}"
 
 
 class SlackMessenger:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +13,7 @@ from aiohttp import web
 from adapters.shared.network import is_loopback
 from adapters.teams.channel import TeamsChannel
 from adapters.teams.config import TeamsConfig
+from adapters.teams.proactive import ProactiveDeliveryError, ProactiveMessage, send_proactive
 from adapters.teams.transport import (
     AuthError,
     AuthUnavailable,
@@ -21,6 +21,8 @@ from adapters.teams.transport import (
     TeamsTransport,
 )
 from bot.app.desk import Desk
+from bot.app.outbox import DeliveryFailed
+from bot.protocol.replies import Response
 
 log = logging.getLogger("caredesk.teams")
 
@@ -57,26 +59,34 @@ class TeamsApp:
         if self.background:
             await asyncio.wait(set(self.background), timeout=timeout)
 
+    async def send_proactive(self, user_key_or_email: str, message: ProactiveMessage) -> bool:
+        """A message on CareDesk's own initiative (see `proactive.send_proactive`)."""
+        return await send_proactive(self.desk, user_key_or_email, message, transport=self.transport)
 
-_apps: weakref.WeakKeyDictionary[Desk, TeamsApp] = weakref.WeakKeyDictionary()
+    async def send_to_person(self, desk: Desk, email: str, response: Response) -> bool:
+        """The outbox's sender (`adapters.server.delivery.Sender`): the person's personal chat with
+        the bot. False when Teams is not configured or never saw them; `DeliveryFailed` when the
+        connector fails for now (the outbox retries)."""
+        if not self.accepting:
+            return False
+        try:
+            return await self.send_proactive(email, response)
+        except ProactiveDeliveryError as exc:
+            raise DeliveryFailed(f"Teams: {exc}") from exc
 
 
 def configure(desk: Desk, *, config: TeamsConfig | None = None, transport: TeamsTransport | None = None) -> TeamsApp:
-    """Create (and remember for `send_proactive`) the Teams channel of a desk."""
+    """The Teams channel of a process: built once by the composition root (the server, a worker)
+    and handed to the route and the outbox."""
     config = config or TeamsConfig.from_settings(desk.settings)
     if transport is None:
         from adapters.teams.botbuilder_transport import BotbuilderTransport
 
         transport = BotbuilderTransport(config)
     app = TeamsApp(desk, config, transport, TeamsChannel(desk, config))
-    _apps[desk] = app
     if config.auth_enabled and not config.app_password and config.app_type != "UserAssignedMSI":
         log.warning("MICROSOFT_APP_ID is set but MICROSOFT_APP_PASSWORD is not: CareDesk cannot answer in Teams")
     return app
-
-
-def teams_app_for(desk: Desk) -> TeamsApp:
-    return _apps.get(desk) or configure(desk)
 
 
 TEAMS_APP_KEY: web.AppKey[TeamsApp] = web.AppKey("teams", TeamsApp)
@@ -131,9 +141,8 @@ async def messages(request: web.Request) -> web.StreamResponse:
     return web.json_response(result.body, status=result.status)
 
 
-def mount(app: web.Application, desk: Desk) -> None:
+def mount(app: web.Application, teams: TeamsApp) -> None:
     """Add `POST /api/messages` (the Bot Framework messaging endpoint) to the server."""
-    teams = teams_app_for(desk)
     app[TEAMS_APP_KEY] = teams
     app.router.add_post(MESSAGES_PATH, messages)
 

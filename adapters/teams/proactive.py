@@ -30,7 +30,7 @@ async def find_reference(desk: Desk, user_key_or_email: str) -> Mapping[str, Any
 
 
 async def send_proactive(desk: Desk, user_key_or_email: str, message: ProactiveMessage, *,
-                         transport: TeamsTransport | None = None) -> bool:
+                         transport: TeamsTransport) -> bool:
     """Send replies (or a core Response) to a Teams user or conversation as one Adaptive Card.
 
     Returns True once sent, False (logged) when the bot has never seen that user or
@@ -50,11 +50,6 @@ async def send_proactive(desk: Desk, user_key_or_email: str, message: ProactiveM
     if not replies:
         return True
     activity = response_message(replies, lang)
-    if transport is None:
-        from adapters.teams.app import teams_app_for
-
-        transport = teams_app_for(desk).transport
-
     async def deliver(io: TurnIO) -> None:
         await io.send([activity])
 

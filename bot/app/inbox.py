@@ -52,7 +52,7 @@ PRESSURED_CONCURRENCY = 1
 
 class AckYield(Protocol):
     """What a worker makes room for: a server's acknowledgements, due within seconds (the HTTP
-    side's `adapters.server.pressure.AckPressure`). `busy` while the server is behind;
+    side's `adapters.shared.pressure.AckPressure`). `busy` while the server is behind;
     `subscribe(listener)` calls `listener(busy)` at each change."""
 
     @property

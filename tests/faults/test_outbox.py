@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from adapters.server.delivery import ChannelDelivery, teams_sender
+from adapters.server.delivery import ChannelDelivery
 from bot.app.notifications import ESCALATION_TAKEN
 from bot.app.outbox import Dispatcher, RetryPolicy
 from bot.store.ports import NewOutboxMessage
@@ -111,7 +111,7 @@ async def test_teams_connector_failing_for_a_while_outbox_catches_up_once(sqlite
         await desk.store.enqueue([NewOutboxMessage(f"teams:{n}", LOTTE_EMAIL, ESCALATION_TAKEN,
                                                    {"ticket": n, "by_name": "Naïda Jelacic", "channel": "msteams"})
                                   for n in numbers], desk.now())
-        dispatcher = Dispatcher(desk, ChannelDelivery(desk, {"msteams": teams_sender}), policy=POLICY)
+        dispatcher = Dispatcher(desk, ChannelDelivery(desk, {"msteams": bot.teams.send_to_person}), policy=POLICY)
         fake_bf.fail_sends = True
         for _ in range(3):
             await dispatcher.run_once()

@@ -116,7 +116,8 @@ async def start_both(store: Any, fake_slack: Any, fake_bf: Any) -> Both:
     )
     desk = Desk(settings, store, ManualClock(NOW))
     teams = configure(desk, config=TeamsConfig.from_settings(settings, env=teams_env(fake_bf)))
-    app = build_app(desk, channels=(lambda a, d: slack_mount(a, d, retry_handlers=fast_retries()), teams_mount))
+    app = build_app(desk, channels=(lambda a: slack_mount(a, desk, retry_handlers=fast_retries()),
+                                    lambda a: teams_mount(a, teams)))
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     return Both(client, desk, SlackEnv(client, fake_slack, desk, app[SLACK_KEY]), Bot(client, desk, fake_bf, teams))

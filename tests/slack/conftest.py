@@ -461,7 +461,7 @@ async def start_env(store, fake: FakeSlack, settings: Settings | None = None, **
 
     desk = await make_desk(store, settings or slack_settings(fake))
     options.setdefault("retry_handlers", fast_retries())
-    app = build_app(desk, channels=(lambda a, d: mount(a, d, **options),))
+    app = build_app(desk, channels=(lambda a: mount(a, desk, **options),))
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     return SlackEnv(client, fake, desk, app[SLACK_KEY])

@@ -372,7 +372,7 @@ async def start_bot(store, fake: FakeBotFramework, *, settings: Settings | None 
     settings = settings or Settings(microsoft_app_id=APP_ID, secrets=Secrets(microsoft_app_password=APP_PASSWORD))
     desk = Desk(settings, store, ManualClock(datetime(2026, 11, 26, 10, 0, tzinfo=BXL)))
     teams = configure(desk, config=TeamsConfig.from_settings(settings, env=env or teams_env(fake)))
-    app = build_app(desk, channels=(mount,))
+    app = build_app(desk, channels=(lambda a: mount(a, teams),))
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     return Bot(client, desk, fake, teams)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from adapters.server.delivery import ChannelDelivery, teams_sender
+from adapters.server.delivery import ChannelDelivery
 from bot.app.runner import TurnRunner
 from bot.app.outbox import Dispatcher, RetryPolicy
 from bot.protocol.turn import Turn, UserIdentity
@@ -22,7 +22,7 @@ async def test_update_reaches_the_requester_in_teams_once_the_connector_recovers
     sofie = Turn("console", "local", "c:sofie", UserIdentity("sofie", "sofie.janssens@caresolutions.be", locale="en"),
                  text=f"solution {ticket.number} 2026-12-03")
     await conversation.handle(sofie)
-    outbox = Dispatcher(bot.desk, ChannelDelivery(bot.desk, {"msteams": teams_sender}),
+    outbox = Dispatcher(bot.desk, ChannelDelivery(bot.desk, {"msteams": bot.teams.send_to_person}),
                         policy=RetryPolicy(base_delay=timedelta(seconds=5)))
     before = len(bot.fake.sent("POST"))
     bot.fake.fail_sends = True
@@ -45,7 +45,7 @@ async def test_someone_never_seen_in_teams_is_not_a_crash(bot):
     await bot.desk.store.enqueue([NewOutboxMessage("k", "camille.dubois@atelier-lumiere.be", "ticket_update",
                                                    {"ticket": "CS-2026-00001", "event": "status", "status": "closed"})],
                                  bot.desk.now())
-    outbox = Dispatcher(bot.desk, ChannelDelivery(bot.desk, {"msteams": teams_sender}))
+    outbox = Dispatcher(bot.desk, ChannelDelivery(bot.desk, {"msteams": bot.teams.send_to_person}))
     assert await outbox.run_once() == 0
     [message] = await bot.desk.store.list_outbox()
     assert message.status == "failed" and "never seen" in message.last_error

@@ -106,3 +106,7 @@ def counted(pressure: AckPressure, handler: Handler) -> Handler:
             pressure.leave()
 
     return counting
+
+
+# Where the server keeps its pressure for the channels it mounts (one per server).
+PRESSURE_KEY: web.AppKey[AckPressure] = web.AppKey("ack_pressure", AckPressure)

@@ -1,0 +1,46 @@
+"""The composition root's channels: each process (`caredesk serve`, `caredesk worker`) builds its
+Slack and Teams channels once, here, and hands them to what needs them: the HTTP routes, Socket
+Mode, the inbox worker and the outbox's senders. Nothing is looked up by `Desk` in a module-level
+registry, so two desks in one process (the tests) never share a channel by accident."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from adapters.server.delivery import Sender
+from adapters.slack import SlackChannel
+from adapters.slack import mount as mount_slack
+from adapters.teams import TeamsApp, configure
+from adapters.teams import mount as mount_teams
+from bot.app.desk import Desk
+from bot.app.inbox import Handler
+
+
+@dataclass(frozen=True)
+class Channels:
+    slack: SlackChannel
+    teams: TeamsApp
+
+    @classmethod
+    def of(cls, desk: Desk, *, slack_options: Mapping[str, Any] | None = None,
+           teams: TeamsApp | None = None) -> Channels:
+        """Every channel of `desk`; each answers 503 by itself when it is not configured."""
+        return cls(SlackChannel(desk, **dict(slack_options or {})), teams if teams is not None else configure(desk))
+
+    def mount(self, app: web.Application) -> None:
+        """Add every channel's route to the server."""
+        mount_slack(app, self.slack.desk, self.slack)
+        mount_teams(app, self.teams)
+
+    def senders(self) -> dict[str, Sender]:
+        """The outbox's way to each channel (the channel the customer used first, then the others)."""
+        return {"msteams": self.teams.send_to_person, "slack": self.slack.send_to_person}
+
+    def inbox_handlers(self) -> dict[str, Handler]:
+        """What a worker does with the items each channel wrote to the inbox (Teams answers within
+        its request and writes none)."""
+        return {"slack": self.slack.work} if self.slack.app is not None else {}
