@@ -140,6 +140,8 @@ class SlackDialogs:
         # dialogs half-way rather than running past its end.
         self.stop_at = float("inf")
         self.stopped_early = 0
+        # Set to a dict to keep each person's answer times in order (a few people, not thousands).
+        self.answers_by_user: dict[str, list[float]] | None = None
         self.out = Outcome()
         self.http: aiohttp.ClientSession | None = None
         self.on_done: Callable[[int], None] | None = None
@@ -182,7 +184,10 @@ class SlackDialogs:
             if not await fakes.posts.wait(channel, posts, self.turn_timeout):
                 out.lost(f"{user} step {step}: no answer in the DM within {self.turn_timeout:.0f} s")
                 return
-            out.rec.ok("slack.dm_turn_reply", time.perf_counter() - t0)
+            answered = time.perf_counter() - t0
+            out.rec.ok("slack.dm_turn_reply", answered)
+            if self.answers_by_user is not None:
+                self.answers_by_user.setdefault(user, []).append(round(answered, 3))
         if self.extras:
             step = len(self.dialog)
             t0 = time.perf_counter()

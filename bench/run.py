@@ -575,6 +575,7 @@ async def flood_with_people(plan: Plan, fakes: FakePlatforms, system: System,
     posts0 = fakes.posts.total
     people = SlackDialogs(fakes, [system.url], prefix=f"W{system.name[0].upper()}", extras=False,
                           turn_timeout=FLOOD_ANSWER_WAIT_S, ramp=0.0)
+    people.answers_by_user = {}
     async with CpuMeter(system):
         flood = asyncio.create_task(saturate([system.url], plan.flood_requests, plan.concurrency,
                                              f"f{system.name[0]}", form_view, fakes.response_url,
@@ -589,7 +590,7 @@ async def flood_with_people(plan: Plan, fakes: FakePlatforms, system: System,
     received = fakes.posts.total - posts0
     answers = sorted(walk.rec.latencies.get("slack.dm_turn_reply", []))
     result = {
-        "people": plan.flood_people, "answers": len(answers), "answers_s": [round(a, 3) for a in answers],
+        "people": plan.flood_people, "answers": len(answers), "answers_s_by_person": people.answers_by_user,
         "answer": pct(answers), "over_10s": sum(1 for a in answers if a > 10.0),
         "people_completed": walk.completed, "people_lost_turns": walk.lost_turns,
         "people_lost_samples": walk.lost_samples[:5], "people_errors": walk.rec.summary()["errors"],
