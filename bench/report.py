@@ -184,7 +184,9 @@ def _durable_tables(durable: dict[str, Any]) -> list[str]:
 def tables(report: dict[str, Any]) -> str:
     out: list[str] = []
     m = report["machine"]
-    out.append(f"Run {report['started']} ({'quick' if report['quick'] else 'full'}), {report['seconds']:.0f} s. "
+    phases = (report.get("plan") or {}).get("phases")
+    kind = "quick" if report["quick"] else ("phases " + ", ".join(phases) if phases and len(phases) < 7 else "full")
+    out.append(f"Run {report['started']} ({kind}), {report['seconds']:.0f} s. "
                f"Machine: {m['nproc']} × {m['cpu']}, {m['memory_gib']} GiB, Python {m['python']}, "
                f"PostgreSQL {m['postgresql']}, kernel {m['kernel']}, aiohttp {m['aiohttp']}, "
                f"slack-bolt {m['slack_bolt']}, SQLAlchemy {m['sqlalchemy']}; load average at start "
