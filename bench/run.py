@@ -1,10 +1,13 @@
 """CareDesk's benchmark: real `caredesk serve` processes under a load of signed Slack requests
 and authenticated Teams activities, compared in the same run with a bare aiohttp handler and an
-ack-only slack-bolt app; the quote engine over growing spans; memory with many conversations
-in progress. Everything listens on 127.0.0.1; everything it starts it stops.
+ack-only slack-bolt app; turns, human pace and a flood with people waiting, compared with the
+durable peer (a Bolt app that stores each DM in PostgreSQL before its ack and answers it from a
+worker); the quote engine over growing spans; memory with many conversations in progress.
+Everything listens on 127.0.0.1; everything it starts it stops.
 
     .venv/bin/python bench/run.py --quick          # smoke run, about 2 minutes
     .venv/bin/python bench/run.py                  # the full run (about 10 minutes on 2 cores)
+    .venv/bin/python bench/run.py --phases turns,human,flood   # CareDesk against the durable peer
 
 Writes bench/results/<timestamp>.json and docs/images/performance.png. See bench/README.md.
 """
