@@ -448,8 +448,9 @@ def merged_peers(report: dict[str, Any]) -> dict[str, Any]:
 # ---- the durable peer: turns, human pace, flood with people waiting (PostgreSQL) ----------------------------
 
 # During the flood each of the waiting people's answers is waited for this long at most: the
-# target is 10 s, and a longer bound tells by how much it is missed.
-FLOOD_ANSWER_WAIT_S = 60.0
+# target is 10 s, and a longer bound tells by how much it is missed (an answer queued behind a
+# 6,000-request flood's backlog came after 60-70 s on a shared 2-core host).
+FLOOD_ANSWER_WAIT_S = 120.0
 # The flood's head start: the people write while its backlog builds, not before it.
 FLOOD_HEAD_START_S = 1.0
 # After the turns phase's last answer: the work a turn leaves behind (CareDesk's outbox, a new
@@ -579,6 +580,8 @@ async def flood_with_people(plan: Plan, fakes: FakePlatforms, system: System,
     people = SlackDialogs(fakes, [system.url], prefix=f"W{system.name[0].upper()}", extras=False,
                           turn_timeout=FLOOD_ANSWER_WAIT_S, ramp=0.0)
     people.answers_by_user = {}
+    # The people write for at most the phase's length; each answer is waited for a bounded time.
+    people.stop_at = time.monotonic() + FLOOD_HEAD_START_S + plan.phase_seconds
     async with CpuMeter(system):
         flood = asyncio.create_task(saturate([system.url], plan.flood_requests, plan.concurrency,
                                              f"f{system.name[0]}", form_view, fakes.response_url,
@@ -838,9 +841,10 @@ def _durable_caredesk_faults(durable: dict[str, Any]) -> tuple[int, int, int]:
         lost += human["lost_turns"]
     flood = (durable.get("flood") or {}).get("caredesk")
     if flood:
+        # A waiting person's answer later than the bound is the flood target's miss; it is lost
+        # only if it never came (the drain counts every answer).
         errors += flood["people_errors"] + flood["flood"]["errors"]
         lost += flood["lost_turns"]
-        incomplete += flood["people"] - flood["people_completed"]
     return errors, lost, incomplete
 
 
@@ -887,7 +891,7 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
     if flood:
         out["flood_every_answer_within_10s"] = {
             "answers": flood["answers"], "max_ms": flood["answer"]["max_ms"], "over_10s": flood["over_10s"],
-            "not_within_60s": flood["people_lost_turns"],
+            f"not_within_{FLOOD_ANSWER_WAIT_S:.0f}s": flood["people_lost_turns"],
             "met": flood["answers"] > 0 and flood["over_10s"] == 0 and flood["people_lost_turns"] == 0}
     errors = sum(c["dialogs"]["slack"]["errors"] + c["dialogs"].get("teams", {}).get("errors", 0) for c in walked)
     errors += sum(c["saturation"]["errors"] for c in saturated)
