@@ -245,7 +245,7 @@ class DurablePeer:
         """The queued turns finish (bounded), then the workers, the pool and the session close."""
         try:
             await asyncio.wait_for(asyncio.gather(*(q.join() for q in self.queues)), SHUTDOWN_DRAIN_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.log.warning("stopped with turns still queued (they are in the database, not done)")
         for task in self.tasks:
             task.cancel()

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -483,7 +483,7 @@ class CpuMeter:
         self.pg = PostgresBackendsCpu(system.db.name)
         self.process_s = self.postgres_s = self.machine_s = 0.0
 
-    async def __aenter__(self) -> "CpuMeter":
+    async def __aenter__(self) -> Self:
         self.pg.begin()
         self._sampler = asyncio.create_task(self.pg.run())
         self._proc0 = self.system.proc.cpu()
