@@ -126,15 +126,19 @@ def _durable_tables(durable: dict[str, Any]) -> list[str]:
         out.append("### Turns: customers walking the DM dialog, CareDesk and the durable peer\n")
         out.append("CPU per turn: the system's process with its worker children and the PostgreSQL backends of "
                    "its own database (from /proc), per DM answered; \"machine\": the machine's busy CPU less the "
-                   "generator's own (counts other work on a shared host).\n")
-        out.append("| system | round | turns | s | turns/s | process CPU s | PostgreSQL CPU s | CPU ms per turn "
-                   "| machine CPU ms per turn | answer p50 ms | p99 ms | ack max ms | lost |")
-        out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+                   "generator's own (counts other work on a shared host); transactions: its database's commits "
+                   "and rollbacks (pg_stat_database), polls included.\n")
+        out.append("| system | round | turns | s | turns/s | process CPU s | of which worker children | PostgreSQL CPU s "
+                   "| CPU ms per turn | machine CPU ms per turn | transactions per turn | answer p50 ms | p99 ms "
+                   "| ack max ms | lost |")
+        out.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
         for key, label in names:
             for r in turns["rounds"].get(key, []):
                 out.append(f"| {label} | {r['round'] + 1} | {_n(r['turns'])} | {_n(r['seconds'])} | "
-                           f"{_n(r['turns_per_s'])} | {_n(r['process_cpu_s'], 2)} | {_n(r['postgres_cpu_s'], 2)} | "
+                           f"{_n(r['turns_per_s'])} | {_n(r['process_cpu_s'], 2)} | "
+                           f"{_n(r.get('worker_children_cpu_s'), 2)} | {_n(r['postgres_cpu_s'], 2)} | "
                            f"{_n(r['cpu_ms_per_turn'], 2)} | {_n(r['machine_cpu_ms_per_turn'], 2)} | "
+                           f"{_n(r.get('transactions_per_turn'), 2)} | "
                            f"{_n(r['answer']['p50_ms'])} | {_n(r['answer']['p99_ms'])} | {_n(r['acks']['max_ms'])} | "
                            f"{r['lost_turns']} |")
         ratio = turns["ratios"]

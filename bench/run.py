@@ -456,6 +456,9 @@ FLOOD_HEAD_START_S = 1.0
 # After the turns phase's last answer: the work a turn leaves behind (CareDesk's outbox, a new
 # ticket's notifications) still counts towards the CPU of the turns.
 TURNS_SETTLE_S = 1.0
+# PostgreSQL publishes a busy backend's counts (pg_stat_database) at most once a second, and an
+# idle one's within 10 s: the transactions of a round are read this long after it.
+PG_STATS_DELAY_S = 11.0
 
 
 @dataclass
@@ -478,15 +481,19 @@ class CpuMeter:
     background processes are left out). Beside it, for reference, the machine's busy CPU less
     the generator's own, which also counts whatever else runs on a shared host."""
 
-    def __init__(self, system: System) -> None:
+    def __init__(self, system: System, count_transactions: bool = False) -> None:
         self.system = system
+        self.count_transactions = count_transactions
         self.pg = PostgresBackendsCpu(system.db.name)
-        self.process_s = self.postgres_s = self.machine_s = 0.0
+        self.process_s = self.postgres_s = self.machine_s = self.main_process_s = 0.0
+        self.transactions: int | None = None
 
     async def __aenter__(self) -> Self:
+        self._xacts0 = await database_transactions(self.system.db) if self.count_transactions else None
         self.pg.begin()
         self._sampler = asyncio.create_task(self.pg.run())
         self._proc0 = self.system.proc.cpu()
+        self._main0 = cpu_seconds(self.system.proc.pid, with_children=False)
         self._busy0, self._me0 = machine_busy_seconds(), cpu_seconds(os.getpid(), with_children=False)
         return self
 
@@ -496,16 +503,47 @@ class CpuMeter:
             await self._sampler
         self.pg.sample()
         self.process_s = self.system.proc.cpu() - self._proc0
+        self.main_process_s = cpu_seconds(self.system.proc.pid, with_children=False) - self._main0
         self.postgres_s = self.pg.seconds()
         self.machine_s = max(0.0, (machine_busy_seconds() - self._busy0)
                              - (cpu_seconds(os.getpid(), with_children=False) - self._me0))
+        if self._xacts0 is not None:
+            await asyncio.sleep(PG_STATS_DELAY_S)  # after the CPU's reading: it does not count there
+            xacts1 = await database_transactions(self.system.db)
+            if xacts1 is not None:
+                self.transactions = xacts1 - self._xacts0
 
     def per(self, count: int, unit: str) -> dict[str, Any]:
         cpu = self.process_s + self.postgres_s
         return {"process_cpu_s": round(self.process_s, 2), "postgres_cpu_s": round(self.postgres_s, 2),
+                # the process itself (the server: acks, and with --workers 0 the work) and its
+                # worker children (the work behind the acks)
+                "main_process_cpu_s": round(self.main_process_s, 2),
+                "worker_children_cpu_s": round(self.process_s - self.main_process_s, 2),
                 "cpu_s": round(cpu, 2), "machine_cpu_s": round(self.machine_s, 2),
                 f"cpu_ms_per_{unit}": round(cpu / count * 1000, 3) if count else None,
-                f"machine_cpu_ms_per_{unit}": round(self.machine_s / count * 1000, 3) if count else None}
+                f"machine_cpu_ms_per_{unit}": round(self.machine_s / count * 1000, 3) if count else None,
+                "transactions": self.transactions,
+                f"transactions_per_{unit}": round(self.transactions / count, 2)
+                if count and self.transactions is not None else None}
+
+
+async def database_transactions(db: servers.Database) -> int | None:
+    """Transactions committed and rolled back in a database so far (pg_stat_database; polls of
+    an inbox that find nothing count too: they are work the design does per turn)."""
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(servers.PG_ADMIN_DSN)
+    except (OSError, asyncpg.PostgresError):
+        return None
+    try:
+        await conn.execute("SELECT pg_stat_clear_snapshot()")
+        value = await conn.fetchval("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1",
+                                    db.name)
+        return int(value) if value is not None else None
+    finally:
+        await conn.close()
 
 
 async def pg_scalar(db: servers.Database, sql: str) -> Any:
@@ -525,7 +563,7 @@ async def turns_round(plan: Plan, fakes: FakePlatforms, system: System, r: int) 
     each message sent once the previous answer arrived."""
     prefix = f"T{system.name[0].upper()}{r}"
     walker = SlackDialogs(fakes, [system.url], prefix=prefix, extras=False)
-    async with CpuMeter(system) as meter:
+    async with CpuMeter(system, count_transactions=True) as meter:
         out = await walker.run(plan.turns_customers, plan.turns_concurrency, plan.phase_seconds)
         await asyncio.sleep(TURNS_SETTLE_S)
     answers = sorted(out.rec.latencies.get("slack.dm_turn_reply", []))
@@ -543,8 +581,10 @@ async def turns_round(plan: Plan, fakes: FakePlatforms, system: System, r: int) 
         result["events_not_done"] = int(await pg_scalar(
             system.db, "SELECT count(*) FROM inbox_events WHERE done_at IS NULL") or 0)
     log(f"   turns {system.name} round {r + 1}: {result['turns']} turns in {wall:.1f} s = {result['turns_per_s']} "
-        f"turns/s, {result['cpu_ms_per_turn']} CPU ms per turn (process {result['process_cpu_s']} s + PostgreSQL "
-        f"{result['postgres_cpu_s']} s), answer p50 {result['answer']['p50_ms']} ms, {out.lost_turns} lost")
+        f"turns/s, {result['cpu_ms_per_turn']} CPU ms per turn (process {result['main_process_cpu_s']} s + workers "
+        f"{result['worker_children_cpu_s']} s + PostgreSQL {result['postgres_cpu_s']} s; "
+        f"{result['transactions_per_turn']} transactions per turn), answer p50 {result['answer']['p50_ms']} ms, "
+        f"{out.lost_turns} lost")
     return result
 
 
