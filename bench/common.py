@@ -111,6 +111,70 @@ def cpu_seconds(pid: int, with_children: bool = True) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+class PostgresBackendsCpu:
+    """CPU time of the PostgreSQL backends serving one database, from /proc: the processes
+    titled `postgres: [CLUSTER: ]USER DATABASE ...`. Only that database's, so that other users of the same
+    PostgreSQL (tests on a shared host) do not count; PostgreSQL's shared background processes
+    (WAL writer, checkpointer) are left out for the same reason. A backend's CPU is lost when
+    it exits, so `sample()` is called often (`run()`) and the last value seen of each backend
+    counts; backends that already existed count from their value at the start."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.start: dict[int, int] = {}
+        self.last: dict[int, int] = {}
+        self._kind: dict[int, bool] = {}  # pid -> one of this database's backends
+
+    def _ours(self, pid: int) -> bool:
+        known = self._kind.get(pid)
+        if known is None:
+            try:
+                title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                return False
+            # "postgres: [CLUSTER: ]USER DATABASE HOST(PORT) STATE" (Debian sets cluster_name)
+            parts = title.split()
+            known = bool(parts) and parts[0] == "postgres:" and self.database in parts[1:5]
+            self._kind[pid] = known
+        return known
+
+    def _ticks(self) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            if not self._ours(pid):
+                continue
+            try:
+                fields = _stat(pid)
+            except OSError:
+                continue
+            out[pid] = int(fields[11]) + int(fields[12])
+        return out
+
+    def begin(self) -> None:
+        self.start = self._ticks()
+        self.last = dict(self.start)
+
+    def sample(self) -> None:
+        self.last.update(self._ticks())
+
+    def seconds(self) -> float:
+        import os
+
+        ticks = sum(value - self.start.get(pid, 0) for pid, value in self.last.items())
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    async def run(self, every: float = 0.5) -> None:
+        """Sample until cancelled."""
+        import asyncio
+
+        while True:
+            await asyncio.sleep(every)
+            self.sample()
+
+
 # ---- Slack requests --------------------------------------------------------------------------------
 
 

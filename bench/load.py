@@ -124,12 +124,24 @@ class SlackDialogs:
     TICKETS_PER_CONVERSATION = 2
 
     def __init__(self, fakes: FakePlatforms, urls: Sequence[str], prefix: str, dialog: Sequence[str] = DIALOG,
-                 extras: bool = True) -> None:
+                 extras: bool = True, think_s: float = 0.0, turn_timeout: float = TURN_TIMEOUT_S,
+                 ramp: float = RAMP_S) -> None:
         self.fakes = fakes
         self.urls = [u + "/slack/events" for u in urls]
         self.prefix = prefix
         self.dialog = dialog
         self.extras = extras
+        # A person reads the answer before typing the next message: `think_s` between the
+        # answer's arrival and the next message (0: at once, a closed loop).
+        self.think_s = think_s
+        self.turn_timeout = turn_timeout
+        self.ramp = ramp
+        # No message is sent after this time (monotonic): a phase bounded in time ends its
+        # dialogs half-way rather than running past its end.
+        self.stop_at = float("inf")
+        self.stopped_early = 0
+        # Set to a dict to keep each person's answer times in order (a few people, not thousands).
+        self.answers_by_user: dict[str, list[float]] | None = None
         self.out = Outcome()
         self.http: aiohttp.ClientSession | None = None
         self.on_done: Callable[[int], None] | None = None
@@ -145,7 +157,7 @@ class SlackDialogs:
             self.http = http
             t0 = time.perf_counter()
             await run_bounded(count, concurrency, time.monotonic() + seconds, lambda i: self.conversation(start + i),
-                              ramp=RAMP_S)
+                              ramp=self.ramp)
             self.out.rec.wall = time.perf_counter() - t0
         return self.out
 
@@ -159,15 +171,23 @@ class SlackDialogs:
         channel = f"D{user}"
         posts = 0
         for step, text in enumerate(self.dialog):
+            if step and self.think_s:
+                await asyncio.sleep(self.think_s)
+            if time.monotonic() >= self.stop_at:
+                self.stopped_early += 1
+                return
             t0 = time.perf_counter()
             body = dm_event(user, text.format(n=i), f"Ev{self.prefix}{i:05d}s{step:02d}")
             if not await self._send(i, step, body, JSON, "slack.dm_event"):
                 return
             posts += 1
-            if not await fakes.posts.wait(channel, posts, TURN_TIMEOUT_S):
-                out.lost(f"{user} step {step}: no answer in the DM within {TURN_TIMEOUT_S:.0f} s")
+            if not await fakes.posts.wait(channel, posts, self.turn_timeout):
+                out.lost(f"{user} step {step}: no answer in the DM within {self.turn_timeout:.0f} s")
                 return
-            out.rec.ok("slack.dm_turn_reply", time.perf_counter() - t0)
+            answered = time.perf_counter() - t0
+            out.rec.ok("slack.dm_turn_reply", answered)
+            if self.answers_by_user is not None:
+                self.answers_by_user.setdefault(user, []).append(round(answered, 3))
         if self.extras:
             step = len(self.dialog)
             t0 = time.perf_counter()

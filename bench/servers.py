@@ -164,21 +164,26 @@ async def wait_ready(procs: list[Proc], path: str) -> None:
                 await asyncio.sleep(0.2)
 
 
-async def start_caredesk(n: int, env: dict[str, str], logdir: Path, tag: str) -> list[Proc]:
+async def start_caredesk(n: int, env: dict[str, str], logdir: Path, tag: str, workers: int | None = None) -> list[Proc]:
+    """N `caredesk serve` processes; `workers` given: `--workers N` on the command line (as an
+    operator starts it), else the environment's CAREDESK_WORKERS decides."""
     procs = []
+    extra = ["--workers", str(workers)] if workers is not None else []
     for i in range(n):
         port = free_port()
-        procs.append(_spawn(f"caredesk-{tag}-{i}", [str(CAREDESK), "serve", "--host", LOOPBACK, "--port", str(port)],
+        procs.append(_spawn(f"caredesk-{tag}-{i}",
+                            [str(CAREDESK), "serve", "--host", LOOPBACK, "--port", str(port), *extra],
                             env, port, logdir, logdir))
     await wait_ready(procs, "/readyz")
     return procs
 
 
-async def start_peer(kind: str, api_url: str, logdir: Path) -> Proc:
+async def start_peer(kind: str, api_url: str, logdir: Path, database_url: str = "") -> Proc:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")}
+    extra = ["--database-url", database_url] if database_url else []
     proc = _spawn(f"peer-{kind}", [str(VENV_PYTHON), str(ROOT / "bench" / "peers.py"), kind, "--port", str(port),
-                                   "--api-url", api_url], env, port, logdir, ROOT)
+                                   "--api-url", api_url, *extra], env, port, logdir, ROOT)
     await wait_ready([proc], "/healthz")
     return proc
 
