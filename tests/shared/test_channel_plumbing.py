@@ -58,6 +58,13 @@ def test_the_cache_never_grows_past_its_bound():
     assert len(cache) == 3 and cache.get(0) is None and cache.get(4) == 4
 
 
+def test_clearing_forgets_every_entry():
+    cache: ExpiringCache[str, str] = ExpiringCache(clock=Ticking())
+    cache.put("U1", "lotte", ttl_seconds=60)
+    cache.clear()
+    assert cache.get("U1") is None and len(cache) == 0
+
+
 async def test_a_reference_is_written_once_per_change(desk, monkeypatch):
     book = ReferenceBook(desk, "msteams")
     writes = []
