@@ -214,8 +214,8 @@ async def serve(desk: Desk, host: str, port: int, *, dispatcher: bool = True, co
     workers = (WorkerProcesses(desk.settings.server.workers, config, app[PRESSURE_KEY])
                if desk.settings.server.workers else None)
     if workers is not None and getattr(desk.store, "dialect", None) == "sqlite":
-        # Measured: a worker process and the server then wait on each other for SQLite's one
-        # write lock (ack p99 over 1 s at 200 conversations, against 21 ms without workers).
+        # A worker process and the server then wait on each other for SQLite's one write lock,
+        # and the acknowledgements wait with them (docs/performance.md).
         log.warning("worker processes on SQLite share its one write lock with the server and slow its "
                     "acknowledgements down: use PostgreSQL with workers, or workers = 0")
     if dispatcher and workers is None:

@@ -44,5 +44,8 @@ class ExpiringCache(Generic[K, V]):
                 del self._entries[next(iter(self._entries))]
         self._entries[key] = (now + ttl_seconds, value)
 
+    def clear(self) -> None:
+        self._entries.clear()
+
     def __len__(self) -> int:
         return len(self._entries)

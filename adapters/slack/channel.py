@@ -48,8 +48,7 @@ class SlackChannel:
         handlers = list(retry_handlers) if retry_handlers is not None else default_retry_handlers()
         self.client = web_client(config, handlers)
         self.people = SlackPeople(self.client)
-        self.messenger = SlackMessenger(desk, self.client, self.people, retry_handlers=handlers,
-                                        default_language=config.default_language)
+        self.messenger = SlackMessenger(desk, self.client, self.people, retry_handlers=handlers)
         self.pending: set[asyncio.Task[Any]] = set()
         # Requests are written to the inbox before their ack; a worker does the work: in this
         # process (`start_worker`) or in `caredesk worker` processes.

@@ -21,9 +21,9 @@ from bot.dialogs.engine import ACTION_FORM, ACTION_PREFIX_COMMAND
 from bot.i18n import normalize_language, translate
 from bot.protocol.replies import Choices, Reply, Response, Text, Tone
 from bot.protocol.turn import Turn, UserIdentity
-from bot.store.ports import StoreUnavailableError
 from cards import slack as cards
 
+from adapters.shared.turns import answer, apology
 from adapters.slack.payloads import form_values, team_of
 from adapters.slack.people import SlackPeople, identity_from_metadata, identity_metadata
 from adapters.slack.errors import SLACK_FAILURES, describe
@@ -148,8 +148,7 @@ class SlackConversations:
             response = await self.runner.home(turn)
         except Exception:
             log.exception("building the Home tab failed")
-            lang = normalize_language(identity.locale, self.default_language)
-            response = Response((Text(translate(lang, "slack.error"), Tone.ERROR),), lang)
+            response = apology(self.desk, identity.locale, "slack.error")
         try:
             await self.client.views_publish(user_id=user, view=cards.home_view(response.replies))
         except SLACK_FAILURES as exc:
@@ -187,15 +186,9 @@ class SlackConversations:
             return normalize_language(turn.user.locale, self.default_language)
 
     async def handle(self, turn: Turn) -> Response:
-        """The core's answer; an unexpected failure becomes a clear apology, never silence."""
-        try:
-            return await self.runner.handle(turn)
-        except StoreUnavailableError:
-            raise  # the inbox worker waits for the database and does the turn again
-        except Exception:
-            log.exception("the core failed on a Slack turn")
-            lang = normalize_language(turn.user.locale, self.default_language)
-            return Response((Text(translate(lang, "slack.error"), Tone.ERROR),), lang)
+        """The core's answer; an unexpected failure becomes a clear apology, never silence. A
+        database outage is raised: the inbox worker waits for the database and does the turn again."""
+        return await answer(self.runner, turn, apology_key="slack.error")
 
 
 def modal_conversation(dialog: str) -> str:

@@ -24,10 +24,11 @@ from bot.protocol.replies import Response, Text, Tone
 from bot.store.ports import NewInboxItem, StoreUnavailableError
 from cards import slack as cards
 
+from adapters.shared.turns import first_delivery
 from adapters.slack.conversations import (ACTION_MENU, LOGTIME, NEW_TICKET, QUOTE, SlackConversations,
                                           command_conversation, modal_conversation, view_title)
 from adapters.slack.payloads import clicked, input_block_ids, slack_to_plain, team_of, thread_of
-from adapters.slack.web_api import CHANNEL
+from adapters.slack.web_api import CHANNEL, person_key
 
 log = logging.getLogger("caredesk.slack")
 
@@ -48,15 +49,15 @@ AckFunction = Callable[..., Awaitable[BoltResponse | None]]
 
 def event_person(body: Mapping[str, Any]) -> str:
     event = body["event"]
-    return f"{team_of(body) or event.get('team') or ''}:{event['user']}"
+    return person_key(team_of(body) or event.get("team") or "", event["user"])
 
 
 def interaction_person(body: Mapping[str, Any]) -> str:
-    return f"{team_of(body)}:{body['user']['id']}"
+    return person_key(team_of(body), body["user"]["id"])
 
 
 def command_person(body: Mapping[str, Any]) -> str:
-    return f"{body['team_id']}:{body['user_id']}"
+    return person_key(body["team_id"], body["user_id"])
 
 
 def request_signature(request: AsyncBoltRequest) -> str | None:
@@ -162,12 +163,12 @@ class SlackListeners:
                 await ack(**cards.field_errors(preview.field_errors, input_block_ids(view)))
                 return None
             if preview.effect is not None or (preview.done and preview.state is None):
-                await self.write(body, self.create_from_submission, f"{team}:{user}", dedup_key(body, request),
+                await self.write(body, self.create_from_submission, person_key(team, user), dedup_key(body, request),
                                  URGENT)
                 await ack()
                 return None
             signature = request_signature(request)
-            if signature and not await self.store.claim_event("slack-request", signature, self.desk.now()):
+            if signature and not await first_delivery(self.desk, "slack-request", signature):
                 log.warning("ignored a replayed Slack request (same signature)")
                 await ack()
                 return None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.protocol.turn import UserIdentity
 
+from adapters.shared.cache import ExpiringCache
 from adapters.slack.errors import SLACK_FAILURES, describe
 
 log = logging.getLogger("caredesk.slack")
@@ -26,7 +26,8 @@ class SlackPeople:
 
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
-        self._profiles: dict[tuple[str, str], tuple[float, UserIdentity]] = {}
+        # (team, user) -> who users.info said they are
+        self._profiles: ExpiringCache[tuple[str, str], UserIdentity] = ExpiringCache(max_entries=MAX_PROFILES)
         self._bot_user_id: str | None = None
 
     def forget(self) -> None:
@@ -34,10 +35,7 @@ class SlackPeople:
         self._profiles.clear()
 
     def cached(self, team: str, user: str) -> UserIdentity | None:
-        cached = self._profiles.get((team, user))
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        return None
+        return self._profiles.get((team, user))
 
     async def identity(self, team: str, user: str) -> UserIdentity:
         """Who a Slack user is: e-mail (links them to the directory), name, locale and phone from
@@ -60,10 +58,7 @@ class SlackPeople:
             locale=data.get("locale") or None,
             phone=profile.get("phone") or None,
         )
-        now = time.monotonic()
-        if len(self._profiles) >= MAX_PROFILES:  # keep the cache bounded: drop what expired
-            self._profiles = {k: v for k, v in self._profiles.items() if v[0] > now}
-        self._profiles[(team, user)] = (now + PROFILE_TTL_S, identity)
+        self._profiles.put((team, user), identity, PROFILE_TTL_S)
         return identity
 
     async def bot_user_id(self, body: Mapping[str, Any]) -> str | None:

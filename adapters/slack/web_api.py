@@ -3,7 +3,8 @@ DMs, response_url answers, and a person's DM found by e-mail for the outbox.
 
 A Web API call that fails is retried by slack_sdk's retry handlers (rate limits honour
 Retry-After; 5xx and connection errors back off). When it still fails, the user is told as soon
-as a message gets through again; the core's idempotency keeps tickets single."""
+as a message gets through again (from whichever process sends it: the notice is in the store);
+the core's idempotency keeps tickets single."""
 
 from __future__ import annotations
 
@@ -25,11 +26,14 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.app.desk import Desk
 from bot.app.outbox import DeliveryFailed
-from bot.i18n import normalize_language, translate
-from bot.protocol.replies import Reply, Response, Text, Tone
+from bot.protocol.replies import Reply, Response
 from bot.protocol.turn import UserIdentity
 from cards import slack as cards
 
+from adapters.shared.cache import ExpiringCache
+from adapters.shared.notices import OwedNotices
+from adapters.shared.references import ReferenceBook, find_reference
+from adapters.shared.turns import apology
 from adapters.slack.config import SlackConfig
 from adapters.slack.errors import SLACK_FAILURES, describe
 
@@ -40,7 +44,9 @@ log = logging.getLogger("caredesk.slack")
 
 CHANNEL = "slack"
 API_TIMEOUT_S = 10
-MAX_NOTICES = 5
+# A DM's channel id does not change: the expiry only lets the memory of people seen long ago go.
+DM_CHANNEL_TTL_S = 24 * 3600.0
+MAX_DM_CHANNELS = 10_000
 # Slack's answers for a person it cannot reach (as opposed to a failure worth retrying).
 UNREACHABLE_ERRORS = frozenset({"users_not_found", "user_not_found", "user_disabled", "account_inactive",
                                 "channel_not_found", "cannot_dm_bot", "not_in_channel", "is_archived"})
@@ -69,28 +75,33 @@ def web_client(config: SlackConfig, retry_handlers: Sequence[AsyncRetryHandler])
                           retry_handlers=list(retry_handlers), logger=log)
 
 
+def person_key(team: str, user: str) -> str:
+    """A Slack person's key in the store (conversation references, notices)."""
+    return f"{team}:{user}"
+
+
 class SlackMessenger:
     """What CareDesk says in Slack: posts, the person's DM, response_url answers. An answer that
-    could not be delivered is remembered (per person, in this process) and told with the next
-    message that gets through."""
+    could not be delivered is remembered in the store and told with the next message that gets
+    through, from any process."""
 
     def __init__(self, desk: Desk, client: AsyncWebClient, people: "SlackPeople", *,
-                 retry_handlers: Sequence[AsyncRetryHandler], default_language: str) -> None:
+                 retry_handlers: Sequence[AsyncRetryHandler]) -> None:
         self.desk = desk
-        self.store = desk.store
         self.client = client
         self.people = people
         self.retry_handlers = list(retry_handlers)
-        self.default_language = default_language
-        self._dms: dict[tuple[str, str], str] = {}
-        self._refs_saved: set[tuple[str, str]] = set()
-        # Answers that could not be delivered, by (team, user): told at the next chance.
-        self._undelivered: dict[tuple[str, str], list[str | None]] = {}
+        # (team, user) -> their DM with the bot: a speed-up of this process (no conversations.open
+        # for a person it has seen); where to reach them is the store's (`references`).
+        self._dms: ExpiringCache[tuple[str, str], str] = ExpiringCache(max_entries=MAX_DM_CHANNELS)
+        self.references = ReferenceBook(desk, CHANNEL)
+        self.notices = OwedNotices(desk, CHANNEL, lost_key="slack.undelivered",
+                                   lost_ticket_key="slack.undelivered_ticket")
 
     async def seen_in_dm(self, team: str, user: str, channel: str, identity: UserIdentity | None) -> None:
         """This person wrote in (or opened) their DM with the bot: remember where it is."""
-        self._dms[(team, user)] = channel
-        await self._save_ref(team, user, channel, identity)
+        self._dms.put((team, user), channel, DM_CHANNEL_TTL_S)
+        await self._save_reference(team, user, channel, identity)
 
     async def dm_channel(self, team: str, user: str, identity: UserIdentity | None = None) -> str:
         known = self._dms.get((team, user))
@@ -98,34 +109,30 @@ class SlackMessenger:
             return known
         opened = await self.client.conversations_open(users=user)
         channel = opened["channel"]["id"]
-        self._dms[(team, user)] = channel
-        await self._save_ref(team, user, channel, identity or self.people.cached(team, user))
+        self._dms.put((team, user), channel, DM_CHANNEL_TTL_S)
+        await self._save_reference(team, user, channel, identity or self.people.cached(team, user))
         return channel
 
-    async def _save_ref(self, team: str, user: str, channel: str, identity: UserIdentity | None) -> None:
-        """Where to reach this person later (escalation pings, ticket updates): once per process."""
-        if (team, user) in self._refs_saved:
-            return
-        reference = {"team_id": team, "user_id": user, "channel_id": channel}
-        try:
-            await self.store.save_conversation_ref(CHANNEL, f"{team}:{user}", reference, self.desk.now(),
-                                                   email=identity.email if identity else None)
-            self._refs_saved.add((team, user))
-        except Exception:
-            log.exception("saving the conversation reference of %s failed", user)
+    async def _save_reference(self, team: str, user: str, channel: str, identity: UserIdentity | None) -> None:
+        """Where to reach this person later (escalation pings, ticket updates)."""
+        await self.references.save(person_key(team, user), {"team_id": team, "user_id": user, "channel_id": channel},
+                                   identity.email if identity else None)
 
     async def post(self, team: str, user: str, channel: str, response: Response, *, thread_ts: str | None = None) -> bool:
-        """Post a response as one message; on failure, remember to tell the user later."""
+        """Post a response as one message, after what is owed to the person (answers lost
+        earlier); on failure, the response is owed in turn."""
         if response.duplicate or not response.replies:
             return True
-        replies = self._notices(team, user, response.lang) + tuple(response.replies)
+        person = person_key(team, user)
+        owed = await self.notices.owed(person, response.lang)
+        replies = owed.replies + tuple(response.replies)
         try:
             await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, **cards.message(replies))
         except SLACK_FAILURES as exc:
             log.error("chat.postMessage to %s failed: %s", channel, describe(exc))
-            self._remember_undelivered(team, user, response)
+            await self.notices.remember(person, response)
             return False
-        self._undelivered.pop((team, user), None)
+        await self.notices.told(person, owed)
         return True
 
     async def post_to_dm(self, team: str, user: str, response: Response) -> bool:
@@ -135,7 +142,7 @@ class SlackMessenger:
             dm = await self.dm_channel(team, user)
         except SLACK_FAILURES as exc:
             log.error("conversations.open failed: %s", describe(exc))
-            self._remember_undelivered(team, user, response)
+            await self.notices.remember(person_key(team, user), response)
             return False
         return await self.post(team, user, dm, response)
 
@@ -143,10 +150,10 @@ class SlackMessenger:
         """A message the bot sends on its own initiative (outbox): to the DM where this person was
         last seen, or found by e-mail (users.lookupByEmail). Unlike `post`, a failure is raised
         (`DeliveryFailed`) so the outbox retries it; an unknown person gives False."""
-        refs = [ref for channel, _, ref in await self.store.find_conversation_refs_by_email(email) if channel == CHANNEL]
+        reference = await find_reference(self.desk, CHANNEL, email)
         try:
-            if refs and refs[0].get("channel_id"):
-                dm = str(refs[0]["channel_id"])
+            if reference and reference.get("channel_id"):
+                dm = str(reference["channel_id"])
             else:
                 found = await self.client.users_lookupByEmail(email=email)
                 opened = await self.client.conversations_open(users=found["user"]["id"])
@@ -182,21 +189,6 @@ class SlackMessenger:
     async def tell_failure(self, team: str, user: str, key: str, response_url: str | None) -> None:
         """Say that an action could not be completed: ephemerally if possible, else by DM."""
         identity = self.people.cached(team, user)
-        lang = normalize_language(identity.locale if identity else None, self.default_language)
-        reply = (Text(translate(lang, key), Tone.ERROR),)
-        if not await self.respond(response_url, reply):
-            await self.post_to_dm(team, user, Response(reply, lang))
-
-    def _remember_undelivered(self, team: str, user: str, response: Response) -> None:
-        notes = self._undelivered.setdefault((team, user), [])
-        notes.append(response.ticket_number)
-        del notes[:-MAX_NOTICES]
-
-    def _notices(self, team: str, user: str, lang: str) -> tuple[Reply, ...]:
-        notes = self._undelivered.get((team, user)) or []
-        numbers = [n for n in dict.fromkeys(notes) if n]
-        if numbers:
-            return tuple(Text(translate(lang, "slack.undelivered_ticket", number=n), Tone.WARNING) for n in numbers)
-        if notes:
-            return (Text(translate(lang, "slack.undelivered"), Tone.WARNING),)
-        return ()
+        failure = apology(self.desk, identity.locale if identity else None, key)
+        if not await self.respond(response_url, failure.replies):
+            await self.post_to_dm(team, user, failure)

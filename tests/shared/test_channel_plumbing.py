@@ -1,5 +1,6 @@
 """The pieces every channel shares (adapters/shared): the expiring cache, the conversation
-references, the delivery claim and the apology on failure. On SQLite and PostgreSQL."""
+references, the delivery claim, the apology on failure and the notices of lost answers. On
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from adapters.shared.cache import ExpiringCache
+from adapters.shared.notices import NOTHING_OWED, OwedNotices
 from adapters.shared.references import ReferenceBook, find_reference
 from adapters.shared.turns import answer, first_delivery
 from bot.app.desk import Desk
 from bot.app.runner import TurnRunner
 from bot.domain.clock import ManualClock
 from bot.domain.config import Settings
-from bot.protocol.replies import Tone
+from bot.i18n import translate
+from bot.protocol.replies import Response, Text, Tone
 from bot.protocol.turn import Turn, UserIdentity
 from bot.store.ports import StoreUnavailableError
 
@@ -56,6 +59,13 @@ def test_the_cache_never_grows_past_its_bound():
     assert len(cache) == 3 and cache.get(1) is None and cache.get(0) == 0
     cache.put(4, 4, ttl_seconds=1000)  # all fresh: the oldest goes
     assert len(cache) == 3 and cache.get(0) is None and cache.get(4) == 4
+
+
+def test_clearing_forgets_every_entry():
+    cache: ExpiringCache[str, str] = ExpiringCache(clock=Ticking())
+    cache.put("U1", "lotte", ttl_seconds=60)
+    cache.clear()
+    assert cache.get("U1") is None and len(cache) == 0
 
 
 async def test_a_reference_is_written_once_per_change(desk, monkeypatch):
@@ -133,3 +143,48 @@ async def test_a_database_outage_is_not_apologised_for(desk, monkeypatch):
 async def test_a_working_core_answers_as_it_is(desk):
     response = await answer(TurnRunner(desk), person_turn("fr"), apology_key="slack.error")
     assert response.lang == "fr" and response.replies
+
+
+def lost(ticket_number: str | None) -> Response:
+    return Response((Text("Your ticket was created."),), "en", ticket_number=ticket_number)
+
+
+async def test_a_lost_answer_is_owed_once_per_ticket_number_and_cleared_up_to_what_was_told(desk):
+    notices = OwedNotices(desk, "slack", lost_key="slack.undelivered", lost_ticket_key="slack.undelivered_ticket")
+    assert await notices.owed("T1:U1", "en") == NOTHING_OWED
+    await notices.remember("T1:U1", lost(None))
+    only_lost = await notices.owed("T1:U1", "en")
+    assert [r.text for r in only_lost.replies] == [translate("en", "slack.undelivered")]
+    for number in ("CS-2026-00001", None, "CS-2026-00001", "CS-2026-00002"):
+        await notices.remember("T1:U1", lost(number))
+    owed = await notices.owed("T1:U1", "fr")
+    assert [r.text for r in owed.replies] == [translate("fr", "slack.undelivered_ticket", number=n)
+                                             for n in ("CS-2026-00001", "CS-2026-00002")]
+    assert {r.tone for r in owed.replies} == {Tone.WARNING}
+    await notices.remember("T1:U1", lost("CS-2026-00003"))  # lost while the owed ones were being told
+    await notices.told("T1:U1", owed)
+    after = await notices.owed("T1:U1", "en")
+    assert [r.text for r in after.replies] == [translate("en", "slack.undelivered_ticket", number="CS-2026-00003")]
+    await notices.told("T1:U1", NOTHING_OWED)  # nothing read, nothing cleared
+    assert await notices.owed("T1:U1", "en") == after
+
+
+async def test_notices_the_store_cannot_keep_or_give_never_stop_an_answer(desk, monkeypatch, caplog):
+    notices = OwedNotices(desk, "slack", lost_key="slack.undelivered", lost_ticket_key="slack.undelivered_ticket")
+    await notices.remember("T1:U1", lost("CS-2026-00001"))
+    owed = await notices.owed("T1:U1", "en")
+
+    async def away(*args, **kwargs):
+        raise StoreUnavailableError("down")
+
+    for method in ("add_notice", "pending_notices", "clear_notices"):
+        monkeypatch.setattr(desk.store, method, away)
+    with caplog.at_level(logging.ERROR, logger="caredesk.notices"):
+        await notices.remember("T1:U1", lost("CS-2026-00002"))
+        assert await notices.owed("T1:U1", "en") == NOTHING_OWED
+        await notices.told("T1:U1", owed)
+    assert [r.getMessage() for r in caplog.records] == [
+        "could not remember a lost slack answer to T1:U1", "could not read the slack notices owed to T1:U1",
+        "could not clear the slack notices told to T1:U1"]
+    monkeypatch.undo()
+    assert (await notices.owed("T1:U1", "en")).replies == owed.replies  # still owed: told next time

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
-from tests.slack.conftest import BOT_USER, CAMILLE, LOTTE, TEAM, block_text
+from bot.app.desk import Desk
+from bot.domain.clock import ManualClock
+from tests.slack.conftest import BOT_USER, CAMILLE, LOTTE, NOW, TEAM, block_text, fast_retries, start_env
 
 DESCRIPTION = "Printing an invoice fails with error 42 since this morning's update"
 
@@ -163,6 +165,57 @@ async def test_slack_failing_for_good_tells_the_user_later_and_creates_no_second
     await env.dm("contacts")
     assert "could not be delivered" not in text_of(env.fake.last_message())
     assert len(await env.desk.store.list_tickets()) == 1
+
+
+async def lose_the_ticket_answer(env) -> None:
+    """Lotte confirms a ticket while Slack fails for good: the answer with its number is lost."""
+    summary = await guided_incident_until_summary(env)
+    env.fake.fail("chat.postMessage", 500)
+    await env.click("confirm", call=summary)
+    assert len(await env.desk.store.list_tickets()) == 1
+    env.fake.heal()
+
+
+def told_the_lost_ticket(call) -> bool:
+    told = text_of(call)
+    return "could not be delivered" in told and "CS-2026-00001" in told
+
+
+async def test_an_answer_lost_in_one_process_is_told_by_another(store, store_factory, fake_slack):
+    from adapters.slack import SlackChannel
+
+    server = await start_env(store, fake_slack)
+    # A `caredesk worker` beside it: its own channel, its own engine on the same database.
+    worker = SlackChannel(Desk(server.desk.settings, await store_factory(), ManualClock(NOW)),
+                          retry_handlers=fast_retries())
+    try:
+        await lose_the_ticket_answer(server)
+        # From now on the server only acknowledges; the worker does the work.
+        await server.channel.close()
+        await server.dm("hello", drain=False)
+        await worker.drain()
+        told = server.fake.last_message()
+        assert told_the_lost_ticket(told) and "What can I do for you?" in text_of(told)
+        # Told once, whichever process answers next.
+        await server.dm("contacts")
+        assert "could not be delivered" not in text_of(server.fake.last_message())
+    finally:
+        await worker.close()
+        await server.client.close()
+
+
+async def test_an_answer_lost_before_a_restart_is_told_after_it(store, fake_slack):
+    before = await start_env(store, fake_slack)
+    try:
+        await lose_the_ticket_answer(before)
+    finally:
+        await before.client.close()
+    after = await start_env(store, fake_slack)  # a new process: nothing of the first one's memory
+    try:
+        await after.dm("hello", event_id="EvAFTER")  # the new helper counts event ids from 1 again
+        assert told_the_lost_ticket(after.fake.last_message())
+    finally:
+        await after.client.close()
 
 
 async def test_users_info_failing_still_answers_as_an_unknown_user(env):
