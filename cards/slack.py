@@ -20,11 +20,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Sequence
 
-from bot.protocol.ids import SLACK_ACTION_PREFIX, Action, ModalCallback, SlackActionId
+from bot.protocol.ids import Action, ModalCallback, SlackActionId
 from bot.protocol.replies import Choices, Confirmation, Facts, FieldKind, Form, FormField, Option, Reply, Response, Text, Tone
 
-# The prefix of every CareDesk action_id (adapters/slack/channel.py routes on it).
-ACTION_PREFIX = SLACK_ACTION_PREFIX
 # Block Kit limits (https://docs.slack.dev/reference/block-kit/).
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
@@ -271,7 +269,7 @@ def info_modal(
     replies: Iterable[Reply],
     close_label: str,
     *,
-    callback_id: ModalCallback | str,
+    callback_id: ModalCallback,
     private_metadata: str = "",
     notify_on_close: bool = False,
 ) -> dict[str, Any]:
@@ -290,9 +288,8 @@ def info_modal(
     return view
 
 
-def _callback_id(callback: ModalCallback | str) -> str:
-    # A str is an already encoded callback id (adapters/slack/channel.py still passes those).
-    return str(callback)[:MAX_ACTION_ID]
+def _callback_id(callback: ModalCallback) -> str:
+    return callback.encode()[:MAX_ACTION_ID]
 
 
 def _input_element(field: FormField) -> dict[str, Any]:
@@ -364,7 +361,7 @@ def form_blocks(form: Form) -> list[dict[str, Any]]:
     return blocks[:MAX_VIEW_BLOCKS]
 
 
-def form_modal(form: Form, *, callback_id: ModalCallback | str, private_metadata: str = "",
+def form_modal(form: Form, *, callback_id: ModalCallback, private_metadata: str = "",
                notify_on_close: bool = True) -> dict[str, Any]:
     """A modal with one input block per field (block_id = action_id = the field's name)."""
     view: dict[str, Any] = {
@@ -382,7 +379,7 @@ def form_modal(form: Form, *, callback_id: ModalCallback | str, private_metadata
     return view
 
 
-def loading_modal(title: str, text: str, close_label: str, *, callback_id: ModalCallback | str) -> dict[str, Any]:
+def loading_modal(title: str, text: str, close_label: str, *, callback_id: ModalCallback) -> dict[str, Any]:
     """Opened at once with the trigger (valid three seconds), then replaced by the form."""
     return {
         "type": "modal",

@@ -26,11 +26,10 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.util.utils import get_arg_names_of_callable, get_name_for_callable
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.dialogs.engine import ACTION_FORM
+from bot.protocol.ids import FLOW_CALLBACK_PREFIX, FORM_CALLBACK_PREFIX
 from bot.store.ports import InboxItem
 
 from adapters.slack.config import SlackConfig
-from adapters.slack.conversations import FLOW_CALLBACK
 from adapters.slack.listeners import (SHORTCUT_CREATE_TICKET, URGENT, SlackListeners, acknowledge, command_person,
                                       event_person, from_a_person_in_a_channel, from_a_person_in_dm, home_tab_opened,
                                       interaction_person)
@@ -142,8 +141,8 @@ def register_listeners(app: AsyncApp, listeners: SlackListeners) -> None:
         ack=on.written_down(on.run_action, interaction_person, URGENT), lazy=[on.run_action])
     app.shortcut(SHORTCUT_CREATE_TICKET)(
         ack=on.written_down(on.open_shortcut_form, interaction_person, URGENT), lazy=[on.open_shortcut_form])
-    app.view_closed(re.compile("^(" + re.escape(ACTION_FORM) + "|" + re.escape(FLOW_CALLBACK) + ")"))(
+    app.view_closed(re.compile("^(" + re.escape(FORM_CALLBACK_PREFIX) + "|" + re.escape(FLOW_CALLBACK_PREFIX) + ")"))(
         ack=on.written_down(on.end_closed_modal, interaction_person), lazy=[on.end_closed_modal])
-    app.view_submission(re.compile("^" + re.escape(ACTION_FORM)))(
+    app.view_submission(re.compile("^" + re.escape(FORM_CALLBACK_PREFIX)))(
         ack=on.check_submission, lazy=[on.create_from_submission])
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from bot.app.desk import Desk
 from bot.app.runner import TurnRunner
-from bot.dialogs.engine import ACTION_FORM, ACTION_PREFIX_COMMAND
+from bot.protocol.ids import (LOADING, MENU, Command, CommandAction, FlowModal, FormModal, FormSubmission, modal_dialog,
+                              parse_action, parse_callback_id)
 from bot.i18n import normalize_language, translate
 from bot.protocol.replies import Choices, Reply, Response, Text, Tone
 from bot.protocol.turn import Turn, UserIdentity
@@ -32,9 +33,6 @@ from adapters.slack.web_api import CHANNEL, SlackMessenger
 log = logging.getLogger("caredesk.slack")
 
 NEW_TICKET, QUOTE, LOGTIME = "new_ticket", "quote", "logtime"
-ACTION_MENU = "menu"
-FLOW_CALLBACK = "flow:"  # a modal that goes on with a form's dialog after its submission
-LOADING_CALLBACK = "loading"
 BRAND = "CareDesk"
 
 
@@ -52,18 +50,18 @@ class SlackConversations:
         return self.messenger.client
 
     async def submission_turn(self, body: Mapping[str, Any], view: Mapping[str, Any]) -> Turn:
-        dialog = view["callback_id"][len(ACTION_FORM):]
+        dialog = view_dialog(view)
         team, user = team_of(body), body["user"]["id"]
         # Who filled the form in was known when it opened (the modal carries it): no users.info
         # call before the ack.
         identity = identity_from_metadata(view.get("private_metadata"), user) or await self.people.identity(team, user)
         values = form_values(view)
         values["_confirmed"] = "1"  # submitting the modal is the confirmation
-        return self.turn(team, modal_conversation(dialog), identity, action=f"{ACTION_FORM}{dialog}", values=values)
+        return self.turn(team, modal_conversation(dialog), identity, action=str(FormSubmission(dialog)), values=values)
 
     async def help_replies(self, team: str, user: str, identity: UserIdentity) -> tuple[Reply, ...]:
         """The core's help (what CareDesk does and its menu) with Slack's commands before the menu."""
-        turn = self.turn(team, command_conversation(user), identity, action=f"{ACTION_PREFIX_COMMAND}help")
+        turn = self.turn(team, command_conversation(user), identity, action=str(CommandAction(Command.HELP)))
         response = await self.handle(turn)
         menu = tuple(r for r in response.replies if isinstance(r, Choices))
         rest = tuple(r for r in response.replies if not isinstance(r, Choices))
@@ -71,7 +69,7 @@ class SlackConversations:
 
     async def flow_action(self, team: str, user: str, view: Mapping[str, Any], action: str, value: str) -> None:
         """A button inside a modal that goes on with a form's dialog."""
-        dialog = str(view.get("callback_id", "")).split(":", 1)[-1]
+        dialog = view_dialog(view)
         identity = await self.people.identity(team, user)
         turn = self.turn(team, modal_conversation(dialog), identity, action=action, values={"value": value})
         response = await self.handle(turn)
@@ -86,11 +84,12 @@ class SlackConversations:
     async def outside_conversation(self, team: str, user: str, action: str, value: str, trigger: str | None,
                                    response_url: str | None) -> None:
         """A menu button outside a conversation (the Home tab, an ephemeral help message)."""
-        if action == ACTION_MENU and value in (NEW_TICKET, QUOTE) and trigger:
+        menu = parse_action(action) == MENU
+        if menu and value in (NEW_TICKET, QUOTE) and trigger:
             await self.open_form(team, user, trigger, value, {}, response_url=response_url)
             return
         identity = await self.people.identity(team, user)
-        if action == ACTION_MENU and value == "escalate":
+        if menu and value == "escalate":
             await self.in_dm(team, user, identity, "escalate", origin=None, response_url=response_url)
             return
         response = await self.handle(self.turn(team, command_conversation(user), identity, action=action,
@@ -106,7 +105,7 @@ class SlackConversations:
         cached = self.people.cached(team, user)
         lang = normalize_language(cached.locale if cached else None, self.default_language)
         loading = cards.loading_modal(BRAND, translate(lang, "slack.loading"), translate(lang, "slack.close"),
-                                      callback_id=LOADING_CALLBACK)
+                                      callback_id=LOADING)
         try:
             opened = await self.client.views_open(trigger_id=trigger, view=loading)
         except SLACK_FAILURES as exc:
@@ -125,9 +124,9 @@ class SlackConversations:
             refusal = await self.handle(self.turn(team, command_conversation(user), identity, text=dialog))
             replies = refusal.replies or (Text(translate(refusal.lang, "slack.error"), Tone.ERROR),)
             view = cards.info_modal(BRAND, replies, translate(refusal.lang, "slack.close"),
-                                    callback_id=LOADING_CALLBACK)
+                                    callback_id=LOADING)
         else:
-            view = cards.form_modal(form, callback_id=f"{ACTION_FORM}{dialog}",
+            view = cards.form_modal(form, callback_id=FormModal(dialog),
                                     private_metadata=identity_metadata(identity))
         try:
             await self.client.views_update(view_id=opened["view"]["id"], hash=opened["view"].get("hash"), view=view)
@@ -137,7 +136,7 @@ class SlackConversations:
 
     def flow_view(self, dialog: str, title: str, response: Response) -> dict[str, Any]:
         return cards.info_modal(title, response.replies, translate(response.lang, "slack.close"),
-                                callback_id=f"{FLOW_CALLBACK}{dialog}", notify_on_close=not response.done)
+                                callback_id=FlowModal(dialog), notify_on_close=not response.done)
 
     async def publish_home(self, team: str, user: str, channel: str | None = None) -> None:
         identity = await self.people.identity(team, user)
@@ -166,7 +165,7 @@ class SlackConversations:
             return
         turn = self.turn(team, dm, identity, text=text)
         if await self.store.load_dialog(turn.dialog_key) is not None:
-            cancelled = await self.handle(self.turn(team, dm, identity, action=f"{ACTION_PREFIX_COMMAND}cancel"))
+            cancelled = await self.handle(self.turn(team, dm, identity, action=str(CommandAction(Command.CANCEL))))
             await self.messenger.post(team, user, dm, cancelled)
         delivered = await self.messenger.post(team, user, dm, await self.handle(turn))
         if delivered and origin != dm and response_url:
@@ -189,6 +188,11 @@ class SlackConversations:
         """The core's answer; an unexpected failure becomes a clear apology, never silence. A
         database outage is raised: the inbox worker waits for the database and does the turn again."""
         return await answer(self.runner, turn, apology_key="slack.error")
+
+
+def view_dialog(view: Mapping[str, Any]) -> str:
+    """The dialog a CareDesk modal (a form or its flow) belongs to; "" for any other view."""
+    return modal_dialog(parse_callback_id(view.get("callback_id"))) or ""
 
 
 def modal_conversation(dialog: str) -> str:

@@ -19,14 +19,14 @@ from slack_bolt.response import BoltResponse
 from slack_bolt.util.utils import get_name_for_callable
 
 from bot.app.inbox import InboxWriter
-from bot.dialogs.engine import ACTION_FORM, ACTION_PREFIX_COMMAND
+from bot.protocol.ids import MENU, Command, CommandAction
 from bot.protocol.replies import Response, Text, Tone
 from bot.store.ports import NewInboxItem, StoreUnavailableError
 from cards import slack as cards
 
 from adapters.shared.turns import first_delivery
-from adapters.slack.conversations import (ACTION_MENU, LOGTIME, NEW_TICKET, QUOTE, SlackConversations,
-                                          command_conversation, modal_conversation, view_title)
+from adapters.slack.conversations import (LOGTIME, NEW_TICKET, QUOTE, SlackConversations, command_conversation,
+                                          modal_conversation, view_dialog, view_title)
 from adapters.slack.payloads import clicked, input_block_ids, slack_to_plain, team_of, thread_of
 from adapters.slack.web_api import CHANNEL, person_key
 
@@ -153,7 +153,7 @@ class SlackListeners:
         the next step inside the modal, or a valid final one written to the inbox (the modal
         closes at once; `create_from_submission` creates the ticket and its number goes to the DM)."""
         view = body["view"]
-        dialog = view["callback_id"][len(ACTION_FORM):]
+        dialog = view_dialog(view)
         team, user = team_of(body), body["user"]["id"]
         try:
             turn = await self.conversations.submission_turn(body, view)
@@ -227,7 +227,7 @@ class SlackListeners:
                              origin=origin, response_url=response_url)
             return
         if name == "tickets":
-            response = await self.conversations.handle(self.conversations.turn(team, command_conversation(user), identity, action=ACTION_MENU,
+            response = await self.conversations.handle(self.conversations.turn(team, command_conversation(user), identity, action=str(MENU),
                                                     values={"value": "my_tickets"}))
             await self.messenger.respond(response_url, response.replies)
             return
@@ -282,9 +282,9 @@ class SlackListeners:
     async def end_closed_modal(self, body: dict) -> None:
         """A closed modal ends its dialog quietly (nothing was created)."""
         team, user = team_of(body), body["user"]["id"]
-        dialog = str(body["view"]["callback_id"]).split(":", 1)[1]
+        dialog = view_dialog(body["view"])
         identity = await self.people.identity(team, user)
-        turn = self.conversations.turn(team, modal_conversation(dialog), identity, action=f"{ACTION_PREFIX_COMMAND}cancel")
+        turn = self.conversations.turn(team, modal_conversation(dialog), identity, action=str(CommandAction(Command.CANCEL)))
         if await self.store.load_dialog(turn.dialog_key) is not None:
             await self.conversations.handle(turn)
 

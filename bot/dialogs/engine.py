@@ -25,7 +25,7 @@ from bot.domain.config import Settings
 from bot.domain.model import Company, CustomerContact, StaffMember, Ticket
 from bot.i18n import translate
 from bot.domain.quote import QuoteEngine
-from bot.protocol.ids import (COMMAND_PREFIX, FORM_PREFIX, Action, Command, CommandAction, FormSubmission, StepAnswer,
+from bot.protocol.ids import (Action, Command, CommandAction, FormSubmission, StepAnswer,
                               parse_action)
 from bot.protocol.replies import Choices, Form, Option, Reply, Text, Tone
 from bot.protocol.turn import UserIdentity
@@ -177,10 +177,6 @@ COMMAND_WORDS = {
     Command.BACK: {"back", "previous", "retour", "précédent", "precedent", "terug", "vorige"},
     Command.HELP: {"help", "?", "aide", "hulp"},
 }
-# The wire prefixes of a command button and a form's submission, for adapters/slack/channel.py
-# until it builds them with bot.protocol.ids (str(CommandAction(...)), str(FormSubmission(...))).
-ACTION_PREFIX_COMMAND = COMMAND_PREFIX
-ACTION_FORM = FORM_PREFIX
 MAX_HISTORY = 50
 
 

@@ -31,6 +31,7 @@ from bot.domain.config import Settings
 from bot.app.runner import TurnRunner
 from bot.app.desk import Desk
 from bot.domain.directory import read_directory_file
+from bot.protocol.ids import FormModal
 from bot.protocol.replies import Confirmation, Response
 from bot.store.sql import SqlStore
 from bot.protocol.turn import Turn, UserIdentity
@@ -93,7 +94,7 @@ async def export(db: Path) -> None:
         confirmation = next(r for r in summary.replies if isinstance(r, Confirmation))
         write("teams-ticket-summary.json", teams_cards.render_card(summary.replies, lang=summary.lang,
                                                                    labels=card_labels(summary.lang)))
-        created = await conv.handle(teams_turn(action=confirmation.action,
+        created = await conv.handle(teams_turn(action=str(confirmation.action),
                                                values={"value": confirmation.confirm.value}))
         assert created.ticket_number, "the confirmation did not create a ticket"
         write("teams-ticket-created.json", teams_cards.render_card(created.replies, lang=created.lang,
@@ -103,7 +104,7 @@ async def export(db: Path) -> None:
         turn = slack_turn("modal:new_ticket")
         form = await conv.form(turn, "new_ticket")
         assert form is not None
-        write("slack-ticket-modal.json", slack_cards.form_modal(form, callback_id="form:new_ticket"))
+        write("slack-ticket-modal.json", slack_cards.form_modal(form, callback_id=FormModal("new_ticket")))
 
         # ---- Slack: the modal submitted -> the ticket confirmation posted in the DM ---------------
         values = {"kind": "incident", "name": "Lotte Peeters", "email": LOTTE.email, "phone": "+32 3 555 12 34",
