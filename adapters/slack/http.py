@@ -13,7 +13,7 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from adapters.slack.payloads import parse_body, well_formed
+from adapters.slack.payloads import well_formed
 
 log = logging.getLogger("caredesk.slack")
 
@@ -40,20 +40,19 @@ class SlackRoute:
         if self.verifier is not None and not self._signed(raw, request.headers):
             log.warning("rejected a Slack request with a missing, wrong or stale signature")
             return web.json_response({"error": "invalid_signature"}, status=401)
+        # Unverified (developer mode), a signature proves nothing and keys no replay: dropped.
+        headers: dict[str, str | Sequence[str]] = {k: v for k, v in request.headers.items()
+                                                   if self.verifier is not None or k.lower() != SIGNATURE_HEADER}
         try:
-            body_text = raw.decode("utf-8")
-            body = parse_body(body_text, request.headers.get("Content-Type", ""))
+            # Bolt parses the body (once: the listeners and the checks below read its parse).
+            bolt_request = AsyncBoltRequest(body=raw.decode("utf-8"), query=request.query_string, headers=headers)
         except (ValueError, TypeError, AttributeError, KeyError, IndexError):  # not UTF-8, not JSON, not an object
             return web.json_response({"error": "bad_request"}, status=400)
-        if not well_formed(body):
+        if not well_formed(bolt_request.body):
             # Bolt's matchers and CareDesk's listeners read the body as Slack shapes it: a
             # malformed or hostile one is a 400 here, never a crash there.
             log.warning("rejected a malformed Slack request")
             return web.json_response({"error": "bad_request"}, status=400)
-        # Unverified (developer mode), a signature proves nothing and keys no replay: dropped.
-        headers: dict[str, str | Sequence[str]] = {k: v for k, v in request.headers.items()
-                   if self.verifier is not None or k.lower() != SIGNATURE_HEADER}
-        bolt_request = AsyncBoltRequest(body=body_text, query=request.query_string, headers=headers)
         return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
     def _signed(self, raw: bytes, headers: Mapping[str, str]) -> bool:

@@ -108,6 +108,18 @@ async def acknowledge(ack: AsyncAck) -> None:
     await ack()
 
 
+# What an ack function names as the request's lazy function: none of its listener's. Bolt, having
+# run the ack function, then starts no lazy function in this process and makes no copy of the
+# request for one: the work is in the inbox (or, for a checked submission, done or refused), and a
+# worker re-dispatches it naming the real function. (Bolt's own lazy-only dispatch reads the same
+# field: `x-slack-bolt-lazy-function-name`.)
+HANDED_TO_INBOX = "caredesk.inbox"
+
+
+def hand_to_inbox(request: AsyncBoltRequest) -> None:
+    request.lazy_function_name = HANDED_TO_INBOX
+
+
 class SlackListeners:
     def __init__(self, conversations: SlackConversations, inbox_writer: InboxWriter,
                  spawn: Callable[[Awaitable[Any]], Any]) -> None:
@@ -137,6 +149,7 @@ class SlackListeners:
         inbox, then acknowledged (Slack never resends what it got a 200 for)."""
 
         async def write_then_ack(ack: AsyncAck, body: dict, request: AsyncBoltRequest) -> BoltResponse | None:
+            hand_to_inbox(request)
             try:
                 await self.write(body, work, person(body), dedup_key(body, request), priority)
             except StoreUnavailableError:
@@ -152,6 +165,7 @@ class SlackListeners:
         """A modal submission, checked by the core before the ack: the field errors shown inline,
         the next step inside the modal, or a valid final one written to the inbox (the modal
         closes at once; `create_from_submission` creates the ticket and its number goes to the DM)."""
+        hand_to_inbox(request)
         view = body["view"]
         dialog = view_dialog(view)
         team, user = team_of(body), body["user"]["id"]

@@ -3,11 +3,9 @@ a clicked element to the core's action and value. No I/O here."""
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.parse
 from collections.abc import Mapping  # not typing's: isinstance() with it is slow, and this runs per request
-from typing import Any, Callable
+from typing import Any
 
 from bot.protocol.ids import parse_slack_action_id
 
@@ -132,32 +130,6 @@ def well_formed(body: Any) -> bool:
         if kind in ("shortcut", "message_action"):
             return _is_str(body.get("callback_id"))
     return True
-
-
-_unquote: Callable[[str], str]
-try:
-    # yarl (aiohttp's URL library) has a C unquoter, much faster than urllib's pure Python on a
-    # modal's payload, which every submission pays before its ack. It is not yarl's public API:
-    # urllib's is used if it goes away, and a test checks both give the same text.
-    from yarl._quoting import _Unquoter
-
-    _unquote = _Unquoter()
-except ImportError:  # pragma: no cover
-    _unquote = urllib.parse.unquote
-
-
-def parse_body(raw: str, content_type: str) -> Any:
-    """A Slack request body as a dict (form fields, or the JSON of an interactivity `payload`);
-    raises ValueError when it is neither."""
-    if content_type.startswith("application/json") or raw.lstrip().startswith("{"):
-        return json.loads(raw)
-    if raw.startswith("payload=") and "&" not in raw:
-        # Interactivity (a modal's whole view, URL-encoded): one fast unquote, not parse_qs's work.
-        return json.loads(_unquote(raw[len("payload="):].replace("+", " ")))
-    fields = urllib.parse.parse_qs(raw, keep_blank_values=True, strict_parsing=False)
-    if "payload" in fields:
-        return json.loads(fields["payload"][0])
-    return {key: values[0] for key, values in fields.items()}
 
 
 def team_of(body: Mapping[str, Any]) -> str:

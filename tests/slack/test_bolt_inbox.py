@@ -215,3 +215,29 @@ async def test_no_ack_waits_on_slacks_web_api(env):
     assert env.fake.of("auth.test", ok_only=False) == []
     assert len(await env.desk.store.list_inbound()) == 2
     await env.channel.drain()
+
+
+@pytest.mark.parametrize("case", sorted(KINDS))
+async def test_no_ack_copies_its_request_for_a_lazy_function(env, case, monkeypatch):
+    # The work is in the inbox: Bolt starts no lazy function in the server, and so builds no copy
+    # of the request for one (a deep copy of the whole body, a modal's view included).
+    from slack_bolt.listener.asyncio_runner import AsyncioListenerRunner
+
+    view = None
+    if case in ("modal_closed", "submission"):
+        await env.command("/ticket")
+        view = opened_form(env)
+    copies: list[str] = []
+    original = AsyncioListenerRunner._build_lazy_request
+
+    def counting(self, request, name):
+        copies.append(name)
+        return original(self, request, name)
+
+    monkeypatch.setattr(AsyncioListenerRunner, "_build_lazy_request", counting)
+    response = await _send(env, case, view)
+    assert response.status == 200
+    assert copies == []
+    monkeypatch.undo()
+    await env.channel.drain()  # and the worker still does the work, lazy-only
+    assert (await env.desk.store.list_inbound())[-1].status == "done"
