@@ -20,6 +20,7 @@ from bot.domain.clock import clock_from_settings, parse_local
 from bot.domain.config import ConfigError, Settings, is_email, load_settings
 from bot.app.desk import Desk
 from bot.domain.directory import DirectoryError, read_directory_file
+from adapters.server.channels import check_channel_settings
 from adapters.shared.pressure import AckPressure
 from bot.i18n import translate
 from bot.domain.quote import QuoteError
@@ -49,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         settings = load_settings(args.config)
+        # The channels' sections and variables are theirs to check, but every command refuses
+        # a wrong one at start-up, as it refuses a wrong key of the core's.
+        check_channel_settings(settings, os.environ)
     except ConfigError as exc:
         print(f"caredesk: {exc}", file=sys.stderr)
         return 2
@@ -240,7 +244,7 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         log.info("CareDesk worker started")
         # The channels of this process: Slack's Bolt app runs the work the server's acks wrote
         # down; both channels deliver the outbox.
-        channels = Channels.of(desk)
+        channels = Channels.of(desk, os.environ)
         tasks = [asyncio.create_task(Dispatcher(desk, ChannelDelivery(desk, channels.senders()),
                                                 lease=timedelta(seconds=args.lease_seconds)).run(stop, interval=args.interval))]
         pressure = None

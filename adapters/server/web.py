@@ -209,7 +209,7 @@ async def serve(desk: Desk, host: str, port: int, *, dispatcher: bool = True, co
     check_insecure_mode(host, desk.settings.server.insecure_dev_mode)
     # The channels of this process, built once: the routes, Socket Mode and the outbox share them
     # (one profile cache, one Web API client, one Bot Framework transport).
-    channels = Channels.of(desk)
+    channels = Channels.of(desk, os.environ)
     app = build_app(desk, (channels.mount,))
     workers = (WorkerProcesses(desk.settings.server.workers, config, app[PRESSURE_KEY])
                if desk.settings.server.workers else None)
@@ -228,7 +228,7 @@ async def serve(desk: Desk, host: str, port: int, *, dispatcher: bool = True, co
     if workers is not None:
         await workers.start()
     socket_mode = None
-    if desk.settings.secrets.slack_app_token:
+    if channels.slack.config.app_token:
         from adapters.slack import start_socket_mode
 
         # Socket Mode: Slack connects out from here, no public URL needed.

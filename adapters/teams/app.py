@@ -78,7 +78,8 @@ class TeamsApp:
 def configure(desk: Desk, *, config: TeamsConfig | None = None, transport: TeamsTransport | None = None) -> TeamsApp:
     """The Teams channel of a process: built once by the composition root (the server, a worker)
     and handed to the route and the outbox."""
-    config = config or TeamsConfig.from_settings(desk.settings)
+    # Without a config: the desk's `[teams]` table and this process's environment.
+    config = config if config is not None else TeamsConfig.from_settings(desk.settings)
     if transport is None:
         from adapters.teams.botbuilder_transport import BotbuilderTransport
 

@@ -2,8 +2,12 @@
 
 Every figure of the service desk's rules page (rates, multipliers, office hours, holiday
 country, contacts, escalation levels) is a setting whose default is the rules page's value.
-Secrets (Slack and Microsoft credentials) come only from the environment; a TOML file that
-carries one is refused so that it never lands in a repository by accident.
+
+The channels' own sections (`[slack]`, `[teams]`) are carried here unread, as read-only tables:
+each channel parses and validates its section and its environment variables itself
+(adapters/slack/config.py, adapters/teams/config.py), so the core knows no transport. Secrets
+are never read here: the channels take them from the environment, and a file that carries one
+is refused so that it never lands in a repository by accident.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -27,12 +32,13 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./caredesk.db"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MULTIPLIER_KEYS = ("office_hours", "outside_office_hours", "saturday", "sunday", "public_holiday")
 LANGUAGES = ("en", "fr", "nl")
-SECRET_ENV_KEYS = (
-    "SLACK_BOT_TOKEN",
-    "SLACK_SIGNING_SECRET",
-    "SLACK_APP_TOKEN",
-    "MICROSOFT_APP_PASSWORD",
-)
+# The channels' sections of the file: carried unread in `Settings.channel_tables`, parsed by
+# the channel of that name.
+CHANNEL_TABLES = ("slack", "teams")
+# A top-level key with one of these endings names a credential (SLACK_BOT_TOKEN,
+# MICROSOFT_APP_PASSWORD, ...): refused as a secret rather than as an unknown key.
+SECRET_KEY_ENDINGS = ("_token", "_secret", "_password")
+SECRETS_MESSAGE = "secrets are read from the environment only, never from the file"
 
 
 class ConfigError(ValueError):
@@ -195,16 +201,6 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
-class Secrets:
-    """Only ever read from the environment; repr hides the values so logs never show them."""
-
-    slack_bot_token: str | None = field(default=None, repr=False)
-    slack_signing_secret: str | None = field(default=None, repr=False)
-    slack_app_token: str | None = field(default=None, repr=False)
-    microsoft_app_password: str | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
 class Settings:
     calendar: CalendarSettings = CalendarSettings()
     multipliers: Multipliers = Multipliers()
@@ -217,16 +213,18 @@ class Settings:
     server: ServerSettings = ServerSettings()
     default_language: str = "en"
     database_url: str = DEFAULT_DATABASE_URL
-    slack_api_url: str | None = None
-    microsoft_app_id: str | None = None
-    microsoft_app_tenant_id: str | None = None
-    microsoft_app_type: str = "MultiTenant"
     # Demo/test clock: an ISO datetime the business calendar pretends is "now". Never on by default.
     fixed_now: str | None = None
-    secrets: Secrets = Secrets()
+    # The file's `[slack]` and `[teams]` tables as written, read-only: the channels read them
+    # (`channel_table`); the environment is not kept, so no secret is ever in here.
+    channel_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
 
     def service(self, key: str) -> Service | None:
         return next((s for s in self.services if s.key == key), None)
+
+    def channel_table(self, channel: str) -> Mapping[str, Any]:
+        """The file's table of `channel` (`[slack]`, `[teams]`), empty when the file has none."""
+        return self.channel_tables.get(channel, MappingProxyType({}))
 
     @property
     def service_keys(self) -> tuple[str, ...]:
@@ -299,6 +297,21 @@ def _reject_unknown(prefix: str, table: Mapping[str, Any], known: tuple[str, ...
     for k in table:
         if k not in known:
             raise ConfigError(f"{prefix}{k}", f"unknown key (known: {', '.join(known)})")
+
+
+def reject_unknown_keys(prefix: str, table: Mapping[str, Any], known: tuple[str, ...]) -> None:
+    """Refuse a key of `table` that is not `known`, named with its `prefix` (the channels use
+    this on their own sections, so every section's error reads the same)."""
+    _reject_unknown(prefix, table, known)
+
+
+def _read_only(value: Any) -> Any:
+    """A TOML value that nobody can change: tables become read-only mappings, arrays tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _read_only(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_read_only(v) for v in value)
+    return value
 
 
 def parse_multipliers(prefix: str, table: Mapping[str, Any], base: Multipliers | None = None) -> Multipliers:
@@ -498,11 +511,11 @@ def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None
     env = {} if env is None else env
     top_keys = (
         "calendar", "multipliers", "services", "currency", "contact", "escalation", "tickets",
-        "dialogs", "server", "default_language", "database", "slack", "teams", "clock",
+        "dialogs", "server", "default_language", "database", "clock", *CHANNEL_TABLES,
     )
     for k in data:
-        if k.lower() in {s.lower() for s in SECRET_ENV_KEYS} or k in ("secrets",):
-            raise ConfigError(k, "secrets are read from the environment only, never from the file")
+        if k.lower() == "secrets" or k.lower().endswith(SECRET_KEY_ENDINGS):
+            raise ConfigError(k, SECRETS_MESSAGE)
     _reject_unknown("", data, top_keys)
 
     values: dict[str, Any] = {}
@@ -554,20 +567,9 @@ def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None
         _reject_unknown("database.", db, ("url",))
         if "url" in db:
             values["database_url"] = _database_url("database.url", db["url"])
-    if "slack" in data:
-        sl = _table("slack", data["slack"])
-        _reject_unknown("slack.", sl, ("api_url",))
-        if "api_url" in sl:
-            values["slack_api_url"] = _str("slack.api_url", sl["api_url"])
-    if "teams" in data:
-        tm = _table("teams", data["teams"])
-        _reject_unknown("teams.", tm, ("app_id", "app_tenant_id", "app_type"))
-        if "app_id" in tm:
-            values["microsoft_app_id"] = _str("teams.app_id", tm["app_id"], allow_empty=True) or None
-        if "app_tenant_id" in tm:
-            values["microsoft_app_tenant_id"] = _str("teams.app_tenant_id", tm["app_tenant_id"], allow_empty=True) or None
-        if "app_type" in tm:
-            values["microsoft_app_type"] = _app_type("teams.app_type", tm["app_type"])
+    # Only the shape is checked here: each channel checks its keys and values.
+    values["channel_tables"] = _read_only(
+        {name: _table(name, data[name]) for name in CHANNEL_TABLES if name in data})
     if "clock" in data:
         ck = _table("clock", data["clock"])
         _reject_unknown("clock.", ck, ("fixed_now",))
@@ -586,22 +588,8 @@ def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None
     if env.get("CAREDESK_WORKERS"):
         server = replace(server, workers=_int("CAREDESK_WORKERS", env["CAREDESK_WORKERS"], minimum=0, maximum=64))
     values["server"] = server
-    if env.get("SLACK_API_URL"):
-        values["slack_api_url"] = env["SLACK_API_URL"]
-    if env.get("MICROSOFT_APP_ID"):
-        values["microsoft_app_id"] = env["MICROSOFT_APP_ID"]
-    if env.get("MICROSOFT_APP_TENANT_ID"):
-        values["microsoft_app_tenant_id"] = env["MICROSOFT_APP_TENANT_ID"]
-    if env.get("MICROSOFT_APP_TYPE"):
-        values["microsoft_app_type"] = _app_type("MICROSOFT_APP_TYPE", env["MICROSOFT_APP_TYPE"])
     if env.get("CAREDESK_FIXED_NOW"):
         values["fixed_now"] = _fixed_now("CAREDESK_FIXED_NOW", env["CAREDESK_FIXED_NOW"])
-    values["secrets"] = Secrets(
-        slack_bot_token=env.get("SLACK_BOT_TOKEN") or None,
-        slack_signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
-        slack_app_token=env.get("SLACK_APP_TOKEN") or None,
-        microsoft_app_password=env.get("MICROSOFT_APP_PASSWORD") or None,
-    )
     settings = Settings(**values)
     _check_escalation_contacts(settings)
     return settings
@@ -617,14 +605,6 @@ def _database_url(key: str, value: Any) -> str:
     if not (url.startswith("sqlite+aiosqlite://") or url.startswith("postgresql+asyncpg://")):
         raise ConfigError(key, "expected sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB")
     return url
-
-
-def _app_type(key: str, value: Any) -> str:
-    v = _str(key, value)
-    allowed = ("MultiTenant", "SingleTenant", "UserAssignedMSI")
-    if v not in allowed:
-        raise ConfigError(key, f"expected one of {', '.join(allowed)}, got {v!r}")
-    return v
 
 
 def _fixed_now(key: str, value: Any) -> str:

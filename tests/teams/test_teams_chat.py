@@ -17,7 +17,7 @@ from tests.teams.conftest import (
     card_text,
     load_activity,
     start_bot,
-    teams_env,
+    teams_config,
 )
 
 LOTTE = "lotte.peeters@brasseriedeklok.be"
@@ -240,7 +240,7 @@ async def test_member_lookup_is_cached(bot):
 
 
 async def test_slow_turn_answers_in_time_and_finishes_afterwards(sqlite_store, fake_bf):
-    bot = await start_bot(sqlite_store, fake_bf, env=teams_env(fake_bf, TEAMS_RESPONSE_DEADLINE_SECONDS="0.2"))
+    bot = await start_bot(sqlite_store, fake_bf, config=teams_config(fake_bf, response_deadline=0.2))
     try:
         original = bot.teams.channel.conversation.handle
 
@@ -258,7 +258,7 @@ async def test_slow_turn_answers_in_time_and_finishes_afterwards(sqlite_store, f
 
 
 async def test_without_app_id_the_endpoint_answers_503(sqlite_store, fake_bf):
-    bot = await start_bot(sqlite_store, fake_bf, settings=Settings())
+    bot = await start_bot(sqlite_store, fake_bf, config=teams_config(fake_bf, app_id=None, app_password=None))
     try:
         status, body = await bot.post(bot.activity("29:lotte", "help"), token=None)
         assert status == 503 and body["error"] == "teams_not_configured"
@@ -269,7 +269,8 @@ async def test_without_app_id_the_endpoint_answers_503(sqlite_store, fake_bf):
 
 async def test_developer_mode_on_loopback_runs_without_authentication(sqlite_store, fake_bf):
     settings = Settings(server=ServerSettings(host="127.0.0.1", insecure_dev_mode=True))
-    bot = await start_bot(sqlite_store, fake_bf, settings=settings)
+    config = teams_config(fake_bf, app_id=None, app_password=None, insecure_dev_mode=True)
+    bot = await start_bot(sqlite_store, fake_bf, settings=settings, config=config)
     try:
         status, _ = await bot.post(bot.activity("29:lotte", "help"), token=None)
         assert status == 200
@@ -281,7 +282,8 @@ async def test_developer_mode_on_loopback_runs_without_authentication(sqlite_sto
 
 async def test_developer_mode_is_refused_off_loopback(sqlite_store, fake_bf):
     settings = Settings(server=ServerSettings(host="0.0.0.0", insecure_dev_mode=True))
-    bot = await start_bot(sqlite_store, fake_bf, settings=settings)
+    config = teams_config(fake_bf, app_id=None, app_password=None, insecure_dev_mode=True)
+    bot = await start_bot(sqlite_store, fake_bf, settings=settings, config=config)
     try:
         status, _ = await bot.post(bot.activity("29:lotte", "help"), token=None)
         assert status == 503 and bot.fake.sent() == []
