@@ -236,8 +236,10 @@ def test_invalid_configuration_names_the_key_and_stops(tmp_path):
 
 @pytest.mark.parametrize("table,key", [("[slack]\napi_ulr = 'http://127.0.0.1:9/api/'", "slack.api_ulr"),
                                        ("[teams]\ntenant = 'x'", "teams.tenant"),
-                                       ("[slack]\nbot_token = 'xoxb-s3cr3t'", "slack.bot_token")])
-def test_a_wrong_key_in_a_channels_section_stops_every_command(tmp_path, table, key):
+                                       ("[slack]\nbot_token = 'xoxb-s3cr3t'", "slack.bot_token"),
+                                       ("[server]\nport = 70000", "server.port"),
+                                       ("[server]\nhots = '0.0.0.0'", "server.hots")])
+def test_a_wrong_key_in_an_adapters_section_stops_every_command(tmp_path, table, key):
     config = tmp_path / "bad.toml"
     config.write_text(table + "\n")
     result = run(["tickets", "list"], f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", env_extra={"CAREDESK_CONFIG": str(config)})

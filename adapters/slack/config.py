@@ -54,11 +54,13 @@ class SlackConfig:
             object.__setattr__(self, "api_url", self.api_url + "/")
 
     @classmethod
-    def load(cls, settings: Settings, env: Mapping[str, str] | None = None) -> SlackConfig:
+    def load(cls, settings: Settings, env: Mapping[str, str] | None = None, *,
+             insecure_dev_mode: bool = False, worker_processes: int = 0) -> SlackConfig:
         """Slack's config from the file's `[slack]` table and the environment (which wins);
-        `ConfigError` names the key or variable that is wrong."""
+        `ConfigError` names the key or variable that is wrong. The server's part (the developer
+        mode, its worker processes) is the composition root's to give."""
         env = os.environ if env is None else env
-        table = settings.channel_table("slack")
+        table = settings.adapter_table("slack")
         for key in table:
             if key.lower() in SECRET_FILE_KEYS:
                 raise ConfigError(f"slack.{key}", f"{SECRETS_MESSAGE}: set {SECRET_FILE_KEYS[key.lower()]}")
@@ -72,8 +74,8 @@ class SlackConfig:
             app_token=env.get("SLACK_APP_TOKEN") or None,
             api_url=api_url,
             default_language=settings.default_language,
-            insecure_dev_mode=settings.server.insecure_dev_mode,
-            worker_processes=settings.server.workers,
+            insecure_dev_mode=insecure_dev_mode,
+            worker_processes=worker_processes,
         )
 
     @property

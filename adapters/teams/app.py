@@ -10,7 +10,6 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.shared.network import is_loopback
 from adapters.teams.channel import TeamsChannel
 from adapters.teams.config import TeamsConfig
 from adapters.teams.proactive import ProactiveDeliveryError, ProactiveMessage, send_proactive
@@ -40,10 +39,9 @@ class TeamsApp:
 
     @property
     def accepting(self) -> bool:
-        """Authentication on (an app id), or the explicit developer mode on a loopback address."""
-        if self.config.auth_enabled:
-            return True
-        return self.config.insecure_dev_mode and is_loopback(self.desk.settings.server.host)
+        """Authentication on (an app id), or the explicit developer mode (which the composition
+        root gives only to a server on a loopback address)."""
+        return self.config.auth_enabled or self.config.insecure_dev_mode
 
     def keep(self, task: asyncio.Task[Any]) -> None:
         self.background.add(task)

@@ -73,7 +73,8 @@ class TeamsConfig:
     oauth_url: str = PUBLIC_OAUTH_URL
     response_deadline: float = 10.0
     member_cache_seconds: float = 3600.0
-    # Developer mode (Bot Framework Emulator): no app id, no authentication, loopback only.
+    # Developer mode (Bot Framework Emulator): no app id, no authentication. The composition
+    # root sets it only for a server on a loopback address (`ServerConfig.developer_mode`).
     insecure_dev_mode: bool = False
 
     @property
@@ -81,16 +82,18 @@ class TeamsConfig:
         return bool(self.app_id)
 
     @classmethod
-    def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> TeamsConfig:
+    def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None, *,
+                      insecure_dev_mode: bool = False) -> TeamsConfig:
         """Teams' config from the file's `[teams]` table and the environment (which wins);
-        `ConfigError` names the key or variable that is wrong."""
+        `ConfigError` names the key or variable that is wrong. The developer mode is the
+        composition root's to give (the server's setting, on a loopback address only)."""
         env = os.environ if env is None else env
 
         def get(key: str, default: str) -> str:
             value = (env.get(key) or "").strip()
             return value or default
 
-        identity = TeamsIdentity.parse(settings.channel_table("teams"), env)
+        identity = TeamsIdentity.parse(settings.adapter_table("teams"), env)
         tenant = identity.tenant_id
         authority_tenant = tenant if identity.app_type == "SingleTenant" and tenant else "botframework.com"
         login_url = get("BOTFRAMEWORK_LOGIN_URL", PUBLIC_LOGIN_PREFIX + authority_tenant).rstrip("/")
@@ -109,7 +112,7 @@ class TeamsConfig:
             oauth_url=get("BOTFRAMEWORK_OAUTH_URL", PUBLIC_OAUTH_URL),
             response_deadline=_positive(env, "TEAMS_RESPONSE_DEADLINE_SECONDS", 10.0),
             member_cache_seconds=_positive(env, "TEAMS_MEMBER_CACHE_SECONDS", 3600.0),
-            insecure_dev_mode=settings.server.insecure_dev_mode,
+            insecure_dev_mode=insecure_dev_mode,
         )
 
 

@@ -71,31 +71,33 @@ SECRET_ENVIRONMENT = {
 
 def test_environment_wins(tmp_path):
     s = settings_from_mapping(
-        {"database": {"url": "sqlite+aiosqlite:///x.db"}},
-        {"DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1/test", "CAREDESK_PORT": "4000"},
+        {"database": {"url": "sqlite+aiosqlite:///x.db"}, "clock": {"fixed_now": "2026-11-28T22:30"}},
+        {"DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1/test", "CAREDESK_FIXED_NOW": "2026-11-26T10:00"},
     )
     assert s.database_url.startswith("postgresql+asyncpg://")
-    assert s.server.port == 4000
+    assert s.fixed_now == "2026-11-26T10:00"
 
 
 def test_the_core_keeps_no_secret_even_when_the_environment_has_them(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[slack]\napi_url = "http://127.0.0.1:9/api/"\n[teams]\napp_id = "app"\n')
-    s = load_settings(path, environ={**SECRET_ENVIRONMENT, "CAREDESK_PORT": "4000"})
-    assert s.server.port == 4000
+    s = load_settings(path, environ={**SECRET_ENVIRONMENT, "DATABASE_URL": "postgresql+asyncpg://postgres@db/test"})
+    assert s.database_url == "postgresql+asyncpg://postgres@db/test"
     for secret in SECRET_ENVIRONMENT.values():
         assert secret not in repr(s) and secret not in str(s)  # never in logs
     assert "secrets" not in {f.name for f in fields(s)}
 
 
-def test_channel_tables_are_carried_unread_and_read_only(tmp_path):
-    s = settings_from_mapping({"slack": {"api_url": "http://x/api/", "whatever": 1}, "teams": {"app_id": "a"}})
-    # The core does not read the channels' sections: an unknown key is the channel's to refuse.
-    assert dict(s.channel_table("slack")) == {"api_url": "http://x/api/", "whatever": 1}
-    assert s.channel_table("teams")["app_id"] == "a"
-    assert dict(Settings().channel_table("slack")) == {}
+def test_adapter_tables_are_carried_unread_and_read_only(tmp_path):
+    s = settings_from_mapping({"slack": {"api_url": "http://x/api/", "whatever": 1}, "teams": {"app_id": "a"},
+                               "server": {"port": 4000, "hosts": ["a", "b"]}})
+    # The core does not read the adapters' sections: an unknown key is the adapter's to refuse.
+    assert dict(s.adapter_table("slack")) == {"api_url": "http://x/api/", "whatever": 1}
+    assert s.adapter_table("teams")["app_id"] == "a"
+    assert s.adapter_table("server")["hosts"] == ("a", "b")
+    assert dict(Settings().adapter_table("slack")) == {}
     with pytest.raises(TypeError):
-        s.channel_table("slack")["api_url"] = "http://elsewhere/"  # type: ignore[index]
+        s.adapter_table("slack")["api_url"] = "http://elsewhere/"  # type: ignore[index]
 
 
 @pytest.mark.parametrize("key", ["slack_bot_token", "SLACK_SIGNING_SECRET", "slack_app_token",
@@ -134,7 +136,7 @@ def test_config_file_from_environment_variable(tmp_path, monkeypatch):
         ({"escalation": {"levels": [{"level": 1, "role": "r", "name": "n", "phone": "1"}]}}, "escalation.levels[0].email"),
         ({"tickets": {"number_format": "CS-{year}"}}, "tickets.number_format"),
         ({"tickets": {"number_format": "CS {seq}"}}, "tickets.number_format"),
-        ({"server": {"port": 70000}}, "server.port"),
+        ({"server": "0.0.0.0"}, "server"),
         ({"default_language": "de"}, "default_language"),
         ({"database": {"url": "mysql://x"}}, "database.url"),
         ({"slack_bot_token": "xoxb-1"}, "slack_bot_token"),

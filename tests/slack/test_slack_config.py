@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.slack.config import DEFAULT_API_URL, SlackConfig
-from bot.domain.config import ConfigError, ServerSettings, Settings, settings_from_mapping
+from bot.domain.config import ConfigError, Settings, settings_from_mapping
 
 ENVIRONMENT = {
     "SLACK_BOT_TOKEN": "xoxb-s3cr3t-bot",
@@ -37,8 +37,8 @@ def test_the_environment_beats_the_file():
 
 
 def test_the_server_and_language_settings_reach_slack():
-    settings = Settings(server=ServerSettings(insecure_dev_mode=True, workers=2), default_language="nl")
-    config = SlackConfig.load(settings, {"SLACK_BOT_TOKEN": "xoxb-1"})
+    settings = Settings(default_language="nl")
+    config = SlackConfig.load(settings, {"SLACK_BOT_TOKEN": "xoxb-1"}, insecure_dev_mode=True, worker_processes=2)
     assert (config.insecure_dev_mode, config.worker_processes, config.default_language) == (True, 2, "nl")
     assert config.http_problem is None  # the developer mode needs no signing secret
 

@@ -6,8 +6,12 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from bot.domain.config import ServerSettings, Settings
+from bot.app.desk import Desk
+from bot.domain.clock import ManualClock
+from bot.domain.config import Settings
 from tests.teams.conftest import (
     BOT_ID,
     CARD_TYPE,
@@ -18,6 +22,7 @@ from tests.teams.conftest import (
     load_activity,
     start_bot,
     teams_config,
+    teams_env,
 )
 
 LOTTE = "lotte.peeters@brasseriedeklok.be"
@@ -268,9 +273,8 @@ async def test_without_app_id_the_endpoint_answers_503(sqlite_store, fake_bf):
 
 
 async def test_developer_mode_on_loopback_runs_without_authentication(sqlite_store, fake_bf):
-    settings = Settings(server=ServerSettings(host="127.0.0.1", insecure_dev_mode=True))
     config = teams_config(fake_bf, app_id=None, app_password=None, insecure_dev_mode=True)
-    bot = await start_bot(sqlite_store, fake_bf, settings=settings, config=config)
+    bot = await start_bot(sqlite_store, fake_bf, config=config)
     try:
         status, _ = await bot.post(bot.activity("29:lotte", "help"), token=None)
         assert status == 200
@@ -281,9 +285,16 @@ async def test_developer_mode_on_loopback_runs_without_authentication(sqlite_sto
 
 
 async def test_developer_mode_is_refused_off_loopback(sqlite_store, fake_bf):
-    settings = Settings(server=ServerSettings(host="0.0.0.0", insecure_dev_mode=True))
-    config = teams_config(fake_bf, app_id=None, app_password=None, insecure_dev_mode=True)
-    bot = await start_bot(sqlite_store, fake_bf, settings=settings, config=config)
+    # The composition root gives the channels the server's developer mode on loopback only.
+    from adapters.server.channels import Channels
+    from adapters.server.config import ServerConfig
+
+    desk = Desk(Settings(), sqlite_store, ManualClock(datetime(2026, 11, 26, 10, tzinfo=ZoneInfo("Europe/Brussels"))))
+    for host, developer_mode in (("0.0.0.0", False), ("127.0.0.1", True)):
+        channels = Channels.of(desk, teams_env(fake_bf), ServerConfig(host=host, insecure_dev_mode=True))
+        assert (channels.teams.accepting, channels.slack.config.insecure_dev_mode) == (developer_mode, developer_mode)
+    off_loopback = Channels.of(desk, teams_env(fake_bf), ServerConfig(host="0.0.0.0", insecure_dev_mode=True))
+    bot = await start_bot(sqlite_store, fake_bf, config=off_loopback.teams.config)
     try:
         status, _ = await bot.post(bot.activity("29:lotte", "help"), token=None)
         assert status == 503 and bot.fake.sent() == []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.teams.config import PUBLIC_OPENID_METADATA_URL, TeamsConfig
-from bot.domain.config import ConfigError, ServerSettings, Settings, settings_from_mapping
+from bot.domain.config import ConfigError, Settings, settings_from_mapping
 
 
 def test_the_password_comes_from_the_environment_and_never_shows():
@@ -43,7 +43,7 @@ def test_the_environment_beats_the_file():
 
 
 def test_the_developer_mode_reaches_teams():
-    config = TeamsConfig.from_settings(Settings(server=ServerSettings(insecure_dev_mode=True)), {})
+    config = TeamsConfig.from_settings(Settings(), {}, insecure_dev_mode=True)
     assert config.insecure_dev_mode
 
 
