@@ -234,6 +234,25 @@ def test_invalid_configuration_names_the_key_and_stops(tmp_path):
     assert result.returncode == 2 and "multipliers.sunday" in result.stderr
 
 
+@pytest.mark.parametrize("table,key", [("[slack]\napi_ulr = 'http://127.0.0.1:9/api/'", "slack.api_ulr"),
+                                       ("[teams]\ntenant = 'x'", "teams.tenant"),
+                                       ("[slack]\nbot_token = 'xoxb-s3cr3t'", "slack.bot_token"),
+                                       ("[server]\nport = 70000", "server.port"),
+                                       ("[server]\nhots = '0.0.0.0'", "server.hots")])
+def test_a_wrong_key_in_an_adapters_section_stops_every_command(tmp_path, table, key):
+    config = tmp_path / "bad.toml"
+    config.write_text(table + "\n")
+    result = run(["tickets", "list"], f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", env_extra={"CAREDESK_CONFIG": str(config)})
+    assert result.returncode == 2 and f"'{key}'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "s3cr3t" not in result.stderr
+
+
+def test_a_bad_teams_variable_stops_the_command(tmp_path):
+    result = run(["tickets", "list"], f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
+                 env_extra={"MICROSOFT_APP_TYPE": "Personal"})
+    assert result.returncode == 2 and "MICROSOFT_APP_TYPE" in result.stderr
+
+
 def test_insecure_mode_refuses_a_public_address(tmp_path):
     result = run(["serve", "--host", "0.0.0.0", "--port", str(free_port())], f"sqlite+aiosqlite:///{tmp_path / 'x.db'}",
                  env_extra={"CAREDESK_INSECURE_DEV_MODE": "true"})

@@ -11,10 +11,11 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.server.config import ServerConfig
 from adapters.server.delivery import Sender
-from adapters.slack import SlackChannel
+from adapters.slack import SlackChannel, SlackConfig
 from adapters.slack import mount as mount_slack
-from adapters.teams import TeamsApp, configure
+from adapters.teams import TeamsApp, TeamsConfig, configure
 from adapters.teams import mount as mount_teams
 from bot.app.desk import Desk
 from bot.app.inbox import Handler
@@ -26,10 +27,18 @@ class Channels:
     teams: TeamsApp
 
     @classmethod
-    def of(cls, desk: Desk, *, slack_options: Mapping[str, Any] | None = None,
-           teams: TeamsApp | None = None) -> Channels:
-        """Every channel of `desk`; each answers 503 by itself when it is not configured."""
-        return cls(SlackChannel(desk, **dict(slack_options or {})), teams if teams is not None else configure(desk))
+    def of(cls, desk: Desk, env: Mapping[str, str], server: ServerConfig, *,
+           slack_options: Mapping[str, Any] | None = None, teams: TeamsApp | None = None) -> Channels:
+        """Every channel of `desk`, configured from its settings' tables and `env` (the process's
+        environment: the secrets), with what they need of the `server`'s settings; each answers
+        503 by itself when it is not configured."""
+        slack_config = SlackConfig.load(desk.settings, env, insecure_dev_mode=server.developer_mode,
+                                        worker_processes=server.workers)
+        slack = SlackChannel(desk, config=slack_config, **dict(slack_options or {}))
+        if teams is None:
+            teams_config = TeamsConfig.from_settings(desk.settings, env, insecure_dev_mode=server.developer_mode)
+            teams = configure(desk, config=teams_config)
+        return cls(slack, teams)
 
     def mount(self, app: web.Application) -> None:
         """Add every channel's route to the server."""

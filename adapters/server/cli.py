@@ -14,12 +14,13 @@ import sys
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Mapping, Sequence
 
 from bot.domain.clock import clock_from_settings, parse_local
 from bot.domain.config import ConfigError, Settings, is_email, load_settings
 from bot.app.desk import Desk
 from bot.domain.directory import DirectoryError, read_directory_file
+from adapters.server.config import MAX_WORKERS, ServerConfig
 from adapters.shared.pressure import AckPressure
 from bot.i18n import translate
 from bot.domain.quote import QuoteError
@@ -49,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         settings = load_settings(args.config)
+        # The adapters' sections and variables are theirs to check, but every command refuses
+        # a wrong one at start-up, as it refuses a wrong key of the core's.
+        check_adapter_settings(settings, os.environ)
     except ConfigError as exc:
         print(f"caredesk: {exc}", file=sys.stderr)
         return 2
@@ -62,6 +66,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def check_adapter_settings(settings: Settings, env: Mapping[str, str]) -> None:
+    """Each adapter parses its own section of the file and its own environment variables;
+    `ConfigError` names the first key or variable that is wrong."""
+    from adapters.slack.config import SlackConfig
+    from adapters.teams.config import TeamsConfig
+
+    ServerConfig.load(settings, env)
+    SlackConfig.load(settings, env)
+    TeamsConfig.from_settings(settings, env)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -202,15 +217,15 @@ def _print_json(value: Any) -> None:
 async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from adapters.server.web import serve
 
-    host = args.host or settings.server.host
-    port = args.port if args.port is not None else settings.server.port
-    workers = args.workers if args.workers is not None else settings.server.workers
-    if not 0 <= workers <= 64:
-        raise UsageError("--workers must be between 0 and 64")
+    server = ServerConfig.load(settings, os.environ)
+    workers = args.workers if args.workers is not None else server.workers
+    if not 0 <= workers <= MAX_WORKERS:
+        raise UsageError(f"--workers must be between 0 and {MAX_WORKERS}")
     # The channels check the address really listened on (developer mode only on loopback).
-    settings = replace(settings, server=replace(settings.server, host=host, port=port, workers=workers))
+    server = replace(server, host=args.host or server.host, port=args.port if args.port is not None else server.port,
+                     workers=workers)
     async with _desk(settings) as desk:
-        await serve(desk, host, port, config=args.config)
+        await serve(desk, server, config=args.config)
     return 0
 
 
@@ -240,7 +255,7 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         log.info("CareDesk worker started")
         # The channels of this process: Slack's Bolt app runs the work the server's acks wrote
         # down; both channels deliver the outbox.
-        channels = Channels.of(desk)
+        channels = Channels.of(desk, os.environ, ServerConfig.load(settings, os.environ))
         tasks = [asyncio.create_task(Dispatcher(desk, ChannelDelivery(desk, channels.senders()),
                                                 lease=timedelta(seconds=args.lease_seconds)).run(stop, interval=args.interval))]
         pressure = None

@@ -25,6 +25,7 @@ log = logging.getLogger("caredesk.web")
 
 if TYPE_CHECKING:
     from adapters.server.channels import Channels
+    from adapters.server.config import ServerConfig
     from adapters.server.delivery import Sender
     from bot.app.inbox import InboxWorker
 
@@ -203,16 +204,16 @@ def start_dispatcher(app: web.Application, desk: Desk, senders: dict[str, "Sende
     app.on_cleanup.append(on_cleanup)
 
 
-async def serve(desk: Desk, host: str, port: int, *, dispatcher: bool = True, config: str | None = None) -> None:
+async def serve(desk: Desk, server: "ServerConfig", *, dispatcher: bool = True, config: str | None = None) -> None:
     from adapters.server.channels import Channels
 
-    check_insecure_mode(host, desk.settings.server.insecure_dev_mode)
+    host, port = server.host, server.port
+    check_insecure_mode(host, server.insecure_dev_mode)
     # The channels of this process, built once: the routes, Socket Mode and the outbox share them
     # (one profile cache, one Web API client, one Bot Framework transport).
-    channels = Channels.of(desk)
+    channels = Channels.of(desk, os.environ, server)
     app = build_app(desk, (channels.mount,))
-    workers = (WorkerProcesses(desk.settings.server.workers, config, app[PRESSURE_KEY])
-               if desk.settings.server.workers else None)
+    workers = WorkerProcesses(server.workers, config, app[PRESSURE_KEY]) if server.workers else None
     if workers is not None and getattr(desk.store, "dialect", None) == "sqlite":
         # A worker process and the server then wait on each other for SQLite's one write lock,
         # and the acknowledgements wait with them (docs/performance.md).
@@ -228,7 +229,7 @@ async def serve(desk: Desk, host: str, port: int, *, dispatcher: bool = True, co
     if workers is not None:
         await workers.start()
     socket_mode = None
-    if desk.settings.secrets.slack_app_token:
+    if channels.slack.config.app_token:
         from adapters.slack import start_socket_mode
 
         # Socket Mode: Slack connects out from here, no public URL needed.

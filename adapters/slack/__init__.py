@@ -1,8 +1,9 @@
 """The Slack channel (slack-bolt `AsyncApp`), mounted in CareDesk's aiohttp server.
 
 Entry points:
-* `SlackChannel(desk)`: the one Slack channel of a process; the server builds it and passes it
-  to the route, Socket Mode, the inbox worker and the outbox (`channel.send_to_person`).
+* `SlackChannel(desk, config=SlackConfig.load(settings, env))`: the one Slack channel of a
+  process; the server builds it and passes it to the route, Socket Mode, the inbox worker and
+  the outbox (`channel.send_to_person`).
 * `mount(app, desk, channel=...)` adds `POST /slack/events` (events, slash commands,
   interactivity); the channel object is `app[SLACK_KEY]` (its `pending` tasks, `drain()`), and
   its background work is finished or cancelled when the app shuts down.
@@ -21,18 +22,19 @@ from bot.app.desk import Desk
 
 from adapters.shared.pressure import PRESSURE_KEY, counted
 from adapters.slack.channel import SlackChannel
+from adapters.slack.config import SlackConfig
 from adapters.slack.http import EVENTS_PATH
 from adapters.slack.manifest import render_manifest
 
 SLACK_KEY: web.AppKey[SlackChannel] = web.AppKey("slack", SlackChannel)
 
-__all__ = ["EVENTS_PATH", "SLACK_KEY", "SlackChannel", "SocketModeHandle", "mount", "render_manifest",
+__all__ = ["EVENTS_PATH", "SLACK_KEY", "SlackChannel", "SlackConfig", "SocketModeHandle", "mount", "render_manifest",
            "start_socket_mode"]
 
 
 def mount(app: web.Application, desk: Desk, channel: SlackChannel | None = None, **options: Any) -> None:
     """Add `POST /slack/events` for `channel` (one is built for `desk` when none is given, with
-    `options`: tests' `signature_clock`, `retry_handlers`). Without Slack settings the route
+    `options`: `config`, tests' `signature_clock`, `retry_handlers`). Without Slack settings the route
     answers 503 and the rest of the server runs on.
 
     The requests written to the inbox are worked on in this process too, unless worker processes

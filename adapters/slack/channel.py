@@ -38,12 +38,13 @@ CONCURRENT_TURNS = 3
 
 
 class SlackChannel:
-    def __init__(self, desk: Desk, *, signature_clock: Clock | None = None,
+    def __init__(self, desk: Desk, *, config: SlackConfig | None = None, signature_clock: Clock | None = None,
                  retry_handlers: Sequence[AsyncRetryHandler] | None = None,
                  concurrency: int = CONCURRENT_TURNS) -> None:
         self.desk = desk
         self.store = desk.store
-        self.config = config = SlackConfig.from_settings(desk.settings)
+        # Without a config: the desk's `[slack]` table and this process's environment.
+        self.config = config = config if config is not None else SlackConfig.load(desk.settings)
         self.conversation = TurnRunner(desk)
         handlers = list(retry_handlers) if retry_handlers is not None else default_retry_handlers()
         self.client = web_client(config, handlers)

@@ -2,8 +2,9 @@
 
 Entry points:
 
-* `configure(desk)`        -- the Teams channel of a process (`TeamsApp`), built once by the
-                               composition root (`adapters.server.channels.Channels`);
+* `configure(desk, config=TeamsConfig.from_settings(settings, env))` -- the Teams channel of a
+                               process (`TeamsApp`), built once by the composition root
+                               (`adapters.server.channels.Channels`);
 * `mount(app, teams)`       -- adds `POST /api/messages` (Bot Framework messaging endpoint) to the
                                aiohttp server;
 * `teams.send_proactive(user_key_or_email, response_or_replies)` -- a proactive message to a

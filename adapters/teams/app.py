@@ -10,7 +10,6 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.shared.network import is_loopback
 from adapters.teams.channel import TeamsChannel
 from adapters.teams.config import TeamsConfig
 from adapters.teams.proactive import ProactiveDeliveryError, ProactiveMessage, send_proactive
@@ -40,10 +39,9 @@ class TeamsApp:
 
     @property
     def accepting(self) -> bool:
-        """Authentication on (an app id), or the explicit developer mode on a loopback address."""
-        if self.config.auth_enabled:
-            return True
-        return self.config.insecure_dev_mode and is_loopback(self.desk.settings.server.host)
+        """Authentication on (an app id), or the explicit developer mode (which the composition
+        root gives only to a server on a loopback address)."""
+        return self.config.auth_enabled or self.config.insecure_dev_mode
 
     def keep(self, task: asyncio.Task[Any]) -> None:
         self.background.add(task)
@@ -78,7 +76,8 @@ class TeamsApp:
 def configure(desk: Desk, *, config: TeamsConfig | None = None, transport: TeamsTransport | None = None) -> TeamsApp:
     """The Teams channel of a process: built once by the composition root (the server, a worker)
     and handed to the route and the outbox."""
-    config = config or TeamsConfig.from_settings(desk.settings)
+    # Without a config: the desk's `[teams]` table and this process's environment.
+    config = config if config is not None else TeamsConfig.from_settings(desk.settings)
     if transport is None:
         from adapters.teams.botbuilder_transport import BotbuilderTransport
 

@@ -1,5 +1,14 @@
-"""Teams settings: the bot's identity (from CareDesk's settings) and every Bot Framework endpoint
-(from the environment, so the bot runs in sovereign clouds and the tests run offline).
+"""Teams settings: the bot's identity (the file's `[teams]` table, carried unread by the core's
+`Settings`, and the MICROSOFT_APP_* environment variables) and every Bot Framework endpoint (from
+the environment, so the bot runs in sovereign clouds and the tests run offline), parsed and
+checked here, by the channel that uses them. The environment wins over the file.
+
+| setting | environment | file | default |
+|---|---|---|---|
+| app id | `MICROSOFT_APP_ID` | `[teams] app_id` | none: `POST /api/messages` answers 503 |
+| app password | `MICROSOFT_APP_PASSWORD` | never (a secret) | none |
+| tenant id | `MICROSOFT_APP_TENANT_ID` | `[teams] app_tenant_id` | none |
+| app type | `MICROSOFT_APP_TYPE` | `[teams] app_type` | MultiTenant |
 
 | variable | default (public cloud) |
 |---|---|
@@ -12,9 +21,6 @@
 | `BOTFRAMEWORK_OAUTH_URL` | https://api.botframework.com (user token service) |
 | `TEAMS_RESPONSE_DEADLINE_SECONDS` | 10 (Teams gives up after 15 s) |
 | `TEAMS_MEMBER_CACHE_SECONDS` | 3600 |
-
-bot/domain/config.py owns the CareDesk settings and is not edited by the Teams adapter: these are read
-here, from the environment only.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from bot.domain.config import Settings
+from bot.domain.config import SECRETS_MESSAGE, ConfigError, Settings, reject_unknown_keys
 
 PUBLIC_OPENID_METADATA_URL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
 PUBLIC_TOKEN_ISSUER = "https://api.botframework.com"
@@ -33,6 +40,10 @@ PUBLIC_EMULATOR_OPENID_METADATA_URL = (
 PUBLIC_LOGIN_PREFIX = "https://login.microsoftonline.com/"
 PUBLIC_OAUTH_SCOPE = "https://api.botframework.com"
 PUBLIC_OAUTH_URL = "https://api.botframework.com"
+APP_TYPES = ("MultiTenant", "SingleTenant", "UserAssignedMSI")
+FILE_KEYS = ("app_id", "app_tenant_id", "app_type")
+# Keys someone might write in `[teams]` for the secret: refused with the variable to use instead.
+SECRET_FILE_KEYS = ("app_password", "microsoft_app_password", "password")
 
 ENV_KEYS = (
     "BOTFRAMEWORK_OPENID_METADATA_URL",
@@ -62,7 +73,8 @@ class TeamsConfig:
     oauth_url: str = PUBLIC_OAUTH_URL
     response_deadline: float = 10.0
     member_cache_seconds: float = 3600.0
-    # Developer mode (Bot Framework Emulator): no app id, no authentication, loopback only.
+    # Developer mode (Bot Framework Emulator): no app id, no authentication. The composition
+    # root sets it only for a server on a loopback address (`ServerConfig.developer_mode`).
     insecure_dev_mode: bool = False
 
     @property
@@ -70,21 +82,26 @@ class TeamsConfig:
         return bool(self.app_id)
 
     @classmethod
-    def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> TeamsConfig:
+    def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None, *,
+                      insecure_dev_mode: bool = False) -> TeamsConfig:
+        """Teams' config from the file's `[teams]` table and the environment (which wins);
+        `ConfigError` names the key or variable that is wrong. The developer mode is the
+        composition root's to give (the server's setting, on a loopback address only)."""
         env = os.environ if env is None else env
 
         def get(key: str, default: str) -> str:
             value = (env.get(key) or "").strip()
             return value or default
 
-        tenant = settings.microsoft_app_tenant_id
-        authority_tenant = tenant if settings.microsoft_app_type == "SingleTenant" and tenant else "botframework.com"
+        identity = TeamsIdentity.parse(settings.adapter_table("teams"), env)
+        tenant = identity.tenant_id
+        authority_tenant = tenant if identity.app_type == "SingleTenant" and tenant else "botframework.com"
         login_url = get("BOTFRAMEWORK_LOGIN_URL", PUBLIC_LOGIN_PREFIX + authority_tenant).rstrip("/")
         return cls(
-            app_id=(settings.microsoft_app_id or "").strip() or None,
-            app_password=settings.secrets.microsoft_app_password,
+            app_id=identity.app_id,
+            app_password=env.get("MICROSOFT_APP_PASSWORD") or None,
             tenant_id=tenant,
-            app_type=settings.microsoft_app_type,
+            app_type=identity.app_type,
             openid_metadata_url=get("BOTFRAMEWORK_OPENID_METADATA_URL", PUBLIC_OPENID_METADATA_URL),
             token_issuer=get("BOTFRAMEWORK_TOKEN_ISSUER", PUBLIC_TOKEN_ISSUER),
             emulator_openid_metadata_url=get("BOTFRAMEWORK_EMULATOR_OPENID_METADATA_URL",
@@ -95,8 +112,48 @@ class TeamsConfig:
             oauth_url=get("BOTFRAMEWORK_OAUTH_URL", PUBLIC_OAUTH_URL),
             response_deadline=_positive(env, "TEAMS_RESPONSE_DEADLINE_SECONDS", 10.0),
             member_cache_seconds=_positive(env, "TEAMS_MEMBER_CACHE_SECONDS", 3600.0),
-            insecure_dev_mode=settings.server.insecure_dev_mode,
+            insecure_dev_mode=insecure_dev_mode,
         )
+
+
+@dataclass(frozen=True)
+class TeamsIdentity:
+    """Who the bot is to Microsoft (no secret): the file's `[teams]` keys, overridden by the
+    MICROSOFT_APP_* variables."""
+
+    app_id: str | None = None
+    tenant_id: str | None = None
+    app_type: str = "MultiTenant"
+
+    @classmethod
+    def parse(cls, table: Mapping[str, Any], env: Mapping[str, str]) -> TeamsIdentity:
+        for key in table:
+            if key.lower() in SECRET_FILE_KEYS:
+                raise ConfigError(f"teams.{key}", f"{SECRETS_MESSAGE}: set MICROSOFT_APP_PASSWORD")
+        reject_unknown_keys("teams.", table, FILE_KEYS)
+        app_id = _optional_text("teams.app_id", table["app_id"]) if "app_id" in table else None
+        tenant_id = _optional_text("teams.app_tenant_id", table["app_tenant_id"]) if "app_tenant_id" in table else None
+        app_type = _app_type("teams.app_type", table["app_type"]) if "app_type" in table else "MultiTenant"
+        if env.get("MICROSOFT_APP_ID"):
+            app_id = env["MICROSOFT_APP_ID"]
+        if env.get("MICROSOFT_APP_TENANT_ID"):
+            tenant_id = env["MICROSOFT_APP_TENANT_ID"]
+        if env.get("MICROSOFT_APP_TYPE"):
+            app_type = _app_type("MICROSOFT_APP_TYPE", env["MICROSOFT_APP_TYPE"])
+        return cls((app_id or "").strip() or None, tenant_id, app_type)
+
+
+def _optional_text(key: str, value: Any) -> str | None:
+    """A text that may be left empty ("" in the example file means: not set)."""
+    if not isinstance(value, str):
+        raise ConfigError(key, f"expected a text, got {value!r}")
+    return value or None
+
+
+def _app_type(key: str, value: Any) -> str:
+    if not isinstance(value, str) or value not in APP_TYPES:
+        raise ConfigError(key, f"expected one of {', '.join(APP_TYPES)}, got {value!r}")
+    return value
 
 
 def _positive(env: Mapping[str, str], key: str, default: float) -> float:
@@ -106,7 +163,7 @@ def _positive(env: Mapping[str, str], key: str, default: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"environment variable {key}: expected a number of seconds, got {raw!r}") from None
+        raise ConfigError(key, f"expected a number of seconds, got {raw!r}") from None
     if value <= 0:
-        raise ValueError(f"environment variable {key}: must be positive, got {raw!r}")
+        raise ConfigError(key, f"must be positive, got {raw!r}")
     return value

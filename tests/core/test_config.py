@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import time
 from decimal import Decimal
 from pathlib import Path
@@ -60,15 +61,52 @@ def test_file_values_override_defaults(tmp_path):
     assert s.service("parameters").rate == Decimal("82.18")
 
 
-def test_environment_wins_and_carries_secrets(tmp_path):
+SECRET_ENVIRONMENT = {
+    "SLACK_BOT_TOKEN": "xoxb-s3cr3t-bot",
+    "SLACK_SIGNING_SECRET": "s3cr3t-signing",
+    "SLACK_APP_TOKEN": "xapp-s3cr3t-app",
+    "MICROSOFT_APP_PASSWORD": "s3cr3t-password",
+}
+
+
+def test_environment_wins(tmp_path):
     s = settings_from_mapping(
-        {"database": {"url": "sqlite+aiosqlite:///x.db"}},
-        {"DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1/test", "SLACK_SIGNING_SECRET": "s3cr3t", "CAREDESK_PORT": "4000"},
+        {"database": {"url": "sqlite+aiosqlite:///x.db"}, "clock": {"fixed_now": "2026-11-28T22:30"}},
+        {"DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1/test", "CAREDESK_FIXED_NOW": "2026-11-26T10:00"},
     )
     assert s.database_url.startswith("postgresql+asyncpg://")
-    assert s.secrets.slack_signing_secret == "s3cr3t"
-    assert s.server.port == 4000
-    assert "s3cr3t" not in repr(s)  # never in logs
+    assert s.fixed_now == "2026-11-26T10:00"
+
+
+def test_the_core_keeps_no_secret_even_when_the_environment_has_them(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[slack]\napi_url = "http://127.0.0.1:9/api/"\n[teams]\napp_id = "app"\n')
+    s = load_settings(path, environ={**SECRET_ENVIRONMENT, "DATABASE_URL": "postgresql+asyncpg://postgres@db/test"})
+    assert s.database_url == "postgresql+asyncpg://postgres@db/test"
+    for secret in SECRET_ENVIRONMENT.values():
+        assert secret not in repr(s) and secret not in str(s)  # never in logs
+    assert "secrets" not in {f.name for f in fields(s)}
+
+
+def test_adapter_tables_are_carried_unread_and_read_only(tmp_path):
+    s = settings_from_mapping({"slack": {"api_url": "http://x/api/", "whatever": 1}, "teams": {"app_id": "a"},
+                               "server": {"port": 4000, "hosts": ["a", "b"]}})
+    # The core does not read the adapters' sections: an unknown key is the adapter's to refuse.
+    assert dict(s.adapter_table("slack")) == {"api_url": "http://x/api/", "whatever": 1}
+    assert s.adapter_table("teams")["app_id"] == "a"
+    assert s.adapter_table("server")["hosts"] == ("a", "b")
+    assert dict(Settings().adapter_table("slack")) == {}
+    with pytest.raises(TypeError):
+        s.adapter_table("slack")["api_url"] = "http://elsewhere/"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("key", ["slack_bot_token", "SLACK_SIGNING_SECRET", "slack_app_token",
+                                 "microsoft_app_password", "secrets"])
+def test_a_secret_in_the_file_is_refused(key):
+    with pytest.raises(ConfigError) as err:
+        settings_from_mapping({key: "s3cr3t"}, {})
+    assert err.value.key == key
+    assert "environment" in str(err.value) and "s3cr3t" not in str(err.value)
 
 
 def test_config_file_from_environment_variable(tmp_path, monkeypatch):
@@ -98,10 +136,12 @@ def test_config_file_from_environment_variable(tmp_path, monkeypatch):
         ({"escalation": {"levels": [{"level": 1, "role": "r", "name": "n", "phone": "1"}]}}, "escalation.levels[0].email"),
         ({"tickets": {"number_format": "CS-{year}"}}, "tickets.number_format"),
         ({"tickets": {"number_format": "CS {seq}"}}, "tickets.number_format"),
-        ({"server": {"port": 70000}}, "server.port"),
+        ({"server": "0.0.0.0"}, "server"),
         ({"default_language": "de"}, "default_language"),
         ({"database": {"url": "mysql://x"}}, "database.url"),
         ({"slack_bot_token": "xoxb-1"}, "slack_bot_token"),
+        ({"slack": "https://slack.com/api/"}, "slack"),
+        ({"teams": ["app"]}, "teams"),
         ({"mystery": 1}, "mystery"),
     ],
 )

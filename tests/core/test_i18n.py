@@ -35,9 +35,10 @@ def test_every_key_used_in_code_exists():
     known = set(catalog("en"))
     sections = {k.split(".")[0] for k in known}
     missing = []
-    # Code that talks to people (the store and the settings use dotted names of their own).
+    # Code that talks to people (the store and the settings modules, the core's and each
+    # adapter's config.py, use dotted names of their own: "slack.api_url").
     sources = [p for p in (ROOT / "bot").rglob("*.py") if "store" not in p.parts and p.name != "config.py"]
-    sources += list((ROOT / "adapters").rglob("*.py"))
+    sources += [p for p in (ROOT / "adapters").rglob("*.py") if p.name != "config.py"]
     for path in sources:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):

@@ -18,10 +18,9 @@ from adapters.slack import SLACK_KEY
 from adapters.slack import mount as slack_mount
 from adapters.teams import configure
 from adapters.teams import mount as teams_mount
-from adapters.teams.config import TeamsConfig
 from adapters.server.web import build_app
 from bot.domain.clock import ManualClock
-from bot.domain.config import Secrets, Settings
+from bot.domain.config import Settings
 from bot.app.desk import Desk
 from bot.domain.directory import read_directory_file
 from tests.slack.conftest import (  # noqa: F401
@@ -32,6 +31,7 @@ from tests.slack.conftest import (  # noqa: F401
     SlackEnv,
     fake_slack,
     fast_retries,
+    slack_config,
 )
 from tests.teams.conftest import (  # noqa: F401
     APP_ID,
@@ -40,6 +40,7 @@ from tests.teams.conftest import (  # noqa: F401
     fake_bf,
     other_rsa_key,
     rsa_key,
+    teams_config,
     teams_env,
 )
 
@@ -108,15 +109,10 @@ async def hostile_store(tmp_path):
 
 async def start_both(store: Any, fake_slack: Any, fake_bf: Any) -> Both:
     await store.replace_directory(read_directory_file(ROOT / "examples" / "directory.yaml"))
-    settings = Settings(
-        secrets=Secrets(slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
-                        microsoft_app_password=APP_PASSWORD),
-        slack_api_url=fake_slack.url,
-        microsoft_app_id=APP_ID,
-    )
-    desk = Desk(settings, store, ManualClock(NOW))
-    teams = configure(desk, config=TeamsConfig.from_settings(settings, env=teams_env(fake_bf)))
-    app = build_app(desk, channels=(lambda a: slack_mount(a, desk, retry_handlers=fast_retries()),
+    desk = Desk(Settings(), store, ManualClock(NOW))
+    teams = configure(desk, config=teams_config(fake_bf))
+    slack = slack_config(fake_slack)
+    app = build_app(desk, channels=(lambda a: slack_mount(a, desk, config=slack, retry_handlers=fast_retries()),
                                     lambda a: teams_mount(a, teams)))
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()

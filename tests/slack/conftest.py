@@ -27,7 +27,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.domain.clock import ManualClock
-from bot.domain.config import Secrets, Settings
+from adapters.slack.config import SlackConfig
+from bot.domain.config import Settings
 from bot.app.desk import Desk
 from bot.domain.directory import read_directory_file
 
@@ -445,22 +446,26 @@ def fast_retries():
     return default_retry_handlers(backoff_factor=0.01)
 
 
-def slack_settings(fake: FakeSlack | None, **secrets: Any) -> Settings:
-    values = {"slack_bot_token": BOT_TOKEN, "slack_signing_secret": SIGNING_SECRET, **secrets}
-    return Settings(secrets=Secrets(**values), slack_api_url=fake.url if fake else None)
+def slack_config(fake: FakeSlack | None, **fields: Any) -> SlackConfig:
+    """Slack's config for a test, given outright: the fake's secrets and Web API, and `fields`."""
+    values: dict[str, Any] = {"bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET, **fields}
+    if fake is not None:
+        values.setdefault("api_url", fake.url)
+    return SlackConfig(**values)
 
 
-async def make_desk(store, settings: Settings) -> Desk:
+async def make_desk(store, settings: Settings | None = None) -> Desk:
     await store.replace_directory(read_directory_file(ROOT / "examples" / "directory.yaml"))
-    return Desk(settings, store, ManualClock(NOW))
+    return Desk(settings or Settings(), store, ManualClock(NOW))
 
 
-async def start_env(store, fake: FakeSlack, settings: Settings | None = None, **options: Any):
+async def start_env(store, fake: FakeSlack, config: SlackConfig | None = None, **options: Any):
     from adapters.slack import SLACK_KEY, mount
     from adapters.server.web import build_app
 
-    desk = await make_desk(store, settings or slack_settings(fake))
+    desk = await make_desk(store)
     options.setdefault("retry_handlers", fast_retries())
+    options["config"] = config or slack_config(fake)
     app = build_app(desk, channels=(lambda a: mount(a, desk, **options),))
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()

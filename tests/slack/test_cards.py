@@ -147,9 +147,9 @@ def test_home_and_info_views_are_valid():
 async def test_the_cores_real_replies_render_validly_in_every_language(lang, sqlite_store):
     from bot.app.runner import TurnRunner
     from bot.protocol.turn import Turn, UserIdentity
-    from tests.slack.conftest import make_desk, slack_settings
+    from tests.slack.conftest import make_desk
 
-    desk = await make_desk(sqlite_store, slack_settings(None))
+    desk = await make_desk(sqlite_store)
     conversation = TurnRunner(desk)
     user = UserIdentity(id="W1", email="lotte.peeters@brasseriedeklok.be", locale=lang)
     for text in ("help", "contacts", "ticket", "quote", "status"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.slack.conftest import LOTTE, TEAM, block_text, load_json, make_desk, slack_settings, start_env
+from tests.slack.conftest import LOTTE, TEAM, block_text, load_json, make_desk, slack_config, start_env
 
 
 async def wait_for(condition, timeout: float = 10.0) -> None:
@@ -24,8 +24,9 @@ async def test_socket_mode_receives_an_event_acks_it_and_answers(sqlite_store, f
                 event_id="EvSOCKET1")
     fake_slack.socket_envelopes.append({"envelope_id": "env-1", "type": "events_api", "accepts_response_payload": False,
                                         "retry_attempt": 0, "retry_reason": "", "payload": body})
-    desk = await make_desk(sqlite_store, slack_settings(fake_slack, slack_app_token="xapp-test", slack_signing_secret=None))
-    handle = await start_socket_mode(SlackChannel(desk))
+    desk = await make_desk(sqlite_store)
+    config = slack_config(fake_slack, app_token="xapp-test", signing_secret=None)
+    handle = await start_socket_mode(SlackChannel(desk, config=config))
     try:
         await wait_for(lambda: fake_slack.messages() and any(a.get("envelope_id") == "env-1" for a in fake_slack.socket_acks))
         await handle.channel.drain()
@@ -41,9 +42,9 @@ async def test_socket_mode_needs_an_app_token(sqlite_store, fake_slack):
 
     from adapters.slack import SlackChannel, start_socket_mode
 
-    desk = await make_desk(sqlite_store, slack_settings(fake_slack))
+    desk = await make_desk(sqlite_store)
     with pytest.raises(RuntimeError, match="SLACK_APP_TOKEN"):
-        await start_socket_mode(SlackChannel(desk))
+        await start_socket_mode(SlackChannel(desk, config=slack_config(fake_slack)))
 
 
 async def test_requests_are_acknowledged_before_the_work_is_done(env):

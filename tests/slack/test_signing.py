@@ -16,7 +16,7 @@ from tests.slack.conftest import (
     load_json,
     reference,
     sign,
-    slack_settings,
+    slack_config,
     start_env,
 )
 
@@ -90,9 +90,9 @@ def test_slacks_documented_example_reproduces_with_a_frozen_clock():
 
 async def _vector_env(sqlite_store, fake_slack, clock=None):
     vector = load_json("signing/slack_signing_vector.json")
-    settings = slack_settings(fake_slack, slack_signing_secret=vector["signing_secret"])
+    config = slack_config(fake_slack, signing_secret=vector["signing_secret"])
     options = {"signature_clock": clock} if clock else {}
-    return vector, await start_env(sqlite_store, fake_slack, settings, **options)
+    return vector, await start_env(sqlite_store, fake_slack, config, **options)
 
 
 async def test_the_2018_example_is_rejected_as_stale_by_the_server(sqlite_store, fake_slack):
@@ -135,7 +135,7 @@ def vector_timestamp() -> str:
 
 
 async def test_not_configured_answers_503_and_the_server_runs_on(sqlite_store, fake_slack):
-    env = await start_env(sqlite_store, fake_slack, slack_settings(fake_slack, slack_signing_secret=None))
+    env = await start_env(sqlite_store, fake_slack, slack_config(fake_slack, signing_secret=None))
     try:
         body = json.dumps(load_json("payloads/url_verification.json"))
         response = await env.post(body, "application/json")
@@ -149,7 +149,7 @@ async def test_not_configured_answers_503_and_the_server_runs_on(sqlite_store, f
 
 
 async def test_no_bot_token_answers_503(sqlite_store, fake_slack):
-    env = await start_env(sqlite_store, fake_slack, slack_settings(fake_slack, slack_bot_token=None))
+    env = await start_env(sqlite_store, fake_slack, slack_config(fake_slack, bot_token=None))
     try:
         response = await env.post("{}", "application/json")
         assert response.status == 503
@@ -159,11 +159,8 @@ async def test_no_bot_token_answers_503(sqlite_store, fake_slack):
 
 
 async def test_insecure_dev_mode_without_a_secret_accepts_unsigned_requests(sqlite_store, fake_slack):
-    from dataclasses import replace
-
-    settings = slack_settings(fake_slack, slack_signing_secret=None)
-    settings = replace(settings, server=replace(settings.server, insecure_dev_mode=True))
-    env = await start_env(sqlite_store, fake_slack, settings)
+    config = slack_config(fake_slack, signing_secret=None, insecure_dev_mode=True)
+    env = await start_env(sqlite_store, fake_slack, config)
     try:
         response = await env.dm("hello", signed=False)
         assert response.status == 200
@@ -173,11 +170,8 @@ async def test_insecure_dev_mode_without_a_secret_accepts_unsigned_requests(sqli
 
 
 async def test_insecure_dev_mode_still_checks_a_configured_secret(sqlite_store, fake_slack):
-    from dataclasses import replace
-
-    settings = slack_settings(fake_slack)
-    settings = replace(settings, server=replace(settings.server, insecure_dev_mode=True))
-    env = await start_env(sqlite_store, fake_slack, settings)
+    config = slack_config(fake_slack, insecure_dev_mode=True)
+    env = await start_env(sqlite_store, fake_slack, config)
     try:
         response = await env.dm("hello", signed=False)
         assert response.status == 401

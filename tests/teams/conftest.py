@@ -14,7 +14,8 @@ import copy
 import itertools
 import json
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from adapters.teams.botbuilder_transport import clear_key_cache
 from adapters.teams.config import TeamsConfig
 from adapters.server.web import build_app
 from bot.domain.clock import ManualClock
-from bot.domain.config import Secrets, Settings
+from bot.domain.config import Settings
 from bot.app.desk import Desk
 from bot.domain.directory import read_directory_file
 
@@ -246,6 +247,8 @@ def unsigned_token(claims: dict[str, Any]) -> str:
 
 
 def teams_env(fake: FakeBotFramework, **extra: str) -> dict[str, str]:
+    """The environment of a process that talks to the fake Bot Framework (the bot's identity
+    comes with `teams_config`, or as MICROSOFT_APP_* in `extra`)."""
     return {
         "BOTFRAMEWORK_OPENID_METADATA_URL": fake.base_url + "/openid",
         "BOTFRAMEWORK_TOKEN_ISSUER": ISSUER,
@@ -366,12 +369,19 @@ def card_text(card: dict[str, Any]) -> str:
     return "\n".join(texts)
 
 
+def teams_config(fake: FakeBotFramework, *, env: Mapping[str, str] | None = None, **fields: Any) -> TeamsConfig:
+    """Teams' config for a test: the bot's identity given outright (`fields` override it),
+    every Bot Framework endpoint on the fake (`env` adds to `teams_env`)."""
+    config = TeamsConfig.from_settings(Settings(), {**teams_env(fake), **(env or {})})
+    return replace(config, **{"app_id": APP_ID, "app_password": APP_PASSWORD, **fields})
+
+
 async def start_bot(store, fake: FakeBotFramework, *, settings: Settings | None = None,
-                    env: dict[str, str] | None = None) -> Bot:
+                    config: TeamsConfig | None = None) -> Bot:
     await store.replace_directory(read_directory_file(ROOT / "examples" / "directory.yaml"))
-    settings = settings or Settings(microsoft_app_id=APP_ID, secrets=Secrets(microsoft_app_password=APP_PASSWORD))
+    settings = settings or Settings()
     desk = Desk(settings, store, ManualClock(datetime(2026, 11, 26, 10, 0, tzinfo=BXL)))
-    teams = configure(desk, config=TeamsConfig.from_settings(settings, env=env or teams_env(fake)))
+    teams = configure(desk, config=config or teams_config(fake))
     app = build_app(desk, channels=(lambda a: mount(a, teams),))
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()

@@ -80,10 +80,10 @@ async def test_signing_keys_are_fetched_once_and_off_the_event_loop(bot):
 
 
 async def test_unreachable_key_server_is_503_not_500(sqlite_store, fake_bf):
-    from tests.teams.conftest import start_bot, teams_env
+    from tests.teams.conftest import start_bot, teams_config
 
-    env = teams_env(fake_bf, BOTFRAMEWORK_OPENID_METADATA_URL="http://127.0.0.1:9/openid")
-    bot = await start_bot(sqlite_store, fake_bf, env=env)
+    config = teams_config(fake_bf, openid_metadata_url="http://127.0.0.1:9/openid")
+    bot = await start_bot(sqlite_store, fake_bf, config=config)
     try:
         status, body = await bot.post(bot.activity("29:lotte", "help"))
         assert status == 503 and body["error"] == "auth_unavailable"

@@ -6,8 +6,12 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from bot.domain.config import ServerSettings, Settings
+from bot.app.desk import Desk
+from bot.domain.clock import ManualClock
+from bot.domain.config import Settings
 from tests.teams.conftest import (
     BOT_ID,
     CARD_TYPE,
@@ -17,6 +21,7 @@ from tests.teams.conftest import (
     card_text,
     load_activity,
     start_bot,
+    teams_config,
     teams_env,
 )
 
@@ -240,7 +245,7 @@ async def test_member_lookup_is_cached(bot):
 
 
 async def test_slow_turn_answers_in_time_and_finishes_afterwards(sqlite_store, fake_bf):
-    bot = await start_bot(sqlite_store, fake_bf, env=teams_env(fake_bf, TEAMS_RESPONSE_DEADLINE_SECONDS="0.2"))
+    bot = await start_bot(sqlite_store, fake_bf, config=teams_config(fake_bf, response_deadline=0.2))
     try:
         original = bot.teams.channel.conversation.handle
 
@@ -258,7 +263,7 @@ async def test_slow_turn_answers_in_time_and_finishes_afterwards(sqlite_store, f
 
 
 async def test_without_app_id_the_endpoint_answers_503(sqlite_store, fake_bf):
-    bot = await start_bot(sqlite_store, fake_bf, settings=Settings())
+    bot = await start_bot(sqlite_store, fake_bf, config=teams_config(fake_bf, app_id=None, app_password=None))
     try:
         status, body = await bot.post(bot.activity("29:lotte", "help"), token=None)
         assert status == 503 and body["error"] == "teams_not_configured"
@@ -268,8 +273,8 @@ async def test_without_app_id_the_endpoint_answers_503(sqlite_store, fake_bf):
 
 
 async def test_developer_mode_on_loopback_runs_without_authentication(sqlite_store, fake_bf):
-    settings = Settings(server=ServerSettings(host="127.0.0.1", insecure_dev_mode=True))
-    bot = await start_bot(sqlite_store, fake_bf, settings=settings)
+    config = teams_config(fake_bf, app_id=None, app_password=None, insecure_dev_mode=True)
+    bot = await start_bot(sqlite_store, fake_bf, config=config)
     try:
         status, _ = await bot.post(bot.activity("29:lotte", "help"), token=None)
         assert status == 200
@@ -280,8 +285,16 @@ async def test_developer_mode_on_loopback_runs_without_authentication(sqlite_sto
 
 
 async def test_developer_mode_is_refused_off_loopback(sqlite_store, fake_bf):
-    settings = Settings(server=ServerSettings(host="0.0.0.0", insecure_dev_mode=True))
-    bot = await start_bot(sqlite_store, fake_bf, settings=settings)
+    # The composition root gives the channels the server's developer mode on loopback only.
+    from adapters.server.channels import Channels
+    from adapters.server.config import ServerConfig
+
+    desk = Desk(Settings(), sqlite_store, ManualClock(datetime(2026, 11, 26, 10, tzinfo=ZoneInfo("Europe/Brussels"))))
+    for host, developer_mode in (("0.0.0.0", False), ("127.0.0.1", True)):
+        channels = Channels.of(desk, teams_env(fake_bf), ServerConfig(host=host, insecure_dev_mode=True))
+        assert (channels.teams.accepting, channels.slack.config.insecure_dev_mode) == (developer_mode, developer_mode)
+    off_loopback = Channels.of(desk, teams_env(fake_bf), ServerConfig(host="0.0.0.0", insecure_dev_mode=True))
+    bot = await start_bot(sqlite_store, fake_bf, config=off_loopback.teams.config)
     try:
         status, _ = await bot.post(bot.activity("29:lotte", "help"), token=None)
         assert status == 503 and bot.fake.sent() == []

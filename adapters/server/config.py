@@ -1,0 +1,60 @@
+"""The server's settings: the file's `[server]` table (carried unread by the core's `Settings`)
+and the CAREDESK_HOST, CAREDESK_PORT, CAREDESK_WORKERS and CAREDESK_INSECURE_DEV_MODE variables,
+parsed and checked here, by the server that uses them. The environment wins over the file, and
+`caredesk serve --host/--port/--workers` win over both.
+
+The channels never read this: the composition root (`adapters.server.channels.Channels`) gives
+them what they need of it (the developer mode, the worker processes).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from adapters.shared.network import is_loopback
+from bot.domain.config import Settings, parse_bool, parse_int, parse_text, reject_unknown_keys
+
+FILE_KEYS = ("host", "port", "insecure_dev_mode", "workers")
+MAX_PORT = 65535
+MAX_WORKERS = 64
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 3978
+    # Developer flag: accept unsigned Slack requests / unauthenticated Teams activities.
+    # Refused unless the server listens on a loopback address.
+    insecure_dev_mode: bool = False
+    # Worker processes `caredesk serve` starts beside itself for the work behind the acks (and
+    # the outbox); 0: the server does that work itself.
+    workers: int = 0
+
+    @classmethod
+    def load(cls, settings: Settings, env: Mapping[str, str] | None = None) -> ServerConfig:
+        """The server's config from the file's `[server]` table and the environment (which
+        wins); `ConfigError` names the key or variable that is wrong."""
+        env = os.environ if env is None else env
+        table = settings.adapter_table("server")
+        reject_unknown_keys("server.", table, FILE_KEYS)
+        defaults = cls()
+        host = parse_text("server.host", table.get("host", defaults.host))
+        port = parse_int("server.port", table.get("port", defaults.port), minimum=0, maximum=MAX_PORT)
+        insecure = parse_bool("server.insecure_dev_mode", table.get("insecure_dev_mode", defaults.insecure_dev_mode))
+        workers = parse_int("server.workers", table.get("workers", defaults.workers), minimum=0, maximum=MAX_WORKERS)
+        if env.get("CAREDESK_HOST"):
+            host = env["CAREDESK_HOST"]
+        if env.get("CAREDESK_PORT"):
+            port = parse_int("CAREDESK_PORT", env["CAREDESK_PORT"], minimum=0, maximum=MAX_PORT)
+        if env.get("CAREDESK_INSECURE_DEV_MODE"):
+            insecure = parse_bool("CAREDESK_INSECURE_DEV_MODE", env["CAREDESK_INSECURE_DEV_MODE"])
+        if env.get("CAREDESK_WORKERS"):
+            workers = parse_int("CAREDESK_WORKERS", env["CAREDESK_WORKERS"], minimum=0, maximum=MAX_WORKERS)
+        return cls(host, port, insecure, workers)
+
+    @property
+    def developer_mode(self) -> bool:
+        """Verification off: only when a developer asked for it and nobody else can connect."""
+        return self.insecure_dev_mode and is_loopback(self.host)
