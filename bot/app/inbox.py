@@ -31,6 +31,8 @@ from bot.store.ports import InboxItem, InboxStore, NewInboxItem, StoreUnavailabl
 log = logging.getLogger("caredesk.inbox")
 
 Handler = Callable[[InboxItem], Awaitable[None]]
+# How long `drain` waits before it looks for work a last time.
+DRAIN_SETTLE_S = 0.05
 Clock = Callable[[], datetime]
 
 # One transaction writes at most this many items; more wait for the next one.
@@ -312,12 +314,20 @@ class InboxWorker:
 
     async def drain(self) -> None:
         """Work until nothing this worker can take is left (items another worker holds are its own)."""
+        looked_again = False
         while True:
             try:
                 took = await self.fill(yielding=False)
             except StoreUnavailableError:
                 took = 0  # what is left is taken when the database is back
+            if took:
+                looked_again = False
             if self.tasks:
                 await asyncio.wait(list(self.tasks), return_when=asyncio.FIRST_COMPLETED)
             elif not took:
-                return
+                if looked_again:
+                    return
+                # Once more, a moment later: a row another connection was still releasing (a
+                # conversation's next item behind one just given up) is taken too.
+                looked_again = True
+                await asyncio.sleep(DRAIN_SETTLE_S)

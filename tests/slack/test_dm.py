@@ -7,7 +7,7 @@ import json
 
 from bot.app.desk import Desk
 from bot.domain.clock import ManualClock
-from tests.slack.conftest import BOT_USER, CAMILLE, LOTTE, NOW, TEAM, block_text, fast_retries, start_env
+from tests.slack.conftest import BOT_USER, CAMILLE, LOTTE, NOW, TEAM, block_text, fast_retries, slack_config, start_env
 
 DESCRIPTION = "Printing an invoice fails with error 42 since this morning's update"
 
@@ -187,7 +187,7 @@ async def test_an_answer_lost_in_one_process_is_told_by_another(store, store_fac
     server = await start_env(store, fake_slack)
     # A `caredesk worker` beside it: its own channel, its own engine on the same database.
     worker = SlackChannel(Desk(server.desk.settings, await store_factory(), ManualClock(NOW)),
-                          retry_handlers=fast_retries())
+                          config=slack_config(fake_slack), retry_handlers=fast_retries())
     try:
         await lose_the_ticket_answer(server)
         # From now on the server only acknowledges; the worker does the work.
