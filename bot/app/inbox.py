@@ -134,8 +134,11 @@ class InboxWorker:
         lease: timedelta = LEASE,
         policy: RetryPolicy = RetryPolicy(max_attempts=5, base_delay=timedelta(seconds=5),
                                           max_delay=timedelta(minutes=5)),
-        idle_poll: float = 0.25,
-        busy_poll: float = 0.02,
+        # How often a worker looks without being woken: the store wakes it when items are written
+        # (`InboxStore.wait_for_items`), and a finished item wakes it for its conversation's next
+        # one; it still looks now and then for what no write announces (a retry coming due, a
+        # dead worker's lease running out) and for a wake missed while the store reconnected.
+        idle_poll: float = 1.0,
         retention: timedelta = DONE_RETENTION,
         # Under the lease in all (7.7 s < 15 s): the database may be away for all of it, and
         # then the lease cannot be renewed either.
@@ -152,7 +155,6 @@ class InboxWorker:
         self.lease = lease
         self.policy = policy
         self.idle_poll = idle_poll
-        self.busy_poll = busy_poll
         self.retention = retention
         self.outage_waits = outage_waits
         self.tasks: set[asyncio.Task[None]] = set()
@@ -167,6 +169,16 @@ class InboxWorker:
     def wake(self) -> None:
         """Something was written (by this process): look now rather than at the next poll."""
         self._wake.set()
+
+    async def _wake_on_writes(self) -> None:
+        """Look whenever the store says items were written (by any process on PostgreSQL)."""
+        while True:
+            try:
+                if await self.store.wait_for_items(self.idle_poll):
+                    self._wake.set()
+            except Exception:  # the worker's own poll goes on meanwhile
+                log.exception("inbox: waiting for new items failed")
+                await asyncio.sleep(self.idle_poll)
 
     def yield_to(self, pressure: AckYield) -> None:
         """Make room for the acknowledgements while `pressure` says the server is behind."""
@@ -276,28 +288,27 @@ class InboxWorker:
 
     async def run(self, stop: asyncio.Event, *, grace: float = 5.0) -> None:
         stopper = asyncio.create_task(self._wake_on(stop))
-        poll = self.busy_poll
+        listener = asyncio.create_task(self._wake_on_writes())
         try:
             while not stop.is_set():
+                # Cleared before the claim: a wake during the claim makes it look once more.
                 self._wake.clear()
                 try:
-                    took = await self.fill()
+                    await self.fill()
                     await self._purge()
                 except StoreUnavailableError as exc:
                     log.warning("inbox: database unavailable (%s); trying again", exc)
-                    took = 0
-                    poll = self.idle_poll
                 except Exception:
                     log.exception("inbox worker error; going on")
-                    took = 0
-                # Busy: look again soon; quiet: slow down to a few looks per second.
-                poll = self.busy_poll if took or self.tasks else min(self.idle_poll, poll * 2)
+                # No look between wakes while busy: a write, a finished item (a free slot, the
+                # conversation's next item) or the end of the ack pressure wakes the worker.
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=poll)
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.idle_poll)
                 except asyncio.TimeoutError:
                     pass
         finally:
             stopper.cancel()
+            listener.cancel()
             await self.stop(grace)
 
     async def _wake_on(self, stop: asyncio.Event) -> None:
