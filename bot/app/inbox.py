@@ -164,6 +164,9 @@ class InboxWorker:
         if pressure is not None:
             self.yield_to(pressure)
         self._filling = asyncio.Lock()  # the run loop and drain() both fill: one at a time
+        # Items whose work is done, (id, attempt of the claim): marked done by the next claim, in
+        # its transaction, which that item's end wakes at once (one transaction fewer per item).
+        self._done: list[tuple[int, int]] = []
         self._last_purge = 0.0
 
     def wake(self) -> None:
@@ -200,10 +203,19 @@ class InboxWorker:
             limit = self.concurrency
             if yielding and self.pressure is not None and self.pressure.busy:
                 limit = self.pressured_concurrency
-            free = limit - len(self.tasks)
-            if free <= 0:
+            free = max(limit - len(self.tasks), 0)
+            if free <= 0 and not self._done:
                 return 0
-            items = await self.store.claim_inbound(self.clock(), self.lease, free, tuple(self.handlers))
+            done, self._done = self._done, []
+            try:
+                marked, items = await self.store.finish_and_claim_inbound(done, self.clock(), self.lease, free,
+                                                                          tuple(self.handlers))
+            except BaseException:
+                self._done[:0] = done  # marked by a later claim (or redone once their leases run out)
+                raise
+            if marked < len(done):
+                log.warning("%d inbox item(s) were done here after their lease ran out (another worker took them)",
+                            len(done) - marked)
             for item in items:
                 task = asyncio.create_task(self._work(item), name=f"caredesk-inbox-{item.id}")
                 self.tasks.add(task)
@@ -231,13 +243,10 @@ class InboxWorker:
                 log.exception("inbox item %s (%s %s) failed", item.id, item.channel, item.kind)
             await self._retry(item, f"{type(exc).__name__}: {exc}")
             return
-        try:
-            if not await self.store.finish_inbound(item.id, self.clock(), attempt=item.attempts):
-                log.warning("inbox item %s was done here after its lease ran out (another worker took it)", item.id)
-        except StoreUnavailableError:
-            # The work is done but not marked: the lease runs out and it is done again, which
-            # the core recognises (the delivery id is claimed with the dialog's state).
-            log.warning("inbox item %s done but not marked (database unavailable)", item.id)
+        # Marked done by the claim that this task's end wakes. Should that fail for good (the
+        # database away, the process stopped), the lease runs out and the item is done again,
+        # which the core recognises (the delivery id is claimed with the dialog's state).
+        self._done.append((item.id, item.attempts))
 
     async def _keep(self, item: InboxItem) -> None:
         """Renew the item's lease while its work goes on (a slow platform, a database outage)."""
@@ -316,10 +325,25 @@ class InboxWorker:
         self._wake.set()
 
     async def stop(self, grace: float) -> None:
-        """Let running work finish for a moment, then cancel it (another worker takes it later)."""
+        """Let running work finish for a moment, then cancel it (another worker takes it later),
+        and mark what was finished done."""
         cancelled = await finish_or_cancel(self.tasks, grace)
         if cancelled:
             log.warning("stopped %d unfinished inbox item(s); they will be taken again", cancelled)
+        await self._mark_done()
+
+    async def _mark_done(self) -> None:
+        done, self._done = self._done, []
+        if not done:
+            return
+        try:
+            marked, _ = await self.store.finish_and_claim_inbound(done, self.clock(), self.lease, 0)
+        except StoreUnavailableError:
+            log.warning("%d inbox item(s) done but not marked (database unavailable)", len(done))
+            return
+        if marked < len(done):
+            log.warning("%d inbox item(s) were done here after their lease ran out (another worker took them)",
+                        len(done) - marked)
 
     async def drain(self) -> None:
         """Work until nothing this worker can take is left (items another worker holds are its own)."""
@@ -331,4 +355,5 @@ class InboxWorker:
             if self.tasks:
                 await asyncio.wait(list(self.tasks), return_when=asyncio.FIRST_COMPLETED)
             elif not took:
+                await self._mark_done()
                 return

@@ -252,6 +252,7 @@ async def test_a_slow_handler_keeps_its_lease_against_another_worker(store: SqlS
     assert set(took) == {0}, took
     assert not other.tasks
     assert runs == [("a1", 1)]  # once, by the first worker
+    await first.stop(0)  # what its next claim would do: mark a1 done
     assert await state(store) == {"a1": ("done", 1, None)}
 
 
@@ -437,9 +438,12 @@ async def test_a_worker_that_lost_its_lease_does_not_release_the_conversation(st
     await asyncio.sleep(0.5)
     assert await b.fill() == 1  # B takes a1 over (attempts 2): A's lease ran out
     store.extend_inbound = real_extend  # A's database is back
-    await asyncio.sleep(0.5)  # A finishes a1 (marks it done) while B is still on it
+    await asyncio.sleep(0.5)  # A finishes a1 while B is still on it ...
+    assert not a.tasks
+    await a.fill()  # ... and its next claim marks a1 done (changing nothing: A's claim no longer holds)
     assert await b.fill() == 0, "a2 was claimed while a1 is still being worked on by B"
     await asyncio.wait(a.tasks | b.tasks)
+    await b.stop(0)  # B marks a1 done
     # the only overlap is a1 itself (A's late run beside B's); never a2 beside a1
     assert all(key == "a1" and all(k == "a1" for k, _ in others) for key, _, others in overlaps), overlaps
     assert [(t.payload["key"], t.status, t.attempts) for t in await store.list_inbound()] == [

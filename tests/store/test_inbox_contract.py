@@ -205,6 +205,23 @@ async def test_on_postgresql_another_processs_write_wakes_a_waiting_worker_also_
     await woken_by_the_other()
 
 
+async def test_finish_and_claim_marks_done_then_takes_the_conversations_next_item(store: SqlStore) -> None:
+    await store.enqueue_inbound([turn("A", "a1"), turn("A", "a2"), turn("B", "b1")], NOW)
+    b1, a1 = await store.claim_inbound(NOW, LEASE)
+    later = NOW + timedelta(seconds=1)
+    # a1 done and a2 (its conversation's next item) taken in the same call; b1's finish names an
+    # attempt that is not its claim's: not marked
+    done, taken = await store.finish_and_claim_inbound([(a1.id, a1.attempts), (b1.id, b1.attempts + 1)], later, LEASE)
+    assert done == 1 and keys(taken) == ["a2"]
+    by_key = {t.dedup_key: t for t in await store.list_inbound()}
+    assert (by_key["a1"].status, by_key["a1"].done_at) == ("done", later)
+    assert (by_key["b1"].status, by_key["a2"].status) == ("working", "working")
+    # finishing only (limit 0), and nothing at all
+    assert await store.finish_and_claim_inbound([(b1.id, b1.attempts)], later, LEASE, 0) == (1, [])
+    assert await store.finish_and_claim_inbound([], later, LEASE, 0) == (0, [])
+    assert [t.dedup_key for t in await store.list_inbound("done")] == ["a1", "b1"]
+
+
 async def test_claim_takes_only_items_due(store: SqlStore) -> None:
     await store.enqueue_inbound([turn("c1", "now")], NOW)
     await store.enqueue_inbound([turn("c2", "later")], NOW + timedelta(minutes=1))

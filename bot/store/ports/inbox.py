@@ -58,6 +58,15 @@ class InboxStore(Protocol):
         never worked on at the same time nor out of order. Taken items become "working", locked
         until now + lease, attempts + 1; several workers never take the same item."""
 
+    async def finish_and_claim_inbound(
+        self, finished: Sequence[tuple[int, int]], now: datetime, lease: timedelta, limit: int = 10,
+        channels: Sequence[str] | None = None,
+    ) -> tuple[int, Sequence[InboxItem]]:
+        """In one transaction: the `finished` items (item id, the attempt of the caller's claim)
+        done, as `finish_inbound` with `attempt` does, then a claim as `claim_inbound` (their
+        conversations' next items may be among those taken). Returns how many of `finished`
+        were marked done (the others' claims no longer held) and the items taken."""
+
     # `attempt`: the `attempts` of the caller's claim. With it, the change is made only while that
     # claim holds (the item is working at that attempt): a worker whose lease ran out and whose
     # item another worker took changes nothing, and learns it from the False returned.

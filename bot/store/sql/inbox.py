@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, Sequence
 
 from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store import models as m
 from bot.store.ports import InboxItem, NewInboxItem
@@ -138,6 +139,13 @@ def _inbox_rows(items: Sequence[NewInboxItem], now: datetime) -> list[dict[str, 
     return rows
 
 
+# A worker's item done, while its claim holds (built once: every item ends with it).
+_INBOX_FINISH = (update(m.inbox)
+                 .where(m.inbox.c.id == bindparam("item_id"), m.inbox.c.status == "working",
+                        m.inbox.c.attempts == bindparam("attempt"))
+                 .values(status="done", done_at=bindparam("done_at", type_=m.inbox.c.done_at.type), locked_until=None))
+
+
 class SqlInbox(SqlBase):
     """`InboxStore` on SQL."""
 
@@ -228,41 +236,55 @@ class SqlInbox(SqlBase):
     async def claim_inbound(
         self, now: datetime, lease: timedelta, limit: int = 10, channels: Sequence[str] | None = None
     ) -> Sequence[InboxItem]:
+        return (await self.finish_and_claim_inbound((), now, lease, limit, channels))[1]
+
+    async def finish_and_claim_inbound(
+        self, finished: Sequence[tuple[int, int]], now: datetime, lease: timedelta, limit: int = 10,
+        channels: Sequence[str] | None = None,
+    ) -> tuple[int, Sequence[InboxItem]]:
         limit = _claim_limit(now, lease, limit)
-        if limit <= 0:
-            return []
         wanted = None if channels is None else list(channels)
-        if wanted == []:
-            return []
+        if not finished and (limit <= 0 or wanted == []):
+            return 0, []
+        async with self._tx() as conn:
+            done = 0
+            for item_id, attempt in finished:
+                result = await conn.execute(_INBOX_FINISH, {"item_id": item_id, "attempt": attempt, "done_at": now})
+                done += result.rowcount
+            if limit <= 0 or wanted == []:
+                return done, []
+            return done, await self._claim_inbound_in_tx(conn, now, lease, limit, wanted)
+
+    async def _claim_inbound_in_tx(self, conn: AsyncConnection, now: datetime, lease: timedelta, limit: int,
+                                   wanted: list[str] | None) -> Sequence[InboxItem]:
         i = m.inbox
         # The heads are read first, on their own: in one statement with the rest, a fast-growing
         # table whose statistics lag made PostgreSQL re-run the grouping for every candidate row.
-        async with self._tx() as conn:
-            waiting = {head: count for head, count in (await conn.execute(_HEADS)).all()}
-            if not waiting:
+        waiting = {head: count for head, count in (await conn.execute(_HEADS)).all()}
+        if not waiting:
+            return []
+        if self.dialect == "postgresql":
+            rows = (await conn.execute(_PG_CLAIM, {
+                "heads": list(waiting), "waiting": list(waiting.values()), "now": now,
+                "locked_until": now + lease, "channels": wanted, "limit": limit})).all()
+        else:
+            # SQLite: BEGIN IMMEDIATE holds the database's write lock, no row is locked by
+            # anyone else; the fair order is applied here.
+            query = select(i.c.id, i.c.priority).where(i.c.id.in_(list(waiting)), _due(i, "working", now))
+            if wanted is not None:
+                query = query.where(i.c.channel.in_(wanted))
+            due = (await conn.execute(query)).all()
+            ids = [row.id for row in sorted(due, key=lambda r: (waiting[r.id], r.priority, r.id))[:limit]]
+            if not ids:
                 return []
-            if self.dialect == "postgresql":
-                rows = (await conn.execute(_PG_CLAIM, {
-                    "heads": list(waiting), "waiting": list(waiting.values()), "now": now,
-                    "locked_until": now + lease, "channels": wanted, "limit": limit})).all()
-            else:
-                # SQLite: BEGIN IMMEDIATE holds the database's write lock, no row is locked by
-                # anyone else; the fair order is applied here.
-                query = select(i.c.id, i.c.priority).where(i.c.id.in_(list(waiting)), _due(i, "working", now))
-                if wanted is not None:
-                    query = query.where(i.c.channel.in_(wanted))
-                due = (await conn.execute(query)).all()
-                ids = [row.id for row in sorted(due, key=lambda r: (waiting[r.id], r.priority, r.id))[:limit]]
-                if not ids:
-                    return []
-                rows = (
-                    await conn.execute(
-                        update(i)
-                        .where(i.c.id.in_(ids))
-                        .values(status="working", locked_until=now + lease, attempts=i.c.attempts + 1)
-                        .returning(*i.c)
-                    )
-                ).all()
+            rows = (
+                await conn.execute(
+                    update(i)
+                    .where(i.c.id.in_(ids))
+                    .values(status="working", locked_until=now + lease, attempts=i.c.attempts + 1)
+                    .returning(*i.c)
+                )
+            ).all()
         return sorted((_inbound_turn(r) for r in rows), key=lambda t: (waiting[t.id], t.priority, t.id))
 
     async def extend_inbound(self, item_id: int, locked_until: datetime, *, attempt: int | None = None) -> bool:
@@ -282,7 +304,11 @@ class SqlInbox(SqlBase):
 
     async def finish_inbound(self, item_id: int, now: datetime, *, attempt: int | None = None) -> bool:
         _aware(now)
-        return await self._update_inbound(item_id, attempt, status="done", done_at=now)
+        if attempt is None:
+            return await self._update_inbound(item_id, attempt, status="done", done_at=now)
+        async with self._tx() as conn:
+            result = await conn.execute(_INBOX_FINISH, {"item_id": item_id, "attempt": attempt, "done_at": now})
+        return bool(result.rowcount)
 
     async def retry_inbound(self, item_id: int, next_attempt_at: datetime, error: str, *,
                             attempt: int | None = None) -> bool:
