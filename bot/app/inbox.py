@@ -12,9 +12,12 @@ acknowledgements stay fast under a flood, while workers catch up.
   the first item of a quiet moment is written at once, the ones arriving meanwhile go together
   in the next transaction), so a burst costs a few transactions, not one per request.
 * `InboxWorker` takes items (`InboxStore.claim_inbound`: one conversation's turns one at a time and
-  in order, several workers never take the same item), hands each to its channel's handler and
-  marks it done. An item whose handler fails is tried again with back-off, then dead-lettered;
-  a worker that dies leaves its items to another one when their lease runs out.
+  in order, conversations with few items waiting first, several workers never take the same
+  item), hands each to its channel's handler and marks it done (in its next claim's
+  transaction). It is woken by the writes (`InboxStore.wait_for_items`: on PostgreSQL any
+  process's) and looks by itself only now and then. An item whose handler fails is tried again
+  with back-off, then dead-lettered; a worker that dies leaves its items to another one when
+  their lease runs out.
 """
 
 from __future__ import annotations
