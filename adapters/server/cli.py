@@ -256,6 +256,7 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         # The channels of this process: Slack's Bolt app runs the work the server's acks wrote
         # down; both channels deliver the outbox.
         channels = Channels.of(desk, os.environ, ServerConfig.load(settings, os.environ))
+        channels.slack.open_session()
         tasks = [asyncio.create_task(Dispatcher(desk, ChannelDelivery(desk, channels.senders()),
                                                 lease=timedelta(seconds=args.lease_seconds)).run(stop, interval=args.interval))]
         pressure = None
@@ -267,7 +268,10 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
             tasks.append(asyncio.create_task(inbox.run(stop)))
         if args.parent_pid:
             tasks.append(asyncio.create_task(_stop_with_parent(args.parent_pid, stop)))
-        await asyncio.gather(*tasks)
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            await channels.slack.close()
     return 0
 
 

@@ -51,6 +51,7 @@ def mount(app: web.Application, desk: Desk, channel: SlackChannel | None = None,
         slack.inbox_worker.yield_to(pressure)
 
     async def start_worker(_: web.Application) -> None:
+        slack.open_session()
         slack.start_worker()
 
     async def finish_background_work(_: web.Application) -> None:
@@ -81,5 +82,6 @@ async def start_socket_mode(channel: SlackChannel) -> SocketModeHandle:
         raise RuntimeError("Socket Mode needs SLACK_BOT_TOKEN and SLACK_APP_TOKEN")
     handler = AsyncSocketModeHandler(channel.app, channel.config.app_token)
     await handler.connect_async()
+    channel.open_session()
     channel.start_worker()
     return SocketModeHandle(channel, handler)

@@ -59,8 +59,10 @@ class InboxLazyListenerRunner(AsyncLazyListenerRunner):
     function ran and how it ended, so that a failure is retried by the inbox instead of being
     only logged, as Bolt's own runner does."""
 
-    def __init__(self, logger: logging.Logger) -> None:
+    def __init__(self, logger: logging.Logger, client: AsyncWebClient | None = None) -> None:
         self.logger = logger
+        # The channel's client, whose HTTP session the work's copy of Bolt's client shares.
+        self.client = client
 
     def start(self, function: Callable[..., Awaitable[None]], request: AsyncBoltRequest) -> None:
         # Nothing to start: the row the ack function wrote is the work, and whichever worker
@@ -69,6 +71,12 @@ class InboxLazyListenerRunner(AsyncLazyListenerRunner):
 
     async def run(self, function: Callable[..., Awaitable[None]], request: AsyncBoltRequest) -> None:
         request.context[LAZY_RAN] = get_name_for_callable(function)
+        # Bolt gives each request a copy of `app.client`. The session is set on the copy here, in
+        # the work, rather than on `app.client`: on the ack path Bolt deep-copies the request
+        # (with its client) for the lazy functions, and a session cannot be deep-copied.
+        copy = request.context.get("client")
+        if self.client is not None and isinstance(copy, AsyncWebClient) and copy.session is None:
+            copy.session = self.client.session
         kwargs = build_async_required_kwargs(logger=self.logger, required_arg_names=get_arg_names_of_callable(function),
                                              request=request, response=None, this_func=function)
         try:
@@ -118,7 +126,7 @@ def build_bolt_app(config: SlackConfig, client: AsyncWebClient, listeners: Slack
         process_before_response=True,
         logger=log,
     )
-    app.listener_runner.lazy_listener_runner = InboxLazyListenerRunner(log)
+    app.listener_runner.lazy_listener_runner = InboxLazyListenerRunner(log, client)
     register_listeners(app, listeners)
     return app
 

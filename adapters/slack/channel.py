@@ -10,6 +10,7 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Sequence
 
+import aiohttp
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.signature import Clock, SignatureVerifier
@@ -26,7 +27,7 @@ from adapters.slack.conversations import SlackConversations
 from adapters.slack.http import SlackRoute
 from adapters.slack.listeners import SlackListeners
 from adapters.slack.people import SlackPeople
-from adapters.slack.web_api import CHANNEL, SlackMessenger, default_retry_handlers, web_client
+from adapters.slack.web_api import CHANNEL, SlackMessenger, default_retry_handlers, web_api_session, web_client
 
 log = logging.getLogger("caredesk.slack")
 
@@ -63,6 +64,17 @@ class SlackChannel:
         self.route = SlackRoute(self.app, verifier, config.http_problem)
         self._worker_stop = asyncio.Event()
         self._worker_task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    def open_session(self) -> None:
+        """Share one HTTP session (its connections kept alive) among this process's Web API
+        calls: the messenger's and the people cache's client, and the copy of Bolt's client
+        that each piece of work gets (`InboxLazyListenerRunner`). Called in the running loop;
+        `close` closes it."""
+        if self._session is not None and not self._session.closed:
+            return
+        self._session = web_api_session()
+        self.client.session = self._session
 
     async def work(self, item: InboxItem) -> None:
         """Do what an inbox item asks (in the server's worker or a `caredesk worker`): Bolt runs
@@ -127,3 +139,7 @@ class SlackChannel:
         cancelled = await finish_or_cancel(self.pending, grace)
         if cancelled:
             log.warning("cancelled %d unfinished Slack task(s) at shutdown", cancelled)
+        if self._session is not None:
+            session, self._session = self._session, None
+            self.client.session = None
+            await session.close()

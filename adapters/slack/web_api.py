@@ -68,6 +68,13 @@ def default_retry_handlers(backoff_factor: float = 0.5, max_retries: int = 2) ->
     ]
 
 
+def web_api_session() -> aiohttp.ClientSession:
+    """The one HTTP session of a process's Web API calls, opened in the running loop: without
+    it slack_sdk opens a session, and a new connection to Slack, for every call. With a session
+    given, slack_sdk no longer applies the client's timeout to each call: the session does."""
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=API_TIMEOUT_S))
+
+
 def web_client(config: SlackConfig, retry_handlers: Sequence[AsyncRetryHandler]) -> AsyncWebClient:
     """The bot's client, pointed at SLACK_API_URL and retrying what Slack allows (Bolt copies its
     settings into each request's `client`)."""

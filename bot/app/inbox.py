@@ -12,9 +12,12 @@ acknowledgements stay fast under a flood, while workers catch up.
   the first item of a quiet moment is written at once, the ones arriving meanwhile go together
   in the next transaction), so a burst costs a few transactions, not one per request.
 * `InboxWorker` takes items (`InboxStore.claim_inbound`: one conversation's turns one at a time and
-  in order, several workers never take the same item), hands each to its channel's handler and
-  marks it done. An item whose handler fails is tried again with back-off, then dead-lettered;
-  a worker that dies leaves its items to another one when their lease runs out.
+  in order, conversations with few items waiting first, several workers never take the same
+  item), hands each to its channel's handler and marks it done (in its next claim's
+  transaction). It is woken by the writes (`InboxStore.wait_for_items`: on PostgreSQL any
+  process's) and looks by itself only now and then. An item whose handler fails is tried again
+  with back-off, then dead-lettered; a worker that dies leaves its items to another one when
+  their lease runs out.
 """
 
 from __future__ import annotations
@@ -136,8 +139,11 @@ class InboxWorker:
         lease: timedelta = LEASE,
         policy: RetryPolicy = RetryPolicy(max_attempts=5, base_delay=timedelta(seconds=5),
                                           max_delay=timedelta(minutes=5)),
-        idle_poll: float = 0.25,
-        busy_poll: float = 0.02,
+        # How often a worker looks without being woken: the store wakes it when items are written
+        # (`InboxStore.wait_for_items`), and a finished item wakes it for its conversation's next
+        # one; it still looks now and then for what no write announces (a retry coming due, a
+        # dead worker's lease running out) and for a wake missed while the store reconnected.
+        idle_poll: float = 1.0,
         retention: timedelta = DONE_RETENTION,
         # Under the lease in all (7.7 s < 15 s): the database may be away for all of it, and
         # then the lease cannot be renewed either.
@@ -154,7 +160,6 @@ class InboxWorker:
         self.lease = lease
         self.policy = policy
         self.idle_poll = idle_poll
-        self.busy_poll = busy_poll
         self.retention = retention
         self.outage_waits = outage_waits
         self.tasks: set[asyncio.Task[None]] = set()
@@ -164,11 +169,24 @@ class InboxWorker:
         if pressure is not None:
             self.yield_to(pressure)
         self._filling = asyncio.Lock()  # the run loop and drain() both fill: one at a time
+        # Items whose work is done, (id, attempt of the claim): marked done by the next claim, in
+        # its transaction, which that item's end wakes at once (one transaction fewer per item).
+        self._done: list[tuple[int, int]] = []
         self._last_purge = 0.0
 
     def wake(self) -> None:
         """Something was written (by this process): look now rather than at the next poll."""
         self._wake.set()
+
+    async def _wake_on_writes(self) -> None:
+        """Look whenever the store says items were written (by any process on PostgreSQL)."""
+        while True:
+            try:
+                if await self.store.wait_for_items(self.idle_poll):
+                    self._wake.set()
+            except Exception:  # the worker's own poll goes on meanwhile
+                log.exception("inbox: waiting for new items failed")
+                await asyncio.sleep(self.idle_poll)
 
     def yield_to(self, pressure: AckYield) -> None:
         """Make room for the acknowledgements while `pressure` says the server is behind."""
@@ -190,10 +208,19 @@ class InboxWorker:
             limit = self.concurrency
             if yielding and self.pressure is not None and self.pressure.busy:
                 limit = self.pressured_concurrency
-            free = limit - len(self.tasks)
-            if free <= 0:
+            free = max(limit - len(self.tasks), 0)
+            if free <= 0 and not self._done:
                 return 0
-            items = await self.store.claim_inbound(self.clock(), self.lease, free, tuple(self.handlers))
+            done, self._done = self._done, []
+            try:
+                marked, items = await self.store.finish_and_claim_inbound(done, self.clock(), self.lease, free,
+                                                                          tuple(self.handlers))
+            except BaseException:
+                self._done[:0] = done  # marked by a later claim (or redone once their leases run out)
+                raise
+            if marked < len(done):
+                log.warning("%d inbox item(s) were done here after their lease ran out (another worker took them)",
+                            len(done) - marked)
             for item in items:
                 task = asyncio.create_task(self._work(item), name=f"caredesk-inbox-{item.id}")
                 self.tasks.add(task)
@@ -221,13 +248,10 @@ class InboxWorker:
                 log.exception("inbox item %s (%s %s) failed", item.id, item.channel, item.kind)
             await self._retry(item, f"{type(exc).__name__}: {exc}")
             return
-        try:
-            if not await self.store.finish_inbound(item.id, self.clock(), attempt=item.attempts):
-                log.warning("inbox item %s was done here after its lease ran out (another worker took it)", item.id)
-        except StoreUnavailableError:
-            # The work is done but not marked: the lease runs out and it is done again, which
-            # the core recognises (the delivery id is claimed with the dialog's state).
-            log.warning("inbox item %s done but not marked (database unavailable)", item.id)
+        # Marked done by the claim that this task's end wakes. Should that fail for good (the
+        # database away, the process stopped), the lease runs out and the item is done again,
+        # which the core recognises (the delivery id is claimed with the dialog's state).
+        self._done.append((item.id, item.attempts))
 
     async def _keep(self, item: InboxItem) -> None:
         """Renew the item's lease while its work goes on (a slow platform, a database outage)."""
@@ -278,28 +302,27 @@ class InboxWorker:
 
     async def run(self, stop: asyncio.Event, *, grace: float = 5.0) -> None:
         stopper = asyncio.create_task(self._wake_on(stop))
-        poll = self.busy_poll
+        listener = asyncio.create_task(self._wake_on_writes())
         try:
             while not stop.is_set():
+                # Cleared before the claim: a wake during the claim makes it look once more.
                 self._wake.clear()
                 try:
-                    took = await self.fill()
+                    await self.fill()
                     await self._purge()
                 except StoreUnavailableError as exc:
                     log.warning("inbox: database unavailable (%s); trying again", exc)
-                    took = 0
-                    poll = self.idle_poll
                 except Exception:
                     log.exception("inbox worker error; going on")
-                    took = 0
-                # Busy: look again soon; quiet: slow down to a few looks per second.
-                poll = self.busy_poll if took or self.tasks else min(self.idle_poll, poll * 2)
+                # No look between wakes while busy: a write, a finished item (a free slot, the
+                # conversation's next item) or the end of the ack pressure wakes the worker.
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=poll)
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.idle_poll)
                 except asyncio.TimeoutError:
                     pass
         finally:
             stopper.cancel()
+            listener.cancel()
             await self.stop(grace)
 
     async def _wake_on(self, stop: asyncio.Event) -> None:
@@ -307,10 +330,25 @@ class InboxWorker:
         self._wake.set()
 
     async def stop(self, grace: float) -> None:
-        """Let running work finish for a moment, then cancel it (another worker takes it later)."""
+        """Let running work finish for a moment, then cancel it (another worker takes it later),
+        and mark what was finished done."""
         cancelled = await finish_or_cancel(self.tasks, grace)
         if cancelled:
             log.warning("stopped %d unfinished inbox item(s); they will be taken again", cancelled)
+        await self._mark_done()
+
+    async def _mark_done(self) -> None:
+        done, self._done = self._done, []
+        if not done:
+            return
+        try:
+            marked, _ = await self.store.finish_and_claim_inbound(done, self.clock(), self.lease, 0)
+        except StoreUnavailableError:
+            log.warning("%d inbox item(s) done but not marked (database unavailable)", len(done))
+            return
+        if marked < len(done):
+            log.warning("%d inbox item(s) were done here after their lease ran out (another worker took them)",
+                        len(done) - marked)
 
     async def drain(self) -> None:
         """Work until nothing this worker can take is left (items another worker holds are its own)."""
@@ -326,6 +364,7 @@ class InboxWorker:
                 await asyncio.wait(list(self.tasks), return_when=asyncio.FIRST_COMPLETED)
             elif not took:
                 if looked_again:
+                    await self._mark_done()
                     return
                 # Once more, a moment later: a row another connection was still releasing (a
                 # conversation's next item behind one just given up) is taken too.

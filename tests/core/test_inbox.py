@@ -252,6 +252,7 @@ async def test_a_slow_handler_keeps_its_lease_against_another_worker(store: SqlS
     assert set(took) == {0}, took
     assert not other.tasks
     assert runs == [("a1", 1)]  # once, by the first worker
+    await first.stop(0)  # what its next claim would do: mark a1 done
     assert await state(store) == {"a1": ("done", 1, None)}
 
 
@@ -304,7 +305,7 @@ async def test_run_handles_written_items_promptly_and_stops(store: SqlStore) -> 
         handled[key] = loop.time()
 
     # polls are long: only wake() makes it look at once
-    w = worker(store, handle, busy_poll=3.0, idle_poll=5.0)
+    w = worker(store, handle, idle_poll=5.0)
     writer = InboxWriter(store, wall_clock, on_written=w.wake)
     stop = asyncio.Event()
     running = asyncio.create_task(w.run(stop, grace=5.0))
@@ -333,11 +334,39 @@ async def test_run_handles_written_items_promptly_and_stops(store: SqlStore) -> 
     assert set((await state(store)).values()) == {("done", 1, None)}
 
 
+async def test_run_is_woken_by_the_stores_writes_without_polling(store: SqlStore, store_factory) -> None:  # type: ignore[no-untyped-def]
+    """No wake() from a writer in this process: the store wakes the worker (PostgreSQL: another
+    process's insert, by NOTIFY; SQLite: a write through the same store)."""
+    handled: dict[str, float] = {}
+    loop = asyncio.get_running_loop()
+
+    async def handle(item: InboxItem) -> None:
+        handled[item.payload["key"]] = loop.time()
+
+    writer_store = await store_factory() if store.dialect == "postgresql" else store
+    w = worker(store, handle, idle_poll=5.0)  # its own looks are 5 s apart
+    stop = asyncio.Event()
+    running = asyncio.create_task(w.run(stop, grace=5.0))
+    try:
+        await asyncio.sleep(0.5)  # it looked, found nothing, and waits (PostgreSQL: listening)
+        for n in range(3):
+            at = loop.time()
+            await writer_store.enqueue_inbound([turn(f"c{n}", f"k{n}")], wall_clock())
+            for _ in range(200):
+                if f"k{n}" in handled:
+                    break
+                await asyncio.sleep(0.01)
+            assert f"k{n}" in handled and handled[f"k{n}"] - at < 1.5, f"k{n} not handled before the next poll"
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 5)
+
+
 async def test_run_stops_at_once_when_idle(store: SqlStore) -> None:
     async def handle(item: InboxItem) -> None:  # pragma: no cover - never called
         raise AssertionError(item)
 
-    w = worker(store, handle, busy_poll=3.0, idle_poll=5.0)
+    w = worker(store, handle, idle_poll=5.0)
     stop = asyncio.Event()
     running = asyncio.create_task(w.run(stop))
     await asyncio.sleep(0.1)
@@ -409,9 +438,12 @@ async def test_a_worker_that_lost_its_lease_does_not_release_the_conversation(st
     await asyncio.sleep(0.5)
     assert await b.fill() == 1  # B takes a1 over (attempts 2): A's lease ran out
     store.extend_inbound = real_extend  # A's database is back
-    await asyncio.sleep(0.5)  # A finishes a1 (marks it done) while B is still on it
+    await asyncio.sleep(0.5)  # A finishes a1 while B is still on it ...
+    assert not a.tasks
+    await a.fill()  # ... and its next claim marks a1 done (changing nothing: A's claim no longer holds)
     assert await b.fill() == 0, "a2 was claimed while a1 is still being worked on by B"
     await asyncio.wait(a.tasks | b.tasks)
+    await b.stop(0)  # B marks a1 done
     # the only overlap is a1 itself (A's late run beside B's); never a2 beside a1
     assert all(key == "a1" and all(k == "a1" for k, _ in others) for key, _, others in overlaps), overlaps
     assert [(t.payload["key"], t.status, t.attempts) for t in await store.list_inbound()] == [
@@ -472,7 +504,7 @@ async def test_under_pressure_the_worker_keeps_one_item_going_then_all_at_once_w
         await (release.wait() if item.payload["key"] == "k0" else asyncio.sleep(0.01))
 
     pressure = FakePressure()
-    w = worker(store, handle, concurrency=8, busy_poll=0.01, idle_poll=0.02, pressure=pressure)
+    w = worker(store, handle, concurrency=8, idle_poll=0.02, pressure=pressure)
     await store.enqueue_inbound([turn(f"c{n}", f"k{n}") for n in range(6)], wall_clock())
     pressure.set(True)
     stop = asyncio.Event()
@@ -518,7 +550,7 @@ async def test_a_flood_never_starves_the_work_a_waiting_person_is_answered_withi
 
     pressure = FakePressure()
     pressure.set(True)
-    w = worker(store, handle, concurrency=4, busy_poll=0.005, idle_poll=0.01, pressure=pressure)
+    w = worker(store, handle, concurrency=4, idle_poll=0.01, pressure=pressure)
     waiting = [NewInboxItem("slack", "answer_dm", f"c{n}", {"key": f"k{n}"}, f"k{n}", 1) for n in range(16)]
     await store.enqueue_inbound(waiting, wall_clock())
     await store.enqueue_inbound([NewInboxItem("slack", "run_action", "urgent", {"key": "click"}, "click", 0)],

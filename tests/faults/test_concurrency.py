@@ -50,7 +50,9 @@ async def test_two_servers_on_one_database_answer_each_turn_once(pg_url, fake_sl
         # Distinct turns of one conversation at the same moment, one to each server: both are
         # answered, in some order, and the dialog's version counts both.
         user = users[0]
-        await a.dm("ticket", user=user, event_id="EvPAIR0")
+        await a.dm("ticket", user=user, event_id="EvPAIR0", drain=False)
+        # either server's worker may take it: each is woken by the other's write (NOTIFY)
+        await asyncio.gather(a.channel.drain(), b.channel.drain())
         key = DialogKey("slack", TEAM, f"D{user}", user)
         version = (await store_a.load_dialog(key)).version
         before = len(posts_to(fake_slack, user))

@@ -75,6 +75,7 @@ class Call:
     method: str
     params: dict[str, Any]
     status: int = 200
+    peer: Any = None  # the caller's (host, port): the same for calls on one kept-alive connection
 
     def json_param(self, name: str) -> Any:
         value = self.params.get(name)
@@ -170,7 +171,8 @@ class FakeSlack:
         params = await self._params(request)
         failure = self.failures.get(method)
         status = self._consume(method, failure)
-        self.calls.append(Call(method, params, status))
+        self.calls.append(Call(method, params, status, request.transport.get_extra_info("peername")
+                               if request.transport is not None else None))
         if status != 200:
             assert failure is not None
             return web.json_response({"ok": False, "error": "ratelimited" if status == 429 else "fatal_error"},

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.slack.conftest import LOTTE, TEAM, block_text, load_json, make_desk, slack_config, start_env
+from tests.slack.conftest import CAMILLE, LOTTE, TEAM, block_text, load_json, make_desk, slack_config, start_env
 
 
 async def wait_for(condition, timeout: float = 10.0) -> None:
@@ -89,6 +89,36 @@ async def test_shutdown_waits_for_short_work_and_cancels_the_rest(sqlite_store, 
     assert finished == [True] and cancelled == [True] and not env.channel.pending
     assert time.monotonic() - started < 3
     await env.client.close()  # runs the app's on_cleanup: nothing left to do
+
+
+async def test_web_api_calls_share_one_session_and_its_connection_until_shutdown(sqlite_store, fake_slack):
+    env = await start_env(sqlite_store, fake_slack)
+    session = env.channel.client.session
+    assert session is not None and not session.closed
+    await env.dm("contacts")
+    await env.dm("contacts")
+    await env.dm("contacts", user=CAMILLE)
+    calls = fake_slack.of("chat.postMessage") + fake_slack.of("users.info")
+    assert len(calls) >= 4
+    assert len({call.peer for call in calls}) == 1  # one kept-alive connection, not one per call
+    await env.client.close()
+    assert session.closed and env.channel.client.session is None
+
+
+async def test_the_work_gets_bolts_client_on_the_channels_session(env):
+    from slack_bolt.request.async_request import AsyncBoltRequest
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    runner = env.channel.app.listener_runner.lazy_listener_runner
+    request = AsyncBoltRequest(body="{}", headers={"content-type": "application/json"})
+    request.context["client"] = AsyncWebClient(token="xoxb-copy")  # Bolt's per-request copy
+    seen = []
+
+    async def work(client):
+        seen.append(client.session)
+
+    await runner.run(work, request)
+    assert seen == [env.channel.client.session] and seen[0] is not None
 
 
 async def test_the_app_cleanup_finishes_background_work(sqlite_store, fake_slack):

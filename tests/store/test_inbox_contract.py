@@ -141,6 +141,87 @@ async def test_claim_by_priority_then_arrival(store: SqlStore) -> None:
     assert await store.list_inbound("pending") == []
 
 
+async def test_a_person_with_few_waiting_items_goes_before_a_sender_with_many(store: SqlStore) -> None:
+    # Two heavy senders wrote first (30 items each), then a person writes once: the person's item
+    # is among the first taken, not behind the heavy senders' backlog.
+    await store.enqueue_inbound([turn("heavy1", f"h1-{n}") for n in range(30)], NOW)
+    await store.enqueue_inbound([turn("heavy2", f"h2-{n}", priority=0) for n in range(30)], NOW)
+    await store.enqueue_inbound([turn("person", "p1")], NOW + timedelta(seconds=1))
+    first = await store.claim_inbound(NOW + timedelta(seconds=1), LEASE, limit=1)
+    assert keys(first) == ["p1"]
+    # among conversations with as many waiting items: priority, then arrival
+    assert keys(await store.claim_inbound(NOW + timedelta(seconds=1), LEASE, limit=5)) == ["h2-0", "h1-0"]
+    # the counts change as items finish: a heavy sender's next item waits behind a new person's
+    for item in await store.list_inbound("working"):
+        await store.finish_inbound(item.id, NOW + timedelta(seconds=2))
+    await store.enqueue_inbound([turn("person2", "q1", priority=2)], NOW + timedelta(seconds=2))
+    assert keys(await store.claim_inbound(NOW + timedelta(seconds=2), LEASE, limit=2)) == ["q1", "h2-1"]
+
+
+async def test_wait_for_items_returns_after_the_timeout_or_when_this_process_wrote(store: SqlStore) -> None:
+    loop = asyncio.get_running_loop()
+    # PostgreSQL: the first wait starts listening, which wakes the waiter once (a NOTIFY may have
+    # been missed before); SQLite: nothing was written, it times out.
+    await store.wait_for_items(1.0)
+    at = loop.time()
+    assert await store.wait_for_items(0.2) is False
+    assert loop.time() - at >= 0.15
+    waiting = asyncio.create_task(store.wait_for_items(10))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    at = loop.time()
+    await store.enqueue_inbound([turn("c1", "k1")], NOW)
+    assert await asyncio.wait_for(waiting, 5) is True
+    assert loop.time() - at < 2
+    # a write before the wait is not missed either
+    await store.enqueue_inbound([turn("c2", "k2")], NOW)
+    assert await asyncio.wait_for(store.wait_for_items(10), 1) is True
+
+
+async def test_on_postgresql_another_processs_write_wakes_a_waiting_worker_also_after_a_dropped_connection(
+        store: SqlStore, store_factory) -> None:  # type: ignore[no-untyped-def]
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite: the process that acknowledges also works (no worker processes)")
+    other = await store_factory()
+    loop = asyncio.get_running_loop()
+
+    async def woken_by_the_other() -> None:
+        assert await store.wait_for_items(10) is True  # listening: its connection wakes it once
+        waiting = asyncio.create_task(store.wait_for_items(10))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        at = loop.time()
+        await other.enqueue_inbound([turn("c", None)], NOW)
+        assert await asyncio.wait_for(waiting, 5) is True
+        assert loop.time() - at < 2
+
+    await woken_by_the_other()
+    # the listening connection is cut (a restart, a network drop): it connects again and listens
+    async with other.engine.connect() as conn:
+        cut = (await conn.execute(text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN%'"))).scalars().all()
+    assert cut == [True]
+    await woken_by_the_other()
+
+
+async def test_finish_and_claim_marks_done_then_takes_the_conversations_next_item(store: SqlStore) -> None:
+    await store.enqueue_inbound([turn("A", "a1"), turn("A", "a2"), turn("B", "b1")], NOW)
+    b1, a1 = await store.claim_inbound(NOW, LEASE)
+    later = NOW + timedelta(seconds=1)
+    # a1 done and a2 (its conversation's next item) taken in the same call; b1's finish names an
+    # attempt that is not its claim's: not marked
+    done, taken = await store.finish_and_claim_inbound([(a1.id, a1.attempts), (b1.id, b1.attempts + 1)], later, LEASE)
+    assert done == 1 and keys(taken) == ["a2"]
+    by_key = {t.dedup_key: t for t in await store.list_inbound()}
+    assert (by_key["a1"].status, by_key["a1"].done_at) == ("done", later)
+    assert (by_key["b1"].status, by_key["a2"].status) == ("working", "working")
+    # finishing only (limit 0), and nothing at all
+    assert await store.finish_and_claim_inbound([(b1.id, b1.attempts)], later, LEASE, 0) == (1, [])
+    assert await store.finish_and_claim_inbound([], later, LEASE, 0) == (0, [])
+    assert [t.dedup_key for t in await store.list_inbound("done")] == ["a1", "b1"]
+
+
 async def test_claim_takes_only_items_due(store: SqlStore) -> None:
     await store.enqueue_inbound([turn("c1", "now")], NOW)
     await store.enqueue_inbound([turn("c2", "later")], NOW + timedelta(minutes=1))
@@ -154,10 +235,12 @@ async def test_one_conversation_is_worked_one_item_at_a_time_in_order(store: Sql
         [turn("A", "a1"), turn("A", "a2", priority=0), turn("B", "b1"), turn("A", "a3"), turn("A", "a4")], NOW
     )
     first = await store.claim_inbound(NOW, LEASE, limit=10)
-    assert keys(first) == ["a1", "b1"]  # never two of one conversation in one call, though all are pending
+    # never two of one conversation in one call, though all are pending; B (one item waiting)
+    # before A (four)
+    assert keys(first) == ["b1", "a1"]
     assert await store.claim_inbound(NOW, LEASE) == []  # a2 waits while a1 is worked on
 
-    await store.finish_inbound(first[0].id, NOW + timedelta(seconds=1))
+    await store.finish_inbound(first[1].id, NOW + timedelta(seconds=1))
     (a2,) = await store.claim_inbound(NOW + timedelta(seconds=1), LEASE)
     assert (a2.dedup_key, a2.attempts) == ("a2", 1)
 
@@ -192,9 +275,10 @@ async def test_an_expired_lease_is_taken_again(store: SqlStore) -> None:
 
 
 async def test_extend_keeps_a_working_item_and_nothing_else(store: SqlStore) -> None:
-    await store.enqueue_inbound([turn("A", "a1"), turn("A", "a2"), turn("B", "b1"), turn("C", "c1")], NOW)
-    a1, b1 = await store.claim_inbound(NOW, LEASE, limit=2)
+    await store.enqueue_inbound([turn("A", "a1"), turn("A", "a2"), turn("B", "b1")], NOW)
+    b1, a1 = await store.claim_inbound(NOW, LEASE, limit=2)  # B has fewer items waiting
     assert (a1.dedup_key, b1.dedup_key) == ("a1", "b1")
+    await store.enqueue_inbound([turn("C", "c1")], NOW)
     c1 = (await store.list_inbound("pending"))[-1]
     assert c1.dedup_key == "c1"
 
@@ -245,7 +329,7 @@ async def test_extend_keeps_a_working_item_and_nothing_else(store: SqlStore) -> 
 
 async def test_a_retry_blocks_its_conversation_until_due(store: SqlStore) -> None:
     await store.enqueue_inbound([turn("A", "a1"), turn("A", "a2"), turn("B", "b1")], NOW)
-    a1, b1 = await store.claim_inbound(NOW, LEASE)
+    b1, a1 = await store.claim_inbound(NOW, LEASE)  # B has fewer items waiting
     retry_at = NOW + timedelta(minutes=10)
     await store.retry_inbound(a1.id, retry_at, "503 from the ticket system")
     item = (await store.list_inbound("pending"))[0]

@@ -50,11 +50,22 @@ class InboxStore(Protocol):
     async def claim_inbound(
         self, now: datetime, lease: timedelta, limit: int = 10, channels: Sequence[str] | None = None
     ) -> Sequence[InboxItem]:
-        """Take up to `limit` items to work on, by priority then arrival: pending items due by
-        `now`, or working items whose lease ran out (their worker died). Only the oldest unfinished
+        """Take up to `limit` items to work on: pending items due by `now`, or working items
+        whose lease ran out (their worker died). Fair order: conversations with fewer unfinished
+        items first (a person who wrote once before a sender with a backlog), then by priority,
+        then by arrival. Only the oldest unfinished
         (pending or working) item of a conversation can be taken, so one conversation's turns are
         never worked on at the same time nor out of order. Taken items become "working", locked
         until now + lease, attempts + 1; several workers never take the same item."""
+
+    async def finish_and_claim_inbound(
+        self, finished: Sequence[tuple[int, int]], now: datetime, lease: timedelta, limit: int = 10,
+        channels: Sequence[str] | None = None,
+    ) -> tuple[int, Sequence[InboxItem]]:
+        """In one transaction: the `finished` items (item id, the attempt of the caller's claim)
+        done, as `finish_inbound` with `attempt` does, then a claim as `claim_inbound` (their
+        conversations' next items may be among those taken). Returns how many of `finished`
+        were marked done (the others' claims no longer held) and the items taken."""
 
     # `attempt`: the `attempts` of the caller's claim. With it, the change is made only while that
     # claim holds (the item is working at that attempt): a worker whose lease ran out and whose
@@ -72,6 +83,13 @@ class InboxStore(Protocol):
 
     async def fail_inbound(self, item_id: int, error: str, *, attempt: int | None = None) -> bool:
         """Given up (dead letter): kept for inspection; its conversation goes on without it."""
+
+    async def wait_for_items(self, timeout: float) -> bool:
+        """Wait until items may have been written since the last wait returned: by this process
+        (any back end) or, on PostgreSQL, by any process (LISTEN/NOTIFY), or until `timeout`
+        seconds passed; True when woken. A wake says only "look now" (the items may be taken
+        already), and one can be missed (while PostgreSQL's listening connection reconnects):
+        a worker still looks now and then without one."""
 
     async def list_inbound(self, status: str | None = None) -> Sequence[InboxItem]: ...
 

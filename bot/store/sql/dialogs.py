@@ -31,6 +31,18 @@ DIALOG_BY_KEY = select(m.dialog_states).where(
 )
 
 
+_d = m.dialog_states
+_KEY_MATCHES = and_(_d.c.channel == bindparam("k_channel"), _d.c.tenant == bindparam("k_tenant"),
+                    _d.c.conversation == bindparam("k_conversation"), _d.c.user_id == bindparam("k_user"))
+# A turn's save: the new state if the dialog is still at the version the turn read (built once,
+# as DIALOG_BY_KEY).
+DIALOG_UPDATE = (update(_d).where(_KEY_MATCHES, _d.c.version == bindparam("k_version"))
+                 .values(state=bindparam("new_state", type_=_d.c.state.type), version=_d.c.version + 1,
+                         updated_at=bindparam("new_updated_at", type_=_d.c.updated_at.type)))
+EVENT_PROCESSED = select(m.processed_events.c.event_id).where(
+    m.processed_events.c.source == bindparam("e_source"), m.processed_events.c.event_id == bindparam("e_id"))
+
+
 def _dialog_params(key: DialogKey) -> dict[str, str]:
     return {"k_channel": key.channel, "k_tenant": key.tenant, "k_conversation": key.conversation,
             "k_user": key.user}
@@ -39,14 +51,26 @@ def _dialog_params(key: DialogKey) -> dict[str, str]:
 class SqlDialogs(SqlBase):
     """`DialogStore` on SQL."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The claim of a delivery (an upsert in this store's dialect), built once: every turn
+        # with a delivery id runs it.
+        p = m.processed_events
+        self._event_claim = (
+            self._upsert(p)
+            .values(source=bindparam("e_source"), event_id=bindparam("e_id"),
+                    processed_at=bindparam("e_at", type_=p.c.processed_at.type))
+            .on_conflict_do_nothing(index_elements=[p.c.source, p.c.event_id])
+            .returning(p.c.event_id)
+        )
+
     async def read_turn_start(self, key: DialogKey, email: str | None,
                               event: tuple[str, str] | None = None) -> TurnStart:
-        p = m.processed_events
         async with self._tx(read_only=True) as conn:
             processed = False
             if event is not None:
                 processed = (await conn.execute(
-                    select(p.c.event_id).where(p.c.source == event[0], p.c.event_id == event[1]))).first() is not None
+                    EVENT_PROCESSED, {"e_source": event[0], "e_id": event[1]})).first() is not None
             row = (await conn.execute(DIALOG_BY_KEY, _dialog_params(key))).first()
             person = await _person(conn, email) if email else (None, None, None)
         dialog = StoredDialog(key=key, state=row.state, version=row.version, updated_at=row.updated_at) if row else None
@@ -104,11 +128,8 @@ class SqlDialogs(SqlBase):
             return 1
         async with self._tx() as conn:
             await self._claim_in_tx(conn, event, now, key)
-            result = await conn.execute(
-                update(d)
-                .where(self._dialog_pk(key), d.c.version == expected_version)
-                .values(state=data, version=d.c.version + 1, updated_at=now)
-            )
+            result = await conn.execute(DIALOG_UPDATE, {**_dialog_params(key), "k_version": expected_version,
+                                                        "new_state": data, "new_updated_at": now})
             if result.rowcount != 1:
                 raise StaleDialogError(f"dialog {key} is not at version {expected_version}")
         return expected_version + 1
@@ -130,35 +151,25 @@ class SqlDialogs(SqlBase):
             if result.rowcount != 1:
                 raise StaleDialogError(f"dialog {key} is not at version {expected_version}")
 
-    def _claim_statement(self, source: str, event_id: str, now: datetime) -> Any:
-        _aware(now)
-        p = m.processed_events
-        return (
-            self._upsert(p)
-            .values(source=source, event_id=event_id, processed_at=now)
-            .on_conflict_do_nothing(index_elements=[p.c.source, p.c.event_id])
-            .returning(p.c.event_id)
-        )
-
     async def _claim_in_tx(
         self, conn: AsyncConnection, event: tuple[str, str] | None, now: datetime, key: DialogKey
     ) -> None:
         if event is None:
             return
         source, event_id = event
-        if (await conn.execute(self._claim_statement(source, event_id, now))).first() is None:
+        _aware(now)
+        claimed = await conn.execute(self._event_claim, {"e_source": source, "e_id": event_id, "e_at": now})
+        if claimed.first() is None:
             raise StaleDialogError(f"delivery {source}/{event_id} of dialog {key} was already processed")
 
     async def claim_event(self, source: str, event_id: str, now: datetime) -> bool:
-        stmt = self._claim_statement(source, event_id, now)
+        _aware(now)
         async with self._tx() as conn:
-            return (await conn.execute(stmt)).first() is not None
+            claimed = await conn.execute(self._event_claim, {"e_source": source, "e_id": event_id, "e_at": now})
+            return claimed.first() is not None
 
     async def is_event_processed(self, source: str, event_id: str) -> bool:
         """Extension: whether (source, event_id) was claimed already (read only)."""
-        p = m.processed_events
         async with self._tx(read_only=True) as conn:
-            found = await conn.execute(
-                select(p.c.event_id).where(p.c.source == source, p.c.event_id == event_id)
-            )
+            found = await conn.execute(EVENT_PROCESSED, {"e_source": source, "e_id": event_id})
             return found.first() is not None

@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.model import Company, CustomerContact, Directory, StaffMember, StaffRole
@@ -79,16 +79,22 @@ def _check_directory(directory: Directory) -> None:
         seen.add(key)
 
 
+# Built once, like dialogs.DIALOG_BY_KEY: every turn reads the person, and SQLAlchemy builds and
+# keys a statement object each time it is made anew.
+CONTACT_BY_EMAIL_KEY = select(m.contacts).where(m.contacts.c.email_key == bindparam("email_key"))
+STAFF_BY_EMAIL_KEY = select(m.staff).where(m.staff.c.email_key == bindparam("email_key"))
+COMPANY_BY_NAME_KEY = select(m.companies).where(m.companies.c.name_key == bindparam("name_key"))
+
+
 async def _person(conn: AsyncConnection, email: str
                   ) -> tuple[CustomerContact | None, StaffMember | None, Company | None]:
     key = _email_key(email)
-    contact_row = (await conn.execute(select(m.contacts).where(m.contacts.c.email_key == key))).first()
-    staff_row = (await conn.execute(select(m.staff).where(m.staff.c.email_key == key))).first()
+    contact_row = (await conn.execute(CONTACT_BY_EMAIL_KEY, {"email_key": key})).first()
+    staff_row = (await conn.execute(STAFF_BY_EMAIL_KEY, {"email_key": key})).first()
     contact = _contact(contact_row) if contact_row else None
     company_row = None
     if contact is not None:
-        company_row = (await conn.execute(
-            select(m.companies).where(m.companies.c.name_key == contact.company.strip().lower()))).first()
+        company_row = (await conn.execute(COMPANY_BY_NAME_KEY, {"name_key": contact.company.strip().lower()})).first()
     return contact, _staff(staff_row) if staff_row else None, _company(company_row) if company_row else None
 
 

@@ -1,25 +1,42 @@
 """The inbox on SQL: table `inbox`.
 
 Transactions: a write inserts the items in one statement (on PostgreSQL one text for any
-number of rows, the columns as arrays through unnest); a claim reads the conversations' heads,
-then selects the due ones FOR UPDATE SKIP LOCKED (PostgreSQL) and marks them working; each
-change of an item is one conditional UPDATE (only while the caller's claim holds).
+number of rows, the columns as arrays through unnest, and a NOTIFY that wakes the workers of
+every process when the transaction commits); a claim reads the conversations' heads with their
+count of unfinished items, then takes the due ones (PostgreSQL: one UPDATE of the rows selected
+FOR UPDATE SKIP LOCKED); each change of an item is one conditional UPDATE (only while the
+caller's claim holds).
+
+Fair order: a conversation with few unfinished items goes before one with many, then by
+priority, then by arrival. A person who just wrote has one item waiting; a sender flooding the
+inbox has many, so a flood from a few heavy senders cannot hold everyone else's answer back
+behind its backlog (each conversation's own items still go one at a time and in order).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
 from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store import models as m
 from bot.store.ports import InboxItem, NewInboxItem
 from bot.store.sql.base import SqlBase, _aware, _claim_limit, _due, _json_dumps
 
 
-# Conversations considered by one claim (the oldest first): bounds the statement's size.
+log = logging.getLogger("caredesk.inbox")
+
+# Conversations considered by one claim (the fewest waiting items first, then the oldest):
+# bounds the statement's size.
 MAX_CLAIM_CANDIDATES = 1000
+# The PostgreSQL channel on which an insert into the inbox wakes the workers (LISTEN).
+INBOX_WRITTEN_CHANNEL = "caredesk_inbox"
+# Back-off of the listening connection after it dropped or could not connect.
+LISTEN_RETRY_S = (0.5, 1.0, 2.0, 5.0)
 # The predicate of the inbox's partial index (models.InboxRow), word for word.
 UNFINISHED_INBOX = text("inbox.status IN ('pending', 'working')")
 
@@ -46,7 +63,7 @@ _INBOX_ARRAY_COLUMNS = ("channel", "kind", "conversation_key", "dedup_key", "pay
 # New inbox items on PostgreSQL, one array per column, inserted in the order given (ORDINALITY):
 # the ids keep the arrival order that the workers follow. RETURNING names only the rows really
 # inserted, not those whose dedup_key was stored already.
-_PG_INBOX_INSERT = text(
+_PG_INBOX_INSERT = (
     "INSERT INTO inbox (channel, kind, conversation_key, dedup_key, payload, priority, status, attempts,"
     " received_at, next_attempt_at)"
     " SELECT item.channel, item.kind, item.conversation_key, item.dedup_key, CAST(item.payload AS JSON),"
@@ -57,7 +74,38 @@ _PG_INBOX_INSERT = text(
     " ORDER BY item.n"
     " ON CONFLICT (dedup_key) DO NOTHING"
     " RETURNING id"
+)
+# The insert, and a NOTIFY when it inserted anything (delivered at commit, once per transaction
+# however often it is called), in one statement: the wake costs the acknowledgement's path no
+# extra round trip.
+_PG_INBOX_INSERT_AND_NOTIFY = text(
+    "WITH inserted AS (" + _PG_INBOX_INSERT + ")"
+    " SELECT inserted.id FROM inserted CROSS JOIN"
+    f" (SELECT pg_notify('{INBOX_WRITTEN_CHANNEL}', '') FROM (SELECT 1 FROM inserted LIMIT 1) AS one) AS wake"
 ).bindparams(bindparam("now", type_=m.UTCDateTime()))
+
+# The conversations' heads (their oldest unfinished item) with their count of unfinished items,
+# fewest first, from the partial index of unfinished rows (written out word for word so that
+# PostgreSQL's cached generic plan can still use it).
+_HEADS = (select(func.min(m.inbox.c.id).label("head"), func.count().label("waiting")).where(UNFINISHED_INBOX)
+          .group_by(m.inbox.c.conversation_key).order_by(func.count(), func.min(m.inbox.c.id))
+          .limit(MAX_CLAIM_CANDIDATES))
+# PostgreSQL's claim of the due heads, in fair order, as one statement: the rows are selected
+# FOR UPDATE SKIP LOCKED (several workers never take the same one) and marked working.
+_PG_CLAIM = text(
+    "UPDATE inbox SET status = 'working', locked_until = :locked_until, attempts = inbox.attempts + 1"
+    " WHERE inbox.id IN ("
+    " SELECT inbox.id FROM inbox"
+    " JOIN unnest(CAST(:heads AS INTEGER[]), CAST(:waiting AS BIGINT[])) AS head(id, waiting) ON inbox.id = head.id"
+    " WHERE ((inbox.status = 'pending' AND inbox.next_attempt_at <= :now)"
+    " OR (inbox.status = 'working' AND inbox.locked_until < :now))"
+    " AND (CAST(:channels AS VARCHAR[]) IS NULL OR inbox.channel = ANY(CAST(:channels AS VARCHAR[])))"
+    " ORDER BY head.waiting, inbox.priority, inbox.id"
+    " LIMIT :limit"
+    " FOR UPDATE OF inbox SKIP LOCKED)"
+    " RETURNING inbox.*"
+).bindparams(bindparam("now", type_=m.UTCDateTime()), bindparam("locked_until", type_=m.UTCDateTime())).columns(
+    *m.inbox.c)
 
 
 def _inbox_rows(items: Sequence[NewInboxItem], now: datetime) -> list[dict[str, Any]]:
@@ -91,8 +139,21 @@ def _inbox_rows(items: Sequence[NewInboxItem], now: datetime) -> list[dict[str, 
     return rows
 
 
+# A worker's item done, while its claim holds (built once: every item ends with it).
+_INBOX_FINISH = (update(m.inbox)
+                 .where(m.inbox.c.id == bindparam("item_id"), m.inbox.c.status == "working",
+                        m.inbox.c.attempts == bindparam("attempt"))
+                 .values(status="done", done_at=bindparam("done_at", type_=m.inbox.c.done_at.type), locked_until=None))
+
+
 class SqlInbox(SqlBase):
     """`InboxStore` on SQL."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Set when this process wrote to the inbox, or (PostgreSQL) another process did.
+        self._inbox_written = asyncio.Event()
+        self._inbox_listener: asyncio.Task[None] | None = None
 
     async def enqueue_inbound(self, items: Sequence[NewInboxItem], now: datetime) -> int:
         _aware(now)
@@ -107,41 +168,113 @@ class SqlInbox(SqlBase):
             columns = {name: [row[name] for row in rows] for name in _INBOX_ARRAY_COLUMNS}
             columns["payload"] = [_json_dumps(payload) for payload in columns["payload"]]
             async with self._tx() as conn:
-                return len((await conn.execute(_PG_INBOX_INSERT, {**columns, "now": now})).all())
-        # One statement (SQLAlchemy sends the rows as multi-row INSERTs): RETURNING names only
-        # the rows really inserted, not those whose dedup_key was stored already.
-        stmt = self._upsert(i).on_conflict_do_nothing(index_elements=[i.c.dedup_key]).returning(i.c.id)
-        async with self._tx() as conn:
-            return len((await conn.execute(stmt, rows)).all())
+                written = len((await conn.execute(_PG_INBOX_INSERT_AND_NOTIFY, {**columns, "now": now})).all())
+        else:
+            # One statement (SQLAlchemy sends the rows as multi-row INSERTs): RETURNING names only
+            # the rows really inserted, not those whose dedup_key was stored already.
+            stmt = self._upsert(i).on_conflict_do_nothing(index_elements=[i.c.dedup_key]).returning(i.c.id)
+            async with self._tx() as conn:
+                written = len((await conn.execute(stmt, rows)).all())
+        if written:
+            self._inbox_written.set()
+        return written
+
+    async def wait_for_items(self, timeout: float) -> bool:
+        # PostgreSQL: a connection of its own LISTENs for the inserts' NOTIFY, started here (in
+        # the running loop) by the first wait and stopped by close().
+        if self.dialect == "postgresql" and (self._inbox_listener is None or self._inbox_listener.done()):
+            self._inbox_listener = asyncio.create_task(self._listen_for_inbox_writes(),
+                                                       name="caredesk-inbox-listener")
+        written = self._inbox_written
+        if not written.is_set():
+            try:
+                await asyncio.wait_for(written.wait(), timeout)
+            except asyncio.TimeoutError:
+                return False
+        written.clear()
+        return True
+
+    async def _listen_for_inbox_writes(self) -> None:
+        """LISTEN on a dedicated asyncpg connection (not one of the pool's: it stays open), and
+        connect again when it drops. A NOTIFY sent while it is away is lost, so each (re)connection
+        wakes the waiter once, and the workers keep a slow poll besides."""
+        dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        failures = 0
+        while True:
+            try:
+                await self._listen_until_dropped(dsn)
+                failures = 0
+                log.warning("inbox: the connection listening for new items dropped; connecting again")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("inbox: cannot listen for new items (%s); polling meanwhile", exc)
+            await asyncio.sleep(LISTEN_RETRY_S[min(failures, len(LISTEN_RETRY_S) - 1)])
+            failures += 1
+
+    async def _listen_until_dropped(self, dsn: str) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(dsn)
+        try:
+            dropped = asyncio.Event()
+            conn.add_termination_listener(lambda _: dropped.set())
+            await conn.add_listener(INBOX_WRITTEN_CHANNEL, lambda *_: self._inbox_written.set())
+            self._inbox_written.set()
+            await dropped.wait()
+        finally:
+            if not conn.is_closed():
+                await conn.close(timeout=2)
+
+    async def close(self) -> None:
+        listener, self._inbox_listener = self._inbox_listener, None
+        if listener is not None:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+        await super().close()
 
     async def claim_inbound(
         self, now: datetime, lease: timedelta, limit: int = 10, channels: Sequence[str] | None = None
     ) -> Sequence[InboxItem]:
+        return (await self.finish_and_claim_inbound((), now, lease, limit, channels))[1]
+
+    async def finish_and_claim_inbound(
+        self, finished: Sequence[tuple[int, int]], now: datetime, lease: timedelta, limit: int = 10,
+        channels: Sequence[str] | None = None,
+    ) -> tuple[int, Sequence[InboxItem]]:
         limit = _claim_limit(now, lease, limit)
-        if limit <= 0:
-            return []
-        i = m.inbox
-        due = _due(i, "working", now)
-        # Only the oldest unfinished item of each conversation (its "head": so at most one per
-        # conversation, and none while an older one waits for its retry), read from the partial
-        # index of unfinished rows, written out word for word so that PostgreSQL's cached generic
-        # plan can still use it. The heads are read first, on their own: in one statement with
-        # the rest, a fast-growing table whose statistics lag made PostgreSQL re-run the grouping
-        # for every candidate row (measured: 100-180 ms a claim under a flood).
-        heads = (select(func.min(i.c.id)).where(UNFINISHED_INBOX).group_by(i.c.conversation_key)
-                 .order_by(func.min(i.c.id)).limit(MAX_CLAIM_CANDIDATES))
         wanted = None if channels is None else list(channels)
-        if wanted == []:
-            return []
+        if not finished and (limit <= 0 or wanted == []):
+            return 0, []
         async with self._tx() as conn:
-            candidates = list((await conn.execute(heads)).scalars())
-            if not candidates:
-                return []
-            query = select(i.c.id).where(i.c.id.in_(candidates), due)
+            done = 0
+            for item_id, attempt in finished:
+                result = await conn.execute(_INBOX_FINISH, {"item_id": item_id, "attempt": attempt, "done_at": now})
+                done += result.rowcount
+            if limit <= 0 or wanted == []:
+                return done, []
+            return done, await self._claim_inbound_in_tx(conn, now, lease, limit, wanted)
+
+    async def _claim_inbound_in_tx(self, conn: AsyncConnection, now: datetime, lease: timedelta, limit: int,
+                                   wanted: list[str] | None) -> Sequence[InboxItem]:
+        i = m.inbox
+        # The heads are read first, on their own: in one statement with the rest, a fast-growing
+        # table whose statistics lag made PostgreSQL re-run the grouping for every candidate row.
+        waiting = {head: count for head, count in (await conn.execute(_HEADS)).all()}
+        if not waiting:
+            return []
+        if self.dialect == "postgresql":
+            rows = (await conn.execute(_PG_CLAIM, {
+                "heads": list(waiting), "waiting": list(waiting.values()), "now": now,
+                "locked_until": now + lease, "channels": wanted, "limit": limit})).all()
+        else:
+            # SQLite: BEGIN IMMEDIATE holds the database's write lock, no row is locked by
+            # anyone else; the fair order is applied here.
+            query = select(i.c.id, i.c.priority).where(i.c.id.in_(list(waiting)), _due(i, "working", now))
             if wanted is not None:
                 query = query.where(i.c.channel.in_(wanted))
-            query = self._lock(query.order_by(i.c.priority, i.c.id).limit(limit), skip_locked=True)
-            ids = list((await conn.execute(query)).scalars())
+            due = (await conn.execute(query)).all()
+            ids = [row.id for row in sorted(due, key=lambda r: (waiting[r.id], r.priority, r.id))[:limit]]
             if not ids:
                 return []
             rows = (
@@ -152,7 +285,7 @@ class SqlInbox(SqlBase):
                     .returning(*i.c)
                 )
             ).all()
-        return sorted((_inbound_turn(r) for r in rows), key=lambda t: (t.priority, t.id))
+        return sorted((_inbound_turn(r) for r in rows), key=lambda t: (waiting[t.id], t.priority, t.id))
 
     async def extend_inbound(self, item_id: int, locked_until: datetime, *, attempt: int | None = None) -> bool:
         _aware(locked_until, "locked_until")
@@ -171,7 +304,11 @@ class SqlInbox(SqlBase):
 
     async def finish_inbound(self, item_id: int, now: datetime, *, attempt: int | None = None) -> bool:
         _aware(now)
-        return await self._update_inbound(item_id, attempt, status="done", done_at=now)
+        if attempt is None:
+            return await self._update_inbound(item_id, attempt, status="done", done_at=now)
+        async with self._tx() as conn:
+            result = await conn.execute(_INBOX_FINISH, {"item_id": item_id, "attempt": attempt, "done_at": now})
+        return bool(result.rowcount)
 
     async def retry_inbound(self, item_id: int, next_attempt_at: datetime, error: str, *,
                             attempt: int | None = None) -> bool:
