@@ -55,7 +55,8 @@ class SlackChannel:
         # Requests are written to the inbox before their ack; a worker does the work: in this
         # process (`start_worker`) or in `caredesk worker` processes.
         self.inbox_worker = InboxWorker(self.store, wall_clock, {CHANNEL: self.work}, concurrency=concurrency)
-        self.inbox_writer = InboxWriter(self.store, wall_clock, on_written=self.inbox_worker.wake)
+        # The store wakes the worker when the writer has written (`InboxStore.wait_for_items`).
+        self.inbox_writer = InboxWriter(self.store, wall_clock)
         self.conversations = SlackConversations(desk, self.conversation, self.people, self.messenger)
         self.listeners = SlackListeners(self.conversations, self.inbox_writer, self.spawn)
         self.app: AsyncApp | None = build_bolt_app(config, self.client, self.listeners) if config.bot_token else None

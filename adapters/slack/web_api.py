@@ -32,7 +32,7 @@ from cards import slack as cards
 
 from adapters.shared.cache import ExpiringCache
 from adapters.shared.notices import OwedNotices
-from adapters.shared.references import ReferenceBook, find_reference
+from adapters.shared.references import ReferenceBook
 from adapters.shared.turns import apology
 from adapters.slack.config import SlackConfig
 from adapters.slack.errors import SLACK_FAILURES, describe
@@ -157,7 +157,7 @@ class SlackMessenger:
         """A message the bot sends on its own initiative (outbox): to the DM where this person was
         last seen, or found by e-mail (users.lookupByEmail). Unlike `post`, a failure is raised
         (`DeliveryFailed`) so the outbox retries it; an unknown person gives False."""
-        reference = await find_reference(self.desk, CHANNEL, email)
+        reference = await self.references.find(email)
         try:
             if reference and reference.get("channel_id"):
                 dm = str(reference["channel_id"])
@@ -181,8 +181,10 @@ class SlackMessenger:
         """An ephemeral answer through a command's or an action's response_url."""
         if not response_url or not replies:
             return False
-        webhook = AsyncWebhookClient(response_url, timeout=API_TIMEOUT_S, retry_handlers=list(self.retry_handlers),
-                                     logger=log)
+        # The process's Web API session when it has one (`SlackChannel.open_session`): a
+        # response_url answer then reuses its connections too.
+        webhook = AsyncWebhookClient(response_url, timeout=API_TIMEOUT_S, session=self.client.session,
+                                     retry_handlers=list(self.retry_handlers), logger=log)
         try:
             result = await webhook.send_dict({"response_type": "ephemeral", **cards.message(replies)})
         except SLACK_FAILURES as exc:

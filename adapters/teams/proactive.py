@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Union
+from typing import Union
 
 from adapters.shared import references
 from adapters.teams.channel import CHANNEL, response_message
@@ -23,12 +23,6 @@ class ProactiveDeliveryError(DeliveryError):
     """The recipient is known but the Bot Framework connector failed: retry later."""
 
 
-async def find_reference(desk: Desk, user_key_or_email: str) -> Mapping[str, Any] | None:
-    """The stored Teams reference of a user key (AAD object id or Teams user id, or
-    "conversation:<id>"), or of an e-mail (their personal chat with the bot)."""
-    return await references.find_reference(desk, CHANNEL, user_key_or_email)
-
-
 async def send_proactive(desk: Desk, user_key_or_email: str, message: ProactiveMessage, *,
                          transport: TeamsTransport) -> bool:
     """Send replies (or a core Response) to a Teams user or conversation as one Adaptive Card.
@@ -36,7 +30,8 @@ async def send_proactive(desk: Desk, user_key_or_email: str, message: ProactiveM
     Returns True once sent, False (logged) when the bot has never seen that user or
     conversation; raises ProactiveDeliveryError when the connector fails (the caller retries).
     """
-    reference = await find_reference(desk, user_key_or_email)
+    # A user key (AAD object id, Teams user id, "conversation:<id>") or an e-mail (their personal chat).
+    reference = await references.find_reference(desk, CHANNEL, user_key_or_email)
     if reference is None:
         log.warning("no Teams conversation is known for %s: the bot never talked with them", user_key_or_email)
         return False

@@ -34,8 +34,6 @@ from bot.store.ports import InboxItem, InboxStore, NewInboxItem, StoreUnavailabl
 log = logging.getLogger("caredesk.inbox")
 
 Handler = Callable[[InboxItem], Awaitable[None]]
-# How long `drain` waits before it looks for work a last time.
-DRAIN_SETTLE_S = 0.05
 Clock = Callable[[], datetime]
 
 # One transaction writes at most this many items; more wait for the next one.
@@ -44,6 +42,8 @@ MAX_BATCH = 200
 # minutes later) or a replayed request is recognised by its dedup key, then purged.
 DONE_RETENTION = timedelta(minutes=15)
 PURGE_EVERY_S = 60.0
+# How long `drain` waits before it looks for work a last time.
+DRAIN_SETTLE_S = 0.05
 # A worker holds an item this long and renews it every third of it while working: a worker that
 # dies leaves its items (and their conversations, which wait in order) for at most this long.
 LEASE = timedelta(seconds=15)
