@@ -20,34 +20,38 @@ from bot.store.ports import DirectoryCounts
 from bot.store.sql.base import SqlBase, _aware, _email_key, to_json, _value
 
 
-def _company(row: Any) -> Company:
+def company_from(row: Any, prefix: str = "") -> Company:
+    """A company from a row of `companies`, or from columns labelled `prefix` + name (a join)."""
+    overrides = getattr(row, prefix + "multiplier_overrides") or {}
     return Company(
-        name=row.name,
-        support_module=bool(row.support_module),
-        sla_plan=row.sla_plan,
-        multiplier_overrides={k: Decimal(str(v)) for k, v in (row.multiplier_overrides or {}).items()},
+        name=getattr(row, prefix + "name"),
+        support_module=bool(getattr(row, prefix + "support_module")),
+        sla_plan=getattr(row, prefix + "sla_plan"),
+        multiplier_overrides={k: Decimal(str(v)) for k, v in overrides.items()},
     )
 
 
-def _contact(row: Any) -> CustomerContact:
+def contact_from(row: Any, prefix: str = "") -> CustomerContact:
+    """A contact from a row of `contacts` (or labelled columns, as `company_from`)."""
     return CustomerContact(
-        email=row.email,
-        name=row.name,
-        company=row.company_name,
-        phone=row.phone,
-        language=row.language,
-        sla_named=bool(row.sla_named),
+        email=getattr(row, prefix + "email"),
+        name=getattr(row, prefix + "name"),
+        company=getattr(row, prefix + "company_name"),
+        phone=getattr(row, prefix + "phone"),
+        language=getattr(row, prefix + "language"),
+        sla_named=bool(getattr(row, prefix + "sla_named")),
     )
 
 
-def _staff(row: Any) -> StaffMember:
+def staff_from(row: Any, prefix: str = "") -> StaffMember:
+    """A staff member from a row of `staff` (or labelled columns, as `company_from`)."""
     return StaffMember(
-        email=row.email,
-        name=row.name,
-        role=StaffRole(row.role),
-        phone=row.phone,
-        language=row.language,
-        level=row.level,
+        email=getattr(row, prefix + "email"),
+        name=getattr(row, prefix + "name"),
+        role=StaffRole(getattr(row, prefix + "role")),
+        phone=getattr(row, prefix + "phone"),
+        language=getattr(row, prefix + "language"),
+        level=getattr(row, prefix + "level"),
     )
 
 
@@ -91,11 +95,11 @@ async def _person(conn: AsyncConnection, email: str
     key = _email_key(email)
     contact_row = (await conn.execute(CONTACT_BY_EMAIL_KEY, {"email_key": key})).first()
     staff_row = (await conn.execute(STAFF_BY_EMAIL_KEY, {"email_key": key})).first()
-    contact = _contact(contact_row) if contact_row else None
+    contact = contact_from(contact_row) if contact_row else None
     company_row = None
     if contact is not None:
         company_row = (await conn.execute(COMPANY_BY_NAME_KEY, {"name_key": contact.company.strip().lower()})).first()
-    return contact, _staff(staff_row) if staff_row else None, _company(company_row) if company_row else None
+    return contact, staff_from(staff_row) if staff_row else None, company_from(company_row) if company_row else None
 
 
 class SqlDirectory(SqlBase):
@@ -150,19 +154,19 @@ class SqlDirectory(SqlBase):
     async def find_contact(self, email: str) -> CustomerContact | None:
         async with self._tx(read_only=True) as conn:
             row = (await conn.execute(select(m.contacts).where(m.contacts.c.email_key == _email_key(email)))).first()
-        return _contact(row) if row else None
+        return contact_from(row) if row else None
 
     async def find_staff(self, email: str) -> StaffMember | None:
         async with self._tx(read_only=True) as conn:
             row = (await conn.execute(select(m.staff).where(m.staff.c.email_key == _email_key(email)))).first()
-        return _staff(row) if row else None
+        return staff_from(row) if row else None
 
     async def get_company(self, name: str) -> Company | None:
         async with self._tx(read_only=True) as conn:
             row = (
                 await conn.execute(select(m.companies).where(m.companies.c.name_key == name.strip().lower()))
             ).first()
-        return _company(row) if row else None
+        return company_from(row) if row else None
 
     async def find_person(self, email: str) -> tuple[CustomerContact | None, StaffMember | None, Company | None]:
         async with self._tx(read_only=True) as conn:
@@ -171,7 +175,7 @@ class SqlDirectory(SqlBase):
     async def list_companies(self) -> Sequence[Company]:
         async with self._tx(read_only=True) as conn:
             rows = (await conn.execute(select(m.companies).order_by(m.companies.c.name_key))).all()
-        return [_company(r) for r in rows]
+        return [company_from(r) for r in rows]
 
     async def list_staff(self, role: StaffRole | None = None, level: int | None = None) -> Sequence[StaffMember]:
         s = m.staff
@@ -182,7 +186,7 @@ class SqlDirectory(SqlBase):
             query = query.where(s.c.level == level)
         async with self._tx(read_only=True) as conn:
             rows = (await conn.execute(query)).all()
-        return [_staff(r) for r in rows]
+        return [staff_from(r) for r in rows]
 
     async def save_conversation_ref(
         self, channel: str, user_key: str, reference: Mapping[str, Any], now: datetime, email: str | None = None

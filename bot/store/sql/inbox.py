@@ -20,7 +20,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
-from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy import BigInteger, bindparam, column, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store import models as m
@@ -86,26 +86,33 @@ _PG_INBOX_INSERT_AND_NOTIFY = text(
 
 # The conversations' heads (their oldest unfinished item) with their count of unfinished items,
 # fewest first, from the partial index of unfinished rows (written out word for word so that
-# PostgreSQL's cached generic plan can still use it).
+# PostgreSQL's cached generic plan can still use it). SQLite's claim reads them first.
 _HEADS = (select(func.min(m.inbox.c.id).label("head"), func.count().label("waiting")).where(UNFINISHED_INBOX)
           .group_by(m.inbox.c.conversation_key).order_by(func.count(), func.min(m.inbox.c.id))
           .limit(MAX_CLAIM_CANDIDATES))
-# PostgreSQL's claim of the due heads, in fair order, as one statement: the rows are selected
-# FOR UPDATE SKIP LOCKED (several workers never take the same one) and marked working.
+# PostgreSQL's claim, as one statement: the conversations' heads with their counts (as `_HEADS`;
+# MATERIALIZED, so that they are computed once: inlined, a fast-growing table whose statistics lag
+# made PostgreSQL re-run the grouping for every candidate row), then the due ones in fair order,
+# selected FOR UPDATE SKIP LOCKED (several workers never take the same row) and marked working.
+# The partial index's predicate is written out word for word (see UNFINISHED_INBOX).
 _PG_CLAIM = text(
-    "UPDATE inbox SET status = 'working', locked_until = :locked_until, attempts = inbox.attempts + 1"
-    " WHERE inbox.id IN ("
-    " SELECT inbox.id FROM inbox"
-    " JOIN unnest(CAST(:heads AS INTEGER[]), CAST(:waiting AS BIGINT[])) AS head(id, waiting) ON inbox.id = head.id"
+    "WITH head AS MATERIALIZED ("
+    " SELECT min(inbox.id) AS id, count(*) AS waiting FROM inbox"
+    " WHERE inbox.status IN ('pending', 'working')"
+    " GROUP BY inbox.conversation_key ORDER BY count(*), min(inbox.id)"
+    f" LIMIT {MAX_CLAIM_CANDIDATES})"
+    " UPDATE inbox SET status = 'working', locked_until = :locked_until, attempts = inbox.attempts + 1"
+    " FROM head WHERE inbox.id = head.id AND inbox.id IN ("
+    " SELECT inbox.id FROM inbox JOIN head ON inbox.id = head.id"
     " WHERE ((inbox.status = 'pending' AND inbox.next_attempt_at <= :now)"
     " OR (inbox.status = 'working' AND inbox.locked_until < :now))"
     " AND (CAST(:channels AS VARCHAR[]) IS NULL OR inbox.channel = ANY(CAST(:channels AS VARCHAR[])))"
     " ORDER BY head.waiting, inbox.priority, inbox.id"
     " LIMIT :limit"
     " FOR UPDATE OF inbox SKIP LOCKED)"
-    " RETURNING inbox.*"
+    " RETURNING inbox.*, head.waiting"
 ).bindparams(bindparam("now", type_=m.UTCDateTime()), bindparam("locked_until", type_=m.UTCDateTime())).columns(
-    *m.inbox.c)
+    *m.inbox.c, column("waiting", BigInteger))
 
 
 def _inbox_rows(items: Sequence[NewInboxItem], now: datetime) -> list[dict[str, Any]]:
@@ -145,6 +152,14 @@ _INBOX_FINISH = (update(m.inbox)
                         m.inbox.c.attempts == bindparam("attempt"))
                  .values(status="done", done_at=bindparam("done_at", type_=m.inbox.c.done_at.type), locked_until=None))
 
+# PostgreSQL: the worker's finished items (ids and the attempt each was claimed at) done in one
+# statement, while each claim holds.
+_PG_FINISH = text(
+    "UPDATE inbox SET status = 'done', done_at = :done_at, locked_until = NULL"
+    " FROM unnest(CAST(:ids AS INTEGER[]), CAST(:attempts AS INTEGER[])) AS finished(id, attempt)"
+    " WHERE inbox.id = finished.id AND inbox.status = 'working' AND inbox.attempts = finished.attempt"
+).bindparams(bindparam("done_at", type_=m.UTCDateTime()))
+
 
 class SqlInbox(SqlBase):
     """`InboxStore` on SQL."""
@@ -167,7 +182,7 @@ class SqlInbox(SqlBase):
             # prepared again on each connection (measured: 7 % of the server's time in prepare).
             columns = {name: [row[name] for row in rows] for name in _INBOX_ARRAY_COLUMNS}
             columns["payload"] = [_json_dumps(payload) for payload in columns["payload"]]
-            async with self._tx() as conn:
+            async with self._tx(autocommit=True) as conn:
                 written = len((await conn.execute(_PG_INBOX_INSERT_AND_NOTIFY, {**columns, "now": now})).all())
         else:
             # One statement (SQLAlchemy sends the rows as multi-row INSERTs): RETURNING names only
@@ -246,11 +261,20 @@ class SqlInbox(SqlBase):
         wanted = None if channels is None else list(channels)
         if not finished and (limit <= 0 or wanted == []):
             return 0, []
-        async with self._tx() as conn:
+        # PostgreSQL: two statements, each standing alone (the finish; the claim, which locks
+        # what it takes), so no transaction around them; SQLite: one transaction.
+        async with self._tx(autocommit=True) as conn:
             done = 0
-            for item_id, attempt in finished:
-                result = await conn.execute(_INBOX_FINISH, {"item_id": item_id, "attempt": attempt, "done_at": now})
-                done += result.rowcount
+            if self.dialect != "postgresql":
+                for item_id, attempt in finished:
+                    result = await conn.execute(_INBOX_FINISH, {"item_id": item_id, "attempt": attempt,
+                                                                "done_at": now})
+                    done += result.rowcount
+            elif finished:
+                result = await conn.execute(_PG_FINISH, {"ids": [item_id for item_id, _ in finished],
+                                                         "attempts": [attempt for _, attempt in finished],
+                                                         "done_at": now})
+                done = result.rowcount
             if limit <= 0 or wanted == []:
                 return done, []
             return done, await self._claim_inbound_in_tx(conn, now, lease, limit, wanted)
@@ -258,33 +282,30 @@ class SqlInbox(SqlBase):
     async def _claim_inbound_in_tx(self, conn: AsyncConnection, now: datetime, lease: timedelta, limit: int,
                                    wanted: list[str] | None) -> Sequence[InboxItem]:
         i = m.inbox
-        # The heads are read first, on their own: in one statement with the rest, a fast-growing
-        # table whose statistics lag made PostgreSQL re-run the grouping for every candidate row.
+        if self.dialect == "postgresql":
+            rows = (await conn.execute(_PG_CLAIM, {
+                "now": now, "locked_until": now + lease, "channels": wanted, "limit": limit})).all()
+            return [_inbound_turn(r) for r in sorted(rows, key=lambda r: (r.waiting, r.priority, r.id))]
+        # SQLite: BEGIN IMMEDIATE holds the database's write lock, no row is locked by anyone
+        # else; the heads are read first, and the fair order is applied here.
         waiting = {head: count for head, count in (await conn.execute(_HEADS)).all()}
         if not waiting:
             return []
-        if self.dialect == "postgresql":
-            rows = (await conn.execute(_PG_CLAIM, {
-                "heads": list(waiting), "waiting": list(waiting.values()), "now": now,
-                "locked_until": now + lease, "channels": wanted, "limit": limit})).all()
-        else:
-            # SQLite: BEGIN IMMEDIATE holds the database's write lock, no row is locked by
-            # anyone else; the fair order is applied here.
-            query = select(i.c.id, i.c.priority).where(i.c.id.in_(list(waiting)), _due(i, "working", now))
-            if wanted is not None:
-                query = query.where(i.c.channel.in_(wanted))
-            due = (await conn.execute(query)).all()
-            ids = [row.id for row in sorted(due, key=lambda r: (waiting[r.id], r.priority, r.id))[:limit]]
-            if not ids:
-                return []
-            rows = (
-                await conn.execute(
-                    update(i)
-                    .where(i.c.id.in_(ids))
-                    .values(status="working", locked_until=now + lease, attempts=i.c.attempts + 1)
-                    .returning(*i.c)
-                )
-            ).all()
+        query = select(i.c.id, i.c.priority).where(i.c.id.in_(list(waiting)), _due(i, "working", now))
+        if wanted is not None:
+            query = query.where(i.c.channel.in_(wanted))
+        due = (await conn.execute(query)).all()
+        ids = [row.id for row in sorted(due, key=lambda r: (waiting[r.id], r.priority, r.id))[:limit]]
+        if not ids:
+            return []
+        rows = (
+            await conn.execute(
+                update(i)
+                .where(i.c.id.in_(ids))
+                .values(status="working", locked_until=now + lease, attempts=i.c.attempts + 1)
+                .returning(*i.c)
+            )
+        ).all()
         return sorted((_inbound_turn(r) for r in rows), key=lambda t: (waiting[t.id], t.priority, t.id))
 
     async def extend_inbound(self, item_id: int, locked_until: datetime, *, attempt: int | None = None) -> bool:
@@ -298,7 +319,7 @@ class SqlInbox(SqlBase):
             query = query.where(i.c.status == "working", i.c.attempts == attempt)
         elif "locked_until" in values:
             query = query.where(i.c.status == "working")
-        async with self._tx() as conn:
+        async with self._tx(autocommit=True) as conn:
             result = await conn.execute(query.values(**{"locked_until": None, **values}))
         return bool(result.rowcount)
 
@@ -306,7 +327,7 @@ class SqlInbox(SqlBase):
         _aware(now)
         if attempt is None:
             return await self._update_inbound(item_id, attempt, status="done", done_at=now)
-        async with self._tx() as conn:
+        async with self._tx(autocommit=True) as conn:
             result = await conn.execute(_INBOX_FINISH, {"item_id": item_id, "attempt": attempt, "done_at": now})
         return bool(result.rowcount)
 
