@@ -8,7 +8,10 @@ once. Every channel (console, Slack, Teams) calls `TurnRunner.handle`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
+import time
 from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
@@ -34,7 +37,15 @@ from bot.protocol.turn import Turn
 
 log = logging.getLogger("caredesk.conversation")
 
-MAX_ATTEMPTS = 3
+# Turns of one conversation taken at the same moment by several processes meet at the dialog
+# state's version: the loser waits a little and starts again from the winner's state. The
+# version is the guarantee across processes, so the loser keeps trying for a while rather than
+# asking the person to send it again: within STALE_RETRY_BUDGET_S (below Teams' 10 s answer
+# deadline, itself inside the Bot Framework's 15 s), waiting from STALE_FIRST_WAIT_S, doubling up
+# to STALE_MAX_WAIT_S, each wait jittered so that two losers do not meet again in step.
+STALE_RETRY_BUDGET_S = 8.0
+STALE_FIRST_WAIT_S = 0.01
+STALE_MAX_WAIT_S = 0.25
 VISIBLE_TICKETS = 50
 TICKETLESS_DIALOGS = frozenset({"new_ticket", "quote", LOGTIME})
 
@@ -58,13 +69,24 @@ class TurnRunner:
 
     # ---- public --------------------------------------------------------------------------------
     async def handle(self, turn: Turn) -> Response:
-        for attempt in range(MAX_ATTEMPTS):
+        # Wall-clock time, not the desk's (possibly demo) clock: this bounds how long a person waits.
+        give_up_at = time.monotonic() + STALE_RETRY_BUDGET_S
+        wait = STALE_FIRST_WAIT_S
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return await self._handle_once(turn)
             except StaleDialogError:
                 # Another process took a turn of this conversation at the same moment: start
                 # again from what it saved (effects are idempotent, so nothing is done twice).
-                log.info("stale dialog state for %s, retrying (attempt %d)", turn.dialog_key, attempt + 1)
+                log.info("stale dialog state for %s, retrying (attempt %d)", turn.dialog_key, attempt)
+            pause = wait * random.uniform(0.5, 1.5)
+            if time.monotonic() + pause > give_up_at:
+                break
+            await asyncio.sleep(pause)
+            wait = min(wait * 2, STALE_MAX_WAIT_S)
+        log.warning("gave up on a turn of %s after %d stale attempts", turn.dialog_key, attempt)
         lang = normalize_language(turn.user.locale, self.settings.default_language)
         return Response((Text(translate(lang, "engine.busy"), Tone.WARNING),), lang)
 
