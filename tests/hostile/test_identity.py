@@ -117,6 +117,17 @@ async def test_a_contact_may_file_for_a_colleague_of_the_same_company(desk):
     assert (ticket.requester_email, ticket.company) == (HUGO, ATELIER)
 
 
+async def test_staff_registering_a_ticket_for_a_customer_name_a_directory_company(desk):
+    conv = TurnRunner(desk)
+    assert "company" in [f.name for f in (await conv.form(turn(SOFIE), "new_ticket")).fields]
+    made = await conv.handle(turn(SOFIE, action="form:new_ticket", values=form(HUGO, "Hugo", company="atelier lumière")))
+    assert (await desk.store.get_ticket(made.ticket_number)).company == ATELIER
+    before = await snapshot(desk.store, BUT_DIALOGS)
+    refused = await conv.handle(turn(SOFIE, action="form:new_ticket", values=form(HUGO, "Hugo", company="Nowhere")))
+    assert "There is no company 'Nowhere'" in render_all(refused.replies) and refused.ticket_number is None
+    assert await snapshot(desk.store, BUT_DIALOGS) == before
+
+
 # ---- the requester -------------------------------------------------------------------------------
 
 
