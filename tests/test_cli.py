@@ -164,7 +164,7 @@ def test_scripted_console_conversation_opens_a_ticket(db, lang):
 
 def test_invalid_answers_are_asked_again_and_cancel_leaves_nothing(db):
     chat = run(["chat", "--as", "someone.new@example.org"], db, stdin="\n".join([
-        "ticket", "1", "Sam New", "sam at example", "sam@example.org", "123", "0470 11 22 33", "Example NV",
+        "ticket", "1", "Sam New", "sam at example", "someone.new@example.org", "123", "0470 11 22 33",
         "ERP", "broken", "cancel"]) + "\n")
     assert chat.returncode == 0
     assert chat.stdout.count("does not look like an e-mail") == 1

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
-from adapters.teams.channel import TeamsChannel
+from adapters.teams.channel import TeamsChannel, conversation_id, tenant_of
 from adapters.teams.config import TeamsConfig
 from adapters.teams.proactive import ProactiveDeliveryError, ProactiveMessage, send_proactive
 from adapters.teams.transport import (
@@ -28,6 +29,46 @@ log = logging.getLogger("caredesk.teams")
 MESSAGES_PATH = "/api/messages"
 
 
+class _Place:
+    """One activity's place in its conversation's line (see `ArrivalOrder`)."""
+
+    def __init__(self, line: ArrivalOrder, key: tuple[str, ...], before: asyncio.Event | None):
+        self._line, self._key, self._before = line, key, before
+        self._done = asyncio.Event()
+
+    async def ready(self) -> None:
+        """Until every activity of the conversation that arrived earlier is done."""
+        if self._before is not None:
+            await self._before.wait()
+
+    def done(self) -> None:
+        self._done.set()
+        if self._line._last.get(self._key) is self._done:
+            del self._line._last[self._key]
+
+
+class ArrivalOrder:
+    """Activities of one conversation (and sender) worked on one at a time, in the order they
+    reached this process, while other conversations run in parallel.
+
+    Teams sends a person's quick messages at once, on separate requests: without an order they
+    meet at the dialog state's version and the answers come in any order. A place is taken when
+    the request arrives, before its token is checked (that check runs in a thread and would
+    reorder them), and given up as soon as the request is refused. Only an optimisation of
+    this process: across processes the dialog state's version settles who goes first (the runner
+    waits and retries), so nothing relies on this memory."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, ...], asyncio.Event] = {}
+
+    def join(self, activity: Mapping[str, Any]) -> _Place:
+        sender = activity.get("from") if isinstance(activity.get("from"), dict) else {}
+        key = (tenant_of(activity), conversation_id(activity), str((sender or {}).get("id") or ""))
+        place = _Place(self, key, self._last.get(key))
+        self._last[key] = place._done
+        return place
+
+
 @dataclass
 class TeamsApp:
     desk: Desk
@@ -36,6 +77,7 @@ class TeamsApp:
     channel: TeamsChannel
     # Turns that outlived Teams' time limit keep running here after the HTTP answer.
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    arrivals: ArrivalOrder = field(default_factory=ArrivalOrder)
 
     @property
     def accepting(self) -> bool:
@@ -109,16 +151,29 @@ async def messages(request: web.Request) -> web.StreamResponse:
         return _error(400, "bad_request", "the body is not JSON")
     if not isinstance(activity, dict) or not activity.get("type"):
         return _error(400, "bad_request", "the body is not a Bot Framework activity")
+    place = teams.arrivals.join(activity)
     try:
         ticket = await teams.transport.authenticate(request.headers.get("Authorization"), activity)
     except AuthError as exc:
+        place.done()
         log.warning("rejected a request to %s: %s", MESSAGES_PATH, exc)
         return _error(401, "unauthorized", "the request is not authenticated by the Bot Framework")
     except AuthUnavailable as exc:
+        place.done()
         log.error("cannot check a request to %s: %s", MESSAGES_PATH, exc)
         return _error(503, "auth_unavailable", "the Bot Framework signing keys are unavailable; retry later")
+    except BaseException:
+        place.done()
+        raise
 
-    task = asyncio.ensure_future(teams.transport.run(ticket, activity, teams.channel.on_turn))
+    async def in_order() -> Any:
+        try:
+            await place.ready()
+            return await teams.transport.run(ticket, activity, teams.channel.on_turn)
+        finally:
+            place.done()
+
+    task = asyncio.ensure_future(in_order())
     try:
         result = await asyncio.wait_for(asyncio.shield(task), teams.config.response_deadline)
     except TimeoutError:

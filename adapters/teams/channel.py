@@ -18,11 +18,12 @@ e-mail comes from the Teams member lookup, cached; a failed lookup is logged, ne
 
 from __future__ import annotations
 
+import hashlib
 import html
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -64,6 +65,33 @@ _THREAD = re.compile(r";messageid=\d+$")
 
 # ---- reading activities ---------------------------------------------------------------------------
 
+# The longest delivery id we hand the core: it is stored as `processed_events.event_id` (255) and
+# inside idempotency keys (`msteams:<id>`), so it must stay well below that.
+MAX_DELIVERY_ID = 200
+
+
+@dataclass(frozen=True)
+class ActivityKey:
+    """One Teams delivery: an activity id is a millisecond timestamp, unique only within its
+    conversation, so two people writing in the same millisecond bring the same id. The
+    conversation is part of the key; a Teams retry (same conversation, same id) is the same key."""
+
+    conversation: str
+    activity: str
+
+    def encode(self) -> str:
+        # Conversation ids run past a hundred characters: a digest keeps the key bounded and
+        # still tells conversations apart; the activity id stays readable in the logs.
+        conversation = hashlib.sha256(self.conversation.encode("utf-8")).hexdigest()[:32]
+        key = f"{conversation}/{self.activity}"
+        if len(key) > MAX_DELIVERY_ID:
+            key = f"{conversation}/sha256:{hashlib.sha256(self.activity.encode('utf-8')).hexdigest()}"
+        return key
+
+    def __str__(self) -> str:
+        return self.encode()
+
+
 
 def activity_locale(activity: Mapping[str, Any]) -> str | None:
     if activity.get("locale"):
@@ -78,6 +106,10 @@ def tenant_of(activity: Mapping[str, Any]) -> str:
     channel_data = activity.get("channelData") or {}
     tenant = (channel_data.get("tenant") or {}).get("id") if isinstance(channel_data, dict) else None
     return str(tenant or (activity.get("conversation") or {}).get("tenantId") or "")
+
+
+def conversation_id(activity: Mapping[str, Any]) -> str:
+    return str((activity.get("conversation") or {}).get("id") or "")
 
 
 def is_personal(activity: Mapping[str, Any]) -> bool:
@@ -268,9 +300,9 @@ class TeamsChannel:
         return Turn(
             channel=CHANNEL,
             tenant=tenant_of(activity),
-            conversation=str((activity.get("conversation") or {}).get("id") or ""),
+            conversation=conversation_id(activity),
             user=identity,
-            event_id=str(activity["id"]) if activity.get("id") else None,
+            event_id=ActivityKey(conversation_id(activity), str(activity["id"])).encode() if activity.get("id") else None,
             **fields,
         )
 

@@ -119,7 +119,7 @@ class Escalations:
         taken: list[Escalation] = []
         role = self._role_of(manager)
         for escalation in await self.store.list_escalations(open_only=True, ticket_number=ticket_number):
-            if escalation.status is not EscalationStatus.OPEN:
+            if escalation.status is not EscalationStatus.OPEN or not self.may_acknowledge(escalation, manager):
                 continue
             others = [email for level in range(1, escalation.level + 1) for email, _ in await self.managers(level)
                       if email.lower() != manager.email.lower()]
@@ -139,6 +139,13 @@ class Escalations:
                 taken.append(updated)
                 log.info("escalation of %s acknowledged by %s", ticket_number, manager.email)
         return taken
+
+    @staticmethod
+    def may_acknowledge(escalation: Escalation, person: StaffMember) -> bool:
+        """Whoever was pinged may take an escalation: a manager of a level it has reached (rules
+        page §5: level 1 first, then the next levels as it climbs)."""
+        return (person.role is StaffRole.MANAGER and person.level is not None
+                and 1 <= person.level <= escalation.level)
 
     def _role_of(self, manager: StaffMember) -> str:
         level = self.settings.escalation.level(manager.level or 0)

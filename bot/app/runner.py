@@ -8,14 +8,19 @@ once. Every channel (console, Slack, Teams) calls `TurnRunner.handle`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
+import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
 from bot.app.desk import Desk
-from bot.dialogs.engine import Answer, Context, Effect, EffectKind, DialogEngine, DialogResult, command_of
+from bot.dialogs.engine import (Answer, Context, DirectoryEntry, Effect, EffectKind, DialogEngine, DialogResult,
+                                command_of)
 from bot.dialogs.intents import Intent, detect, ticket_number_pattern
-from bot.dialogs.new_ticket import NewTicketDialog
+from bot.dialogs.new_ticket import NewTicketDialog, check_requester
 from bot.dialogs.quote import QuoteDialog
 from bot.dialogs.log_time import NAME as LOGTIME, LogTimeDialog
 from bot.dialogs.tickets import EscalationDialog, TicketInfoDialog, my_tickets_replies
@@ -28,13 +33,22 @@ from bot.domain.quote import QuoteError
 from bot.app.staff import StaffCommand, StaffDesk
 from bot.store.ports import StaleDialogError, TurnStart, UnknownTicketError
 from bot.domain.time_entries import TimeRequest, is_agent
+from bot.domain.validation import Invalid, email as parse_email
 from bot.protocol.ids import (ESCALATION, MENU, Command, EscalationVerb, FormSubmission, parse_action,
                               parse_escalation_choice)
 from bot.protocol.turn import Turn
 
 log = logging.getLogger("caredesk.conversation")
 
-MAX_ATTEMPTS = 3
+# Turns of one conversation taken at the same moment by several processes meet at the dialog
+# state's version: the loser waits a little and starts again from the winner's state. The
+# version is the guarantee across processes, so the loser keeps trying for a while rather than
+# asking the person to send it again: within STALE_RETRY_BUDGET_S (below Teams' 10 s answer
+# deadline, itself inside the Bot Framework's 15 s), waiting from STALE_FIRST_WAIT_S, doubling up
+# to STALE_MAX_WAIT_S, each wait jittered so that two losers do not meet again in step.
+STALE_RETRY_BUDGET_S = 8.0
+STALE_FIRST_WAIT_S = 0.01
+STALE_MAX_WAIT_S = 0.25
 VISIBLE_TICKETS = 50
 TICKETLESS_DIALOGS = frozenset({"new_ticket", "quote", LOGTIME})
 
@@ -58,13 +72,24 @@ class TurnRunner:
 
     # ---- public --------------------------------------------------------------------------------
     async def handle(self, turn: Turn) -> Response:
-        for attempt in range(MAX_ATTEMPTS):
+        # Wall-clock time, not the desk's (possibly demo) clock: this bounds how long a person waits.
+        give_up_at = time.monotonic() + STALE_RETRY_BUDGET_S
+        wait = STALE_FIRST_WAIT_S
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return await self._handle_once(turn)
             except StaleDialogError:
                 # Another process took a turn of this conversation at the same moment: start
                 # again from what it saved (effects are idempotent, so nothing is done twice).
-                log.info("stale dialog state for %s, retrying (attempt %d)", turn.dialog_key, attempt + 1)
+                log.info("stale dialog state for %s, retrying (attempt %d)", turn.dialog_key, attempt)
+            pause = wait * random.uniform(0.5, 1.5)
+            if time.monotonic() + pause > give_up_at:
+                break
+            await asyncio.sleep(pause)
+            wait = min(wait * 2, STALE_MAX_WAIT_S)
+        log.warning("gave up on a turn of %s after %d stale attempts", turn.dialog_key, attempt)
         lang = normalize_language(turn.user.locale, self.settings.default_language)
         return Response((Text(translate(lang, "engine.busy"), Tone.WARNING),), lang)
 
@@ -104,6 +129,7 @@ class TurnRunner:
                     tickets = [ticket, *tickets]
             else:
                 mentioned_unknown = match.group(0).upper()
+        named = await self._named(turn, email) if staff is None else {}
         return Context(
             settings=self.settings,
             lang=lang,
@@ -117,7 +143,26 @@ class TurnRunner:
             tickets=tuple(tickets),
             mentioned=mentioned,
             mentioned_unknown=mentioned_unknown,
+            named=named,
         )
+
+    async def _named(self, turn: Turn, own: str | None) -> dict[str, DirectoryEntry]:
+        """Who the e-mail address this turn gives is in the directory, when it is not the
+        speaker's own: the new-ticket dialog lets a customer file only for themselves or a
+        colleague (`check_requester`). One lookup, only on a turn that carries an address."""
+        for candidate in (turn.values.get("email"), turn.text):
+            try:
+                address = parse_email(candidate or "")
+            except Invalid:
+                continue
+            if own and address.lower() == own.lower():
+                return {}
+            return {address.lower(): await self._entry(address)}
+        return {}
+
+    async def _entry(self, address: str) -> DirectoryEntry:
+        contact, staff, _ = await self.store.find_person(address)
+        return DirectoryEntry(address, contact.company if contact else None, staff is not None)
 
     async def resume_prompt(self, turn: Turn) -> tuple[Reply, ...]:
         """The question a conversation is waiting on, if any (after a restart)."""
@@ -215,6 +260,9 @@ class TurnRunner:
                 replies += (Text(ctx.t("staff.unknown_ticket", number=number), Tone.ERROR),)
             except QuoteError as exc:
                 replies += (Text(ctx.t(exc.key, **exc.params), Tone.ERROR),)
+            except Invalid as exc:
+                # Refused where it acts (a forged form, an old dialog state): said, nothing done.
+                replies += (Text(ctx.t(exc.key, **exc.params), Tone.WARNING),)
             else:
                 replies += self.engine.completed(ctx, result.state["dialog"], result.state["data"], outcome)
                 if isinstance(outcome, Ticket):
@@ -232,6 +280,19 @@ class TurnRunner:
             # Another process answered this very delivery a moment ago: it was answered once.
             return Response(lang=ctx.lang, duplicate=True)
         return Response(replies, ctx.lang, dict(result.field_errors), done=result.done, ticket_number=ticket_number)
+
+    async def _ticket_company(self, ctx: Context, chosen: Any) -> str | None:
+        """A directory contact's tickets belong to their company; staff registering a ticket for
+        a customer name one of the directory's companies; anyone else's belong to no company
+        until staff set it (`company NUMBER NAME`)."""
+        if ctx.contact is not None:
+            return ctx.company.name if ctx.company else ctx.contact.company
+        if ctx.staff is None or not chosen:
+            return None
+        company = await self.store.get_company(str(chosen))
+        if company is None:
+            raise Invalid("validation.unknown_company", {"company": str(chosen)})
+        return company.name
 
     async def _outside_dialog(self, ctx: Context, turn: Turn, answer: Answer) -> DialogResult:
         """No dialog in progress: a menu click, a form, a command or free text."""
@@ -306,12 +367,17 @@ class TurnRunner:
         p = effect.payload
         now = self.desk.now()
         if effect.kind is EffectKind.CREATE_TICKET:
+            requester = str(p["email"])
+            # Checked again here, whatever the dialog state or the form brought: the requester
+            # is the speaker or a colleague, and the company is the speaker's own (as the
+            # platform proves the speaker's e-mail), never one typed in.
+            check_requester(replace(ctx, named={requester.lower(): await self._entry(requester)}), requester)
             new = NewTicket(
                 kind=TicketKind(p["kind"]),
-                requester_email=p["email"],
+                requester_email=requester,
                 requester_name=p["name"],
                 requester_phone=p.get("phone"),
-                company=p.get("company"),
+                company=await self._ticket_company(ctx, p.get("company")),
                 module=p["module"],
                 description=p["description"],
                 reproduce=p.get("reproduce"),

@@ -37,6 +37,8 @@ COMMANDS = {
     "solution": "solution", "oplossing": "solution",
     "release": "release", "sortie": "release",
     "status": "status", "statut": "status",
+    "company": "company", "société": "company", "societe": "company", "entreprise": "company",
+    "bedrijf": "company",
     "ack": "ack", "acknowledge": "ack", "accuser": "ack", "prendre": "ack", "bevestig": "ack", "bevestigen": "ack",
 }
 AGENT_ONLY = {"logtime"}
@@ -220,6 +222,21 @@ class StaffDesk:
                                                  changes={"assignee_email": assignee.email})
         return (Text(ctx.t("staff.assigned", number=updated.number, name=assignee.name), Tone.SUCCESS),)
 
+    async def _company(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
+        # A ticket from someone outside the directory belongs to no company (nobody may choose
+        # one for themselves): staff put it in the right company's lists and bill here.
+        assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
+        number, _, name = rest.partition(" ")
+        if not clean_text(name):
+            raise Invalid("validation.unknown_company", {"company": ""})
+        ticket = await self._ticket(number)
+        company = await self.store.get_company(clean_text(name))
+        if company is None:
+            raise Invalid("validation.unknown_company", {"company": clean_text(name)})
+        updated = await self.store.update_ticket(ticket.number, by=ctx.staff.email, now=self.desk.now(),
+                                                 changes={"company": company.name})
+        return (Text(ctx.t("staff.company_set", number=updated.number, company=company.name), Tone.SUCCESS),)
+
     async def _note(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
         assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
         number, _, text = rest.partition(" ")
@@ -291,6 +308,12 @@ class StaffDesk:
         assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
         number = rest.split()[0].upper() if rest.split() else ""
         ticket = await self._ticket(number)
+        open_ones = await self.store.list_escalations(open_only=True, ticket_number=ticket.number)
+        if open_ones and not any(self.escalations.may_acknowledge(e, ctx.staff) for e in open_ones):
+            # Pinged managers take an escalation: those of the levels it has reached, whatever
+            # button value arrives (`acknowledge` checks the same again).
+            level = max(e.level for e in open_ones)
+            return (Text(ctx.t("staff.ack_not_your_level", number=ticket.number, level=level), Tone.WARNING),)
         taken = await self.escalations.acknowledge(ticket.number, ctx.staff)
         if taken:
             return (Text(ctx.t("staff.ack_done", number=ticket.number), Tone.SUCCESS),)

@@ -36,6 +36,17 @@ from bot.domain.validation import Invalid
 
 
 @dataclass(frozen=True)
+class DirectoryEntry:
+    """Who an e-mail address a turn names is in the directory (looked up by the runner, since
+    the engine does no I/O): the company of a customer contact, whether it is staff. An address
+    in no directory list has neither."""
+
+    email: str
+    company: str | None = None
+    staff: bool = False
+
+
+@dataclass(frozen=True)
 class Context:
     """Everything a step may consult, loaded by the runner before the engine runs."""
 
@@ -54,6 +65,8 @@ class Context:
     mentioned: Ticket | None = None
     # A ticket number the message quotes that this user may not see (or that does not exist).
     mentioned_unknown: str | None = None
+    # The other people's e-mail addresses this turn names (lower case -> who they are).
+    named: Mapping[str, DirectoryEntry] = field(default_factory=dict)
 
     def t(self, key: str, **params: Any) -> str:
         return translate(self.lang, key, **params)

@@ -54,8 +54,14 @@ def _needed(ctx: Context, data: Mapping[str, Any], state: str) -> bool:
     if state in ("reproduce", "diagnostics"):
         return _is_incident(data) and not data.get(state)
     if state == "company":
-        return not data.get("company")
+        # Only staff choose a company (registering a ticket for a customer): a contact's is their
+        # directory company, and a ticket from outside the directory has none until staff set it.
+        return chooses_company(ctx) and not data.get("company")
     return not data.get(state)
+
+
+def chooses_company(ctx: Context) -> bool:
+    return ctx.staff is not None and ctx.company is None
 
 
 def _next_missing(ctx: Context, data: Mapping[str, Any]) -> str:
@@ -73,7 +79,34 @@ def _parse_name(ctx: Context, data: Mapping[str, Any], text: str) -> str:
 
 
 def _parse_email(ctx: Context, data: Mapping[str, Any], text: str) -> str:
-    return validation.email(text)
+    address = validation.email(text)
+    check_requester(ctx, address)
+    return address
+
+
+def check_requester(ctx: Context, address: str) -> None:
+    """Nobody files a ticket as someone else: a directory contact files for themselves or a
+    contact of their own company; someone outside the directory for the address the platform
+    proved (or, without one, for an address that is nobody's in the directory); staff register
+    tickets for customers. Raises Invalid with the polite reason."""
+    if ctx.staff is not None:
+        return
+    wanted = address.strip().lower()
+    entry = ctx.named.get(wanted)
+    if ctx.contact is not None:
+        company = ctx.contact.company
+        if wanted == ctx.contact.email.strip().lower():
+            return
+        if entry is None or entry.company is None or entry.company.lower() != company.lower():
+            raise Invalid("validation.requester_other_company", {"company": company})
+        return
+    proven = (ctx.user.email or "").strip()
+    if proven:
+        if wanted != proven.lower():
+            raise Invalid("validation.requester_not_yours", {"email": proven})
+        return
+    if entry is None or entry.company is not None or entry.staff:
+        raise Invalid("validation.requester_in_directory")
 
 
 def _parse_phone(ctx: Context, data: Mapping[str, Any], text: str) -> str:
@@ -270,7 +303,7 @@ def _create(ctx: Context, data: Mapping[str, Any]) -> Finish:
 
 def _edit_options(ctx: Context, data: Mapping[str, Any]) -> tuple[Option, ...]:
     fields = [f for f in EDITABLE if f not in ("reproduce", "diagnostics") or _is_incident(data)]
-    if ctx.company is not None:
+    if not chooses_company(ctx):
         fields.remove("company")  # a directory contact's company is not theirs to change
     return tuple(Option(f, ctx.t(f"ticket.field.{f}")) for f in fields)
 
@@ -339,7 +372,7 @@ class NewTicketDialog(Dialog):
             FormField("email", ctx.t("ticket.field.email"), FieldKind.EMAIL, value=prefill.get("email")),
             FormField("phone", ctx.t("ticket.field.phone"), FieldKind.PHONE, value=prefill.get("phone")),
         ]
-        if ctx.company is None:
+        if chooses_company(ctx):
             fields.append(FormField("company", ctx.t("ticket.field.company"), FieldKind.SHORT_TEXT,
                                     value=prefill.get("company"), max_length=validation.MAX_SHORT_TEXT))
         fields += [
@@ -373,7 +406,7 @@ class NewTicketDialog(Dialog):
             "description": lambda v: _parse_description(ctx, data, v),
             "urgency": lambda v: _choice(ctx, v or Urgency.NORMAL.value, urgency_options(ctx)),
         }
-        if ctx.company is None:
+        if chooses_company(ctx):
             checks["company"] = lambda v: _parse_short(ctx, data, v)
         for field, check in checks.items():
             try:
@@ -392,8 +425,8 @@ class NewTicketDialog(Dialog):
         if errors:
             return FormErrors(errors)
         parsed["contact_confirmed"] = True
-        if ctx.company is not None:
-            parsed["company"] = ctx.company.name
+        if not chooses_company(ctx):
+            parsed["company"] = ctx.company.name if ctx.company else None
         merged = {**data, **parsed}
         hours = CheckHoursStep().skip(ctx, merged)
         if answer.confirmed and hours.state == "summary":

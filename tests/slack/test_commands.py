@@ -303,11 +303,15 @@ async def test_the_messages_tab_opening_publishes_nothing(env):
 async def test_an_unknown_user_gets_an_empty_form_and_a_clear_error(env):
     await env.command("/ticket", user=STRANGER)
     view = opened_form(env)
-    assert "company" in [b.get("block_id") for b in view["blocks"]]  # not in the directory: asked
-    response = await env.submit(view, {**TICKET_VALUES, "email": "someone@elsewhere.example", "company": "Elsewhere"},
-                                user=STRANGER)
+    # Not in the directory: no company to choose (staff set it later), and only their own address.
+    assert "company" not in [b.get("block_id") for b in view["blocks"]]
+    response = await env.submit(view, {**TICKET_VALUES, "email": "lotte.peeters@brasseriedeklok.be"}, user=STRANGER)
+    body = await response.json()
+    assert body["response_action"] == "errors" and "your own e-mail address" in body["errors"]["email"]
+    response = await env.submit(view, {**TICKET_VALUES, "email": "someone@elsewhere.example",
+                                       "company": "Brasserie De Klok"}, user=STRANGER)
     assert (await response.text()) == ""
-    assert (await env.desk.store.list_tickets())[0].company == "Elsewhere"
+    assert (await env.desk.store.list_tickets())[0].company is None
 
 
 async def test_views_open_failing_tells_the_user(env):

@@ -287,6 +287,22 @@ async def test_update_ticket_records_events_and_queues_outbox(store: SqlStore) -
     assert events[0].created_at.utcoffset() == timedelta(0)
 
 
+async def test_update_ticket_sets_the_company_of_a_ticket_from_outside_the_directory(store: SqlStore) -> None:
+    ticket = await store.create_ticket(new_ticket(company=None, requester_email="jan@example.be"), NOW, FMT)
+    assert await store.list_tickets(company="Atelier Lumière") == []
+    later = NOW + timedelta(minutes=1)
+    updated = await store.update_ticket(ticket.number, by=AGENT, now=later, changes={"company": " Atelier Lumière "})
+    assert updated.company == "Atelier Lumière" and updated.updated_at == later
+    assert [t.number for t in await store.list_tickets(company="atelier lumière")] == [ticket.number]
+    [event] = await store.list_ticket_events(ticket.number)
+    assert (event.actor, event.field, event.before, event.after) == (AGENT, "company", None, "Atelier Lumière")
+    # The same company again records nothing; None takes it out of every company's lists again.
+    await store.update_ticket(ticket.number, by=AGENT, now=later, changes={"company": "Atelier Lumière"})
+    assert len(await store.list_ticket_events(ticket.number)) == 1
+    cleared = await store.update_ticket(ticket.number, by=AGENT, now=later, changes={"company": None})
+    assert cleared.company is None and await store.list_tickets(company="Atelier Lumière") == []
+
+
 async def test_update_ticket_refusals_change_nothing(store: SqlStore) -> None:
     ticket = await store.create_ticket(new_ticket(), NOW, FMT)
     later = NOW + timedelta(minutes=1)
@@ -297,6 +313,7 @@ async def test_update_ticket_refusals_change_nothing(store: SqlStore) -> None:
         ({"solution_date": "2026-03-02"}, None, ValueError),
         ({"release_date": datetime(2026, 3, 2, tzinfo=UTC)}, None, ValueError),
         ({"assignee_email": 42}, None, ValueError),
+        ({"company": ["Atelier Lumière"]}, None, ValueError),
         ({"status": "in_progress"}, "waiting_for_customer", StaleTicketError),
     ]
     for changes, expected, error in refusals:

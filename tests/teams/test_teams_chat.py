@@ -314,3 +314,31 @@ async def test_locale_picks_the_language(bot):
     assert "Que puis-je faire pour vous ?" in card_text(card_of(reply)) and card_of(reply)["lang"] == "fr"
     reply = await bot.say("help", user="29:emma", locale="nl-BE")
     assert card_of(reply)["lang"] == "nl"
+
+
+async def test_same_activity_id_in_two_conversations_is_answered_in_both(bot_on_both):
+    # Teams activity ids are millisecond timestamps, unique only within a conversation: two
+    # people writing in the same millisecond bring the same id, and each is answered.
+    bot = bot_on_both
+    assert (await bot.post(bot.activity("29:lotte", "help", activity_id="1732960800123")))[0] == 200
+    assert (await bot.post(bot.activity("29:camille", "help", activity_id="1732960800123")))[0] == 200
+    answered = [r["conversation"] for r in bot.fake.sent("POST")]
+    assert answered == ["a:personal-29:lotte", "a:personal-29:camille"]
+    # The same for a command that opens a form (claimed by the channel, not the core).
+    await bot.post(bot.activity("29:lotte", "ticket", activity_id="1732960800999"))
+    await bot.post(bot.activity("29:emma", "ticket", activity_id="1732960800999"))
+    assert len(bot.fake.sent("POST")) == 4
+    # Within one conversation the id still means one delivery: Teams' retry is answered once.
+    await bot.post(bot.activity("29:emma", "ticket", activity_id="1732960800999"))
+    assert len(bot.fake.sent("POST")) == 4
+
+
+def test_activity_key_is_bounded_and_tells_conversations_apart():
+    from adapters.teams.channel import ActivityKey
+
+    short = ActivityKey("a:personal-1", "1732960800123").encode()
+    other = ActivityKey("a:personal-2", "1732960800123").encode()
+    assert short != other and short.endswith("1732960800123")
+    long_conversation = "a:" + "x" * 400
+    long_id = ActivityKey(long_conversation, "9" * 300).encode()
+    assert len(long_id) <= 200 and long_id != ActivityKey(long_conversation, "9" * 299).encode()

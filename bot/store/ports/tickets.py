@@ -55,7 +55,7 @@ class TicketStore(Protocol):
         expected_status: str | None = None,
         outbox: Sequence[NewOutboxMessage] = (),
     ) -> Ticket:
-        """Change fields of a ticket (status, assignee_email, solution_date, release_date) and queue
+        """Change fields of a ticket (status, assignee_email, solution_date, release_date, company) and queue
         the messages it causes, in one transaction; each changed field is recorded as a TicketEvent.
         With `expected_status`, raise StaleTicketError if the status is not that any more (two agents
         moving the same ticket at once). UnknownTicketError for an unknown number."""

@@ -104,7 +104,7 @@ def _ticket(row: Any) -> Ticket:
 # ---- values of the ticket workflow ----------------------------------------------------------------
 
 
-TICKET_FIELDS = ("status", "assignee_email", "solution_date", "release_date")
+TICKET_FIELDS = ("status", "assignee_email", "solution_date", "release_date", "company")
 
 
 def _ticket_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -119,9 +119,9 @@ def _ticket_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
                 values[name] = TicketStatus(_value(value)).value
             except ValueError:
                 raise ValueError(f"unknown ticket status {value!r}") from None
-        elif name == "assignee_email":
+        elif name in ("assignee_email", "company"):
             if value is not None and not isinstance(value, str):
-                raise ValueError(f"assignee_email must be an e-mail address or None, got {value!r}")
+                raise ValueError(f"{name} must be text or None, got {value!r}")
             values[name] = (value or "").strip() or None
         else:
             if value is not None and (not isinstance(value, date) or isinstance(value, datetime)):
@@ -283,7 +283,7 @@ class SqlTickets(SqlBase):
     ) -> Ticket:
         """Port method.  `changes` keys: status (TicketStatus or its value), assignee_email
         (str or None; compared case-insensitively), solution_date / release_date (date or
-        None); anything else raises ValueError.  Only fields whose value really changes are
+        None), company (str or None: staff put a ticket in a company); anything else raises ValueError.  Only fields whose value really changes are
         written and recorded (updated_at moves only then); the outbox is queued either way."""
         _aware(now)
         values = _ticket_changes(changes)
