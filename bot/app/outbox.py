@@ -14,10 +14,11 @@ import abc
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.app.desk import Desk
+from bot.domain.config import OutboxSettings
 from bot.domain.model import OutboxMessage
 from bot.app.escalations import Escalations
 from bot.i18n import normalize_language
@@ -50,12 +51,30 @@ class Delivery(abc.ABC):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int = 8
+    """Exponential back-off from `base_delay`, capped at `max_delay`; given up after
+    `max_attempts` tries (None: no limit), or once the first try is `give_up_after` old."""
+
+    max_attempts: int | None = 8
     base_delay: timedelta = timedelta(seconds=10)
     max_delay: timedelta = timedelta(hours=1)
+    give_up_after: timedelta | None = None
+
+    @classmethod
+    def for_outbox(cls, settings: OutboxSettings) -> RetryPolicy:
+        """The outbox's: by age, not by count, so that an outage of a day loses nothing and the
+        message goes out within `max_retry_minutes` of the platform's return."""
+        return cls(max_attempts=None, base_delay=timedelta(seconds=10),
+                   max_delay=timedelta(minutes=settings.max_retry_minutes),
+                   give_up_after=timedelta(hours=settings.give_up_after_hours))
+
+    def exhausted(self, attempts: int, first_queued: datetime, now: datetime) -> bool:
+        if self.max_attempts is not None and attempts >= self.max_attempts:
+            return True
+        return self.give_up_after is not None and now - first_queued >= self.give_up_after
 
     def delay(self, attempts: int, retry_after: float | None = None) -> timedelta:
-        backoff = min(self.base_delay * (2 ** max(0, attempts - 1)), self.max_delay)
+        # The exponent is bounded: with no attempt limit, 2 ** attempts would grow without end.
+        backoff = min(self.base_delay * (2 ** min(max(0, attempts - 1), 30)), self.max_delay)
         if retry_after is not None:
             backoff = max(backoff, timedelta(seconds=retry_after))
         return backoff
@@ -66,12 +85,12 @@ class DispatcherStore(OutboxStore, DirectoryStore, Protocol):
 
 
 class Dispatcher:
-    def __init__(self, desk: Desk, delivery: Delivery, *, policy: RetryPolicy = RetryPolicy(),
+    def __init__(self, desk: Desk, delivery: Delivery, *, policy: RetryPolicy | None = None,
                  lease: timedelta = timedelta(minutes=5), batch: int = 20):
         self.desk = desk
         self.store: DispatcherStore = desk.store
         self.delivery = delivery
-        self.policy = policy
+        self.policy = policy if policy is not None else RetryPolicy.for_outbox(desk.settings.outbox)
         self.lease = lease
         self.batch = batch
         self.escalations = Escalations(desk)
@@ -96,7 +115,8 @@ class Dispatcher:
             response = render(message.kind, message.payload, lang, self.desk.settings)
             await self.delivery.deliver(message, response)
         except Undeliverable as exc:
-            log.warning("outbox message %s to %s is undeliverable: %s", message.id, message.recipient, exc)
+            log.warning("outbox message %s (%s to %s) dead-lettered, undeliverable: %s", message.id, message.kind,
+                        message.recipient, exc)
             await self.store.mark_failed(message.id, f"undeliverable: {exc}")
             return False
         except DeliveryFailed as exc:
@@ -113,14 +133,18 @@ class Dispatcher:
         return True
 
     async def _retry(self, message: OutboxMessage, reason: str, retry_after: float | None) -> None:
-        if message.attempts >= self.policy.max_attempts:
-            log.error("outbox message %s dead-lettered after %d attempts: %s", message.id, message.attempts, reason)
+        now = self.desk.now()
+        if self.policy.exhausted(message.attempts, message.created_at, now):
+            # WARNING, with what an operator needs to find it again (`caredesk outbox list --failed`).
+            log.warning("outbox message %s (%s to %s) dead-lettered after %d attempts over %s: %s",
+                        message.id, message.kind, message.recipient, message.attempts,
+                        _age(now - message.created_at), reason)
             await self.store.mark_failed(message.id, reason)
             return
         delay = self.policy.delay(message.attempts, retry_after)
         log.warning("outbox message %s to %s failed (attempt %d), retry in %ss: %s",
                     message.id, message.recipient, message.attempts, int(delay.total_seconds()), reason)
-        await self.store.mark_retry(message.id, self.desk.now() + delay, reason)
+        await self.store.mark_retry(message.id, now + delay, reason)
 
     async def run(self, stop: asyncio.Event, interval: float = 2.0) -> None:
         """Deliver and climb escalations until `stop` is set (inside the server, or `caredesk worker`)."""
@@ -137,3 +161,8 @@ class Dispatcher:
                 await asyncio.wait_for(stop.wait(), timeout=interval)
             except asyncio.TimeoutError:
                 pass
+
+
+def _age(age: timedelta) -> str:
+    minutes = int(age.total_seconds() // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}"
