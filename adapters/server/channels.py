@@ -53,3 +53,8 @@ class Channels:
         """What a worker does with the items each channel wrote to the inbox (Teams answers within
         its request and writes none)."""
         return {"slack": self.slack.work} if self.slack.app is not None else {}
+
+    def inbox_unreadable(self) -> dict[str, Handler]:
+        """How each channel tells a person that what they sent could not be read (an inbox item
+        given up at once)."""
+        return {"slack": self.slack.tell_unreadable} if self.slack.app is not None else {}

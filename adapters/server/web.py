@@ -78,7 +78,8 @@ def inbox_worker(channels: "Channels", concurrency: int, pressure: AckPressure |
     handlers = channels.inbox_handlers()
     if not handlers:
         return None
-    return InboxWorker(channels.slack.store, wall_clock, handlers, concurrency=concurrency, pressure=pressure)
+    return InboxWorker(channels.slack.store, wall_clock, handlers, concurrency=concurrency, pressure=pressure,
+                       unreadable=channels.inbox_unreadable())
 
 
 # Worker processes run at a lower CPU priority than the server: on a busy machine the server's
