@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Sequence
+from typing import Any, Awaitable, Mapping, Sequence
 
 import aiohttp
 from slack_bolt.app.async_app import AsyncApp
@@ -81,6 +81,7 @@ class SlackChannel:
             return
         self._session = web_api_session()
         self.client.session = self._session
+        self.messenger.reply_client.session = self._session
 
     async def work(self, item: InboxItem) -> None:
         """Do what an inbox item asks (in the server's worker or a `caredesk worker`): Bolt runs
@@ -119,6 +120,13 @@ class SlackChannel:
         if self.app is None:
             return False
         return await self.messenger.send_to_email(email, response)
+
+    async def post_reply(self, desk: Desk, to: Mapping[str, Any], response: Response) -> None:
+        """The outbox's replier (`adapters.server.delivery.Replier`): a turn's answer whose first
+        post failed, posted where the turn said (`Turn.reply_to`)."""
+        if self.app is None:
+            raise DeliveryFailed("Slack is not configured in this process")
+        await self.messenger.post_reply(to, response)
 
     # ---- work in this process ------------------------------------------------------------------
     def spawn(self, work: Awaitable[Any]) -> asyncio.Task[Any]:
@@ -171,4 +179,5 @@ class SlackChannel:
         if self._session is not None:
             session, self._session = self._session, None
             self.client.session = None
+            self.messenger.reply_client.session = None
             await session.close()

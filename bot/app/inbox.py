@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 
 from bot.domain.clock import SystemClock
-from bot.app.outbox import DeliveryFailed, RetryPolicy
+from bot.app.outbox import DeliveryFailed, RetryPolicy, collecting_posted
 from bot.store.ports import InboxItem, InboxStore, NewInboxItem, StoreUnavailableError
 
 log = logging.getLogger("caredesk.inbox")
@@ -180,6 +180,8 @@ class InboxWorker:
         # Items whose work is done, (id, attempt of the claim): marked done by the next claim, in
         # its transaction, which that item's end wakes at once (one transaction fewer per item).
         self._done: list[tuple[int, int]] = []
+        # Durable replies the items' work posted (outbox keys): marked sent by the same claim.
+        self._posted: list[str] = []
         self._last_purge = 0.0
 
     def wake(self) -> None:
@@ -217,14 +219,16 @@ class InboxWorker:
             if yielding and self.pressure is not None and self.pressure.busy:
                 limit = self.pressured_concurrency
             free = max(limit - len(self.tasks), 0)
-            if free <= 0 and not self._done:
+            if free <= 0 and not self._done and not self._posted:
                 return 0
             done, self._done = self._done, []
+            posted, self._posted = self._posted, []
             try:
                 marked, items = await self.store.finish_and_claim_inbound(done, self.clock(), self.lease, free,
-                                                                          tuple(self.handlers))
+                                                                          tuple(self.handlers), sent_replies=posted)
             except BaseException:
                 self._done[:0] = done  # marked by a later claim (or redone once their leases run out)
+                self._posted[:0] = posted
                 raise
             if marked < len(done):
                 log.warning("%d inbox item(s) were done here after their lease ran out (another worker took them)",
@@ -244,9 +248,11 @@ class InboxWorker:
         keeper = asyncio.create_task(self._keep(item))
         try:
             try:
-                await self._patiently(handler, item)
+                with collecting_posted() as posted:
+                    await self._patiently(handler, item)
             finally:
                 keeper.cancel()
+                self._posted.extend(posted)  # posted is posted, however the item ends
         except asyncio.CancelledError:
             raise  # stopping: the lease runs out and the item is taken again
         except StoreUnavailableError as exc:
@@ -377,10 +383,12 @@ class InboxWorker:
 
     async def _mark_done(self) -> None:
         done, self._done = self._done, []
-        if not done:
+        posted, self._posted = self._posted, []
+        if not done and not posted:
             return
         try:
-            marked, _ = await self.store.finish_and_claim_inbound(done, self.clock(), self.lease, 0)
+            marked, _ = await self.store.finish_and_claim_inbound(done, self.clock(), self.lease, 0,
+                                                                  sent_replies=posted)
         except StoreUnavailableError:
             log.warning("%d inbox item(s) done but not marked (database unavailable)", len(done))
             return

@@ -13,18 +13,22 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Iterator, Protocol
 
 from bot.app.desk import Desk
 from bot.domain.config import OutboxSettings
 from bot.domain.model import OutboxMessage
 from bot.app.escalations import Escalations
 from bot.i18n import normalize_language
-from bot.app.notifications import render
+from bot.app.notifications import REPLY, render
 from bot.protocol.replies import Response
-from bot.store.ports import DirectoryStore, OutboxStore, StoreUnavailableError
+from bot.protocol.stored import response_to_json
+from bot.protocol.turn import Turn
+from bot.store.ports import DirectoryStore, NewOutboxMessage, OutboxStore, StoreUnavailableError
 
 log = logging.getLogger("caredesk.outbox")
 
@@ -39,6 +43,61 @@ class DeliveryFailed(Exception):
 
 class Undeliverable(Exception):
     """No way to reach this person (never seen on any channel): dead-letter at once."""
+
+
+# ---- durable replies ------------------------------------------------------------------------------
+#
+# A turn's answer is written to the outbox in the transaction that saves the turn (its dialog
+# state, its delivery id), held by the turn's own worker, which posts it right after the commit
+# and reports it posted (`posted`): the inbox worker marks it sent in its next claim's
+# transaction. A post that fails is released to the dispatcher (after Retry-After); a worker that
+# dies before posting leaves it to the turn's next try (the redelivered turn claims it) or, once
+# REPLY_HOLD has passed, to the dispatcher. A worker that dies after posting and before marking
+# posts it once more: that reply is the one thing a person may see twice.
+
+# How long the turn's own worker holds its reply before the dispatcher may post it instead:
+# longer than a post (10 s at most) and the next claim that marks it, by far.
+REPLY_HOLD = timedelta(minutes=2)
+
+
+def reply_key(source: str, event_id: str) -> str:
+    """The outbox key of a delivery's reply (one per platform delivery)."""
+    return f"reply:{source}:{event_id}"
+
+
+def durable_reply(turn: Turn, response: Response, now: datetime) -> NewOutboxMessage | None:
+    """The outbox row of a turn's answer, when its channel asked for one (`Turn.reply_to`) and
+    the turn has a delivery id; None otherwise (nothing to say, or nothing to key it by)."""
+    if turn.reply_to is None or not turn.event_id or not response.replies or response.duplicate:
+        return None
+    return NewOutboxMessage(reply_key(turn.channel, turn.event_id), turn.user.email or turn.user.id, REPLY,
+                            {"channel": turn.channel, "to": dict(turn.reply_to), "response": response_to_json(response)},
+                            held_until=now + REPLY_HOLD)
+
+
+_posted: ContextVar[list[str] | None] = ContextVar("caredesk_posted_replies", default=None)
+
+
+@contextmanager
+def collecting_posted() -> Iterator[list[str]]:
+    """The keys of the durable replies posted within: an inbox worker marks them sent with its
+    next claim."""
+    keys: list[str] = []
+    token = _posted.set(keys)
+    try:
+        yield keys
+    finally:
+        _posted.reset(token)
+
+
+def posted(key: str) -> bool:
+    """Report the durable reply `key` posted to the inbox worker the work runs in; False outside
+    one (the caller marks it sent itself)."""
+    keys = _posted.get()
+    if keys is None:
+        return False
+    keys.append(key)
+    return True
 
 
 class Delivery(abc.ABC):
@@ -111,7 +170,8 @@ class Dispatcher:
 
     async def _deliver(self, message: OutboxMessage) -> bool:
         try:
-            lang = await self.language_of(message.recipient)
+            # A reply is stored rendered, in its person's language.
+            lang = self.desk.settings.default_language if message.kind == REPLY else await self.language_of(message.recipient)
             response = render(message.kind, message.payload, lang, self.desk.settings)
             await self.delivery.deliver(message, response)
         except Undeliverable as exc:
