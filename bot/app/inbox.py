@@ -390,7 +390,11 @@ class InboxWorker:
             marked, _ = await self.store.finish_and_claim_inbound(done, self.clock(), self.lease, 0,
                                                                   sent_replies=posted)
         except StoreUnavailableError:
-            log.warning("%d inbox item(s) done but not marked (database unavailable)", len(done))
+            # Kept for this worker's next claim, if there is one: else their leases run out and
+            # they are done again, and a reply posted but not marked would be posted twice.
+            self._done[:0] = done
+            self._posted[:0] = posted
+            log.warning("%d inbox item(s) done but not marked yet (database unavailable)", len(done))
             return
         if marked < len(done):
             log.warning("%d inbox item(s) were done here after their lease ran out (another worker took them)",
