@@ -26,7 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.app.desk import Desk
-from bot.app.outbox import DeliveryFailed, Undeliverable, posted, RetryPolicy
+from bot.app.outbox import DeliveryFailed, RetryPolicy, Undeliverable, posted
 from bot.protocol.replies import Reply, Response
 from bot.protocol.turn import UserIdentity
 from cards import slack as cards
@@ -48,9 +48,9 @@ API_TIMEOUT_S = 10
 # A DM's channel id does not change: the expiry only lets the memory of people seen long ago go.
 DM_CHANNEL_TTL_S = 24 * 3600.0
 MAX_DM_CHANNELS = 10_000
-# Slack's answers for a person it cannot reach (as opposed to a failure worth retrying).
 # The first retry of a reply whose post failed without a Retry-After: as the outbox's own.
 RETRY = RetryPolicy(max_attempts=None)
+# Slack's answers for a person it cannot reach (as opposed to a failure worth retrying).
 UNREACHABLE_ERRORS = frozenset({"users_not_found", "user_not_found", "user_disabled", "account_inactive",
                                 "channel_not_found", "cannot_dm_bot", "not_in_channel", "is_archived"})
 
