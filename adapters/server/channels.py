@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from adapters.server.config import ServerConfig
-from adapters.server.delivery import Sender
+from adapters.server.delivery import Replier, Sender
 from adapters.slack import SlackChannel, SlackConfig
 from adapters.slack import mount as mount_slack
 from adapters.teams import TeamsApp, TeamsConfig, configure
@@ -49,7 +49,17 @@ class Channels:
         """The outbox's way to each channel (the channel the customer used first, then the others)."""
         return {"msteams": self.teams.send_to_person, "slack": self.slack.send_to_person}
 
+    def repliers(self) -> dict[str, Replier]:
+        """The outbox's way to post a turn's durable reply, per channel (Slack's: Teams answers
+        within its request)."""
+        return {"slack": self.slack.post_reply}
+
     def inbox_handlers(self) -> dict[str, Handler]:
         """What a worker does with the items each channel wrote to the inbox (Teams answers within
         its request and writes none)."""
         return {"slack": self.slack.work} if self.slack.app is not None else {}
+
+    def inbox_unreadable(self) -> dict[str, Handler]:
+        """How each channel tells a person that what they sent could not be read (an inbox item
+        given up at once)."""
+        return {"slack": self.slack.tell_unreadable} if self.slack.app is not None else {}

@@ -257,7 +257,7 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         # down; both channels deliver the outbox.
         channels = Channels.of(desk, os.environ, ServerConfig.load(settings, os.environ))
         channels.slack.open_session()
-        tasks = [asyncio.create_task(Dispatcher(desk, ChannelDelivery(desk, channels.senders()),
+        tasks = [asyncio.create_task(Dispatcher(desk, ChannelDelivery(desk, channels.senders(), channels.repliers()),
                                                 lease=timedelta(seconds=args.lease_seconds)).run(stop, interval=args.interval))]
         pressure = None
         if args.pressure_fd is not None:

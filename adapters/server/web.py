@@ -26,7 +26,7 @@ log = logging.getLogger("caredesk.web")
 if TYPE_CHECKING:
     from adapters.server.channels import Channels
     from adapters.server.config import ServerConfig
-    from adapters.server.delivery import Sender
+    from adapters.server.delivery import Replier, Sender
     from bot.app.inbox import InboxWorker
 
 DESK_KEY: web.AppKey[Desk] = web.AppKey("desk", Desk)
@@ -78,7 +78,8 @@ def inbox_worker(channels: "Channels", concurrency: int, pressure: AckPressure |
     handlers = channels.inbox_handlers()
     if not handlers:
         return None
-    return InboxWorker(channels.slack.store, wall_clock, handlers, concurrency=concurrency, pressure=pressure)
+    return InboxWorker(channels.slack.store, wall_clock, handlers, concurrency=concurrency, pressure=pressure,
+                       unreadable=channels.inbox_unreadable())
 
 
 # Worker processes run at a lower CPU priority than the server: on a busy machine the server's
@@ -183,7 +184,8 @@ def _pythonpath(root: Path) -> str:
     return f"{root}{os.pathsep}{existing}" if existing else str(root)
 
 
-def start_dispatcher(app: web.Application, desk: Desk, senders: dict[str, "Sender"]) -> None:
+def start_dispatcher(app: web.Application, desk: Desk, senders: dict[str, "Sender"],
+                     repliers: dict[str, "Replier"] | None = None) -> None:
     """Run the outbox dispatcher (and the escalation climb) inside the server."""
     from adapters.server.delivery import ChannelDelivery
     from bot.app.outbox import Dispatcher
@@ -191,7 +193,7 @@ def start_dispatcher(app: web.Application, desk: Desk, senders: dict[str, "Sende
     stop = asyncio.Event()
 
     async def on_startup(app: web.Application) -> None:
-        dispatcher = Dispatcher(desk, ChannelDelivery(desk, senders))
+        dispatcher = Dispatcher(desk, ChannelDelivery(desk, senders, repliers))
         app[DISPATCHER_KEY] = asyncio.create_task(dispatcher.run(stop), name="caredesk-outbox")
 
     async def on_cleanup(app: web.Application) -> None:
@@ -220,7 +222,7 @@ async def serve(desk: Desk, server: "ServerConfig", *, dispatcher: bool = True, 
         log.warning("worker processes on SQLite share its one write lock with the server and slow its "
                     "acknowledgements down: use PostgreSQL with workers, or workers = 0")
     if dispatcher and workers is None:
-        start_dispatcher(app, desk, channels.senders())  # with worker processes, they deliver the outbox
+        start_dispatcher(app, desk, channels.senders(), channels.repliers())  # with worker processes, they deliver the outbox
     runner = web.AppRunner(app, access_log=log)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Sequence
+from typing import Any, Awaitable, Mapping, Sequence
 
 import aiohttp
 from slack_bolt.app.async_app import AsyncApp
@@ -17,11 +17,15 @@ from slack_sdk.signature import Clock, SignatureVerifier
 
 from bot.app.desk import Desk
 from bot.app.inbox import InboxWorker, InboxWriter, finish_or_cancel, wall_clock
+from bot.app.outbox import DeliveryFailed
 from bot.app.runner import TurnRunner
 from bot.protocol.replies import Response
 from bot.store.ports import InboxItem
 
+from adapters.shared.turns import apology
 from adapters.slack.app import build_bolt_app, run_lazy_only
+from adapters.slack.errors import SLACK_FAILURES, describe, for_now, retry_after
+from adapters.slack.payloads import sender_of
 from adapters.slack.config import SlackConfig
 from adapters.slack.conversations import SlackConversations
 from adapters.slack.http import SlackRoute
@@ -54,7 +58,8 @@ class SlackChannel:
         self.pending: set[asyncio.Task[Any]] = set()
         # Requests are written to the inbox before their ack; a worker does the work: in this
         # process (`start_worker`) or in `caredesk worker` processes.
-        self.inbox_worker = InboxWorker(self.store, wall_clock, {CHANNEL: self.work}, concurrency=concurrency)
+        self.inbox_worker = InboxWorker(self.store, wall_clock, {CHANNEL: self.work}, concurrency=concurrency,
+                                        unreadable={CHANNEL: self.tell_unreadable})
         # The store wakes the worker when the writer has written (`InboxStore.wait_for_items`).
         self.inbox_writer = InboxWriter(self.store, wall_clock)
         self.conversations = SlackConversations(desk, self.conversation, self.people, self.messenger)
@@ -76,13 +81,37 @@ class SlackChannel:
             return
         self._session = web_api_session()
         self.client.session = self._session
+        self.messenger.reply_client.session = self._session
 
     async def work(self, item: InboxItem) -> None:
         """Do what an inbox item asks (in the server's worker or a `caredesk worker`): Bolt runs
         the lazy function its ack named."""
         if self.app is None:
             raise RuntimeError("Slack is not configured in this process (SLACK_BOT_TOKEN)")
-        await run_lazy_only(self.app, item)
+        try:
+            await run_lazy_only(self.app, item)
+        except SLACK_FAILURES as exc:
+            if not for_now(exc):
+                raise  # Slack refused the request itself: trying again would not help
+            # Slack fails for now (5xx, 429, a dropped connection): the inbox tries again later
+            # (after Retry-After), without holding a work slot meanwhile.
+            raise DeliveryFailed(f"Slack: {describe(exc)}", retry_after(exc)) from exc
+
+    async def tell_unreadable(self, item: InboxItem) -> None:
+        """An inbox item was given up at once (it could not be worked on): its person is asked, in
+        their language, to send it again, when the request says who they are."""
+        person = sender_of(item.payload)
+        if person is None:
+            return
+        team, user = person
+        cached = self.people.cached(team, user)
+        locale = cached.locale if cached else None
+        if locale is None:
+            try:
+                locale = (await self.people.identity(team, user)).locale
+            except SLACK_FAILURES:
+                pass
+        await self.messenger.post_to_dm(team, user, apology(self.desk, locale, "engine.unreadable"))
 
     async def send_to_person(self, desk: Desk, email: str, response: Response) -> bool:
         """The outbox's sender (`adapters.server.delivery.Sender`): a person's DM, found by e-mail.
@@ -91,6 +120,13 @@ class SlackChannel:
         if self.app is None:
             return False
         return await self.messenger.send_to_email(email, response)
+
+    async def post_reply(self, desk: Desk, to: Mapping[str, Any], response: Response) -> None:
+        """The outbox's replier (`adapters.server.delivery.Replier`): a turn's answer whose first
+        post failed, posted where the turn said (`Turn.reply_to`)."""
+        if self.app is None:
+            raise DeliveryFailed("Slack is not configured in this process")
+        await self.messenger.post_reply(to, response)
 
     # ---- work in this process ------------------------------------------------------------------
     def spawn(self, work: Awaitable[Any]) -> asyncio.Task[Any]:
@@ -143,4 +179,5 @@ class SlackChannel:
         if self._session is not None:
             session, self._session = self._session, None
             self.client.session = None
+            self.messenger.reply_client.session = None
             await session.close()

@@ -173,9 +173,10 @@ class SlackConversations:
 
     @staticmethod
     def turn(team: str, conversation: str, identity: UserIdentity, *, text: str | None = None,
-             action: str | None = None, values: Mapping[str, str] | None = None, event_id: str | None = None) -> Turn:
+             action: str | None = None, values: Mapping[str, str] | None = None, event_id: str | None = None,
+             reply_to: Mapping[str, str] | None = None) -> Turn:
         return Turn(CHANNEL, team, conversation, identity, text=text, action=action, values=dict(values or {}),
-                    event_id=event_id)
+                    event_id=event_id, reply_to=reply_to)
 
     async def language(self, turn: Turn) -> str:
         try:

@@ -205,7 +205,9 @@ class SlackListeners:
         team, user, channel = team_of(body), event["user"], event["channel"]
         identity = await self.people.identity(team, user)
         await self.messenger.seen_in_dm(team, user, channel, identity)
-        turn = self.conversations.turn(team, channel, identity, text=slack_to_plain(event.get("text")), event_id=body.get("event_id"))
+        # The answer is saved with the turn (`reply_to`): posted below, or by the outbox if not.
+        turn = self.conversations.turn(team, channel, identity, text=slack_to_plain(event.get("text")),
+                                       event_id=body.get("event_id"), reply_to={"channel": channel})
         await self.messenger.post(team, user, channel, await self.conversations.handle(turn))
 
     async def answer_mention(self, body: dict) -> None:
@@ -215,7 +217,8 @@ class SlackListeners:
         thread = thread_of(event)
         identity = await self.people.identity(team, user)
         text = slack_to_plain(event.get("text"), drop_user=bot_user_id) or "help"
-        turn = self.conversations.turn(team, f"{channel}:{thread}", identity, text=text, event_id=body.get("event_id"))
+        turn = self.conversations.turn(team, f"{channel}:{thread}", identity, text=text, event_id=body.get("event_id"),
+                                       reply_to={"channel": channel, **({"thread_ts": thread} if thread else {})})
         await self.messenger.post(team, user, channel, await self.conversations.handle(turn), thread_ts=thread)
 
     async def publish_home_tab(self, body: dict) -> None:

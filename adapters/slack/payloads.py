@@ -138,3 +138,17 @@ def team_of(body: Mapping[str, Any]) -> str:
         return str(team.get("id") or "")
     user = body.get("user")
     return str(body.get("team_id") or (user.get("team_id") if isinstance(user, Mapping) else "") or "")
+
+
+def sender_of(body: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(team, user) of whoever sent a request (an event, a command, an interaction), read
+    defensively: it is used for requests that could not be worked on. None when it does not say."""
+    event = body.get("event")
+    user: Any = event.get("user") if isinstance(event, Mapping) else None
+    if user is None:
+        who = body.get("user")
+        user = who.get("id") if isinstance(who, Mapping) else body.get("user_id")
+    team = team_of(body) or (str(event.get("team") or "") if isinstance(event, Mapping) else "")
+    if not isinstance(user, str) or not user or not team:
+        return None
+    return team, user

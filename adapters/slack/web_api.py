@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -25,17 +26,17 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.app.desk import Desk
-from bot.app.outbox import DeliveryFailed
+from bot.app.outbox import DeliveryFailed, RetryPolicy, Undeliverable, posted
 from bot.protocol.replies import Reply, Response
 from bot.protocol.turn import UserIdentity
 from cards import slack as cards
 
 from adapters.shared.cache import ExpiringCache
-from adapters.shared.notices import OwedNotices
+from adapters.shared.notices import Owed, OwedNotices
 from adapters.shared.references import ReferenceBook
 from adapters.shared.turns import apology
 from adapters.slack.config import SlackConfig
-from adapters.slack.errors import SLACK_FAILURES, describe
+from adapters.slack.errors import SLACK_FAILURES, describe, for_now, retry_after
 
 if TYPE_CHECKING:
     from adapters.slack.people import SlackPeople
@@ -47,6 +48,8 @@ API_TIMEOUT_S = 10
 # A DM's channel id does not change: the expiry only lets the memory of people seen long ago go.
 DM_CHANNEL_TTL_S = 24 * 3600.0
 MAX_DM_CHANNELS = 10_000
+# The first retry of a reply whose post failed without a Retry-After: as the outbox's own.
+RETRY = RetryPolicy(max_attempts=None)
 # Slack's answers for a person it cannot reach (as opposed to a failure worth retrying).
 UNREACHABLE_ERRORS = frozenset({"users_not_found", "user_not_found", "user_disabled", "account_inactive",
                                 "channel_not_found", "cannot_dm_bot", "not_in_channel", "is_archived"})
@@ -82,6 +85,12 @@ def web_client(config: SlackConfig, retry_handlers: Sequence[AsyncRetryHandler])
                           retry_handlers=list(retry_handlers), logger=log)
 
 
+def without_rate_limit_waits(handlers: Sequence[AsyncRetryHandler]) -> list[AsyncRetryHandler]:
+    """The retry handlers, less the one that sleeps out a 429's Retry-After inside the call: a
+    durable reply that is rate-limited waits in the store instead, and its worker goes on."""
+    return [h for h in handlers if not isinstance(h, AsyncRateLimitErrorRetryHandler)]
+
+
 def person_key(team: str, user: str) -> str:
     """A Slack person's key in the store (conversation references, notices)."""
     return f"{team}:{user}"
@@ -98,6 +107,10 @@ class SlackMessenger:
         self.client = client
         self.people = people
         self.retry_handlers = list(retry_handlers)
+        # Durable replies are posted with this one: the same settings and session (`open_session`
+        # sets both), but a 429 fails at once and the reply waits in the outbox for Retry-After.
+        self.reply_client = AsyncWebClient(token=client.token, base_url=client.base_url, timeout=client.timeout,
+                                           retry_handlers=without_rate_limit_waits(self.retry_handlers), logger=log)
         # (team, user) -> their DM with the bot: a speed-up of this process (no conversations.open
         # for a person it has seen); where to reach them is the store's (`references`).
         self._dms: ExpiringCache[tuple[str, str], str] = ExpiringCache(max_entries=MAX_DM_CHANNELS)
@@ -133,6 +146,8 @@ class SlackMessenger:
         person = person_key(team, user)
         owed = await self.notices.owed(person, response.lang)
         replies = owed.replies + tuple(response.replies)
+        if response.reply_key is not None:
+            return await self._post_durable(person, owed, response.reply_key, channel, thread_ts, replies)
         try:
             await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, **cards.message(replies))
         except SLACK_FAILURES as exc:
@@ -141,6 +156,39 @@ class SlackMessenger:
             return False
         await self.notices.told(person, owed)
         return True
+
+    async def _post_durable(self, person: str, owed: Owed, key: str, channel: str, thread_ts: str | None,
+                            replies: Sequence[Reply]) -> bool:
+        """A reply kept in the outbox (`Response.reply_key`): posted now; if Slack fails or is
+        rate-limited, released to the outbox's dispatcher (after Retry-After), never awaited here."""
+        try:
+            await self.reply_client.chat_postMessage(channel=channel, thread_ts=thread_ts, **cards.message(replies))
+        except SLACK_FAILURES as exc:
+            wait = retry_after(exc)
+            delay = timedelta(seconds=wait) if wait is not None else RETRY.delay(1)
+            log.warning("chat.postMessage to %s failed (%s): the reply waits in the outbox, tried again in %ds",
+                        channel, describe(exc), int(delay.total_seconds()))
+            await self.desk.store.release_reply(key, self.desk.now() + delay, f"Slack: {describe(exc)}")
+            return False
+        if not posted(key):
+            await self.desk.store.mark_replies_sent([key], self.desk.now())
+        await self.notices.told(person, owed)
+        return True
+
+    async def post_reply(self, to: Mapping[str, Any], response: Response) -> None:
+        """A durable reply, posted by the outbox's dispatcher (its first post failed, or its
+        worker died): `DeliveryFailed` for now, `Undeliverable` when Slack refuses it."""
+        channel = to.get("channel")
+        if not isinstance(channel, str) or not channel:
+            raise Undeliverable("no Slack channel to post the reply in")
+        thread = to.get("thread_ts")
+        try:
+            await self.reply_client.chat_postMessage(channel=channel, thread_ts=thread if isinstance(thread, str) else None,
+                                                     **cards.message(response.replies))
+        except SLACK_FAILURES as exc:
+            if for_now(exc):
+                raise DeliveryFailed(f"Slack: {describe(exc)}", retry_after(exc)) from exc
+            raise Undeliverable(f"Slack: {describe(exc)}") from exc
 
     async def post_to_dm(self, team: str, user: str, response: Response) -> bool:
         if response.duplicate or not response.replies:

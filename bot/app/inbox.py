@@ -15,20 +15,25 @@ acknowledgements stay fast under a flood, while workers catch up.
   in order, conversations with few items waiting first, several workers never take the same
   item), hands each to its channel's handler and marks it done (in its next claim's
   transaction). It is woken by the writes (`InboxStore.wait_for_items`: on PostgreSQL any
-  process's) and looks by itself only now and then. An item whose handler fails is tried again
-  with back-off, then dead-lettered; a worker that dies leaves its items to another one when
-  their lease runs out.
+  process's) and looks by itself only now and then. An item whose handler fails for now (the
+  database away, `DeliveryFailed`: a platform's 5xx, 429 or dropped connection) is tried again
+  with back-off (after Retry-After, never waited out in a work slot), then dead-lettered; any
+  other failure is a poison item (it would fail the same way every time, and its person's next
+  messages wait behind it): dead-lettered at once with a WARNING line, and the person is told.
+  A worker that dies leaves its items to another one when their lease runs out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import traceback
 from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 
 from bot.domain.clock import SystemClock
-from bot.app.outbox import RetryPolicy
+from bot.app.outbox import DeliveryFailed, RetryPolicy, collecting_posted
 from bot.store.ports import InboxItem, InboxStore, NewInboxItem, StoreUnavailableError
 
 log = logging.getLogger("caredesk.inbox")
@@ -150,12 +155,15 @@ class InboxWorker:
         outage_waits: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 4.0),
         pressure: AckYield | None = None,
         pressured_concurrency: int = PRESSURED_CONCURRENCY,
+        # Per channel: tell the person of an item given up at once that it could not be read.
+        unreadable: Mapping[str, Handler] | None = None,
     ) -> None:
         if concurrency < 1 or pressured_concurrency < 1:
             raise ValueError("concurrency must be at least 1, also under pressure")
         self.store = store
         self.clock = clock
         self.handlers = dict(handlers)
+        self.unreadable = dict(unreadable or {})
         self.concurrency = concurrency
         self.lease = lease
         self.policy = policy
@@ -172,6 +180,8 @@ class InboxWorker:
         # Items whose work is done, (id, attempt of the claim): marked done by the next claim, in
         # its transaction, which that item's end wakes at once (one transaction fewer per item).
         self._done: list[tuple[int, int]] = []
+        # Durable replies the items' work posted (outbox keys): marked sent by the same claim.
+        self._posted: list[str] = []
         self._last_purge = 0.0
 
     def wake(self) -> None:
@@ -209,14 +219,16 @@ class InboxWorker:
             if yielding and self.pressure is not None and self.pressure.busy:
                 limit = self.pressured_concurrency
             free = max(limit - len(self.tasks), 0)
-            if free <= 0 and not self._done:
+            if free <= 0 and not self._done and not self._posted:
                 return 0
             done, self._done = self._done, []
+            posted, self._posted = self._posted, []
             try:
                 marked, items = await self.store.finish_and_claim_inbound(done, self.clock(), self.lease, free,
-                                                                          tuple(self.handlers))
+                                                                          tuple(self.handlers), sent_replies=posted)
             except BaseException:
                 self._done[:0] = done  # marked by a later claim (or redone once their leases run out)
+                self._posted[:0] = posted
                 raise
             if marked < len(done):
                 log.warning("%d inbox item(s) were done here after their lease ran out (another worker took them)",
@@ -236,17 +248,25 @@ class InboxWorker:
         keeper = asyncio.create_task(self._keep(item))
         try:
             try:
-                await self._patiently(handler, item)
+                with collecting_posted() as posted:
+                    await self._patiently(handler, item)
             finally:
                 keeper.cancel()
+                self._posted.extend(posted)  # posted is posted, however the item ends
         except asyncio.CancelledError:
             raise  # stopping: the lease runs out and the item is taken again
-        except Exception as exc:
-            if isinstance(exc, StoreUnavailableError):
-                log.warning("inbox item %s (%s %s): database unavailable, retried later", item.id, item.channel, item.kind)
-            else:
-                log.exception("inbox item %s (%s %s) failed", item.id, item.channel, item.kind)
+        except StoreUnavailableError as exc:
+            log.warning("inbox item %s (%s %s): database unavailable, retried later", item.id, item.channel, item.kind)
             await self._retry(item, f"{type(exc).__name__}: {exc}")
+            return
+        except DeliveryFailed as exc:
+            # The platform fails for now: the item waits in the store (after Retry-After, if
+            # given), not in a work slot, and the slot goes to someone else.
+            log.warning("inbox item %s (%s %s): %s; retried later", item.id, item.channel, item.kind, exc)
+            await self._retry(item, f"{type(exc).__name__}: {exc}", exc.retry_after)
+            return
+        except Exception as exc:
+            await self._give_up(item, exc)
             return
         # Marked done by the claim that this task's end wakes. Should that fail for good (the
         # database away, the process stopped), the lease runs out and the item is done again,
@@ -280,16 +300,40 @@ class InboxWorker:
                 log.warning("inbox item %s: database unavailable, trying again in %.1f s", item.id, delay)
                 await asyncio.sleep(delay)
 
-    async def _retry(self, item: InboxItem, reason: str) -> None:
+    async def _retry(self, item: InboxItem, reason: str, retry_after: float | None = None) -> None:
+        now = self.clock()
         try:
-            if item.attempts >= self.policy.max_attempts:
-                log.error("inbox item %s dead-lettered after %d attempts: %s", item.id, item.attempts, reason)
+            if self.policy.exhausted(item.attempts, item.received_at, now):
+                log.warning("inbox item %s (%s %s) dead-lettered after %d attempts: %s", item.id, item.channel,
+                            item.kind, item.attempts, reason)
                 await self.store.fail_inbound(item.id, reason, attempt=item.attempts)
             else:
-                await self.store.retry_inbound(item.id, self.clock() + self.policy.delay(item.attempts), reason,
+                await self.store.retry_inbound(item.id, now + self.policy.delay(item.attempts, retry_after), reason,
                                                attempt=item.attempts)
         except StoreUnavailableError:
             log.warning("inbox item %s: could not record the failure (database unavailable)", item.id)
+
+    async def _give_up(self, item: InboxItem, exc: Exception) -> None:
+        """A poison item: what failed is not the database nor the platform for now, so trying
+        again would fail the same way while the person's next messages wait behind it. It is
+        dead-lettered at once (its conversation goes on) and the person is asked to send it again."""
+        # Where it failed, not the exception's text: that may quote what the person wrote.
+        reason = f"{type(exc).__name__} {_where(exc)}"
+        log.warning("inbox item %s (%s %s, %s) could not be worked on (%s): dead-lettered at once, the person is "
+                    "asked to send it again (caredesk inbox list --failed)", item.id, item.channel, item.kind,
+                    item.conversation_key, reason)
+        try:
+            await self.store.fail_inbound(item.id, f"unreadable: {reason}", attempt=item.attempts)
+        except StoreUnavailableError:
+            log.warning("inbox item %s: could not record the failure (database unavailable)", item.id)
+            return  # taken again when its lease runs out, and given up then
+        tell = self.unreadable.get(item.channel)
+        if tell is None:
+            return
+        try:
+            await tell(item)
+        except Exception:
+            log.warning("inbox item %s: could not tell the person it was unreadable", item.id, exc_info=True)
 
     async def _purge(self) -> None:
         loop = asyncio.get_running_loop()
@@ -339,12 +383,18 @@ class InboxWorker:
 
     async def _mark_done(self) -> None:
         done, self._done = self._done, []
-        if not done:
+        posted, self._posted = self._posted, []
+        if not done and not posted:
             return
         try:
-            marked, _ = await self.store.finish_and_claim_inbound(done, self.clock(), self.lease, 0)
+            marked, _ = await self.store.finish_and_claim_inbound(done, self.clock(), self.lease, 0,
+                                                                  sent_replies=posted)
         except StoreUnavailableError:
-            log.warning("%d inbox item(s) done but not marked (database unavailable)", len(done))
+            # Kept for this worker's next claim, if there is one: else their leases run out and
+            # they are done again, and a reply posted but not marked would be posted twice.
+            self._done[:0] = done
+            self._posted[:0] = posted
+            log.warning("%d inbox item(s) done but not marked yet (database unavailable)", len(done))
             return
         if marked < len(done):
             log.warning("%d inbox item(s) were done here after their lease ran out (another worker took them)",
@@ -370,3 +420,12 @@ class InboxWorker:
                 # conversation's next item behind one just given up) is taken too.
                 looked_again = True
                 await asyncio.sleep(DRAIN_SETTLE_S)
+
+
+def _where(exc: BaseException) -> str:
+    """`in function (file.py:line)` of the innermost frame of a failure."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f"in {last.name} ({os.path.basename(last.filename)}:{last.lineno})"

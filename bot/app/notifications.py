@@ -11,11 +11,15 @@ from bot.domain.config import Settings
 from bot.i18n import format_short_date, translate
 from bot.protocol.ids import ESCALATION, EscalationChoice, EscalationVerb
 from bot.protocol.replies import Choices, Facts, Option, Reply, Response, Text, Tone
+from bot.protocol.stored import response_from_json
 
 ESCALATION_PING = "escalation_ping"
 ESCALATION_TAKEN = "escalation_taken"
 ESCALATION_HANDLED = "escalation_handled"
 TICKET_UPDATE = "ticket_update"
+# A turn's answer, kept until it is posted (`bot.app.outbox.durable_reply`): already rendered
+# in the person's language, posted where the channel said (`payload["to"]`).
+REPLY = "reply"
 
 
 def render(kind: str, payload: Mapping[str, Any], lang: str, settings: Settings) -> Response:
@@ -23,6 +27,8 @@ def render(kind: str, payload: Mapping[str, Any], lang: str, settings: Settings)
         return translate(lang, key, **params)
 
     replies: tuple[Reply, ...]
+    if kind == REPLY:
+        return response_from_json(payload["response"])
     if kind == ESCALATION_PING:
         number = payload["ticket"]
         title_key = "notify.escalation.repeat" if payload.get("repeat") else "notify.escalation.title"

@@ -13,17 +13,22 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Protocol
+from datetime import datetime, timedelta
+from typing import Iterator, Protocol
 
 from bot.app.desk import Desk
+from bot.domain.config import OutboxSettings
 from bot.domain.model import OutboxMessage
 from bot.app.escalations import Escalations
 from bot.i18n import normalize_language
-from bot.app.notifications import render
+from bot.app.notifications import REPLY, render
 from bot.protocol.replies import Response
-from bot.store.ports import DirectoryStore, OutboxStore, StoreUnavailableError
+from bot.protocol.stored import response_to_json
+from bot.protocol.turn import Turn
+from bot.store.ports import DirectoryStore, NewOutboxMessage, OutboxStore, StoreUnavailableError
 
 log = logging.getLogger("caredesk.outbox")
 
@@ -40,6 +45,61 @@ class Undeliverable(Exception):
     """No way to reach this person (never seen on any channel): dead-letter at once."""
 
 
+# ---- durable replies ------------------------------------------------------------------------------
+#
+# A turn's answer is written to the outbox in the transaction that saves the turn (its dialog
+# state, its delivery id), held by the turn's own worker, which posts it right after the commit
+# and reports it posted (`posted`): the inbox worker marks it sent in its next claim's
+# transaction. A post that fails is released to the dispatcher (after Retry-After); a worker that
+# dies before posting leaves it to the turn's next try (the redelivered turn claims it) or, once
+# REPLY_HOLD has passed, to the dispatcher. A worker that dies after posting and before marking
+# posts it once more: that reply is the one thing a person may see twice.
+
+# How long the turn's own worker holds its reply before the dispatcher may post it instead:
+# longer than a post (10 s at most) and the next claim that marks it, by far.
+REPLY_HOLD = timedelta(minutes=2)
+
+
+def reply_key(source: str, event_id: str) -> str:
+    """The outbox key of a delivery's reply (one per platform delivery)."""
+    return f"reply:{source}:{event_id}"
+
+
+def durable_reply(turn: Turn, response: Response, now: datetime) -> NewOutboxMessage | None:
+    """The outbox row of a turn's answer, when its channel asked for one (`Turn.reply_to`) and
+    the turn has a delivery id; None otherwise (nothing to say, or nothing to key it by)."""
+    if turn.reply_to is None or not turn.event_id or not response.replies or response.duplicate:
+        return None
+    return NewOutboxMessage(reply_key(turn.channel, turn.event_id), turn.user.email or turn.user.id, REPLY,
+                            {"channel": turn.channel, "to": dict(turn.reply_to), "response": response_to_json(response)},
+                            held_until=now + REPLY_HOLD)
+
+
+_posted: ContextVar[list[str] | None] = ContextVar("caredesk_posted_replies", default=None)
+
+
+@contextmanager
+def collecting_posted() -> Iterator[list[str]]:
+    """The keys of the durable replies posted within: an inbox worker marks them sent with its
+    next claim."""
+    keys: list[str] = []
+    token = _posted.set(keys)
+    try:
+        yield keys
+    finally:
+        _posted.reset(token)
+
+
+def posted(key: str) -> bool:
+    """Report the durable reply `key` posted to the inbox worker the work runs in; False outside
+    one (the caller marks it sent itself)."""
+    keys = _posted.get()
+    if keys is None:
+        return False
+    keys.append(key)
+    return True
+
+
 class Delivery(abc.ABC):
     """The channels' side of the outbox: reach one person with one message."""
 
@@ -50,12 +110,30 @@ class Delivery(abc.ABC):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int = 8
+    """Exponential back-off from `base_delay`, capped at `max_delay`; given up after
+    `max_attempts` tries (None: no limit), or once the first try is `give_up_after` old."""
+
+    max_attempts: int | None = 8
     base_delay: timedelta = timedelta(seconds=10)
     max_delay: timedelta = timedelta(hours=1)
+    give_up_after: timedelta | None = None
+
+    @classmethod
+    def for_outbox(cls, settings: OutboxSettings) -> RetryPolicy:
+        """The outbox's: by age, not by count, so that an outage of a day loses nothing and the
+        message goes out within `max_retry_minutes` of the platform's return."""
+        return cls(max_attempts=None, base_delay=timedelta(seconds=10),
+                   max_delay=timedelta(minutes=settings.max_retry_minutes),
+                   give_up_after=timedelta(hours=settings.give_up_after_hours))
+
+    def exhausted(self, attempts: int, first_queued: datetime, now: datetime) -> bool:
+        if self.max_attempts is not None and attempts >= self.max_attempts:
+            return True
+        return self.give_up_after is not None and now - first_queued >= self.give_up_after
 
     def delay(self, attempts: int, retry_after: float | None = None) -> timedelta:
-        backoff = min(self.base_delay * (2 ** max(0, attempts - 1)), self.max_delay)
+        # The exponent is bounded: with no attempt limit, 2 ** attempts would grow without end.
+        backoff = min(self.base_delay * (2 ** min(max(0, attempts - 1), 30)), self.max_delay)
         if retry_after is not None:
             backoff = max(backoff, timedelta(seconds=retry_after))
         return backoff
@@ -66,12 +144,12 @@ class DispatcherStore(OutboxStore, DirectoryStore, Protocol):
 
 
 class Dispatcher:
-    def __init__(self, desk: Desk, delivery: Delivery, *, policy: RetryPolicy = RetryPolicy(),
+    def __init__(self, desk: Desk, delivery: Delivery, *, policy: RetryPolicy | None = None,
                  lease: timedelta = timedelta(minutes=5), batch: int = 20):
         self.desk = desk
         self.store: DispatcherStore = desk.store
         self.delivery = delivery
-        self.policy = policy
+        self.policy = policy if policy is not None else RetryPolicy.for_outbox(desk.settings.outbox)
         self.lease = lease
         self.batch = batch
         self.escalations = Escalations(desk)
@@ -92,11 +170,13 @@ class Dispatcher:
 
     async def _deliver(self, message: OutboxMessage) -> bool:
         try:
-            lang = await self.language_of(message.recipient)
+            # A reply is stored rendered, in its person's language.
+            lang = self.desk.settings.default_language if message.kind == REPLY else await self.language_of(message.recipient)
             response = render(message.kind, message.payload, lang, self.desk.settings)
             await self.delivery.deliver(message, response)
         except Undeliverable as exc:
-            log.warning("outbox message %s to %s is undeliverable: %s", message.id, message.recipient, exc)
+            log.warning("outbox message %s (%s to %s) dead-lettered, undeliverable: %s", message.id, message.kind,
+                        message.recipient, exc)
             await self.store.mark_failed(message.id, f"undeliverable: {exc}")
             return False
         except DeliveryFailed as exc:
@@ -113,14 +193,18 @@ class Dispatcher:
         return True
 
     async def _retry(self, message: OutboxMessage, reason: str, retry_after: float | None) -> None:
-        if message.attempts >= self.policy.max_attempts:
-            log.error("outbox message %s dead-lettered after %d attempts: %s", message.id, message.attempts, reason)
+        now = self.desk.now()
+        if self.policy.exhausted(message.attempts, message.created_at, now):
+            # WARNING, with what an operator needs to find it again (`caredesk outbox list --failed`).
+            log.warning("outbox message %s (%s to %s) dead-lettered after %d attempts over %s: %s",
+                        message.id, message.kind, message.recipient, message.attempts,
+                        _age(now - message.created_at), reason)
             await self.store.mark_failed(message.id, reason)
             return
         delay = self.policy.delay(message.attempts, retry_after)
         log.warning("outbox message %s to %s failed (attempt %d), retry in %ss: %s",
                     message.id, message.recipient, message.attempts, int(delay.total_seconds()), reason)
-        await self.store.mark_retry(message.id, self.desk.now() + delay, reason)
+        await self.store.mark_retry(message.id, now + delay, reason)
 
     async def run(self, stop: asyncio.Event, interval: float = 2.0) -> None:
         """Deliver and climb escalations until `stop` is set (inside the server, or `caredesk worker`)."""
@@ -137,3 +221,8 @@ class Dispatcher:
                 await asyncio.wait_for(stop.wait(), timeout=interval)
             except asyncio.TimeoutError:
                 pass
+
+
+def _age(age: timedelta) -> str:
+    minutes = int(age.total_seconds() // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}"

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
 from bot.app.desk import Desk
+from bot.app.outbox import REPLY_HOLD, durable_reply, reply_key
 from bot.dialogs.engine import (Answer, Context, DirectoryEntry, Effect, EffectKind, DialogEngine, DialogResult,
                                 command_of)
 from bot.dialogs.intents import Intent, detect, ticket_number_pattern
@@ -29,6 +30,7 @@ from bot.dialogs.common import contacts_facts, ticket_facts
 from bot.domain.model import EscalationReason, NewTicket, StoredDialog, Ticket, TicketKind, Urgency
 from bot.i18n import normalize_language, translate
 from bot.protocol.replies import Form, Reply, Response, Text, Tone
+from bot.protocol.stored import response_from_json
 from bot.domain.quote import QuoteError
 from bot.app.staff import StaffCommand, StaffDesk
 from bot.store.ports import StaleDialogError, TurnStart, UnknownTicketError
@@ -230,8 +232,7 @@ class TurnRunner:
         # One read for the delivery, the dialog and the person: every turn needs them.
         start = await store.read_turn_start(turn.dialog_key, _email(turn), event)
         if start.processed:
-            log.info("duplicate delivery %s ignored", turn.event_id)
-            return Response(duplicate=True)
+            return await self._answered_before(turn)
         stored = start.dialog
         state = self._live(stored)
         # Inside a dialog that never looks at tickets (a new ticket, a quote, time), skip them.
@@ -272,14 +273,30 @@ class TurnRunner:
             new_state = result.state
 
         now = self.desk.now()
+        response = Response(replies, ctx.lang, dict(result.field_errors), done=result.done, ticket_number=ticket_number)
+        # The answer is as durable as the state change it comes from: saved with it.
+        reply = durable_reply(turn, response, now)
         if new_state is not None:
-            await store.save_dialog(turn.dialog_key, new_state, stored.version if stored else None, now, event=event)
+            await store.save_dialog(turn.dialog_key, new_state, stored.version if stored else None, now, event=event,
+                                    reply=reply)
         elif stored is not None:
-            await store.delete_dialog(turn.dialog_key, stored.version, event=event)
-        elif event and not await store.claim_event(*event, now):
+            await store.delete_dialog(turn.dialog_key, stored.version, event=event, now=now, reply=reply)
+        elif event and not await store.claim_event(*event, now, reply=reply):
             # Another process answered this very delivery a moment ago: it was answered once.
             return Response(lang=ctx.lang, duplicate=True)
-        return Response(replies, ctx.lang, dict(result.field_errors), done=result.done, ticket_number=ticket_number)
+        return replace(response, reply_key=reply.idempotency_key) if reply is not None else response
+
+    async def _answered_before(self, turn: Turn) -> Response:
+        """A delivery already processed (a platform's retry, or an inbox item taken again after
+        its worker died). Its answer was saved with it: if it was never posted, it is posted now
+        rather than lost; else nothing is sent twice."""
+        if turn.reply_to is not None and turn.event_id:
+            owed = await self.store.claim_reply(reply_key(turn.channel, turn.event_id), self.desk.now(), REPLY_HOLD)
+            if owed is not None:
+                log.info("delivery %s was answered but its answer not posted: posting it now", turn.event_id)
+                return replace(response_from_json(owed.payload["response"]), reply_key=owed.idempotency_key)
+        log.info("duplicate delivery %s ignored", turn.event_id)
+        return Response(duplicate=True)
 
     async def _ticket_company(self, ctx: Context, chosen: Any) -> str | None:
         """A directory contact's tickets belong to their company; staff registering a ticket for

@@ -191,6 +191,17 @@ class DialogSettings:
 
 
 @dataclass(frozen=True)
+class OutboxSettings:
+    # A message the bot sends on its own (an escalation ping, a reply whose post failed) is tried
+    # again, with back-off, for this long before it is dead-lettered: a platform outage of a
+    # working day or a night must not lose it.
+    give_up_after_hours: int = 24
+    # The longest wait between two tries, so that the message goes out soon after the platform
+    # is back rather than up to an hour later.
+    max_retry_minutes: int = 15
+
+
+@dataclass(frozen=True)
 class Settings:
     calendar: CalendarSettings = CalendarSettings()
     multipliers: Multipliers = Multipliers()
@@ -200,6 +211,7 @@ class Settings:
     escalation: EscalationSettings = EscalationSettings()
     tickets: TicketSettings = TicketSettings()
     dialogs: DialogSettings = DialogSettings()
+    outbox: OutboxSettings = OutboxSettings()
     default_language: str = "en"
     database_url: str = DEFAULT_DATABASE_URL
     # Demo/test clock: an ISO datetime the business calendar pretends is "now". Never on by default.
@@ -497,7 +509,7 @@ def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None
     env = {} if env is None else env
     top_keys = (
         "calendar", "multipliers", "services", "currency", "contact", "escalation", "tickets",
-        "dialogs", "default_language", "database", "clock", *ADAPTER_TABLES,
+        "dialogs", "outbox", "default_language", "database", "clock", *ADAPTER_TABLES,
     )
     for k in data:
         if k.lower() == "secrets" or k.lower().endswith(SECRET_KEY_ENDINGS):
@@ -532,6 +544,15 @@ def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None
         reject_unknown_keys("dialogs.", d, ("idle_timeout_minutes",))
         values["dialogs"] = DialogSettings(
             parse_int("dialogs.idle_timeout_minutes", d.get("idle_timeout_minutes", 120), minimum=1)
+        )
+    if "outbox" in data:
+        o = _table("outbox", data["outbox"])
+        reject_unknown_keys("outbox.", o, ("give_up_after_hours", "max_retry_minutes"))
+        values["outbox"] = OutboxSettings(
+            parse_int("outbox.give_up_after_hours", o.get("give_up_after_hours", OutboxSettings.give_up_after_hours),
+                      minimum=1),
+            parse_int("outbox.max_retry_minutes", o.get("max_retry_minutes", OutboxSettings.max_retry_minutes),
+                      minimum=1),
         )
     if "default_language" in data:
         lang = parse_text("default_language", data["default_language"])

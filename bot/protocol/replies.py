@@ -119,3 +119,6 @@ class Response:
     ticket_number: str | None = None
     # The platform delivered this turn before: it was answered then, so nothing is sent now.
     duplicate: bool = False
+    # This answer is kept in the outbox under this key until it is delivered (the turn's channel
+    # asked for a durable reply): the channel posts it and reports it sent, or the outbox does.
+    reply_key: str | None = None

@@ -30,6 +30,10 @@ class Turn:
     values: Mapping[str, str] = field(default_factory=dict)
     # The platform's id for this delivery; a redelivery with the same id is processed once.
     event_id: str | None = None
+    # Where the channel posts the answer (its own address: a Slack channel and thread). Given,
+    # with an `event_id`, the answer is written to the outbox in the transaction that saves the
+    # turn, so that it is delivered even if the process dies before posting it.
+    reply_to: Mapping[str, str] | None = None
 
     @property
     def dialog_key(self) -> DialogKey:

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import pytest
 
 from bot.app.inbox import InboxWorker, InboxWriter, wall_clock
-from bot.app.outbox import RetryPolicy
+from bot.app.outbox import DeliveryFailed, RetryPolicy
 from bot.store.ports import InboxItem, NewInboxItem, StoreUnavailableError
 from bot.store.sql import SqlStore
 
@@ -167,29 +167,72 @@ async def test_drain_with_nothing_to_do_returns(store: SqlStore) -> None:
 # ---- worker: failures -----------------------------------------------------------------------------
 
 
-async def test_a_failing_handler_is_retried_then_dead_lettered_and_its_conversation_goes_on(store: SqlStore) -> None:
+async def test_a_platform_failing_for_now_is_retried_then_dead_lettered_and_its_conversation_goes_on(
+        store: SqlStore) -> None:
     await store.enqueue_inbound([turn("A", "a1"), turn("A", "a2"), turn("B", "b1")], wall_clock())
     seen: list[tuple[str, int, str | None]] = []
 
     async def handle(item: InboxItem) -> None:
         seen.append((item.payload["key"], item.attempts, item.last_error))
         if item.payload["key"] == "a1":
-            raise RuntimeError("ticket system says 500")
+            raise DeliveryFailed("Slack says 500")
 
     await asyncio.wait_for(worker(store, handle).drain(), 10)
 
     a_seen = [s for s in seen if s[0].startswith("a")]
     assert a_seen == [
         ("a1", 1, None),
-        ("a1", 2, "RuntimeError: ticket system says 500"),  # retried, the first failure recorded
+        ("a1", 2, "DeliveryFailed: Slack says 500"),  # retried, the first failure recorded
         ("a2", 1, None),  # only after a1 was given up
     ]
     assert ("b1", 1, None) in seen and len(seen) == 4
     assert await state(store) == {
-        "a1": ("failed", 2, "RuntimeError: ticket system says 500"),
+        "a1": ("failed", 2, "DeliveryFailed: Slack says 500"),
         "a2": ("done", 1, None),
         "b1": ("done", 1, None),
     }
+
+
+async def test_a_rate_limit_reschedules_the_item_after_retry_after_without_waiting_in_a_slot(store: SqlStore) -> None:
+    await store.enqueue_inbound([turn("A", "a1"), turn("B", "b1")], wall_clock())
+
+    async def handle(item: InboxItem) -> None:
+        if item.payload["key"] == "a1":
+            raise DeliveryFailed("Slack: HTTP 429", retry_after=20)
+
+    w = worker(store, handle, policy=RetryPolicy(max_attempts=5, base_delay=timedelta(0)), concurrency=1)
+    start = wall_clock()
+    await asyncio.wait_for(w.drain(), 5)  # returns at once: a1 waits in the store, not in the slot
+    items = {t.dedup_key: t for t in await store.list_inbound()}
+    assert items["b1"].status == "done"
+    assert items["a1"].status == "pending" and items["a1"].attempts == 1
+    assert items["a1"].next_attempt_at - start >= timedelta(seconds=20)
+
+
+async def test_a_poison_item_is_dead_lettered_at_once_and_its_person_told(store: SqlStore, caplog) -> None:
+    await store.enqueue_inbound([turn("A", "a1"), turn("A", "a2")], wall_clock())
+    seen: list[str] = []
+    told: list[str] = []
+
+    async def handle(item: InboxItem) -> None:
+        seen.append(item.payload["key"])
+        if item.payload["key"] == "a1":
+            {"text": {"not": "a string"}}["text"].strip()  # what a malformed payload does
+
+    async def tell(item: InboxItem) -> None:
+        told.append(item.payload["key"])
+
+    w = worker(store, handle, policy=RetryPolicy(max_attempts=5, base_delay=timedelta(seconds=30)),
+               unreadable={"slack": tell})
+    with caplog.at_level("WARNING", logger="caredesk.inbox"):
+        await asyncio.wait_for(w.drain(), 5)
+    assert seen == ["a1", "a2"]  # not retried; the next message right after
+    assert told == ["a1"]
+    status, attempts, error = (await state(store))["a1"]
+    assert (status, attempts) == ("failed", 1) and error is not None and error.startswith("unreadable: AttributeError")
+    (line,) = [r for r in caplog.records if "dead-lettered at once" in r.getMessage()]
+    assert line.levelname == "WARNING" and f"inbox item {(await store.list_inbound('failed'))[0].id} " in line.getMessage()
+    assert "not a string" not in line.getMessage()  # the failure's place, not what was sent
 
 
 async def test_a_short_database_outage_is_waited_out_within_the_claim(store: SqlStore) -> None:

@@ -127,3 +127,59 @@ async def test_teams_connector_failing_for_a_while_outbox_catches_up_once(sqlite
         assert sorted(delivered) == numbers
     finally:
         await bot.client.close()
+
+
+async def _slack_down_for(desk, fake_slack, channel, outage: timedelta, step: timedelta = timedelta(minutes=1)):
+    """Slack answers 500 to every post for `outage` of the desk's clock (no real waiting), with
+    the outbox's default policy; returns the dispatcher and the times of its tries."""
+    channel.client.retry_handlers = []
+    fake_slack.fail("chat.postMessage", 500)
+    dispatcher = Dispatcher(desk, ChannelDelivery(desk, {"slack": channel.send_to_person}))
+    start, tries = desk.now(), []
+    while desk.now() - start < outage:
+        before = len(fake_slack.of("chat.postMessage", ok_only=False))
+        await dispatcher.run_once()
+        if len(fake_slack.of("chat.postMessage", ok_only=False)) > before:
+            tries.append(desk.now())
+        desk.clock.advance(step)
+    return dispatcher, tries
+
+
+async def test_an_escalation_ping_survives_a_slack_outage_of_23_hours(sqlite_store, fake_slack):
+    env = await start_env(sqlite_store, fake_slack)
+    try:
+        desk = env.desk
+        await desk.store.save_conversation_ref("slack", f"{TEAM}:{LOTTE}", {"channel_id": f"D{LOTTE}"},
+                                               desk.now(), email=LOTTE_EMAIL)
+        (number,) = await enqueue(desk, 1)
+        dispatcher, tries = await _slack_down_for(desk, fake_slack, env.channel, timedelta(hours=23))
+        (message,) = await desk.store.list_outbox()
+        assert message.status == "pending", message  # still being tried after 23 hours down
+        gaps = [b - a for a, b in zip(tries, tries[1:])]
+        # Back-off capped at 15 minutes (plus the one-minute step of the fake clock).
+        assert max(gaps) <= timedelta(minutes=16), max(gaps)
+        assert len(tries) > 23 * 60 / 16
+        fake_slack.heal()
+        desk.clock.advance(timedelta(minutes=15))
+        assert await dispatcher.run_once() == 1
+        assert number in block_text(fake_slack.messages()[-1].json_param("blocks"))
+    finally:
+        await env.client.close()
+
+
+async def test_after_24_hours_of_outage_a_message_is_dead_lettered_with_a_warning(sqlite_store, fake_slack, caplog):
+    env = await start_env(sqlite_store, fake_slack)
+    try:
+        desk = env.desk
+        await desk.store.save_conversation_ref("slack", f"{TEAM}:{LOTTE}", {"channel_id": f"D{LOTTE}"},
+                                               desk.now(), email=LOTTE_EMAIL)
+        await enqueue(desk, 1)
+        with caplog.at_level("WARNING", logger="caredesk.outbox"):
+            await _slack_down_for(desk, fake_slack, env.channel, timedelta(hours=24, minutes=20))
+        (message,) = await desk.store.list_outbox("failed")
+        assert message.last_error and "500" in message.last_error
+        dead = [r for r in caplog.records if "dead-lettered" in r.getMessage()]
+        assert len(dead) == 1 and dead[0].levelname == "WARNING", [r.getMessage() for r in caplog.records]
+        assert f"#{message.id}" in dead[0].getMessage() or str(message.id) in dead[0].getMessage()
+    finally:
+        await env.client.close()

@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.faults.conftest import ERROR_TEXTS
+from tests.faults.conftest import ERROR_TEXTS, add_users
 from tests.slack.conftest import LOTTE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -271,3 +271,77 @@ async def test_a_request_acknowledged_before_a_crash_is_answered_by_the_next_wor
             if successor is not None and successor.poll() is None:
                 successor.kill()
                 successor.wait()
+
+
+# ---- answers are as durable as the turns they come from ----------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _one_server(tmp_path, name: str):
+    """A ready `caredesk serve` (no worker processes) on a prepared SQLite file, its fake Slack,
+    and a list to put the processes started after it in; afterwards none of them is left."""
+    database_url = f"sqlite+aiosqlite:///{tmp_path / (name + '.db')}"
+    await scenarios.prepare(database_url)
+    fake = scenarios.SlowFakeSlack()
+    await fake.start()
+    server = scenarios.Server(database_url, fake, tmp_path, name)
+    after: list[subprocess.Popen] = []
+    try:
+        await server.ready()
+        yield database_url, server, fake, after
+    finally:
+        _kill_everything(server, set())
+        for proc in after:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        await fake.close()
+
+
+async def _until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("end", ["kill9", "stop"])
+async def test_answers_rate_limited_when_the_server_ends_are_posted_by_the_next_worker(tmp_path, end):
+    """chat.postMessage answers 429 (Retry-After) to three people's answers, and the server is
+    killed (SIGKILL) or stopped (SIGTERM) before Retry-After: a worker started afterwards posts
+    every answer, once (before: the next worker saw "duplicate delivery" and they were lost)."""
+    async with _one_server(tmp_path, f"serve-429-{end}") as (database_url, server, fake, after):
+        users = add_users(fake, 3, prefix="WR")
+        fake.fail("chat.postMessage", 429, times=3, headers={"Retry-After": "4"})
+        async with aiohttp.ClientSession() as session:
+            statuses = await asyncio.gather(*(scenarios.send_dm(session, server, "contacts", user, f"Ev429{end}{i}")
+                                              for i, user in enumerate(users)))
+        assert statuses == [200, 200, 200]
+        await _until(lambda: len(fake.of("chat.postMessage", ok_only=False)) >= 3, 20, "no answer was tried")
+        getattr(server, end)()
+        assert fake.messages() == []
+        after.append(scenarios.worker(database_url, fake, tmp_path, f"worker-after-{end}", lease=30.0))
+        for user in users:
+            posts = await scenarios.wait_posts(fake, user, 1, timeout=40.0)
+            assert "Service desk contacts" in posts[0], posts
+        await asyncio.sleep(1.0)
+        assert [len(fake.posts_to(user)) for user in users] == [1, 1, 1]
+
+
+async def test_an_answer_killed_between_its_commit_and_its_post_is_posted_by_the_next_worker(tmp_path):
+    """Slack takes long to accept the answer and the server is killed meanwhile (SIGKILL, after
+    the turn was saved, before Slack took the post): the next worker, once the inbox lease ran
+    out, finds the delivery processed and its answer owed, and posts it."""
+    async with _one_server(tmp_path, "serve-mid-post") as (database_url, server, fake, after):
+        fake.delays["chat.postMessage"] = 5.0
+        async with aiohttp.ClientSession() as session:
+            assert await scenarios.send_dm(session, server, "ticket", LOTTE, "EvMidPost1") == 200
+        await _until(lambda: "chat.postMessage" in fake.started, 20, "the answer was never tried")
+        server.kill9()
+        assert fake.messages() == []
+        fake.delays.clear()
+        after.append(scenarios.worker(database_url, fake, tmp_path, "worker-after-mid-post", lease=30.0))
+        posts = await scenarios.wait_posts(fake, LOTTE, 1, timeout=scenarios.LEASE_S + 20)
+        assert "what kind of ticket is it?" in posts[0].lower(), posts
+        await asyncio.sleep(1.0)
+        assert len(fake.posts_to(LOTTE)) == 1

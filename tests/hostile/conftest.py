@@ -58,7 +58,12 @@ async def snapshot(store: Any, tables: tuple[str, ...] = ALL_TABLES) -> dict[str
     async with store.engine.connect() as conn:
         for name in tables:
             table = m.metadata.tables[name]
-            rows = (await conn.execute(select(table))).all()
+            query = select(table)
+            if name == "outbox":
+                # A turn's answer (the refusal itself) is kept there until it is posted: it is the
+                # answer, not a change the request made.
+                query = query.where(table.c.kind != "reply")
+            rows = (await conn.execute(query)).all()
             result[name] = sorted(tuple(map(repr, r)) for r in rows)
     return result
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 
+from datetime import timedelta
+
+from adapters.server.delivery import ChannelDelivery
 from bot.app.desk import Desk
+from bot.app.outbox import Dispatcher
 from bot.domain.clock import ManualClock
 from tests.slack.conftest import BOT_USER, CAMILLE, LOTTE, NOW, TEAM, block_text, fast_retries, slack_config, start_env
 
@@ -138,12 +142,20 @@ async def test_a_retried_answer_in_a_dialog_is_processed_once(env):
     assert sum("describe it clearly" in text_of(c) for c in env.fake.messages()) == 1
 
 
-async def test_a_rate_limited_call_is_retried_after_retry_after(env):
-    env.fake.fail("chat.postMessage", 429, times=1, headers={"Retry-After": "1"})
+async def test_a_rate_limited_answer_waits_in_the_outbox_then_is_posted_after_retry_after(env):
+    env.fake.fail("chat.postMessage", 429, times=1, headers={"Retry-After": "20"})
     await env.dm("contacts")
-    attempts = env.fake.of("chat.postMessage", ok_only=False)
-    assert [c.status for c in attempts] == [429, 200]
+    # Not waited out by the worker (its slot is free): the answer waits in the store.
+    assert [c.status for c in env.fake.of("chat.postMessage", ok_only=False)] == [429]
+    (reply,) = await env.desk.store.list_outbox()
+    assert (reply.kind, reply.status) == ("reply", "pending")
+    dispatcher = Dispatcher(env.desk, ChannelDelivery(env.desk, {}, {"slack": env.channel.post_reply}))
+    assert await dispatcher.run_once() == 0  # not before Retry-After
+    env.desk.clock.advance(timedelta(seconds=21))
+    assert await dispatcher.run_once() == 1
+    assert [c.status for c in env.fake.of("chat.postMessage", ok_only=False)] == [429, 200]
     assert "Service desk contacts" in text_of(env.fake.last_message())
+    assert [m.status for m in await env.desk.store.list_outbox()] == ["sent"]
 
 
 async def test_slack_failing_for_good_tells_the_user_later_and_creates_no_second_ticket(env_all):

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from bot.domain.model import DialogKey
-from bot.store.ports import StaleDialogError
+from bot.store.ports import NewOutboxMessage, StaleDialogError
 from bot.store.sql import SqlStore
 from tests.store.helpers import DIRECTORY, NOW, assert_utc
 
@@ -150,3 +150,42 @@ async def test_read_turn_start_reads_delivery_dialog_and_person_at_once(store: S
     assert start.company is not None and start.company.name == "Acme NV"
     assert (await store.read_turn_start(key, "naida.jelacic@caresolutions.be", ("slack", "Ev2"))).processed is False
     assert (await store.read_turn_start(key, "naida.jelacic@caresolutions.be")).staff is not None
+
+
+# ---- durable replies: the turn's answer saved with the turn ---------------------------------------
+
+
+def _reply(event_id: str) -> NewOutboxMessage:
+    return NewOutboxMessage(f"reply:slack:{event_id}", "a@acme.be", "reply", {"response": {"replies": []}},
+                            held_until=NOW + timedelta(minutes=2))
+
+
+async def _replies(store: SqlStore) -> list[tuple[str, str, int]]:
+    return [(m.idempotency_key, m.status, m.attempts) for m in await store.list_outbox()]
+
+
+async def test_a_reply_is_written_with_the_save_delete_or_claim_and_never_without_it(store: SqlStore) -> None:
+    await store.save_dialog(KEY, {"step": 1}, None, NOW, event=("slack", "Ev1"), reply=_reply("Ev1"))
+    # held by its first try: being sent, attempt 1, locked until held_until
+    assert await _replies(store) == [("reply:slack:Ev1", "sending", 1)]
+    assert await store.claim_outbox(NOW + timedelta(minutes=1), timedelta(minutes=5)) == []
+
+    # a save that fails (stale version, delivery claimed already) writes no reply
+    with pytest.raises(StaleDialogError):
+        await store.save_dialog(KEY, {"step": 2}, 7, NOW, event=("slack", "Ev2"), reply=_reply("Ev2"))
+    with pytest.raises(StaleDialogError):
+        await store.save_dialog(KEY, {"step": 2}, 1, NOW, event=("slack", "Ev1"), reply=_reply("Ev1b"))
+    with pytest.raises(StaleDialogError):
+        await store.save_dialog(KEY, {"step": 9}, None, NOW, event=("slack", "Ev9"), reply=_reply("Ev9"))
+    assert [k for k, _, _ in await _replies(store)] == ["reply:slack:Ev1"]
+
+    await store.save_dialog(KEY, {"step": 2}, 1, NOW, event=("slack", "Ev2"), reply=_reply("Ev2"))
+    with pytest.raises(StaleDialogError):
+        await store.delete_dialog(KEY, 1, event=("slack", "Ev3"), now=NOW, reply=_reply("Ev3"))
+    await store.delete_dialog(KEY, 2, event=("slack", "Ev3"), now=NOW, reply=_reply("Ev3"))
+    assert await store.claim_event("slack", "Ev4", NOW, reply=_reply("Ev4")) is True
+    assert await store.claim_event("slack", "Ev4", NOW, reply=_reply("Ev4-again")) is False
+    assert [k for k, _, _ in await _replies(store)] == [f"reply:slack:{e}" for e in ("Ev1", "Ev2", "Ev3", "Ev4")]
+    # once the hold runs out, the dispatcher takes what was never reported posted
+    late = await store.claim_outbox(NOW + timedelta(minutes=3), timedelta(minutes=5))
+    assert [(m.idempotency_key, m.attempts) for m in late] == [(f"reply:slack:{e}", 2) for e in ("Ev1", "Ev2", "Ev3", "Ev4")]

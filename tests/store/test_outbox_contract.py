@@ -125,3 +125,52 @@ async def test_concurrent_dispatchers_never_take_the_same_message(store: SqlStor
     assert set(taken) == all_ids
     assert [q.attempts for q in await store.list_outbox()] == [1] * 60
     assert await outbox_keys(store, "sending") == keys
+
+
+# ---- durable replies -------------------------------------------------------------------------------
+
+
+def _held(key: str, until: timedelta = timedelta(minutes=2)) -> NewOutboxMessage:
+    return NewOutboxMessage(key, "a@acme.be", "reply", {"to": {"channel": "D1"}}, held_until=NOW + until)
+
+
+async def _state(store: SqlStore, key: str) -> tuple[str, int]:
+    (message,) = [m for m in await store.list_outbox() if m.idempotency_key == key]
+    return message.status, message.attempts
+
+
+async def test_claim_reply_takes_a_reply_its_first_try_never_posted_but_not_one_held_by_a_dispatcher(
+        store: SqlStore) -> None:
+    await store.enqueue([_held("r1")], NOW)
+    taken = await store.claim_reply("r1", NOW + timedelta(seconds=20), LEASE)  # its worker died
+    assert taken is not None and (taken.status, taken.attempts) == ("sending", 2)
+    assert dict(taken.payload) == {"to": {"channel": "D1"}}
+    assert await store.claim_reply("r1", NOW + timedelta(minutes=1), LEASE) is None  # held by that claim
+    again = await store.claim_reply("r1", NOW + timedelta(seconds=20) + LEASE + timedelta(seconds=1), LEASE)
+    assert again is not None and again.attempts == 3  # that one died too: its lease ran out
+    assert await store.claim_reply("nothing", NOW, LEASE) is None
+
+    await store.enqueue([_held("r2")], NOW)
+    assert await store.release_reply("r2", NOW + timedelta(seconds=20), "Slack: HTTP 429") is True
+    assert await _state(store, "r2") == ("pending", 1)
+    assert await store.release_reply("r2", NOW, "again") is False  # not being sent any more
+    assert await store.claim_reply("r2", NOW + timedelta(seconds=10), LEASE) is None  # waiting for Retry-After
+    assert await store.claim_outbox(NOW + timedelta(seconds=10), LEASE) == []
+    (due,) = await store.claim_outbox(NOW + timedelta(seconds=20), LEASE)
+    assert (due.idempotency_key, due.attempts, due.last_error) == ("r2", 2, "Slack: HTTP 429")
+    assert await store.claim_reply("r2", NOW + timedelta(seconds=21), LEASE) is None  # the dispatcher holds it
+
+
+async def test_replies_are_marked_sent_alone_or_with_the_inbox_claim_and_purged_with_done_items(
+        store: SqlStore) -> None:
+    await store.enqueue([_held("r1"), _held("r2"), _held("r3")], NOW)
+    assert await store.mark_replies_sent(["r1", "unknown"], NOW) == 1
+    assert await store.mark_replies_sent([], NOW) == 0
+    done, items = await store.finish_and_claim_inbound([], NOW, LEASE, 0, sent_replies=["r2"])
+    assert (done, list(items)) == (0, [])
+    assert [(m.idempotency_key, m.status, m.sent_at) for m in await store.list_outbox()] == [
+        ("r1", "sent", NOW), ("r2", "sent", NOW), ("r3", "sending", None)]
+    assert await store.claim_reply("r1", NOW + timedelta(hours=1), LEASE) is None  # posted: never again
+    assert await store.claim_outbox(NOW + timedelta(hours=1), LEASE) != []  # r3 only
+    await store.purge_inbound(NOW + timedelta(minutes=1))
+    assert [m.idempotency_key for m in await store.list_outbox()] == ["r3"]

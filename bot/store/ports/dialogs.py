@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Mapping, Protocol
 
 from bot.domain.model import Company, CustomerContact, DialogKey, StaffMember, StoredDialog
+from bot.store.ports.outbox import NewOutboxMessage
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,14 @@ class DialogStore(Protocol):
         now: datetime,
         *,
         event: tuple[str, str] | None = None,
+        reply: NewOutboxMessage | None = None,
     ) -> int:
         """Save and return the new version; raise StaleDialogError if the stored version is not
         `expected_version` (None means: there must be no stored dialog yet).
 
         `event=(source, event_id)` claims that platform delivery in the same transaction; a
-        delivery claimed already raises StaleDialogError and nothing is saved."""
+        delivery claimed already raises StaleDialogError and nothing is saved. `reply`: the
+        turn's answer, queued in the outbox in the same transaction (a durable reply)."""
 
     async def delete_dialog(
         self,
@@ -55,12 +58,15 @@ class DialogStore(Protocol):
         *,
         event: tuple[str, str] | None = None,
         now: datetime | None = None,
+        reply: NewOutboxMessage | None = None,
     ) -> None:
-        """Raise StaleDialogError if the stored version is not `expected_version`; `event` as in
-        save_dialog."""
+        """Raise StaleDialogError if the stored version is not `expected_version`; `event` and
+        `reply` as in save_dialog."""
 
-    async def claim_event(self, source: str, event_id: str, now: datetime) -> bool:
-        """True the first time (source, event_id) is seen, across every process; False afterwards."""
+    async def claim_event(self, source: str, event_id: str, now: datetime, *,
+                          reply: NewOutboxMessage | None = None) -> bool:
+        """True the first time (source, event_id) is seen, across every process; False afterwards.
+        `reply` is queued in the outbox with the claim (only when it is the first time)."""
 
     async def is_event_processed(self, source: str, event_id: str) -> bool:
         """Whether (source, event_id) was claimed already (read only)."""

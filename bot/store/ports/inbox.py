@@ -60,12 +60,13 @@ class InboxStore(Protocol):
 
     async def finish_and_claim_inbound(
         self, finished: Sequence[tuple[int, int]], now: datetime, lease: timedelta, limit: int = 10,
-        channels: Sequence[str] | None = None,
+        channels: Sequence[str] | None = None, sent_replies: Sequence[str] = (),
     ) -> tuple[int, Sequence[InboxItem]]:
         """In one transaction: the `finished` items (item id, the attempt of the caller's claim)
-        done, as `finish_inbound` with `attempt` does, then a claim as `claim_inbound` (their
-        conversations' next items may be among those taken). Returns how many of `finished`
-        were marked done (the others' claims no longer held) and the items taken."""
+        done, as `finish_inbound` with `attempt` does, the outbox's replies `sent_replies`
+        (idempotency keys) sent, as `OutboxStore.mark_replies_sent`, then a claim as
+        `claim_inbound` (their conversations' next items may be among those taken). Returns how
+        many of `finished` were marked done (the others' claims no longer held) and the items taken."""
 
     # `attempt`: the `attempts` of the caller's claim. With it, the change is made only while that
     # claim holds (the item is working at that attempt): a worker whose lease ran out and whose
@@ -98,4 +99,5 @@ class InboxStore(Protocol):
 
     async def purge_inbound(self, done_before: datetime) -> int:
         """Delete done items finished before `done_before` (kept that long so that a platform's
-        late retry or a replay is still recognised by its dedup_key); returns how many."""
+        late retry or a replay is still recognised by its dedup_key), and the outbox's turn
+        replies sent before then; returns how many items."""

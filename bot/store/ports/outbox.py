@@ -18,6 +18,10 @@ class NewOutboxMessage:
     recipient: str
     kind: str
     payload: Mapping[str, Any] = field(default_factory=dict)
+    # Given: the writer tries it itself first (a turn's reply, posted right after the commit),
+    # so it is written as being sent (attempt 1), locked until then; the dispatcher takes it only
+    # if that try has not reported back by then.
+    held_until: datetime | None = None
 
 
 class OutboxStore(Protocol):
@@ -41,6 +45,20 @@ class OutboxStore(Protocol):
 
     async def mark_failed(self, message_id: int, error: str) -> None:
         """Dead letter: no more attempts until `requeue_failed`."""
+
+    # A turn's durable reply (`NewOutboxMessage.held_until`), by its idempotency key.
+    async def claim_reply(self, key: str, now: datetime, lease: timedelta) -> OutboxMessage | None:
+        """Take the unsent reply `key` to post it now: pending and due; sending with its lease run
+        out; or still held by its first try (attempt 1: the turn's own worker, which lost the
+        turn's inbox item). Sending, locked until now + lease, attempts + 1; None otherwise (sent,
+        failed, waiting for a Retry-After, or held by a dispatcher)."""
+
+    async def release_reply(self, key: str, next_attempt_at: datetime, error: str) -> bool:
+        """The reply `key` could not be posted: pending again, due at `next_attempt_at`, for the
+        dispatcher (False when it is not being sent)."""
+
+    async def mark_replies_sent(self, keys: Sequence[str], now: datetime) -> int:
+        """The replies `keys` were posted: sent (those still pending or sending); how many."""
 
     async def requeue_failed(self, now: datetime, message_ids: Sequence[int] | None = None) -> int:
         """Failed messages (all, or those ids) back to pending with attempts reset; returns how many."""

@@ -1,8 +1,10 @@
 """Dialog states and processed deliveries on SQL: tables `dialog_states`, `processed_events`.
 
 Transactions: a save or delete checks the version (optimistic) and, given `event`, claims the
-delivery in the same transaction; a claim alone is one upsert; the turn-start read takes the
-delivery, the dialog and the person in one statement (`TURN_START`).
+delivery in the same transaction, and given `reply`, queues the turn's answer in the outbox in it
+too (a durable reply costs no transaction of its own); a claim alone is one upsert (with a reply,
+one transaction); the turn-start read takes the delivery, the dialog and the person in one
+statement (`TURN_START`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.model import DialogKey, StoredDialog
 from bot.store import models as m
-from bot.store.ports import StaleDialogError, TurnStart
+from bot.store.ports import NewOutboxMessage, StaleDialogError, TurnStart
 from bot.store.sql.base import SqlBase, _aware, _email_key, to_json
 from bot.store.sql.directory import company_from, contact_from, staff_from
+from bot.store.sql.outbox import _enqueue_rows, _outbox_rows
 
 
 # Built once: every turn reads its dialog, and building the statement each time cost more
@@ -139,6 +142,7 @@ class SqlDialogs(SqlBase):
         now: datetime,
         *,
         event: tuple[str, str] | None = None,
+        reply: NewOutboxMessage | None = None,
     ) -> int:
         """Port method; extension: `event=(source, event_id)` claims that platform delivery in
         the same transaction, and a delivery already claimed raises StaleDialogError (nothing
@@ -150,6 +154,7 @@ class SqlDialogs(SqlBase):
             try:
                 async with self._tx() as conn:
                     await self._claim_in_tx(conn, event, now, key)
+                    await self._reply_in_tx(conn, reply, now)
                     await conn.execute(
                         insert(d).values(
                             channel=key.channel,
@@ -167,6 +172,7 @@ class SqlDialogs(SqlBase):
         params = {**_dialog_params(key), "k_version": expected_version, "new_state": data, "new_updated_at": now}
         async with self._tx() as conn:
             if event is not None and self.dialect == "postgresql":
+                await self._reply_in_tx(conn, reply, now)
                 row = (await conn.execute(self._pg_claim_and_update,
                                           {**params, "e_source": event[0], "e_id": event[1], "e_at": now})).one()
                 if row.claimed != 1:
@@ -175,6 +181,7 @@ class SqlDialogs(SqlBase):
                     raise StaleDialogError(f"dialog {key} is not at version {expected_version}")
                 return expected_version + 1
             await self._claim_in_tx(conn, event, now, key)
+            await self._reply_in_tx(conn, reply, now)
             result = await conn.execute(DIALOG_UPDATE, params)
             if result.rowcount != 1:
                 raise StaleDialogError(f"dialog {key} is not at version {expected_version}")
@@ -187,12 +194,15 @@ class SqlDialogs(SqlBase):
         *,
         event: tuple[str, str] | None = None,
         now: datetime | None = None,
+        reply: NewOutboxMessage | None = None,
     ) -> None:
         """Port method; extension: `event=(source, event_id)` as in save_dialog (claimed at `now`,
         default: the current time)."""
         d = m.dialog_states
+        now = now or datetime.now(timezone.utc)
         async with self._tx() as conn:
-            await self._claim_in_tx(conn, event, now or datetime.now(timezone.utc), key)
+            await self._claim_in_tx(conn, event, now, key)
+            await self._reply_in_tx(conn, reply, now)
             result = await conn.execute(delete(d).where(self._dialog_pk(key), d.c.version == expected_version))
             if result.rowcount != 1:
                 raise StaleDialogError(f"dialog {key} is not at version {expected_version}")
@@ -208,11 +218,21 @@ class SqlDialogs(SqlBase):
         if claimed.first() is None:
             raise StaleDialogError(f"delivery {source}/{event_id} of dialog {key} was already processed")
 
-    async def claim_event(self, source: str, event_id: str, now: datetime) -> bool:
+    @staticmethod
+    async def _reply_in_tx(conn: AsyncConnection, reply: NewOutboxMessage | None, now: datetime) -> None:
+        if reply is not None:
+            await _enqueue_rows(conn, _outbox_rows([reply], now))
+
+    async def claim_event(self, source: str, event_id: str, now: datetime, *,
+                          reply: NewOutboxMessage | None = None) -> bool:
         _aware(now)
-        async with self._tx(autocommit=True) as conn:
+        # Alone, the claim is one statement; with a reply, the two are one transaction.
+        async with self._tx(autocommit=reply is None) as conn:
             claimed = await conn.execute(self._event_claim, {"e_source": source, "e_id": event_id, "e_at": now})
-            return claimed.first() is not None
+            if claimed.first() is None:
+                return False
+            await self._reply_in_tx(conn, reply, now)
+            return True
 
     async def is_event_processed(self, source: str, event_id: str) -> bool:
         """Extension: whether (source, event_id) was claimed already (read only)."""

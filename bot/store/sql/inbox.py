@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.store import models as m
 from bot.store.ports import InboxItem, NewInboxItem
 from bot.store.sql.base import SqlBase, _aware, _claim_limit, _due, _json_dumps
+from bot.store.sql.outbox import REPLY_KIND, _mark_replies_sent
 
 
 log = logging.getLogger("caredesk.inbox")
@@ -255,11 +256,11 @@ class SqlInbox(SqlBase):
 
     async def finish_and_claim_inbound(
         self, finished: Sequence[tuple[int, int]], now: datetime, lease: timedelta, limit: int = 10,
-        channels: Sequence[str] | None = None,
+        channels: Sequence[str] | None = None, sent_replies: Sequence[str] = (),
     ) -> tuple[int, Sequence[InboxItem]]:
         limit = _claim_limit(now, lease, limit)
         wanted = None if channels is None else list(channels)
-        if not finished and (limit <= 0 or wanted == []):
+        if not finished and not sent_replies and (limit <= 0 or wanted == []):
             return 0, []
         # PostgreSQL: two statements, each standing alone (the finish; the claim, which locks
         # what it takes), so no transaction around them; SQLite: one transaction.
@@ -275,6 +276,10 @@ class SqlInbox(SqlBase):
                                                          "attempts": [attempt for _, attempt in finished],
                                                          "done_at": now})
                 done = result.rowcount
+            if sent_replies:
+                # The replies these items' turns posted: marked here rather than each in a
+                # transaction of its own, as the items themselves are.
+                await _mark_replies_sent(conn, sent_replies, now)
             if limit <= 0 or wanted == []:
                 return done, []
             return done, await self._claim_inbound_in_tx(conn, now, lease, limit, wanted)
@@ -359,5 +364,11 @@ class SqlInbox(SqlBase):
         _aware(done_before, "done_before")
         i = m.inbox
         stmt = delete(i).where(i.c.status == "done", i.c.done_at < done_before)
+        o = m.outbox
+        # The turns' replies, once posted, go with their items: a redelivery then finds no reply
+        # owed, which is right.
+        replies = delete(o).where(o.c.kind == REPLY_KIND, o.c.status == "sent", o.c.sent_at < done_before)
         async with self._tx() as conn:
-            return int((await conn.execute(stmt)).rowcount)
+            purged = int((await conn.execute(stmt)).rowcount)
+            await conn.execute(replies)
+            return purged

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.model import OutboxMessage
@@ -43,10 +43,10 @@ def _outbox_rows(messages: Sequence[NewOutboxMessage], now: datetime) -> list[di
             "recipient": msg.recipient,
             "kind": msg.kind,
             "payload": to_json(dict(msg.payload)),
-            "status": "pending",
-            "attempts": 0,
+            "status": "sending" if msg.held_until is not None else "pending",
+            "attempts": 1 if msg.held_until is not None else 0,
             "next_attempt_at": now,
-            "locked_until": None,
+            "locked_until": msg.held_until,
             "created_at": now,
             "sent_at": None,
             "last_error": None,
@@ -60,6 +60,20 @@ async def _enqueue_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> No
         o = m.outbox
         stmt = dialect_insert(conn.dialect.name)(o).on_conflict_do_nothing(index_elements=[o.c.idempotency_key])
         await conn.execute(stmt, rows)
+
+
+# The kind of a turn's durable reply (`bot.app.notifications.REPLY`; the store does not import
+# the application layer).
+REPLY_KIND = "reply"
+
+
+async def _mark_replies_sent(conn: AsyncConnection, keys: Sequence[str], now: datetime) -> int:
+    """In the caller's transaction (an inbox worker's next claim): posted replies sent."""
+    o = m.outbox
+    result = await conn.execute(
+        update(o).where(o.c.idempotency_key.in_(list(keys)), o.c.status.in_(("pending", "sending")))
+        .values(status="sent", sent_at=now, locked_until=None))
+    return int(result.rowcount)
 
 
 class SqlOutbox(SqlBase):
@@ -116,6 +130,36 @@ class SqlOutbox(SqlBase):
 
     async def mark_failed(self, message_id: int, error: str) -> None:
         await self._update_outbox(message_id, status="failed", last_error=error)
+
+    async def claim_reply(self, key: str, now: datetime, lease: timedelta) -> OutboxMessage | None:
+        _claim_limit(now, lease, 1)
+        o = m.outbox
+        takeable = or_(_due(o, "sending", now), and_(o.c.status == "sending", o.c.attempts == 1))
+        async with self._tx() as conn:
+            taken = await conn.execute(
+                update(o).where(o.c.idempotency_key == key, takeable)
+                .values(status="sending", locked_until=now + lease, attempts=o.c.attempts + 1)
+            )
+            if taken.rowcount != 1:
+                return None
+            row = (await conn.execute(select(o).where(o.c.idempotency_key == key))).first()
+        return _outbox_message(row) if row is not None else None
+
+    async def release_reply(self, key: str, next_attempt_at: datetime, error: str) -> bool:
+        _aware(next_attempt_at, "next_attempt_at")
+        o = m.outbox
+        async with self._tx() as conn:
+            result = await conn.execute(
+                update(o).where(o.c.idempotency_key == key, o.c.status == "sending")
+                .values(status="pending", next_attempt_at=next_attempt_at, locked_until=None, last_error=error))
+            return bool(result.rowcount == 1)
+
+    async def mark_replies_sent(self, keys: Sequence[str], now: datetime) -> int:
+        _aware(now)
+        if not keys:
+            return 0
+        async with self._tx() as conn:
+            return await _mark_replies_sent(conn, keys, now)
 
     async def requeue_failed(self, now: datetime, message_ids: Sequence[int] | None = None) -> int:
         _aware(now)
