@@ -21,7 +21,7 @@ from bot.store import models as m
 from bot.store.ports import NewOutboxMessage, StaleDialogError, TurnStart
 from bot.store.sql.base import SqlBase, _aware, _email_key, to_json
 from bot.store.sql.directory import company_from, contact_from, staff_from
-from bot.store.sql.outbox import _enqueue_rows, _outbox_rows
+from bot.store.sql.outbox import OUTBOX_COLUMNS, _enqueue_rows, _outbox_rows
 
 
 # Built once: every turn reads its dialog, and building the statement each time cost more
@@ -94,14 +94,20 @@ class SqlDialogs(SqlBase):
             .on_conflict_do_nothing(index_elements=[p.c.source, p.c.event_id])
             .returning(p.c.event_id)
         )
-        # PostgreSQL: a save that claims its delivery sends the claim and the update as one
-        # statement (two data-modifying CTEs) inside the transaction: one round trip fewer on
-        # every turn. Both counts are checked, and a miss rolls the transaction back.
+        # PostgreSQL: a save that claims its delivery sends the claim, the update and the turn's
+        # reply (if any) as one statement of data-modifying CTEs inside the transaction: the
+        # round trips of two statements fewer on every turn. The claim and the update are
+        # counted, and a miss rolls the transaction back.
         claim = self._event_claim.cte("claim")
         saved = DIALOG_UPDATE.returning(_d.c.version).cte("saved")
-        self._pg_claim_and_update = select(
-            select(func.count()).select_from(claim).scalar_subquery().label("claimed"),
-            select(func.count()).select_from(saved).scalar_subquery().label("saved"))
+        counts = [select(func.count()).select_from(claim).scalar_subquery().label("claimed"),
+                  select(func.count()).select_from(saved).scalar_subquery().label("saved")]
+        self._pg_claim_and_update = select(*counts)
+        o = m.outbox
+        reply = (self._upsert(o).values({name: bindparam("o_" + name, type_=o.c[name].type) for name in OUTBOX_COLUMNS})
+                 .on_conflict_do_nothing(index_elements=[o.c.idempotency_key]).returning(o.c.id).cte("reply"))
+        self._pg_claim_reply_and_update = select(
+            *counts, select(func.count()).select_from(reply).scalar_subquery().label("replies"))
 
     async def read_turn_start(self, key: DialogKey, email: str | None,
                               event: tuple[str, str] | None = None) -> TurnStart:
@@ -172,9 +178,12 @@ class SqlDialogs(SqlBase):
         params = {**_dialog_params(key), "k_version": expected_version, "new_state": data, "new_updated_at": now}
         async with self._tx() as conn:
             if event is not None and self.dialect == "postgresql":
-                await self._reply_in_tx(conn, reply, now)
-                row = (await conn.execute(self._pg_claim_and_update,
-                                          {**params, "e_source": event[0], "e_id": event[1], "e_at": now})).one()
+                params.update(e_source=event[0], e_id=event[1], e_at=now)
+                if reply is None:
+                    row = (await conn.execute(self._pg_claim_and_update, params)).one()
+                else:
+                    params.update({"o_" + name: value for name, value in _outbox_rows([reply], now)[0].items()})
+                    row = (await conn.execute(self._pg_claim_reply_and_update, params)).one()
                 if row.claimed != 1:
                     raise StaleDialogError(f"delivery {event[0]}/{event[1]} of dialog {key} was already processed")
                 if row.saved != 1:

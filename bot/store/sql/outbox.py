@@ -36,6 +36,11 @@ def _outbox_message(row: Any) -> OutboxMessage:
     )
 
 
+# The columns `_outbox_rows` gives a value (the id is the database's).
+OUTBOX_COLUMNS = ("idempotency_key", "recipient", "kind", "payload", "status", "attempts", "next_attempt_at",
+                  "locked_until", "created_at", "sent_at", "last_error")
+
+
 def _outbox_rows(messages: Sequence[NewOutboxMessage], now: datetime) -> list[dict[str, Any]]:
     return [
         {
