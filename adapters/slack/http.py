@@ -48,6 +48,11 @@ class SlackRoute:
             bolt_request = AsyncBoltRequest(body=raw.decode("utf-8"), query=request.query_string, headers=headers)
         except (ValueError, TypeError, AttributeError, KeyError, IndexError):  # not UTF-8, not JSON, not an object
             return web.json_response({"error": "bad_request"}, status=400)
+        except RecursionError:
+            # JSON nested deeper than the parser's recursion limit (a signed body, but a hostile
+            # one): json.loads raises RecursionError, which is no ValueError.
+            log.warning("rejected a Slack request nested too deeply")
+            return web.json_response({"error": "bad_request"}, status=400)
         if not well_formed(bolt_request.body):
             # Bolt's matchers and CareDesk's listeners read the body as Slack shapes it: a
             # malformed or hostile one is a 400 here, never a crash there.

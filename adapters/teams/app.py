@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.teams import activities
 from adapters.teams.channel import TeamsChannel
 from adapters.teams.config import TeamsConfig
 from adapters.teams.proactive import ProactiveDeliveryError, ProactiveMessage, send_proactive
@@ -95,28 +96,50 @@ def _error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status)
 
 
+def _bearer(header: str | None) -> bool:
+    """Whether an Authorization header can hold a Bot Framework token at all ("Bearer" and a
+    compact JWS: three dot-separated parts). Checked before the body is read, so that a stranger
+    without a token costs no parse (and can make none fail)."""
+    scheme, _, token = (header or "").strip().partition(" ")
+    return scheme.lower() == "bearer" and token.strip().count(".") == 2
+
+
 async def messages(request: web.Request) -> web.StreamResponse:
     teams = request.app[TEAMS_APP_KEY]
     if not teams.accepting:
         return _error(503, "teams_not_configured",
                       "Microsoft Teams is not configured: set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD "
                       "(see docs/teams.md).")
+    header = request.headers.get("Authorization")
+    if teams.config.auth_enabled and not _bearer(header):
+        log.warning("rejected a request to %s: no Bot Framework token", MESSAGES_PATH)
+        return _error(401, "unauthorized", "the request is not authenticated by the Bot Framework")
     if "json" not in (request.content_type or ""):
         return _error(415, "unsupported_media_type", "expected application/json")
     try:
-        activity = await request.json()
-    except ValueError:
-        return _error(400, "bad_request", "the body is not JSON")
-    if not isinstance(activity, dict) or not activity.get("type"):
-        return _error(400, "bad_request", "the body is not a Bot Framework activity")
+        # The token names the channel and service URL it was issued for, so the check needs
+        # those two strings of the body (nothing more is read before it: `authenticate`).
+        activity = activities.parse(await request.read())
+    except activities.MalformedActivity as exc:
+        log.warning("rejected a request to %s: %s", MESSAGES_PATH, exc)
+        return _error(400, "bad_request", str(exc))
     try:
-        ticket = await teams.transport.authenticate(request.headers.get("Authorization"), activity)
+        ticket = await teams.transport.authenticate(header, activity)
     except AuthError as exc:
         log.warning("rejected a request to %s: %s", MESSAGES_PATH, exc)
         return _error(401, "unauthorized", "the request is not authenticated by the Bot Framework")
     except AuthUnavailable as exc:
         log.error("cannot check a request to %s: %s", MESSAGES_PATH, exc)
         return _error(503, "auth_unavailable", "the Bot Framework signing keys are unavailable; retry later")
+    try:
+        reason = activities.problem(activity)
+        if reason is not None:
+            raise activities.MalformedActivity(reason)
+        teams.transport.readable(activity)
+    except activities.MalformedActivity as exc:
+        # From the Bot Framework (or a holder of its token): one short line, no traceback.
+        log.warning("rejected a malformed activity on %s: %s", MESSAGES_PATH, exc)
+        return _error(400, "bad_request", f"the activity is malformed: {exc}")
 
     task = asyncio.ensure_future(teams.transport.run(ticket, activity, teams.channel.on_turn))
     try:

@@ -63,6 +63,9 @@ class TeamsTransport(abc.ABC):
         """Check the request's token; return an opaque ticket for `run`. Raise AuthError /
         AuthUnavailable."""
 
+    def readable(self, activity: Mapping[str, Any]) -> None:
+        """Raise `MalformedActivity` when the SDK cannot read this (authenticated) activity."""
+
     @abc.abstractmethod
     async def run(self, ticket: Any, activity: Mapping[str, Any], handler: TurnHandler) -> InvokeReply | None:
         """Run `handler` for an authenticated activity; return the invoke response, if any."""
