@@ -13,6 +13,7 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
+from adapters.shared.pressure import AckPressure, in_hand
 from adapters.slack.payloads import well_formed
 
 log = logging.getLogger("caredesk.slack")
@@ -29,6 +30,9 @@ class SlackRoute:
     app: AsyncApp | None
     verifier: SignatureVerifier | None
     problem: str | None
+    # The server's ack pressure (None: not counted). Only a verified request counts: a stranger's
+    # (unsigned, or still trickling its body in) must not slow the workers down.
+    pressure: AckPressure | None = None
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         if self.problem is not None or self.app is None:
@@ -58,7 +62,8 @@ class SlackRoute:
             # malformed or hostile one is a 400 here, never a crash there.
             log.warning("rejected a malformed Slack request")
             return web.json_response({"error": "bad_request"}, status=400)
-        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
+        with in_hand(self.pressure):
+            return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
     def _signed(self, raw: bytes, headers: Mapping[str, str]) -> bool:
         assert self.verifier is not None
