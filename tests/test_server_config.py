@@ -57,6 +57,8 @@ def test_the_developer_mode_needs_a_loopback_address(host, developer_mode):
     ({"server": {"idle_timeout": 0}}, {}, "server.idle_timeout"),
     ({"server": {"body_timeout": -1}}, {}, "server.body_timeout"),
     ({"server": {"body_timeout": "soon"}}, {}, "server.body_timeout"),
+    ({"server": {"trusted_proxies": "127.0.0.1"}}, {}, "server.trusted_proxies"),
+    ({"server": {"trusted_proxies": ["proxy.local"]}}, {}, "server.trusted_proxies"),
 ])
 def test_a_bad_value_names_the_key_or_variable(data, env, key):
     with pytest.raises(ConfigError) as err:
@@ -70,3 +72,9 @@ def test_the_limits_on_strangers_are_settings():
     settings = settings_from_mapping({"server": {"max_connections": 64, "idle_timeout": 5, "body_timeout": 7.5}})
     assert ServerConfig.load(settings, {}).limits == ConnectionLimits(64, 5.0, 7.5)
     assert ServerConfig().limits == ConnectionLimits() == ConnectionLimits(512, 15.0, 20.0)
+
+
+def test_trusted_proxies_are_addresses():
+    settings = settings_from_mapping({"server": {"trusted_proxies": ["127.0.0.1", "::1"]}})
+    assert ServerConfig.load(settings, {}).trusted_proxies == frozenset({"127.0.0.1", "::1"})
+    assert ServerConfig().trusted_proxies == frozenset()

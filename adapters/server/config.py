@@ -9,6 +9,7 @@ them what they need of it (the developer mode, the worker processes).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,11 +18,22 @@ from adapters.server.limits import ConnectionLimits
 from adapters.shared.network import is_loopback
 from bot.domain.config import ConfigError, Settings, parse_bool, parse_int, parse_text, reject_unknown_keys
 
-FILE_KEYS = ("host", "port", "insecure_dev_mode", "workers", "max_connections", "idle_timeout", "body_timeout")
+FILE_KEYS = ("host", "port", "insecure_dev_mode", "workers", "max_connections", "idle_timeout", "body_timeout",
+             "trusted_proxies")
 MAX_PORT = 65535
 MAX_WORKERS = 64
 MAX_CONNECTIONS = 100_000
 MAX_TIMEOUT_S = 3600.0
+
+
+def _addresses(key: str, value: object) -> frozenset[str]:
+    """IP addresses, written as the server will compare them."""
+    if not isinstance(value, (list, tuple)):  # the file's lists are frozen into tuples
+        raise ConfigError(key, f"expected a list of IP addresses, got {value!r}")
+    try:
+        return frozenset(str(ipaddress.ip_address(v)) for v in value)
+    except (ValueError, TypeError):
+        raise ConfigError(key, f"expected a list of IP addresses, got {value!r}") from None
 
 
 def _seconds(key: str, value: object) -> float:
@@ -46,6 +58,9 @@ class ServerConfig:
     max_connections: int = ConnectionLimits.max_connections
     idle_timeout: float = ConnectionLimits.idle_timeout
     body_timeout: float = ConnectionLimits.body_timeout
+    # The reverse proxies (their addresses as the server sees them) whose X-Forwarded-For names
+    # the client; from anyone else the header is ignored (adapters/server/clients.py).
+    trusted_proxies: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, settings: Settings, env: Mapping[str, str] | None = None) -> ServerConfig:
@@ -64,6 +79,7 @@ class ServerConfig:
                                     minimum=1, maximum=MAX_CONNECTIONS)
         idle_timeout = _seconds("server.idle_timeout", table.get("idle_timeout", defaults.idle_timeout))
         body_timeout = _seconds("server.body_timeout", table.get("body_timeout", defaults.body_timeout))
+        proxies = _addresses("server.trusted_proxies", table.get("trusted_proxies", []))
         if env.get("CAREDESK_HOST"):
             host = env["CAREDESK_HOST"]
         if env.get("CAREDESK_PORT"):
@@ -72,7 +88,7 @@ class ServerConfig:
             insecure = parse_bool("CAREDESK_INSECURE_DEV_MODE", env["CAREDESK_INSECURE_DEV_MODE"])
         if env.get("CAREDESK_WORKERS"):
             workers = parse_int("CAREDESK_WORKERS", env["CAREDESK_WORKERS"], minimum=0, maximum=MAX_WORKERS)
-        return cls(host, port, insecure, workers, max_connections, idle_timeout, body_timeout)
+        return cls(host, port, insecure, workers, max_connections, idle_timeout, body_timeout, proxies)
 
     @property
     def limits(self) -> ConnectionLimits:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import web
 
+from adapters.server.clients import ClientAccessLogger, know_the_client
 from adapters.server.limits import GATE_KEY, ConnectionGate, ConnectionLimits, guard_requests, start_server
 from adapters.shared.pressure import PRESSURE_KEY, AckPressure
 from adapters.shared.network import is_loopback
@@ -52,10 +53,13 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def build_app(desk: Desk, channels: tuple[ChannelMount, ...] = (),
-              limits: ConnectionLimits = ConnectionLimits()) -> web.Application:
-    """The app; served by `limits.start_server` it also keeps to `limits`' connection cap."""
+              limits: ConnectionLimits = ConnectionLimits(),
+              trusted_proxies: frozenset[str] = frozenset()) -> web.Application:
+    """The app; served by `limits.start_server` it also keeps to `limits`' connection cap.
+    `trusted_proxies`: the reverse proxies whose X-Forwarded-For names the client."""
     gate = ConnectionGate(limits.max_connections)
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[guard_requests(limits.body_timeout, gate)])
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[
+        know_the_client(trusted_proxies), guard_requests(limits.body_timeout, gate)])
     app[GATE_KEY] = gate
     app[DESK_KEY] = desk
     app[PRESSURE_KEY] = AckPressure()
@@ -237,7 +241,7 @@ async def serve(desk: Desk, server: "ServerConfig", *, dispatcher: bool = True, 
     # The channels of this process, built once: the routes, Socket Mode and the outbox share them
     # (one profile cache, one Web API client, one Bot Framework transport).
     channels = Channels.of(desk, os.environ, server)
-    app = build_app(desk, (channels.mount,), server.limits)
+    app = build_app(desk, (channels.mount,), server.limits, server.trusted_proxies)
     workers = WorkerProcesses(server.workers, config, app[PRESSURE_KEY]) if server.workers else None
     if workers is not None and getattr(desk.store, "dialect", None) == "sqlite":
         # A worker process and the server then wait on each other for SQLite's one write lock,
@@ -247,7 +251,8 @@ async def serve(desk: Desk, server: "ServerConfig", *, dispatcher: bool = True, 
     if dispatcher and workers is None:
         start_dispatcher(app, desk, channels.senders())  # with worker processes, they deliver the outbox
     make_room_for(server.limits.max_connections)
-    runner, site = await start_server(app, host, port, server.limits, access_log=log)
+    runner, site = await start_server(app, host, port, server.limits, access_log=log,
+                                      access_log_class=ClientAccessLogger)
     log.info("CareDesk listening on http://%s:%s (at most %d connections)", host, site.port,
              server.limits.max_connections)
     if workers is not None:
