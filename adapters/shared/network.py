@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from aiohttp import web
+
 
 def is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -16,7 +18,7 @@ def is_loopback(host: str) -> bool:
 
 
 # Where the server keeps the address of the client a request came from (`client_of`).
-CLIENT_KEY = "caredesk.client"
+CLIENT_KEY: web.RequestKey[str] = web.RequestKey("client", str)
 
 
 def forwarded_client(peer: str | None, forwarded_for: str | None, trusted_proxies: frozenset[str]) -> str:

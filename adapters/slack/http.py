@@ -13,6 +13,7 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
+from adapters.shared.network import client_of
 from adapters.shared.pressure import AckPressure, in_hand
 from adapters.slack.payloads import well_formed
 
@@ -42,7 +43,7 @@ class SlackRoute:
             )
         raw = await request.read()
         if self.verifier is not None and not self._signed(raw, request.headers):
-            log.warning("rejected a Slack request with a missing, wrong or stale signature")
+            log.warning("rejected a Slack request with a missing, wrong or stale signature from %s", client_of(request))
             return web.json_response({"error": "invalid_signature"}, status=401)
         # Unverified (developer mode), a signature proves nothing and keys no replay: dropped.
         headers: dict[str, str | Sequence[str]] = {k: v for k, v in request.headers.items()

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.shared.network import client_of
 from adapters.teams import activities
 from adapters.teams.channel import TeamsChannel
 from adapters.teams.config import TeamsConfig
@@ -112,7 +113,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
                       "(see docs/teams.md).")
     header = request.headers.get("Authorization")
     if teams.config.auth_enabled and not _bearer(header):
-        log.warning("rejected a request to %s: no Bot Framework token", MESSAGES_PATH)
+        log.warning("rejected a request to %s from %s: no Bot Framework token", MESSAGES_PATH, client_of(request))
         return _error(401, "unauthorized", "the request is not authenticated by the Bot Framework")
     if "json" not in (request.content_type or ""):
         return _error(415, "unsupported_media_type", "expected application/json")
@@ -126,7 +127,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
     try:
         ticket = await teams.transport.authenticate(header, activity)
     except AuthError as exc:
-        log.warning("rejected a request to %s: %s", MESSAGES_PATH, exc)
+        log.warning("rejected a request to %s from %s: %s", MESSAGES_PATH, client_of(request), exc)
         return _error(401, "unauthorized", "the request is not authenticated by the Bot Framework")
     except AuthUnavailable as exc:
         log.error("cannot check a request to %s: %s", MESSAGES_PATH, exc)

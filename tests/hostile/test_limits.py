@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from adapters.server.clients import ClientAccessLogger
 from adapters.server.limits import GATE_KEY, ConnectionGate, ConnectionLimits, start_server
 from adapters.server.web import PRESSURE_KEY, build_app
 from adapters.shared.pressure import AckPressure
@@ -53,15 +55,18 @@ class Served:
         return await asyncio.open_connection(self.host, self.port)
 
 
-async def serve_both(store: Any, fake_slack: Any, fake_bf: Any, limits: ConnectionLimits = LIMITS) -> Served:
+async def serve_both(store: Any, fake_slack: Any, fake_bf: Any, limits: ConnectionLimits = LIMITS,
+                     trusted_proxies: frozenset[str] = frozenset(), host: str = "127.0.0.1") -> Served:
     await store.replace_directory(read_directory_file(ROOT / "examples" / "directory.yaml"))
     desk = Desk(Settings(), store, ManualClock(NOW))
     teams = configure(desk, config=teams_config(fake_bf))
     slack = slack_config(fake_slack)
     app = build_app(desk, channels=(lambda a: slack_mount(a, desk, config=slack, retry_handlers=fast_retries()),
-                                    lambda a: teams_mount(a, teams)), limits=limits)
-    runner, site = await start_server(app, "127.0.0.1", 0, limits)
-    return Served(desk, "127.0.0.1", site.port, app[GATE_KEY], app[PRESSURE_KEY], fake_slack, runner)
+                                    lambda a: teams_mount(a, teams)), limits=limits, trusted_proxies=trusted_proxies)
+    # As `caredesk serve` runs it (its access log prints the client's address).
+    runner, site = await start_server(app, host, 0, limits, access_log=logging.getLogger("caredesk.web"),
+                                      access_log_class=ClientAccessLogger)
+    return Served(desk, host, site.port, app[GATE_KEY], app[PRESSURE_KEY], fake_slack, runner)
 
 
 @pytest_asyncio.fixture
