@@ -227,9 +227,13 @@ async def start_server(app: web.Application, host: str, port: int, limits: Conne
     must have been built with `guard_requests` for the body limits (`build_app(limits=…)`)."""
     runner = web.AppRunner(app, **runner_options(limits), **runner_kwargs)
     await runner.setup()
-    site = LimitedSite(runner, host, port, app[GATE_KEY])
+    site = LimitedSite(runner, host, port, app[GATE_KEY], backlog=BACKLOG)
     await site.start()
     return runner, site
 
+
+# Connections the kernel queues before they are accepted (aiohttp's default); asyncio accepts
+# up to this many at a time.
+BACKLOG = 128
 
 GATE_KEY: web.AppKey[ConnectionGate] = web.AppKey("connection_gate", ConnectionGate)

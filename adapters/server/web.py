@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from aiohttp import web
 
 from adapters.server.clients import ClientAccessLogger, know_the_client
-from adapters.server.limits import GATE_KEY, ConnectionGate, ConnectionLimits, guard_requests, start_server
+from adapters.server.limits import BACKLOG, GATE_KEY, ConnectionGate, ConnectionLimits, guard_requests, start_server
 from adapters.shared.pressure import PRESSURE_KEY, AckPressure
 from adapters.shared.network import is_loopback
 from bot.app.desk import Desk
@@ -80,7 +80,9 @@ def make_room_for(max_connections: int) -> None:
     connections and the rest fit: past it, accept() fails and asyncio logs every failure."""
     import resource
 
-    needed = max_connections + SPARE_DESCRIPTORS
+    # A burst is accepted `BACKLOG` sockets at a time before any is admitted, and a connection
+    # closed to make room gives its descriptor back one loop turn later: hence twice the backlog.
+    needed = max_connections + 2 * BACKLOG + SPARE_DESCRIPTORS
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < needed:
         target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
