@@ -83,8 +83,9 @@ class _Admitted(asyncio.Protocol):
         if self.admitted:
             self.inner.data_received(data)
 
-    def eof_received(self) -> bool | None:
-        return self.inner.eof_received() if self.admitted else None
+    def eof_received(self) -> None:  # (None: the transport closes itself, as aiohttp's does)
+        if self.admitted:
+            self.inner.eof_received()
 
     def pause_writing(self) -> None:
         if self.admitted:

@@ -53,10 +53,11 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def build_app(desk: Desk, channels: tuple[ChannelMount, ...] = (),
-              limits: ConnectionLimits = ConnectionLimits(),
+              limits: ConnectionLimits | None = None,
               trusted_proxies: frozenset[str] = frozenset()) -> web.Application:
     """The app; served by `limits.start_server` it also keeps to `limits`' connection cap.
     `trusted_proxies`: the reverse proxies whose X-Forwarded-For names the client."""
+    limits = limits if limits is not None else ConnectionLimits()
     gate = ConnectionGate(limits.max_connections)
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[
         know_the_client(trusted_proxies), guard_requests(limits.body_timeout, gate)])

@@ -63,8 +63,10 @@ class TeamsTransport(abc.ABC):
         """Check the request's token; return an opaque ticket for `run`. Raise AuthError /
         AuthUnavailable."""
 
+    @abc.abstractmethod
     def readable(self, activity: Mapping[str, Any]) -> None:
-        """Raise `MalformedActivity` when the SDK cannot read this (authenticated) activity."""
+        """Raise `MalformedActivity` (adapters.teams.activities) when the SDK cannot read this
+        authenticated activity."""
 
     @abc.abstractmethod
     async def run(self, ticket: Any, activity: Mapping[str, Any], handler: TurnHandler) -> InvokeReply | None:

@@ -19,6 +19,7 @@ import socket
 import ssl
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -119,6 +120,13 @@ async def listening(port: int, process: subprocess.Popen, timeout: float = 15.0)
                 await asyncio.sleep(0.05)
 
 
+def start_nginx(config: Path, directory: Path) -> tuple[subprocess.Popen, Any]:
+    log = open(directory / "nginx.out", "wb")
+    process = subprocess.Popen([NGINX or "nginx", "-c", str(config), "-p", str(directory),
+                                "-e", str(directory / "error.log")], stdout=log, stderr=subprocess.STDOUT)
+    return process, log
+
+
 class Proxied:
     def __init__(self, caredesk, https_port: int, http_port: int, cert: Path) -> None:
         self.caredesk = caredesk
@@ -143,9 +151,7 @@ async def proxied(hostile_store, fake_slack, fake_bf, tmp_path):
                                 trusted_proxies=frozenset({"127.0.0.1"}))
     https_port, http_port = free_port(), free_port()
     config = nginx_config(tmp_path, caredesk.port, https_port, http_port)
-    log = open(tmp_path / "nginx.out", "wb")
-    process = subprocess.Popen([NGINX, "-c", str(config), "-p", str(tmp_path), "-e", str(tmp_path / "error.log")],
-                               stdout=log, stderr=subprocess.STDOUT)
+    process, log = start_nginx(config, tmp_path)
     try:
         await listening(https_port, process)
         yield Proxied(caredesk, https_port, http_port, tmp_path / "fullchain.pem")
