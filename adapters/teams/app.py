@@ -115,11 +115,20 @@ async def messages(request: web.Request) -> web.StreamResponse:
     if teams.config.auth_enabled and not _bearer(header):
         log.warning("rejected a request to %s from %s: no Bot Framework token", MESSAGES_PATH, client_of(request))
         return _error(401, "unauthorized", "the request is not authenticated by the Bot Framework")
+    try:
+        # The token alone, before a byte of the body is read: a stranger costs no parse.
+        await teams.transport.vouch(header)
+    except AuthError as exc:
+        log.warning("rejected a request to %s from %s: %s", MESSAGES_PATH, client_of(request), exc)
+        return _error(401, "unauthorized", "the request is not authenticated by the Bot Framework")
+    except AuthUnavailable as exc:
+        log.error("cannot check a request to %s: %s", MESSAGES_PATH, exc)
+        return _error(503, "auth_unavailable", "the Bot Framework signing keys are unavailable; retry later")
     if "json" not in (request.content_type or ""):
         return _error(415, "unsupported_media_type", "expected application/json")
     try:
-        # The token names the channel and service URL it was issued for, so the check needs
-        # those two strings of the body (nothing more is read before it: `authenticate`).
+        # Then the token against the activity: the channel and service URL it was issued for
+        # (nothing more of the body is read before that: `authenticate`).
         activity = activities.parse(await request.read())
     except activities.MalformedActivity as exc:
         log.warning("rejected a request to %s: %s", MESSAGES_PATH, exc)

@@ -22,6 +22,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
+import jwt
 import requests
 from botbuilder.core import InvokeResponse, TurnContext
 from botbuilder.core.teams import TeamsInfo
@@ -238,6 +239,21 @@ class BotbuilderTransport(TeamsTransport):
             raise AuthUnavailable(f"could not fetch the Bot Framework signing keys: {exc!r}") from exc
         except Exception as exc:  # PermissionError, jwt errors, IndexError (unknown kid), …
             raise AuthError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def vouch(self, auth_header: str | None) -> None:
+        if not self.config.auth_enabled:
+            return  # the developer mode: `authenticate` decides
+        header = (auth_header or "").strip()
+        if not header:
+            raise AuthError("no Authorization header")
+        # The token names the service URL it was issued for: checked against itself here (the
+        # signature and the claims), against the activity's once the body is read.
+        try:
+            claims = jwt.decode(header.partition(" ")[2], options={"verify_signature": False})
+        except jwt.PyJWTError as exc:
+            raise AuthError(f"not a JWT: {exc}") from exc
+        service_url = claims.get("serviceurl") if isinstance(claims.get("serviceurl"), str) else None
+        await self.authenticate(header, {"serviceUrl": service_url})
 
     def readable(self, activity: Mapping[str, Any]) -> None:
         try:

@@ -356,12 +356,22 @@ STRANGER_ACTIVITIES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(STRANGER_ACTIVITIES))
-async def test_teams_a_request_without_a_token_is_401_before_its_body_is_parsed(both, caplog, case):
-    """No token, whatever the body: a 401 and one short log line, never a 500 with a traceback."""
+STRANGER_BODIES = {**STRANGER_ACTIVITIES, "not_json": lambda bot: "{not json", "not_an_object": lambda bot: "[1]"}
+
+
+@pytest.mark.parametrize("token", ["none", "forged", "expired", "alg_none"])
+@pytest.mark.parametrize("case", sorted(STRANGER_BODIES))
+async def test_teams_a_request_without_a_valid_token_is_401_before_its_body_is_parsed(both, caplog, other_rsa_key,
+                                                                                       case, token):
+    """No token or a bad one, whatever the body (even one that is not JSON: it is not read): a
+    401 and one short log line, never a 400 that tells the body was parsed, never a 500."""
     before = await snapshot(both.store)
-    response = await both.client.post("/api/messages", data=STRANGER_ACTIVITIES[case](both.teams).encode(),
-                                      headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if token != "none":
+        headers["Authorization"] = "Bearer " + bad_token(both.teams, {"forged": "forged_other_key"}.get(token, token),
+                                                         other_rsa_key)
+    response = await both.client.post("/api/messages", data=STRANGER_BODIES[case](both.teams).encode(),
+                                      headers=headers)
     assert response.status == 401, (case, response.status, await response.text())
     assert _tracebacks(caplog) == []
     assert both.teams.fake.sent() == []
