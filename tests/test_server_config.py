@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from adapters.server.config import ServerConfig
+from adapters.server.limits import ConnectionLimits
 from bot.domain.config import ConfigError, Settings, load_settings, settings_from_mapping
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,9 +53,28 @@ def test_the_developer_mode_needs_a_loopback_address(host, developer_mode):
     ({}, {"CAREDESK_PORT": "http"}, "CAREDESK_PORT"),
     ({}, {"CAREDESK_WORKERS": "-1"}, "CAREDESK_WORKERS"),
     ({}, {"CAREDESK_INSECURE_DEV_MODE": "maybe"}, "CAREDESK_INSECURE_DEV_MODE"),
+    ({"server": {"max_connections": 0}}, {}, "server.max_connections"),
+    ({"server": {"idle_timeout": 0}}, {}, "server.idle_timeout"),
+    ({"server": {"body_timeout": -1}}, {}, "server.body_timeout"),
+    ({"server": {"body_timeout": "soon"}}, {}, "server.body_timeout"),
+    ({"server": {"trusted_proxies": "127.0.0.1"}}, {}, "server.trusted_proxies"),
+    ({"server": {"trusted_proxies": ["proxy.local"]}}, {}, "server.trusted_proxies"),
 ])
 def test_a_bad_value_names_the_key_or_variable(data, env, key):
     with pytest.raises(ConfigError) as err:
         ServerConfig.load(settings_from_mapping(data), env)
     assert err.value.key == key
     assert f"'{key}'" in str(err.value)
+
+
+def test_the_limits_on_strangers_are_settings():
+    """adapters/server/limits.py: the connection cap and the head/idle and body timeouts."""
+    settings = settings_from_mapping({"server": {"max_connections": 64, "idle_timeout": 5, "body_timeout": 7.5}})
+    assert ServerConfig.load(settings, {}).limits == ConnectionLimits(64, 5.0, 7.5)
+    assert ServerConfig().limits == ConnectionLimits() == ConnectionLimits(512, 15.0, 20.0)
+
+
+def test_trusted_proxies_are_addresses():
+    settings = settings_from_mapping({"server": {"trusted_proxies": ["127.0.0.1", "::1"]}})
+    assert ServerConfig.load(settings, {}).trusted_proxies == frozenset({"127.0.0.1", "::1"})
+    assert ServerConfig().trusted_proxies == frozenset()

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import web
 
+from adapters.server.clients import ClientAccessLogger, know_the_client
+from adapters.server.limits import BACKLOG, GATE_KEY, ConnectionGate, ConnectionLimits, guard_requests, start_server
 from adapters.shared.pressure import PRESSURE_KEY, AckPressure
 from adapters.shared.network import is_loopback
 from bot.app.desk import Desk
@@ -50,8 +52,16 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "database": "ok"})
 
 
-def build_app(desk: Desk, channels: tuple[ChannelMount, ...] = ()) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+def build_app(desk: Desk, channels: tuple[ChannelMount, ...] = (),
+              limits: ConnectionLimits | None = None,
+              trusted_proxies: frozenset[str] = frozenset()) -> web.Application:
+    """The app; served by `limits.start_server` it also keeps to `limits`' connection cap.
+    `trusted_proxies`: the reverse proxies whose X-Forwarded-For names the client."""
+    limits = limits if limits is not None else ConnectionLimits()
+    gate = ConnectionGate(limits.max_connections)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[
+        know_the_client(trusted_proxies), guard_requests(limits.body_timeout, gate)])
+    app[GATE_KEY] = gate
     app[DESK_KEY] = desk
     app[PRESSURE_KEY] = AckPressure()
     app.router.add_get("/healthz", healthz)
@@ -59,6 +69,28 @@ def build_app(desk: Desk, channels: tuple[ChannelMount, ...] = ()) -> web.Applic
     for mount in channels:
         mount(app)
     return app
+
+
+# Descriptors a process needs besides its HTTP connections: the database pool, the Web API
+# sessions, the worker pipes, log files, the listening socket.
+SPARE_DESCRIPTORS = 128
+
+
+def make_room_for(max_connections: int) -> None:
+    """Raise the soft limit on open files (up to the hard one) so that `max_connections`
+    connections and the rest fit: past it, accept() fails and asyncio logs every failure."""
+    import resource
+
+    # A burst is accepted `BACKLOG` sockets at a time before any is admitted, and a connection
+    # closed to make room gives its descriptor back one loop turn later: hence twice the backlog.
+    needed = max_connections + 2 * BACKLOG + SPARE_DESCRIPTORS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        if target < needed:
+            log.warning("the limit on open files (%d) is too low for max_connections = %d: lower it "
+                        "or raise the limit (ulimit -n)", target, max_connections)
 
 
 def check_insecure_mode(host: str, insecure: bool) -> None:
@@ -214,7 +246,7 @@ async def serve(desk: Desk, server: "ServerConfig", *, dispatcher: bool = True, 
     # The channels of this process, built once: the routes, Socket Mode and the outbox share them
     # (one profile cache, one Web API client, one Bot Framework transport).
     channels = Channels.of(desk, os.environ, server)
-    app = build_app(desk, (channels.mount,))
+    app = build_app(desk, (channels.mount,), server.limits, server.trusted_proxies)
     workers = WorkerProcesses(server.workers, config, app[PRESSURE_KEY]) if server.workers else None
     if workers is not None and getattr(desk.store, "dialect", None) == "sqlite":
         # A worker process and the server then wait on each other for SQLite's one write lock,
@@ -223,11 +255,11 @@ async def serve(desk: Desk, server: "ServerConfig", *, dispatcher: bool = True, 
                     "acknowledgements down: use PostgreSQL with workers, or workers = 0")
     if dispatcher and workers is None:
         start_dispatcher(app, desk, channels.senders(), channels.repliers())  # with worker processes, they deliver the outbox
-    runner = web.AppRunner(app, access_log=log)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    log.info("CareDesk listening on http://%s:%s", host, port)
+    make_room_for(server.limits.max_connections)
+    runner, site = await start_server(app, host, port, server.limits, access_log=log,
+                                      access_log_class=ClientAccessLogger)
+    log.info("CareDesk listening on http://%s:%s (at most %d connections)", host, site.port,
+             server.limits.max_connections)
     if workers is not None:
         await workers.start()
     socket_mode = None

@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Awaitable, Callable
+from contextlib import contextmanager
+from typing import Awaitable, Callable, Iterator
 
 from aiohttp import web
 
@@ -93,17 +94,27 @@ class AckPressure:
                 log.exception("ack pressure: a listener failed")
 
 
+@contextmanager
+def in_hand(pressure: AckPressure | None) -> Iterator[None]:
+    """Count one request in hand for `pressure` (None: nothing to count) while the block runs."""
+    if pressure is None:
+        yield
+        return
+    pressure.enter()
+    try:
+        yield
+    finally:
+        pressure.leave()
+
+
 def counted(pressure: AckPressure, handler: Handler) -> Handler:
     """`handler`, its requests in hand counted for `pressure`: for a route whose requests are
     acknowledged at once and worked on afterwards (Slack's), so that the work makes room for the
     acknowledgements under a flood. (Teams' requests carry their own work: not counted.)"""
 
     async def counting(request: web.Request) -> web.StreamResponse:
-        pressure.enter()
-        try:
+        with in_hand(pressure):
             return await handler(request)
-        finally:
-            pressure.leave()
 
     return counting
 

@@ -14,13 +14,14 @@ Entry points:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
 from bot.app.desk import Desk
 
-from adapters.shared.pressure import PRESSURE_KEY, counted
+from adapters.shared.pressure import PRESSURE_KEY
 from adapters.slack.channel import SlackChannel
 from adapters.slack.config import SlackConfig
 from adapters.slack.http import EVENTS_PATH
@@ -42,12 +43,16 @@ def mount(app: web.Application, desk: Desk, channel: SlackChannel | None = None,
     slack = channel if channel is not None else SlackChannel(desk, **options)
     app[SLACK_KEY] = slack
     pressure = app.get(PRESSURE_KEY)
-    if pressure is None:
-        app.router.add_post(EVENTS_PATH, slack.route)
-    else:
-        # Slack's requests are acknowledged now and worked on later: under a flood the work
-        # (this process's worker, and the worker processes) makes room for the acks.
-        app.router.add_post(EVENTS_PATH, counted(pressure, slack.route))
+    # Slack's requests are acknowledged now and worked on later: under a flood the work (this
+    # process's worker, and the worker processes) makes room for the acks. Counted once verified
+    # only (`SlackRoute.pressure`): strangers never slow the work down.
+    route = replace(slack.route, pressure=pressure)
+
+    async def events(request: web.Request) -> web.StreamResponse:  # aiohttp wants a coroutine function
+        return await route(request)
+
+    app.router.add_post(EVENTS_PATH, events)
+    if pressure is not None:
         slack.inbox_worker.yield_to(pressure)
 
     async def start_worker(_: web.Application) -> None:

@@ -13,6 +13,8 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
+from adapters.shared.network import client_of
+from adapters.shared.pressure import AckPressure, in_hand
 from adapters.slack.payloads import well_formed
 
 log = logging.getLogger("caredesk.slack")
@@ -29,6 +31,9 @@ class SlackRoute:
     app: AsyncApp | None
     verifier: SignatureVerifier | None
     problem: str | None
+    # The server's ack pressure (None: not counted). Only a verified request counts: a stranger's
+    # (unsigned, or still trickling its body in) must not slow the workers down.
+    pressure: AckPressure | None = None
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         if self.problem is not None or self.app is None:
@@ -38,7 +43,7 @@ class SlackRoute:
             )
         raw = await request.read()
         if self.verifier is not None and not self._signed(raw, request.headers):
-            log.warning("rejected a Slack request with a missing, wrong or stale signature")
+            log.warning("rejected a Slack request with a missing, wrong or stale signature from %s", client_of(request))
             return web.json_response({"error": "invalid_signature"}, status=401)
         # Unverified (developer mode), a signature proves nothing and keys no replay: dropped.
         headers: dict[str, str | Sequence[str]] = {k: v for k, v in request.headers.items()
@@ -48,12 +53,18 @@ class SlackRoute:
             bolt_request = AsyncBoltRequest(body=raw.decode("utf-8"), query=request.query_string, headers=headers)
         except (ValueError, TypeError, AttributeError, KeyError, IndexError):  # not UTF-8, not JSON, not an object
             return web.json_response({"error": "bad_request"}, status=400)
+        except RecursionError:
+            # JSON nested deeper than the parser's recursion limit (a signed body, but a hostile
+            # one): json.loads raises RecursionError, which is no ValueError.
+            log.warning("rejected a Slack request nested too deeply")
+            return web.json_response({"error": "bad_request"}, status=400)
         if not well_formed(bolt_request.body):
             # Bolt's matchers and CareDesk's listeners read the body as Slack shapes it: a
             # malformed or hostile one is a 400 here, never a crash there.
             log.warning("rejected a malformed Slack request")
             return web.json_response({"error": "bad_request"}, status=400)
-        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
+        with in_hand(self.pressure):
+            return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
     def _signed(self, raw: bytes, headers: Mapping[str, str]) -> bool:
         assert self.verifier is not None

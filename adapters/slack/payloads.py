@@ -126,9 +126,45 @@ def well_formed(body: Any) -> bool:
                     and all(isinstance(a, Mapping) and _is_str(a.get("action_id")) for a in actions))
         if kind in ("view_submission", "view_closed"):
             view = body.get("view")
-            return isinstance(view, Mapping) and _is_str(view.get("callback_id"))
+            return isinstance(view, Mapping) and _is_str(view.get("callback_id")) and _view_readable(view)
         if kind in ("shortcut", "message_action"):
             return _is_str(body.get("callback_id"))
+    return True
+
+
+# What each kind of input element brings back in a view's state, and the type it must have.
+_STATE_FIELDS = {"value": str, "selected_date": str, "selected_time": str, "selected_option": Mapping}
+
+
+def _optional(value: Any, kind: type) -> bool:
+    return value is None or isinstance(value, kind)
+
+
+def _view_readable(view: Mapping[str, Any]) -> bool:
+    """Whether `form_values`, `input_block_ids` and the modal's metadata can read this view: its
+    state is {block_id: {action_id: {element state}}}, its blocks a list of objects."""
+    if not _optional(view.get("private_metadata"), str):
+        return False
+    blocks = view.get("blocks")
+    if not _optional(blocks, list) or not all(isinstance(b, Mapping) for b in blocks or ()):
+        return False
+    state = view.get("state")
+    if not _optional(state, Mapping):
+        return False
+    values = (state or {}).get("values")
+    if not _optional(values, Mapping):
+        return False
+    for elements in (values or {}).values():
+        if not isinstance(elements, Mapping):
+            return False
+        for element in elements.values():
+            if not isinstance(element, Mapping):
+                return False
+            if not all(_optional(element.get(name), kind) for name, kind in _STATE_FIELDS.items()):
+                return False
+            option = element.get("selected_option")
+            if option is not None and not _optional(option.get("value"), str):
+                return False
     return True
 
 

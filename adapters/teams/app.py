@@ -11,6 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
+from adapters.shared.network import client_of
+from adapters.teams import activities
 from adapters.teams.channel import TeamsChannel, conversation_id, tenant_of
 from adapters.teams.config import TeamsConfig
 from adapters.teams.proactive import ProactiveDeliveryError, ProactiveMessage, send_proactive
@@ -47,19 +49,52 @@ class _Place:
             del self._line._last[self._key]
 
 
+class _Arrival:
+    """A request's turn at the gate before its conversation's line (see `ArrivalOrder.arrive`)."""
+
+    def __init__(self, before: asyncio.Future[None] | None) -> None:
+        self._before = before
+        self.passed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def turn(self) -> None:
+        """Until every request that arrived earlier has passed the gate."""
+        if self._before is not None:
+            await asyncio.shield(self._before)
+
+    def leave(self) -> None:
+        """This request has joined its line (or was refused): the next may pass once every
+        earlier one has too."""
+        if self._before is None or self._before.done():
+            self._set()
+        else:
+            self._before.add_done_callback(lambda _: self._set())
+
+    def _set(self) -> None:
+        if not self.passed.done():
+            self.passed.set_result(None)
+
+
 class ArrivalOrder:
     """Activities of one conversation (and sender) worked on one at a time, in the order they
     reached this process, while other conversations run in parallel.
 
     Teams sends a person's quick messages at once, on separate requests: without an order they
-    meet at the dialog state's version and the answers come in any order. A place is taken when
-    the request arrives, before its token is checked (that check runs in a thread and would
-    reorder them), and given up as soon as the request is refused. Only an optimisation of
-    this process: across processes the dialog state's version settles who goes first (the runner
-    waits and retries), so nothing relies on this memory."""
+    meet at the dialog state's version and the answers come in any order. The token is checked
+    before the body is read (a stranger costs no parse), in a thread, which would reorder them:
+    so each request takes a ticket at a gate when it arrives (`arrive`), and joins its
+    conversation's line (`join`, once its body is read) only after every earlier request has
+    joined or been refused. Only an optimisation of this process: across processes the dialog
+    state's version settles who goes first (the runner waits and retries), so nothing relies on
+    this memory."""
 
     def __init__(self) -> None:
         self._last: dict[tuple[str, ...], asyncio.Event] = {}
+        self._last_arrival: asyncio.Future[None] | None = None
+
+    def arrive(self) -> _Arrival:
+        arrival = _Arrival(self._last_arrival)
+        self._last_arrival = arrival.passed
+        return arrival
 
     def join(self, activity: Mapping[str, Any]) -> _Place:
         sender = activity.get("from") if isinstance(activity.get("from"), dict) else {}
@@ -137,34 +172,32 @@ def _error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status)
 
 
+def _bearer(header: str | None) -> bool:
+    """Whether an Authorization header can hold a Bot Framework token at all ("Bearer" and a
+    compact JWS: three dot-separated parts). Checked before the body is read, so that a stranger
+    without a token costs no parse (and can make none fail)."""
+    scheme, _, token = (header or "").strip().partition(" ")
+    return scheme.lower() == "bearer" and token.strip().count(".") == 2
+
+
 async def messages(request: web.Request) -> web.StreamResponse:
     teams = request.app[TEAMS_APP_KEY]
     if not teams.accepting:
         return _error(503, "teams_not_configured",
                       "Microsoft Teams is not configured: set MICROSOFT_APP_ID and MICROSOFT_APP_PASSWORD "
                       "(see docs/teams.md).")
-    if "json" not in (request.content_type or ""):
-        return _error(415, "unsupported_media_type", "expected application/json")
-    try:
-        activity = await request.json()
-    except ValueError:
-        return _error(400, "bad_request", "the body is not JSON")
-    if not isinstance(activity, dict) or not activity.get("type"):
-        return _error(400, "bad_request", "the body is not a Bot Framework activity")
-    place = teams.arrivals.join(activity)
-    try:
-        ticket = await teams.transport.authenticate(request.headers.get("Authorization"), activity)
-    except AuthError as exc:
-        place.done()
-        log.warning("rejected a request to %s: %s", MESSAGES_PATH, exc)
+    header = request.headers.get("Authorization")
+    if teams.config.auth_enabled and not _bearer(header):
+        log.warning("rejected a request to %s from %s: no Bot Framework token", MESSAGES_PATH, client_of(request))
         return _error(401, "unauthorized", "the request is not authenticated by the Bot Framework")
-    except AuthUnavailable as exc:
-        place.done()
-        log.error("cannot check a request to %s: %s", MESSAGES_PATH, exc)
-        return _error(503, "auth_unavailable", "the Bot Framework signing keys are unavailable; retry later")
-    except BaseException:
-        place.done()
-        raise
+    arrival = teams.arrivals.arrive()
+    try:
+        accepted = await _accept(request, teams, header, arrival)
+    finally:
+        arrival.leave()
+    if isinstance(accepted, web.StreamResponse):
+        return accepted
+    activity, ticket, place = accepted
 
     async def in_order() -> Any:
         try:
@@ -193,6 +226,59 @@ async def messages(request: web.Request) -> web.StreamResponse:
     if result is None:
         return web.Response(status=200)
     return web.json_response(result.body, status=result.status)
+
+
+async def _accept(request: web.Request, teams: TeamsApp, header: str | None,
+                  arrival: _Arrival) -> web.StreamResponse | tuple[dict[str, Any], Any, _Place]:
+    """The checks of `messages`, strangers first: the activity, its token's ticket and its
+    place in its conversation's line; or the refusal."""
+    try:
+        # The token alone, before a byte of the body is read: a stranger costs no parse.
+        await teams.transport.vouch(header)
+    except AuthError as exc:
+        log.warning("rejected a request to %s from %s: %s", MESSAGES_PATH, client_of(request), exc)
+        return _error(401, "unauthorized", "the request is not authenticated by the Bot Framework")
+    except AuthUnavailable as exc:
+        log.error("cannot check a request to %s: %s", MESSAGES_PATH, exc)
+        return _error(503, "auth_unavailable", "the Bot Framework signing keys are unavailable; retry later")
+    if "json" not in (request.content_type or ""):
+        return _error(415, "unsupported_media_type", "expected application/json")
+    body = await request.read()
+    # The body read, the request waits for every earlier one to join its line (or be refused).
+    await arrival.turn()
+    try:
+        activity = activities.parse(body)
+    except activities.MalformedActivity as exc:
+        log.warning("rejected a request to %s: %s", MESSAGES_PATH, exc)
+        return _error(400, "bad_request", str(exc))
+    reason = activities.problem(activity)
+    # A malformed activity has no line to join: it is refused below, once its token is checked.
+    place = teams.arrivals.join(activity) if reason is None else None
+    arrival.leave()
+    accepted = False
+    try:
+        # Then the token against the activity: the channel and service URL it was issued for
+        # (nothing more of the body is read before that: `authenticate`).
+        ticket = await teams.transport.authenticate(header, activity)
+        if reason is not None:
+            raise activities.MalformedActivity(reason)
+        teams.transport.readable(activity)
+        accepted = True
+    except AuthError as exc:
+        log.warning("rejected a request to %s from %s: %s", MESSAGES_PATH, client_of(request), exc)
+        return _error(401, "unauthorized", "the request is not authenticated by the Bot Framework")
+    except AuthUnavailable as exc:
+        log.error("cannot check a request to %s: %s", MESSAGES_PATH, exc)
+        return _error(503, "auth_unavailable", "the Bot Framework signing keys are unavailable; retry later")
+    except activities.MalformedActivity as exc:
+        # From the Bot Framework (or a holder of its token): one short line, no traceback.
+        log.warning("rejected a malformed activity on %s: %s", MESSAGES_PATH, exc)
+        return _error(400, "bad_request", f"the activity is malformed: {exc}")
+    finally:
+        if place is not None and not accepted:
+            place.done()  # refused: the next of its conversation need not wait for it
+    assert place is not None
+    return activity, ticket, place
 
 
 def mount(app: web.Application, teams: TeamsApp) -> None:

@@ -22,6 +22,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
+import jwt
 import requests
 from botbuilder.core import InvokeResponse, TurnContext
 from botbuilder.core.teams import TeamsInfo
@@ -29,7 +30,7 @@ from botbuilder.integration.aiohttp import (
     CloudAdapter,
     ConfigurationBotFrameworkAuthentication,
 )
-from botbuilder.schema import Activity, ActivityTypes, ConversationReference
+from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, ConversationReference
 from botframework.connector.auth import (
     AppCredentials,
     JwtTokenExtractor,
@@ -38,6 +39,7 @@ from botframework.connector.auth import (
     ServiceClientCredentialsFactory,
 )
 
+from adapters.teams.activities import MalformedActivity
 from adapters.teams.config import TeamsConfig
 from adapters.teams.transport import (
     AuthError,
@@ -147,6 +149,19 @@ def _activity(data: Mapping[str, Any]) -> Activity:
     return Activity().deserialize(dict(data))
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _for_authentication(data: Mapping[str, Any]) -> Activity:
+    """The few fields botbuilder's token check reads, taken as strings (anything else: absent,
+    and the check fails on it as it would on a missing field)."""
+    recipient = data.get("recipient")
+    role = _text(recipient.get("role")) if isinstance(recipient, Mapping) else None
+    return Activity(channel_id=_text(data.get("channelId")), service_url=_text(data.get("serviceUrl")),
+                    recipient=ChannelAccount(role=role))
+
+
 class _BotbuilderTurnIO(TurnIO):
     def __init__(self, context: TurnContext, activity: Mapping[str, Any]):
         self.context = context
@@ -206,7 +221,10 @@ class BotbuilderTransport(TeamsTransport):
         self.adapter = CloudAdapter(self.authentication)
 
     async def authenticate(self, auth_header: str | None, activity: Mapping[str, Any]) -> Any:
-        inbound = _activity(activity)
+        # Only what the token check reads (the channel and service URL it must name, the
+        # recipient's role in the emulator's case), never the whole activity: an activity is
+        # deserialized only once its sender is known (`readable`).
+        inbound = _for_authentication(activity)
         header = (auth_header or "").strip()
         if not self.config.auth_enabled:
             if not self.config.insecure_dev_mode:
@@ -221,6 +239,27 @@ class BotbuilderTransport(TeamsTransport):
             raise AuthUnavailable(f"could not fetch the Bot Framework signing keys: {exc!r}") from exc
         except Exception as exc:  # PermissionError, jwt errors, IndexError (unknown kid), …
             raise AuthError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def vouch(self, auth_header: str | None) -> None:
+        if not self.config.auth_enabled:
+            return  # the developer mode: `authenticate` decides
+        header = (auth_header or "").strip()
+        if not header:
+            raise AuthError("no Authorization header")
+        # The token names the service URL it was issued for: checked against itself here (the
+        # signature and the claims), against the activity's once the body is read.
+        try:
+            claims = jwt.decode(header.partition(" ")[2], options={"verify_signature": False})
+        except jwt.PyJWTError as exc:
+            raise AuthError(f"not a JWT: {exc}") from exc
+        service_url = claims.get("serviceurl") if isinstance(claims.get("serviceurl"), str) else None
+        await self.authenticate(header, {"serviceUrl": service_url})
+
+    def readable(self, activity: Mapping[str, Any]) -> None:
+        try:
+            _activity(activity)
+        except Exception as exc:  # msrest's DeserializationError, or a TypeError/AttributeError inside it
+            raise MalformedActivity(f"botbuilder cannot read the activity: {type(exc).__name__}") from exc
 
     async def run(self, ticket: Any, activity: Mapping[str, Any], handler: TurnHandler) -> InvokeReply | None:
         started = False

@@ -30,6 +30,7 @@ from typing import Any
 from adapters.shared.cache import ExpiringCache
 from adapters.shared.references import ReferenceBook
 from adapters.shared.turns import apology, first_delivery
+from adapters.teams.activities import CARD_ACTION_INVOKE
 from adapters.teams.config import TeamsConfig
 from adapters.teams.transport import DeliveryError, InvokeReply, TurnIO
 from bot.app.runner import TurnRunner
@@ -56,7 +57,6 @@ CHANNEL = "msteams"
 COMMANDS = ("ticket", "tickets", "quote", "escalate", "logtime", "help")
 FORM_COMMANDS = {"ticket": "new_ticket", "quote": "quote", "logtime": "logtime"}
 CORE_WORDS = {"tickets": "status", "escalate": "escalate", "help": "help"}
-CARD_ACTION_INVOKE = "adaptiveCard/action"
 MESSAGE_TYPE = "application/vnd.microsoft.activity.message"
 MEMBER_FAILURE_RETRY_SECONDS = 60.0
 _AT = re.compile(r"<at\b[^>]*>(.*?)</at>", re.IGNORECASE | re.DOTALL)

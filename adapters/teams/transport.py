@@ -64,6 +64,16 @@ class TeamsTransport(abc.ABC):
         AuthUnavailable."""
 
     @abc.abstractmethod
+    def readable(self, activity: Mapping[str, Any]) -> None:
+        """Raise `MalformedActivity` (adapters.teams.activities) when the SDK cannot read this
+        authenticated activity."""
+
+    @abc.abstractmethod
+    async def vouch(self, auth_header: str | None) -> None:
+        """Check the token alone (signature, issuer, audience, expiry), before the body is read;
+        raise AuthError / AuthUnavailable. `authenticate` then binds it to the activity."""
+
+    @abc.abstractmethod
     async def run(self, ticket: Any, activity: Mapping[str, Any], handler: TurnHandler) -> InvokeReply | None:
         """Run `handler` for an authenticated activity; return the invoke response, if any."""
 

@@ -33,13 +33,15 @@ def burst(bot: Bot, user: str = "29:lotte") -> list[dict[str, Any]]:
 
 
 def record_arrivals(bot: Bot) -> list[str]:
-    """The activity ids in the order the server took them in (its place in the line is taken
-    just before the token check)."""
+    """The activity ids in the order the server took them in: each request takes a ticket when it
+    arrives and joins its conversation's line in that order, just before its token is checked
+    against the activity (`vouch`, which checks the token alone first, has no activity)."""
     arrived: list[str] = []
     authenticate = bot.teams.transport.authenticate
 
     async def recording(header: str | None, activity: dict[str, Any]) -> Any:
-        arrived.append(str(activity.get("id")))
+        if "id" in activity:
+            arrived.append(str(activity["id"]))
         return await authenticate(header, activity)
 
     bot.teams.transport.authenticate = recording  # type: ignore[method-assign]
@@ -109,5 +111,36 @@ async def test_a_refused_request_gives_up_its_place_and_nothing_is_left_behind(s
         assert [s for s, _ in statuses] == [401] * 5 + [200]
         assert [r["activity_id"] for r in bot.fake.sent("POST")] == [str(FIRST_ID + 99)]
         assert bot.teams.arrivals._last == {}  # no line kept for a conversation with nothing waiting
+    finally:
+        await bot.client.close()
+
+
+async def test_the_order_of_arrival_holds_when_token_checks_end_in_another_order(store, fake_bf):
+    # The token alone is checked first, in a thread, and those checks may end in any order: each
+    # request joins its conversation's line in the order it arrived all the same.
+    bot = await start_bot(store, fake_bf)
+    try:
+        await bot.say("new ticket")
+        activities = burst(bot)[:8]
+        vouch = bot.teams.transport.vouch
+        arrived: list[int] = []
+
+        async def slow_for_the_first(header: str | None) -> None:
+            index = len(arrived)
+            arrived.append(index)
+            await asyncio.sleep(0.02 * (len(activities) - index))  # the first to arrive ends last
+            await vouch(header)
+
+        bot.teams.transport.vouch = slow_for_the_first  # type: ignore[method-assign]
+        posts = []
+        for activity in activities:  # one after the other reaches the server, each before the next
+            posts.append(asyncio.ensure_future(bot.post(activity)))
+            while len(arrived) < len(posts):
+                await asyncio.sleep(0.001)
+        statuses = await asyncio.gather(*posts)
+        await bot.teams.drain()
+        assert [s for s, _ in statuses] == [200] * len(activities)
+        answers = answers_to(bot, {a["id"] for a in activities})
+        assert [a["activity_id"] for a in answers] == [a["id"] for a in activities]
     finally:
         await bot.client.close()

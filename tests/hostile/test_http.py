@@ -16,6 +16,7 @@ import jwt
 import pytest
 
 from adapters.server.web import MAX_BODY_BYTES
+from bot.protocol.ids import FormModal
 from tests.hostile.conftest import ALL_TABLES, snapshot
 from tests.slack.conftest import LOTTE, SIGNING_SECRET, TEAM, form_body, load_json, sign
 from tests.teams.conftest import KID, channel_claims, unsigned_token
@@ -332,3 +333,125 @@ async def test_teams_unknown_activities_do_nothing(both, case):
     assert status < 500 or (case == "invoke_unknown_name" and status == 501), (case, status, body)
     assert both.teams.fake.sent() == []
     assert await snapshot(both.store, tuple(t for t in ALL_TABLES if t != "conversation_refs")) == before
+
+
+# ---- a stranger's malformed activity, deep JSON, malformed shapes after a valid signature/token ----------
+
+DEEP = 100_000
+
+
+def _deep_json(depth: int = DEEP) -> str:
+    return "[" * depth + "]" * depth
+
+
+def _tracebacks(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.exc_info]
+
+
+STRANGER_ACTIVITIES = {
+    # name: body (sent with no Authorization header)
+    "conversation_a_string": lambda bot: json.dumps({**bot.activity("29:lotte", "ticket"), "conversation": "x"}),
+    "deeply_nested": lambda bot: _deep_json(),
+    "from_a_list": lambda bot: json.dumps({**bot.activity("29:lotte", "ticket"), "from": [1, 2]}),
+}
+
+
+STRANGER_BODIES = {**STRANGER_ACTIVITIES, "not_json": lambda bot: "{not json", "not_an_object": lambda bot: "[1]"}
+
+
+@pytest.mark.parametrize("token", ["none", "forged", "expired", "alg_none"])
+@pytest.mark.parametrize("case", sorted(STRANGER_BODIES))
+async def test_teams_a_request_without_a_valid_token_is_401_before_its_body_is_parsed(both, caplog, other_rsa_key,
+                                                                                       case, token):
+    """No token or a bad one, whatever the body (even one that is not JSON: it is not read): a
+    401 and one short log line, never a 400 that tells the body was parsed, never a 500."""
+    before = await snapshot(both.store)
+    headers = {"Content-Type": "application/json"}
+    if token != "none":
+        headers["Authorization"] = "Bearer " + bad_token(both.teams, {"forged": "forged_other_key"}.get(token, token),
+                                                         other_rsa_key)
+    response = await both.client.post("/api/messages", data=STRANGER_BODIES[case](both.teams).encode(),
+                                      headers=headers)
+    assert response.status == 401, (case, response.status, await response.text())
+    assert _tracebacks(caplog) == []
+    assert both.teams.fake.sent() == []
+    assert await snapshot(both.store) == before
+
+
+def _card_action(bot, value) -> dict:
+    return {**bot.activity("29:lotte", None, kind="invoke", name="adaptiveCard/action"), "value": value}
+
+
+MALFORMED_AFTER_TOKEN = {
+    "deeply_nested": lambda bot: _deep_json(),
+    "deeply_nested_inside_an_activity": lambda bot: json.dumps(bot.activity("29:lotte", "ticket"))[:-1]
+    + ', "value": ' + _deep_json() + "}",
+    "conversation_a_string": lambda bot: json.dumps({**bot.activity("29:lotte", "ticket"), "conversation": "x"}),
+    "from_a_list": lambda bot: json.dumps({**bot.activity("29:lotte", "ticket"), "from": [1, 2]}),
+    "text_an_object": lambda bot: json.dumps({**bot.activity("29:lotte", "ticket"), "text": {"a": 1}}),
+    "execute_action_a_string": lambda bot: json.dumps(_card_action(bot, {"action": "Action.Execute"})),
+    "execute_action_data_a_string": lambda bot: json.dumps(
+        _card_action(bot, {"action": {"type": "Action.Execute", "verb": "x", "data": "nope"}})),
+    "execute_verb_an_object": lambda bot: json.dumps(
+        _card_action(bot, {"action": {"type": "Action.Execute", "verb": {"a": 1}}})),
+    "service_url_a_number": lambda bot: json.dumps({**bot.activity("29:lotte", "ticket"), "serviceUrl": 42}),
+    "service_url_missing": lambda bot: json.dumps({k: v for k, v in bot.activity("29:lotte", "ticket").items()
+                                                   if k != "serviceUrl"}),
+    "service_url_of_another_host": lambda bot: json.dumps({**bot.activity("29:lotte", "ticket"),
+                                                           "serviceUrl": "https://evil.example/"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED_AFTER_TOKEN))
+async def test_teams_malformed_activities_with_a_valid_token_are_400(both, caplog, case):
+    before = await snapshot(both.store)
+    response = await both.client.post("/api/messages", data=MALFORMED_AFTER_TOKEN[case](both.teams).encode(), headers={
+        "Content-Type": "application/json", "Authorization": f"Bearer {both.teams.token()}"})
+    # A service URL that is not the token's is not authenticated: 401; everything else is a 400.
+    expected = 401 if case == "service_url_of_another_host" else 400
+    assert response.status == expected, (case, response.status, await response.text())
+    assert _tracebacks(caplog) == []
+    assert both.teams.fake.sent() == []
+    assert await snapshot(both.store) == before
+
+
+def _view_submission(**view_fields) -> dict:
+    body = load_json("payloads/view_submission.json")
+    body["team"].pop("enterprise_id", None)
+    body["team"].pop("enterprise_name", None)
+    body["user"]["id"] = LOTTE
+    # A CareDesk form (so that Bolt hands it to CareDesk's listener), its state malformed.
+    body["view"].update(callback_id=FormModal("ticket").encode(), **view_fields)
+    return body
+
+
+SLACK_MALFORMED_SIGNED = {
+    "deeply_nested_json": (_deep_json(), "application/json"),
+    "deeply_nested_event": ('{"type": "event_callback", "event": ' + _deep_json() + "}", "application/json"),
+    "deeply_nested_form_payload": ("payload=" + urllib.parse.quote(_deep_json()), "application/x-www-form-urlencoded"),
+    "view_state_a_string": (form_body(_view_submission(state="x")), "application/x-www-form-urlencoded"),
+    "view_state_values_a_list": (form_body(_view_submission(state={"values": [1]})),
+                                 "application/x-www-form-urlencoded"),
+    "view_state_block_a_string": (form_body(_view_submission(state={"values": {"module": "x"}})),
+                                  "application/x-www-form-urlencoded"),
+    "view_state_element_a_list": (form_body(_view_submission(state={"values": {"module": {"m": [1]}}})),
+                                  "application/x-www-form-urlencoded"),
+    "view_state_selected_option_a_string": (
+        form_body(_view_submission(state={"values": {"kind": {"k": {"type": "static_select",
+                                                                    "selected_option": "x"}}}})),
+        "application/x-www-form-urlencoded"),
+    "view_blocks_a_string": (form_body(_view_submission(blocks="x")), "application/x-www-form-urlencoded"),
+    "view_private_metadata_an_object": (form_body(_view_submission(private_metadata={"a": 1})),
+                                        "application/x-www-form-urlencoded"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SLACK_MALFORMED_SIGNED))
+async def test_slack_signed_malformed_bodies_are_400(both, caplog, case):
+    body, content_type = SLACK_MALFORMED_SIGNED[case]
+    before = await snapshot(both.store)
+    response = await both.slack.post(body, content_type)
+    assert response.status == 400, (case, response.status, await response.text())
+    assert _tracebacks(caplog) == []
+    assert both.slack.fake.calls == []
+    assert await snapshot(both.store) == before

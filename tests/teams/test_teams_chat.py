@@ -303,10 +303,14 @@ async def test_developer_mode_is_refused_off_loopback(sqlite_store, fake_bf):
 
 
 async def test_bad_requests(bot):
-    response = await bot.client.post("/api/messages", data="not json", headers={"Content-Type": "application/json"})
+    token = {"Authorization": f"Bearer {bot.token()}"}
+    response = await bot.client.post("/api/messages", data="not json", headers={"Content-Type": "application/json", **token})
     assert response.status == 400
-    response = await bot.client.post("/api/messages", data="x", headers={"Content-Type": "text/plain"})
+    response = await bot.client.post("/api/messages", data="x", headers={"Content-Type": "text/plain", **token})
     assert response.status == 415
+    # Without a token, the body is not even read: 401 whatever it is.
+    response = await bot.client.post("/api/messages", data="not json", headers={"Content-Type": "application/json"})
+    assert response.status == 401
 
 
 async def test_locale_picks_the_language(bot):
