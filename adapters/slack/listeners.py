@@ -28,7 +28,9 @@ from adapters.shared.turns import first_delivery
 from adapters.slack.conversations import (LOGTIME, NEW_TICKET, QUOTE, SlackConversations, command_conversation,
                                           modal_conversation, view_dialog, view_title)
 from adapters.slack.payloads import clicked, input_block_ids, slack_to_plain, team_of, thread_of
-from adapters.slack.web_api import CHANNEL, person_key
+from bot.protocol.turn import person_key
+
+from adapters.slack.web_api import CHANNEL
 
 log = logging.getLogger("caredesk.slack")
 

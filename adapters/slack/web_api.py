@@ -28,11 +28,11 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.app.desk import Desk
 from bot.app.outbox import DeliveryFailed, RetryPolicy, Undeliverable, posted
 from bot.protocol.replies import Reply, Response
-from bot.protocol.turn import UserIdentity
+from bot.protocol.turn import UserIdentity, person_key
 from cards import slack as cards
 
 from adapters.shared.cache import ExpiringCache
-from adapters.shared.notices import Owed, OwedNotices
+from adapters.shared.notices import NOTHING_OWED, Owed, OwedNotices
 from adapters.shared.references import ReferenceBook
 from adapters.shared.turns import apology
 from adapters.slack.config import SlackConfig
@@ -91,11 +91,6 @@ def without_rate_limit_waits(handlers: Sequence[AsyncRetryHandler]) -> list[Asyn
     return [h for h in handlers if not isinstance(h, AsyncRateLimitErrorRetryHandler)]
 
 
-def person_key(team: str, user: str) -> str:
-    """A Slack person's key in the store (conversation references, notices)."""
-    return f"{team}:{user}"
-
-
 class SlackMessenger:
     """What CareDesk says in Slack: posts, the person's DM, response_url answers. An answer that
     could not be delivered is remembered in the store and told with the next message that gets
@@ -144,7 +139,9 @@ class SlackMessenger:
         if response.duplicate or not response.replies:
             return True
         person = person_key(team, user)
-        owed = await self.notices.owed(person, response.lang)
+        # The turn's first read said whether anything is owed (`Response.notices_owed`); only
+        # an answer that does not know looks.
+        owed = NOTHING_OWED if response.notices_owed is False else await self.notices.owed(person, response.lang)
         replies = owed.replies + tuple(response.replies)
         if response.reply_key is not None:
             return await self._post_durable(person, owed, response.reply_key, channel, thread_ts, replies)

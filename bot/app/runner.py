@@ -230,7 +230,7 @@ class TurnRunner:
         store = self.store
         event = (turn.channel, turn.event_id) if turn.event_id else None
         # One read for the delivery, the dialog and the person: every turn needs them.
-        start = await store.read_turn_start(turn.dialog_key, _email(turn), event)
+        start = await store.read_turn_start(turn.dialog_key, _email(turn), event, turn.person)
         if start.processed:
             return await self._answered_before(turn)
         stored = start.dialog
@@ -273,7 +273,8 @@ class TurnRunner:
             new_state = result.state
 
         now = self.desk.now()
-        response = Response(replies, ctx.lang, dict(result.field_errors), done=result.done, ticket_number=ticket_number)
+        response = Response(replies, ctx.lang, dict(result.field_errors), done=result.done, ticket_number=ticket_number,
+                            notices_owed=start.notices_owed)
         # The answer is as durable as the state change it comes from: saved with it.
         reply = durable_reply(turn, response, now)
         if new_state is not None:

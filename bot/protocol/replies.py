@@ -122,3 +122,6 @@ class Response:
     # This answer is kept in the outbox under this key until it is delivered (the turn's channel
     # asked for a durable reply): the channel posts it and reports it sent, or the outbox does.
     reply_key: str | None = None
+    # Whether answers lost earlier are owed to this person (their notices, read with the turn):
+    # None when not known, and the channel looks itself.
+    notices_owed: bool | None = None

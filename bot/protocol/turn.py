@@ -8,6 +8,12 @@ from typing import Mapping
 from bot.domain.model import DialogKey
 
 
+def person_key(tenant: str, user: str) -> str:
+    """A person's key in the store for what a channel keeps per person (conversation
+    references, notices of lost answers): their workspace or tenant and their user id."""
+    return f"{tenant}:{user}"
+
+
 @dataclass(frozen=True)
 class UserIdentity:
     id: str  # the platform's user id (Slack U…, Teams 29:…, console: the e-mail)
@@ -34,6 +40,11 @@ class Turn:
     # with an `event_id`, the answer is written to the outbox in the transaction that saves the
     # turn, so that it is delivered even if the process dies before posting it.
     reply_to: Mapping[str, str] | None = None
+
+    @property
+    def person(self) -> str:
+        """`person_key` of whoever is talking."""
+        return person_key(self.tenant, self.user.id)
 
     @property
     def dialog_key(self) -> DialogKey:

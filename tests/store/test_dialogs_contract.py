@@ -189,3 +189,20 @@ async def test_a_reply_is_written_with_the_save_delete_or_claim_and_never_withou
     # once the hold runs out, the dispatcher takes what was never reported posted
     late = await store.claim_outbox(NOW + timedelta(minutes=3), timedelta(minutes=5))
     assert [(m.idempotency_key, m.attempts) for m in late] == [(f"reply:slack:{e}", 2) for e in ("Ev1", "Ev2", "Ev3", "Ev4")]
+
+
+async def test_read_turn_start_says_whether_notices_are_owed_to_the_person(store: SqlStore) -> None:
+    key = DialogKey("slack", "T1", "D1", "U1")
+    now = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
+    assert (await store.read_turn_start(key, None, None, "T1:U1")).notices_owed is False
+    await store.add_notice("slack", "T1:U1", "CS-2026-00001", now)
+    await store.add_notice("slack", "T1:U2", None, now)
+    await store.add_notice("msteams", "T1:U3", None, now)
+    assert (await store.read_turn_start(key, None, None, "T1:U1")).notices_owed is True
+    # another person's, another channel's, or no person given: nothing owed
+    assert (await store.read_turn_start(key, None, None, "T1:U9")).notices_owed is False
+    assert (await store.read_turn_start(key, None, None, "T1:U3")).notices_owed is False
+    assert (await store.read_turn_start(key, None)).notices_owed is False
+    owed = await store.pending_notices("slack", "T1:U1")
+    await store.clear_notices("slack", "T1:U1", owed[-1].id)
+    assert (await store.read_turn_start(key, None, None, "T1:U1")).notices_owed is False

@@ -20,6 +20,8 @@ class TurnStart:
     contact: CustomerContact | None
     staff: StaffMember | None
     company: Company | None
+    # Notices of lost answers are owed to the person the read was given (`NoticeStore`).
+    notices_owed: bool = False
 
 
 class DialogStore(Protocol):
@@ -28,9 +30,10 @@ class DialogStore(Protocol):
 
     # Reads the directory too: a turn's first read is one transaction, and it is about the turn.
     async def read_turn_start(self, key: DialogKey, email: str | None,
-                              event: tuple[str, str] | None = None) -> TurnStart:
+                              event: tuple[str, str] | None = None, person: str | None = None) -> TurnStart:
         """In one read: whether the delivery `event` (source, id) was handled already, the
-        conversation's stored dialog, and who `email` is (as `find_person`; all None without it)."""
+        conversation's stored dialog, who `email` is (as `find_person`; all None without it),
+        and whether notices are owed to `person` on the key's channel (`NoticeStore`)."""
 
     async def load_dialog(self, key: DialogKey) -> StoredDialog | None: ...
 

@@ -48,15 +48,18 @@ EVENT_PROCESSED = select(m.processed_events.c.event_id).where(
 
 def _turn_start_query() -> Any:
     """Everything a turn reads first, in one statement: whether its delivery was handled, its
-    dialog, and who the e-mail is (contact, their company, staff member). One row always: each
+    dialog, who the e-mail is (contact, their company, staff member), and whether notices of
+    lost answers are owed to the person. One row always: each
     table is joined on its unique key to a one-row anchor, so a missing part is NULLs.
 
     One statement instead of five: the turn-start read was the largest share of a worker's
     database time (docs/performance.md)."""
-    c, s, co, p = m.contacts, m.staff, m.companies, m.processed_events
+    c, s, co, p, n = m.contacts, m.staff, m.companies, m.processed_events, m.undelivered_notices
     anchor = select(literal(1).label("one")).subquery("anchor")
     processed = exists().where(p.c.source == bindparam("e_source", type_=p.c.source.type),
                                p.c.event_id == bindparam("e_id", type_=p.c.event_id.type))
+    notices_owed = exists().where(n.c.channel == bindparam("k_channel"),
+                                  n.c.person == bindparam("n_person", type_=n.c.person.type))
     email_key = bindparam("email_key", type_=c.c.email_key.type)
     joined = (anchor
               .outerjoin(_d, _KEY_MATCHES)
@@ -64,7 +67,7 @@ def _turn_start_query() -> Any:
               # contacts.company_name is the company's own `name` (replace_directory writes it so)
               .outerjoin(co, co.c.name == c.c.company_name)
               .outerjoin(s, s.c.email_key == email_key))
-    columns = [processed.label("processed"), _d.c.version.label("d_version"), _d.c.state.label("d_state"),
+    columns = [processed.label("processed"), notices_owed.label("notices_owed"), _d.c.version.label("d_version"), _d.c.state.label("d_state"),
                _d.c.updated_at.label("d_updated_at")]
     for prefix, table in (("c_", c), ("s_", s), ("co_", co)):
         columns += [column.label(prefix + column.name) for column in table.c]
@@ -110,18 +113,18 @@ class SqlDialogs(SqlBase):
             *counts, select(func.count()).select_from(reply).scalar_subquery().label("replies"))
 
     async def read_turn_start(self, key: DialogKey, email: str | None,
-                              event: tuple[str, str] | None = None) -> TurnStart:
+                              event: tuple[str, str] | None = None, person: str | None = None) -> TurnStart:
         source, event_id = event if event is not None else (None, None)
         async with self._tx(read_only=True) as conn:
             row = (await conn.execute(TURN_START, {
                 **_dialog_params(key), "e_source": source, "e_id": event_id,
-                "email_key": _email_key(email) if email else None})).one()
+                "email_key": _email_key(email) if email else None, "n_person": person})).one()
         dialog = (StoredDialog(key=key, state=row.d_state, version=row.d_version, updated_at=row.d_updated_at)
                   if row.d_version is not None else None)
         contact = contact_from(row, "c_") if row.c_id is not None else None
         company = company_from(row, "co_") if row.co_id is not None else None
         staff = staff_from(row, "s_") if row.s_id is not None else None
-        return TurnStart(bool(row.processed), dialog, contact, staff, company)
+        return TurnStart(bool(row.processed), dialog, contact, staff, company, bool(row.notices_owed))
 
     @staticmethod
     def _dialog_pk(key: DialogKey) -> Any:
