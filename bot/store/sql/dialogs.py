@@ -109,8 +109,13 @@ class SqlDialogs(SqlBase):
         o = m.outbox
         reply = (self._upsert(o).values({name: bindparam("o_" + name, type_=o.c[name].type) for name in OUTBOX_COLUMNS})
                  .on_conflict_do_nothing(index_elements=[o.c.idempotency_key]).returning(o.c.id).cte("reply"))
-        self._pg_claim_reply_and_update = select(
-            *counts, select(func.count()).select_from(reply).scalar_subquery().label("replies"))
+        replies = select(func.count()).select_from(reply).scalar_subquery().label("replies")
+        self._pg_claim_reply_and_update = select(*counts, replies)
+        # The end of a dialog likewise: claim, reply and delete in one statement.
+        deleted = delete(_d).where(_KEY_MATCHES, _d.c.version == bindparam("k_version")).returning(_d.c.version)
+        ended = [counts[0], select(func.count()).select_from(deleted.cte("ended")).scalar_subquery().label("saved")]
+        self._pg_claim_and_delete = select(*ended)
+        self._pg_claim_reply_and_delete = select(*ended, replies)
 
     async def read_turn_start(self, key: DialogKey, email: str | None,
                               event: tuple[str, str] | None = None, person: str | None = None) -> TurnStart:
@@ -182,15 +187,8 @@ class SqlDialogs(SqlBase):
         async with self._tx() as conn:
             if event is not None and self.dialect == "postgresql":
                 params.update(e_source=event[0], e_id=event[1], e_at=now)
-                if reply is None:
-                    row = (await conn.execute(self._pg_claim_and_update, params)).one()
-                else:
-                    params.update({"o_" + name: value for name, value in _outbox_rows([reply], now)[0].items()})
-                    row = (await conn.execute(self._pg_claim_reply_and_update, params)).one()
-                if row.claimed != 1:
-                    raise StaleDialogError(f"delivery {event[0]}/{event[1]} of dialog {key} was already processed")
-                if row.saved != 1:
-                    raise StaleDialogError(f"dialog {key} is not at version {expected_version}")
+                await self._claim_and_change(conn, key, expected_version, event, params, reply, now,
+                                             self._pg_claim_and_update, self._pg_claim_reply_and_update)
                 return expected_version + 1
             await self._claim_in_tx(conn, event, now, key)
             await self._reply_in_tx(conn, reply, now)
@@ -213,11 +211,33 @@ class SqlDialogs(SqlBase):
         d = m.dialog_states
         now = now or datetime.now(timezone.utc)
         async with self._tx() as conn:
+            if event is not None and self.dialect == "postgresql":
+                params = {**_dialog_params(key), "k_version": expected_version,
+                          "e_source": event[0], "e_id": event[1], "e_at": now}
+                await self._claim_and_change(conn, key, expected_version, event, params, reply, now,
+                                             self._pg_claim_and_delete, self._pg_claim_reply_and_delete)
+                return
             await self._claim_in_tx(conn, event, now, key)
             await self._reply_in_tx(conn, reply, now)
             result = await conn.execute(delete(d).where(self._dialog_pk(key), d.c.version == expected_version))
             if result.rowcount != 1:
                 raise StaleDialogError(f"dialog {key} is not at version {expected_version}")
+
+    async def _claim_and_change(self, conn: AsyncConnection, key: DialogKey, expected_version: int,
+                                event: tuple[str, str], params: dict[str, Any], reply: NewOutboxMessage | None,
+                                now: datetime, alone: Any, with_reply: Any) -> None:
+        """PostgreSQL: the claim of `event`, the change of the dialog (`alone`, or `with_reply`
+        that also queues `reply`) in one statement; StaleDialogError (the caller's transaction
+        then rolls back) when the delivery was claimed already or the version moved on."""
+        if reply is None:
+            row = (await conn.execute(alone, params)).one()
+        else:
+            params.update({"o_" + name: value for name, value in _outbox_rows([reply], now)[0].items()})
+            row = (await conn.execute(with_reply, params)).one()
+        if row.claimed != 1:
+            raise StaleDialogError(f"delivery {event[0]}/{event[1]} of dialog {key} was already processed")
+        if row.saved != 1:
+            raise StaleDialogError(f"dialog {key} is not at version {expected_version}")
 
     async def _claim_in_tx(
         self, conn: AsyncConnection, event: tuple[str, str] | None, now: datetime, key: DialogKey

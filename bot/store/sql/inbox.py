@@ -154,9 +154,13 @@ _INBOX_FINISH = (update(m.inbox)
                  .values(status="done", done_at=bindparam("done_at", type_=m.inbox.c.done_at.type), locked_until=None))
 
 # PostgreSQL: the worker's finished items (ids and the attempt each was claimed at) done in one
-# statement, while each claim holds.
+# statement, while each claim holds, and the replies they posted marked sent.
 _PG_FINISH = text(
-    "UPDATE inbox SET status = 'done', done_at = :done_at, locked_until = NULL"
+    # The replies the finished items' turns posted (`sent`, outbox keys) marked sent by the same
+    # statement: a data-modifying CTE runs whether or not the UPDATE below reads it.
+    "WITH sent AS (UPDATE outbox SET status = 'sent', sent_at = :done_at, locked_until = NULL"
+    " WHERE outbox.idempotency_key = ANY(CAST(:sent AS VARCHAR[])) AND outbox.status IN ('pending', 'sending'))"
+    " UPDATE inbox SET status = 'done', done_at = :done_at, locked_until = NULL"
     " FROM unnest(CAST(:ids AS INTEGER[]), CAST(:attempts AS INTEGER[])) AS finished(id, attempt)"
     " WHERE inbox.id = finished.id AND inbox.status = 'working' AND inbox.attempts = finished.attempt"
 ).bindparams(bindparam("done_at", type_=m.UTCDateTime()))
@@ -271,12 +275,12 @@ class SqlInbox(SqlBase):
                     result = await conn.execute(_INBOX_FINISH, {"item_id": item_id, "attempt": attempt,
                                                                 "done_at": now})
                     done += result.rowcount
-            elif finished:
+            elif finished or sent_replies:
                 result = await conn.execute(_PG_FINISH, {"ids": [item_id for item_id, _ in finished],
                                                          "attempts": [attempt for _, attempt in finished],
-                                                         "done_at": now})
+                                                         "sent": list(sent_replies), "done_at": now})
                 done = result.rowcount
-            if sent_replies:
+            if sent_replies and self.dialect != "postgresql":
                 # The replies these items' turns posted: marked here rather than each in a
                 # transaction of its own, as the items themselves are.
                 await _mark_replies_sent(conn, sent_replies, now)
