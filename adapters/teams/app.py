@@ -228,6 +228,16 @@ async def messages(request: web.Request) -> web.StreamResponse:
     return web.json_response(result.body, status=result.status)
 
 
+def _not_authenticated(request: web.Request, exc: AuthError | AuthUnavailable) -> web.Response:
+    """401 for a token that does not prove the Bot Framework sent the request; 503 when the keys
+    to check it cannot be had (Teams retries)."""
+    if isinstance(exc, AuthUnavailable):
+        log.error("cannot check a request to %s: %s", MESSAGES_PATH, exc)
+        return _error(503, "auth_unavailable", "the Bot Framework signing keys are unavailable; retry later")
+    log.warning("rejected a request to %s from %s: %s", MESSAGES_PATH, client_of(request), exc)
+    return _error(401, "unauthorized", "the request is not authenticated by the Bot Framework")
+
+
 async def _accept(request: web.Request, teams: TeamsApp, header: str | None,
                   arrival: _Arrival) -> web.StreamResponse | tuple[dict[str, Any], Any, _Place]:
     """The checks of `messages`, strangers first: the activity, its token's ticket and its
@@ -235,12 +245,8 @@ async def _accept(request: web.Request, teams: TeamsApp, header: str | None,
     try:
         # The token alone, before a byte of the body is read: a stranger costs no parse.
         await teams.transport.vouch(header)
-    except AuthError as exc:
-        log.warning("rejected a request to %s from %s: %s", MESSAGES_PATH, client_of(request), exc)
-        return _error(401, "unauthorized", "the request is not authenticated by the Bot Framework")
-    except AuthUnavailable as exc:
-        log.error("cannot check a request to %s: %s", MESSAGES_PATH, exc)
-        return _error(503, "auth_unavailable", "the Bot Framework signing keys are unavailable; retry later")
+    except (AuthError, AuthUnavailable) as exc:
+        return _not_authenticated(request, exc)
     if "json" not in (request.content_type or ""):
         return _error(415, "unsupported_media_type", "expected application/json")
     body = await request.read()
@@ -264,12 +270,8 @@ async def _accept(request: web.Request, teams: TeamsApp, header: str | None,
             raise activities.MalformedActivity(reason)
         teams.transport.readable(activity)
         accepted = True
-    except AuthError as exc:
-        log.warning("rejected a request to %s from %s: %s", MESSAGES_PATH, client_of(request), exc)
-        return _error(401, "unauthorized", "the request is not authenticated by the Bot Framework")
-    except AuthUnavailable as exc:
-        log.error("cannot check a request to %s: %s", MESSAGES_PATH, exc)
-        return _error(503, "auth_unavailable", "the Bot Framework signing keys are unavailable; retry later")
+    except (AuthError, AuthUnavailable) as exc:
+        return _not_authenticated(request, exc)
     except activities.MalformedActivity as exc:
         # From the Bot Framework (or a holder of its token): one short line, no traceback.
         log.warning("rejected a malformed activity on %s: %s", MESSAGES_PATH, exc)
