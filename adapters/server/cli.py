@@ -433,6 +433,7 @@ async def cmd_tickets_list(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_tickets_show(settings: Settings, args: argparse.Namespace) -> int:
     async with _desk(settings) as desk:
         ticket = await desk.store.get_ticket(args.number)
+        comments = await desk.store.list_ticket_comments(args.number, include_internal=True) if ticket else []
     if ticket is None:
         raise UsageError(f"no ticket {args.number}")
     if args.json:
@@ -441,6 +442,9 @@ async def cmd_tickets_show(settings: Settings, args: argparse.Namespace) -> int:
     for key, value in ticket.as_dict().items():
         if value not in (None, ""):
             print(f"{key + ':':<24}{value}")
+    # The comments too, internal notes marked: an accepted emergency's terms are one (issue 15).
+    for c in comments:
+        print(f"{'note:' if c.get('internal') else 'comment:':<24}{c.get('author')}: {c.get('text')}")
     return 0
 
 
