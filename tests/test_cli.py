@@ -349,3 +349,31 @@ def test_inbox_list_shows_what_waits_and_what_was_given_up(db):
     text = run(["inbox", "list", "--failed"], db).stdout
     assert "slack/message" in text and "last error: RuntimeError: boom" in text
     assert run(["inbox", "list", "--failed", "--all"], db).returncode == 2
+
+
+# ---- the on-call rota (issue 15) ------------------------------------------------------------------
+
+
+def test_oncall_show_prints_who_is_on_duty(db):
+    christmas = run(["oncall", "show", "--at", "2026-12-24T22:00"], db)
+    assert christmas.returncode == 0, christmas.stderr
+    assert "on duty: Sofie Janssens <sofie.janssens@caresolutions.be> +32 3 800 5 811" in christmas.stdout
+    assert "backup:  Thomas Leroy" in christmas.stdout and "until:   2026-12-28 09:00" in christmas.stdout
+    thursday = json.loads(run(["oncall", "show", "--at", "2026-12-03T23:00", "--json"], db).stdout)
+    assert thursday == {"at": "2026-12-03T23:00:00+01:00", "on_duty": "thomas.leroy@caresolutions.be",
+                        "backup": "sofie.janssens@caresolutions.be", "until": "2026-12-04T09:00:00+01:00"}
+    office = run(["oncall", "show"], db)  # CAREDESK_FIXED_NOW: Thursday 10:00, office hours
+    assert "nobody on duty" in office.stdout
+    bad = run(["oncall", "show", "--at", "Christmas"], db)
+    assert bad.returncode == 2 and "--at" in bad.stderr
+
+
+def test_a_bad_rota_is_refused_and_the_directory_is_kept(db, tmp_path):
+    broken = tmp_path / "directory.yaml"
+    text = Path(DIRECTORY).read_text(encoding="utf-8")
+    broken.write_text(text.replace("person: sofie.janssens@caresolutions.be", "person: lotte.peeters@brasseriedeklok.be",
+                                   1), encoding="utf-8")
+    result = run(["directory", "load", str(broken)], db)
+    assert result.returncode == 2
+    assert "oncall.weekly[0].person: lotte.peeters@brasseriedeklok.be is not an agent or manager" in result.stderr
+    assert "Sofie Janssens" in run(["oncall", "show", "--at", "2026-11-30T20:00"], db).stdout

@@ -126,6 +126,12 @@ def _parser() -> argparse.ArgumentParser:
     dl.add_argument("file")
     dl.set_defaults(handler=cmd_directory_load)
 
+    oc = sub.add_parser("oncall", help="the on-call rota (loaded with the directory)").add_subparsers(metavar="ACTION")
+    ocs = oc.add_parser("show", help="who is on duty now (or at --at), with the backup and until when")
+    ocs.add_argument("--at", help="a date-time, e.g. 2026-12-24T22:00 (Europe/Brussels unless an offset is given)")
+    ocs.add_argument("--json", action="store_true")
+    ocs.set_defaults(handler=cmd_oncall_show)
+
     q = sub.add_parser("quote", help="price a service over a span of time")
     q.add_argument("--service", required=True)
     q.add_argument("--start", required=True, help="ISO date-time; without an offset: Europe/Brussels local time")
@@ -347,7 +353,39 @@ async def cmd_directory_load(settings: Settings, args: argparse.Namespace) -> in
         raise UsageError(str(exc)) from None
     async with _desk(settings) as desk:
         counts = await desk.store.replace_directory(directory)
-    print(f"directory loaded: {counts.companies} companies, {counts.contacts} contacts, {counts.staff} staff")
+    print(f"directory loaded: {counts.companies} companies, {counts.contacts} contacts, {counts.staff} staff, "
+          f"{len(directory.rota)} on-call shifts")
+    return 0
+
+
+async def cmd_oncall_show(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.domain.oncall import on_duty
+
+    async with _desk(settings) as desk:
+        at = _parse_time(args.at, settings, "--at") if args.at else desk.now()
+        rota = await desk.store.get_rota()
+        duty = on_duty(rota, at, settings.calendar.tz)
+        people: dict[str, str] = {}
+        for email in (duty.person, duty.backup) if duty else ():
+            member = await desk.store.find_staff(email) if email else None
+            if email and member:
+                people[email] = f"{member.name} <{member.email}>" + (f" {member.phone}" if member.phone else "")
+            elif email:
+                people[email] = email
+    local = at.astimezone(settings.calendar.tz)
+    if args.json:
+        _print_json({"at": local.isoformat(), "on_duty": duty.person if duty else None,
+                     "backup": duty.backup if duty else None, "until": duty.until.isoformat() if duty else None})
+        return 0
+    print(f"at {local:%Y-%m-%d %H:%M} ({settings.calendar.timezone})")
+    if not rota:
+        print("no on-call rota: load one with `caredesk directory load` (oncall: in the directory file)")
+    if duty is None:
+        print("nobody on duty: an emergency page goes to the level-1 manager")
+        return 0
+    print(f"on duty: {people[duty.person]}")
+    print(f"backup:  {people[duty.backup] if duty.backup else '(none: the level-1 manager)'}")
+    print(f"until:   {duty.until:%Y-%m-%d %H:%M}")
     return 0
 
 
@@ -433,6 +471,7 @@ async def cmd_tickets_list(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_tickets_show(settings: Settings, args: argparse.Namespace) -> int:
     async with _desk(settings) as desk:
         ticket = await desk.store.get_ticket(args.number)
+        comments = await desk.store.list_ticket_comments(args.number, include_internal=True) if ticket else []
     if ticket is None:
         raise UsageError(f"no ticket {args.number}")
     if args.json:
@@ -441,6 +480,9 @@ async def cmd_tickets_show(settings: Settings, args: argparse.Namespace) -> int:
     for key, value in ticket.as_dict().items():
         if value not in (None, ""):
             print(f"{key + ':':<24}{value}")
+    # The comments too, internal notes marked: an accepted emergency's terms are one (issue 15).
+    for c in comments:
+        print(f"{'note:' if c.get('internal') else 'comment:':<24}{c.get('author')}: {c.get('text')}")
     return 0
 
 

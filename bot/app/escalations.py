@@ -7,13 +7,17 @@ transaction as the change that causes them."""
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Protocol, Sequence, TypedDict
+from typing import Any, Protocol, Sequence, TypedDict
 
 from bot.app.desk import Desk
-from bot.domain.model import Escalation, EscalationStatus, StaffMember, StaffRole, Ticket
-from bot.app.notifications import ESCALATION_HANDLED, ESCALATION_PING, ESCALATION_TAKEN
+from bot.domain.model import Escalation, EscalationReason, EscalationStatus, StaffMember, StaffRole, Ticket
+from bot.domain.oncall import on_duty
+from bot.app.notifications import (ESCALATION_HANDLED, ESCALATION_PING, ESCALATION_TAKEN, PAGE, PAGE_HANDLED,
+                                   PAGE_TAKEN)
 from bot.store.ports import DirectoryStore, EscalationStore, NewOutboxMessage, TicketStore
 
 log = logging.getLogger("caredesk.escalations")
@@ -21,6 +25,35 @@ log = logging.getLogger("caredesk.escalations")
 
 class EscalationsStore(EscalationStore, TicketStore, DirectoryStore, Protocol):
     """What the climb needs of the store: the escalations, their tickets, and the managers."""
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """What the requester accepted for an out-of-hours emergency (rules page §1), recorded with
+    the page (in its comment) and on the ticket."""
+
+    percent: str         # the multiplier in force, as a percent ("150")
+    basis: str           # "sla" (the company's written agreement) or "default" (the rate card)
+    fee_warning: bool    # told that fees may be charged (no support module)
+    accepted_by: str
+    accepted_at: str     # ISO, UTC
+
+    def to_comment(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_comment(cls, comment: str) -> "Acceptance | None":
+        try:
+            data = json.loads(comment)
+            return cls(str(data["percent"]), str(data["basis"]), bool(data["fee_warning"]),
+                       str(data["accepted_by"]), str(data["accepted_at"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+# A page goes round: the person on duty, their backup, the level-1 manager (rules page §5), then the
+# person on duty again, one step per `oncall.ack_timeout_minutes` without an acknowledgement.
+PAGE_ROUND = ("on_duty", "backup", "manager")
 
 
 class Escalations:
@@ -66,6 +99,65 @@ class Escalations:
             for email, _name in await self.managers(level)
         ]
 
+    # ---- out-of-hours emergency pages ----------------------------------------------------------------
+    async def page_targets(self, step: int, now: datetime) -> tuple[str, list[tuple[str, str]]]:
+        """Who a page's step reaches, read from the rota at `now` (a shift may have changed since the
+        page began): (role in the round, [(e-mail, name)]). Nobody on duty, or no backup: the
+        level-1 manager, so a page always reaches a person."""
+        role = PAGE_ROUND[(step - 1) % len(PAGE_ROUND)]
+        duty = on_duty(await self.store.get_rota(), now, self.desk.calendar.tz)
+        email = None
+        if duty is not None:
+            email = duty.person if role == "on_duty" else duty.backup if role == "backup" else None
+        if email is not None:
+            member = await self.store.find_staff(email)
+            return role, [(member.email if member else email, member.name if member else email)]
+        return "manager", await self.managers(1)
+
+    async def page_messages(self, ticket: Ticket, step: int, acceptance: Acceptance, key: str,
+                            now: datetime) -> list[NewOutboxMessage]:
+        role, people = await self.page_targets(step, now)
+        payload: dict[str, Any] = {
+            "ticket": ticket.number,
+            "step": step,
+            "role": role,
+            "repeat": step > len(PAGE_ROUND),
+            "requester": f"{ticket.requester_name} <{ticket.requester_email}>",
+            "phone": ticket.requester_phone or "",
+            "company": ticket.company,
+            "module": ticket.module,
+            "summary": ticket.description[:600],
+            "urgency": ticket.urgency.value,
+            "percent": acceptance.percent,
+            "basis": acceptance.basis,
+            "fee_warning": acceptance.fee_warning,
+        }
+        return [NewOutboxMessage(f"{key}:{email.lower()}", email, PAGE, payload) for email, _name in people]
+
+    async def start_page(self, ticket: Ticket, acceptance: Acceptance, now: datetime, key: str) -> Escalation:
+        """Page whoever is on duty for an accepted emergency, with the page's first messages queued
+        in the same transaction. Idempotent by `key`: a retried turn pages once."""
+        outbox = await self.page_messages(ticket, 1, acceptance, f"{key}:page:step:1", now)
+        page = await self.store.create_escalation(
+            ticket.number, 1, EscalationReason.EMERGENCY, acceptance.to_comment(), ticket.requester_email, now,
+            outbox=outbox, idempotency_key=f"{key}:page",
+        )
+        log.info("out-of-hours emergency %s: paged %s", ticket.number, ", ".join(m.recipient for m in outbox))
+        return page
+
+    async def _climb_page(self, page: Escalation, ticket: Ticket, now: datetime) -> bool:
+        # Real minutes: the page is out of hours by definition, and nobody is in the office to wait for.
+        last = page.last_ping_at or page.level_since
+        if now < last + timedelta(minutes=self.settings.oncall.ack_timeout_minutes):
+            return False
+        acceptance = Acceptance.from_comment(page.comment) or Acceptance("", "default", False, "", "")
+        step = page.level + 1
+        # The key names the page and the step: two workers ticking at once queue each message once.
+        outbox = await self.page_messages(ticket, step, acceptance, f"page:{page.id}:step:{step}", now)
+        await self.store.escalation_pinged(page.id, step, now, outbox)
+        log.info("out-of-hours emergency %s not acknowledged: page step %d", ticket.number, step)
+        return True
+
     # ---- the climb --------------------------------------------------------------------------------
     def due_at(self, escalation: Escalation, ticket: Ticket, since: datetime, minutes: int) -> datetime:
         wait = timedelta(minutes=minutes)
@@ -83,6 +175,9 @@ class Escalations:
                 continue
             ticket = await self.store.get_ticket(escalation.ticket_number)
             if ticket is None:
+                continue
+            if escalation.reason is EscalationReason.EMERGENCY:
+                acted += await self._climb_page(escalation, ticket, now)
                 continue
             timeout = self.settings.escalation.ack_timeout_minutes
             if escalation.level < top:
@@ -121,6 +216,10 @@ class Escalations:
         for escalation in await self.store.list_escalations(open_only=True, ticket_number=ticket_number):
             if escalation.status is not EscalationStatus.OPEN or not self.may_acknowledge(escalation, manager):
                 continue
+            if escalation.reason is EscalationReason.EMERGENCY:
+                if await self._acknowledge_page(escalation, manager, now):
+                    taken.append(escalation)
+                continue
             others = [email for level in range(1, escalation.level + 1) for email, _ in await self.managers(level)
                       if email.lower() != manager.email.lower()]
             key = f"escalation:{escalation.id}:ack"
@@ -140,10 +239,31 @@ class Escalations:
                 log.info("escalation of %s acknowledged by %s", ticket_number, manager.email)
         return taken
 
+    async def _acknowledge_page(self, page: Escalation, person: StaffMember, now: datetime) -> bool:
+        paged: list[str] = []
+        for step in range(1, min(page.level, len(PAGE_ROUND)) + 1):
+            paged += [email for email, _ in (await self.page_targets(step, now))[1]]
+        key = f"page:{page.id}:ack"
+        outbox = [
+            NewOutboxMessage(f"{key}:taken:{email.lower()}", email, PAGE_TAKEN,
+                             {"ticket": page.ticket_number, "by_name": person.name})
+            for email in dict.fromkeys(paged) if email.lower() != person.email.lower()
+        ]
+        outbox.append(NewOutboxMessage(f"{key}:customer", page.requested_by, PAGE_HANDLED,
+                                       {"ticket": page.ticket_number, "by_name": person.name,
+                                        "by_phone": person.phone or self.settings.contact.phone}))
+        _updated, mine = await self.store.acknowledge_escalation(page.id, person.email, now, outbox)
+        if mine:
+            log.info("out-of-hours emergency %s acknowledged by %s", page.ticket_number, person.email)
+        return mine
+
     @staticmethod
     def may_acknowledge(escalation: Escalation, person: StaffMember) -> bool:
         """Whoever was pinged may take an escalation: a manager of a level it has reached (rules
-        page §5: level 1 first, then the next levels as it climbs)."""
+        page §5: level 1 first, then the next levels as it climbs). An emergency page may be taken
+        by anyone of the service desk: whoever takes it first stops the round."""
+        if escalation.reason is EscalationReason.EMERGENCY:
+            return person.role in (StaffRole.AGENT, StaffRole.MANAGER)
         return (person.role is StaffRole.MANAGER and person.level is not None
                 and 1 <= person.level <= escalation.level)
 

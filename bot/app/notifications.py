@@ -17,6 +17,12 @@ ESCALATION_PING = "escalation_ping"
 ESCALATION_TAKEN = "escalation_taken"
 ESCALATION_HANDLED = "escalation_handled"
 TICKET_UPDATE = "ticket_update"
+# An accepted out-of-hours emergency (rules page §1): the page to the person on duty (then the
+# backup, then the level-1 manager), the word to the others that someone took it, and the word
+# to the requester.
+PAGE = "oncall_page"
+PAGE_TAKEN = "oncall_taken"
+PAGE_HANDLED = "oncall_handled"
 # A turn's answer, kept until it is posted (`bot.app.outbox.durable_reply`): already rendered
 # in the person's language, posted where the channel said (`payload["to"]`).
 REPLY = "reply"
@@ -52,6 +58,41 @@ def render(kind: str, payload: Mapping[str, Any], lang: str, settings: Settings)
             ESCALATION,
         )
         replies = (Text(t(title_key, number=number, level=payload["level"]), Tone.WARNING), facts, buttons)
+    elif kind == PAGE:
+        number = payload["ticket"]
+        basis = t(f"notify.page.basis.{payload.get('basis') or 'default'}")
+        surcharge = t("notify.page.surcharge", percent=payload.get("percent") or "—", basis=basis)
+        if payload.get("fee_warning"):
+            surcharge += " " + t("notify.page.fee_warning")
+        facts = Facts(
+            (
+                (t("ticket.field.company"), payload.get("company") or "—"),
+                (t("ticket.field.requester"), payload.get("requester") or "—"),
+                (t("ticket.field.phone"), payload.get("phone") or "—"),
+                (t("ticket.field.module"), payload.get("module") or "—"),
+                (t("ticket.field.description"), payload.get("summary") or "—"),
+                (t("notify.page.accepted"), surcharge),
+            ),
+            title=number,
+        )
+        buttons = Choices(
+            t("notify.page.question", number=number),
+            (
+                Option(str(EscalationChoice(EscalationVerb.ACKNOWLEDGE, number)), t("notify.escalation.acknowledge"),
+                       primary=True),
+                Option(str(EscalationChoice(EscalationVerb.VIEW, number)), t("notify.escalation.view")),
+            ),
+            ESCALATION,
+        )
+        title = t(f"notify.page.title.{payload.get('role') or 'on_duty'}", number=number)
+        if payload.get("repeat"):
+            title = t("notify.page.repeat", number=number) + " " + title
+        replies = (Text(title, Tone.WARNING), facts, buttons)
+    elif kind == PAGE_TAKEN:
+        replies = (Text(t("notify.page.taken", number=payload["ticket"], name=payload["by_name"])),)
+    elif kind == PAGE_HANDLED:
+        replies = (Text(t("notify.page.handled", number=payload["ticket"], name=payload["by_name"],
+                          phone=payload.get("by_phone") or ""), Tone.SUCCESS),)
     elif kind == ESCALATION_TAKEN:
         replies = (Text(t("notify.escalation.taken", number=payload["ticket"], name=payload["by_name"])),)
     elif kind == ESCALATION_HANDLED:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
 from bot.app.desk import Desk
+from bot.app.escalations import Acceptance
 from bot.app.outbox import REPLY_HOLD, durable_reply, reply_key
 from bot.dialogs.engine import (Answer, Context, DirectoryEntry, Effect, EffectKind, DialogEngine, DialogResult,
                                 command_of)
@@ -28,7 +29,7 @@ from bot.dialogs.tickets import EscalationDialog, TicketInfoDialog, my_tickets_r
 from bot.dialogs import menus
 from bot.dialogs.common import contacts_facts, ticket_facts
 from bot.domain.model import EscalationReason, NewTicket, StoredDialog, Ticket, TicketKind, Urgency
-from bot.i18n import normalize_language, translate
+from bot.i18n import format_datetime, normalize_language, translate
 from bot.protocol.replies import Form, Reply, Response, Text, Tone
 from bot.protocol.stored import response_from_json
 from bot.domain.quote import QuoteError
@@ -378,6 +379,23 @@ class TurnRunner:
             return DialogResult(None, menus.help_replies(ctx))
         return DialogResult(None, (Text(ctx.t("menu.unknown")),) + menus.menu(ctx))
 
+    async def _page(self, ticket: Ticket, p: Mapping[str, Any], accepted_by: str, now: datetime, key: str) -> None:
+        """An accepted out-of-hours emergency (rules page §1): record what was accepted on the
+        ticket (an internal note agents see) and page whoever is on duty. Both are keyed by the
+        dialog instance like the ticket, so a retried turn does neither twice."""
+        acceptance = Acceptance(str(p.get("accepted_percent") or ""), str(p.get("accepted_basis") or "default"),
+                                bool(p.get("fee_warning")), accepted_by, now.isoformat())
+        lang = self.settings.default_language
+        note = translate(
+            lang, "staff.emergency_record", by=accepted_by,
+            at=format_datetime(now.astimezone(self.desk.calendar.tz), lang), percent=acceptance.percent,
+            basis=translate(lang, f"notify.page.basis.{acceptance.basis}"),
+            fee=(" " + translate(lang, "staff.emergency_fee")) if acceptance.fee_warning else "",
+        )
+        await self.store.add_ticket_comment(ticket.number, accepted_by, note, now, internal=True,
+                                            idempotency_key=f"{key}:emergency")
+        await self.staff.escalations.start_page(ticket, acceptance, now, key)
+
     async def _perform(self, ctx: Context, turn: Turn, state: Mapping[str, Any], effect: Effect) -> Any:
         """Carry out a finishing effect. Each is keyed by the dialog instance, so a retried turn
         (stale state, redelivery, a crash before the state was saved) never does it twice."""
@@ -407,6 +425,8 @@ class TurnRunner:
             )
             created = await self.store.create_ticket(new, now, self.settings.tickets.number_format, idempotency_key=key)
             log.info("ticket %s created from %s", created.number, turn.channel)
+            if created.out_of_hours_emergency:
+                await self._page(created, p, turn.user.email or turn.user.id, now, key)
             return created
         if effect.kind is EffectKind.CREATE_ESCALATION:
             number = p["ticket"]

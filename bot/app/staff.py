@@ -18,7 +18,7 @@ from bot.app.desk import Desk
 from bot.dialogs.engine import Context
 from bot.dialogs.log_time import entry_replies
 from bot.domain.parsing import parse_date
-from bot.domain.model import StaffMember, StaffRole, Ticket, TicketStatus, TimeEntry
+from bot.domain.model import EscalationReason, StaffMember, StaffRole, Ticket, TicketStatus, TimeEntry
 from bot.app.escalations import Escalations
 from bot.i18n import format_date, format_money, format_short_date
 from bot.app.notifications import TICKET_UPDATE
@@ -42,7 +42,8 @@ COMMANDS = {
     "ack": "ack", "acknowledge": "ack", "accuser": "ack", "prendre": "ack", "bevestig": "ack", "bevestigen": "ack",
 }
 AGENT_ONLY = {"logtime"}
-MANAGER_ONLY = {"ack"}
+# `ack` is a manager's for escalations; an agent on call may ack an emergency page (checked in _ack).
+MANAGER_ONLY: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -309,6 +310,14 @@ class StaffDesk:
         number = rest.split()[0].upper() if rest.split() else ""
         ticket = await self._ticket(number)
         open_ones = await self.store.list_escalations(open_only=True, ticket_number=ticket.number)
+        pages = [e for e in open_ones if e.reason is EscalationReason.EMERGENCY]
+        if ctx.staff.role is not StaffRole.MANAGER and not pages:
+            return (Text(ctx.t("staff.only_managers"), Tone.WARNING),)
+        if pages and any(self.escalations.may_acknowledge(e, ctx.staff) for e in pages):
+            taken = await self.escalations.acknowledge(ticket.number, ctx.staff)
+            if any(e.reason is EscalationReason.EMERGENCY for e in taken):
+                return (Text(ctx.t("staff.page_ack_done", number=ticket.number), Tone.SUCCESS),)
+            open_ones = await self.store.list_escalations(open_only=True, ticket_number=ticket.number)
         if open_ones and not any(self.escalations.may_acknowledge(e, ctx.staff) for e in open_ones):
             # Pinged managers take an escalation: those of the levels it has reached, whatever
             # button value arrives (`acknowledge` checks the same again).

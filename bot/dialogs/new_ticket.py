@@ -18,7 +18,7 @@ from bot.protocol.ids import Action
 from bot.protocol.replies import Choices, Confirmation, Facts, FieldKind, Form, FormField, Option, Reply, Text, Tone
 from bot.domain.validation import Invalid
 
-from bot.dialogs.common import NO, YES, contacts_facts, kind_options, urgency_options, yes_no
+from bot.dialogs.common import NO, YES, kind_options, urgency_options, yes_no
 from bot.dialogs.engine import (
     Answer,
     ChoiceStep,
@@ -129,13 +129,16 @@ def _parse_long(ctx: Context, data: Mapping[str, Any], text: str) -> str:
 # ---- out of office hours (rules page §1) -----------------------------------------------------
 
 
-def _surcharge_now(ctx: Context) -> tuple[str, str]:
+def _surcharge_now(ctx: Context) -> tuple[str, str, str]:
     """The multiplier in force now (the customer's own SLA where they have one), as a percent,
-    and the name of the period."""
-    multipliers = ctx.settings.multipliers.with_overrides(ctx.company.multiplier_overrides if ctx.company else None)
+    the name of the period, and its basis: "sla" when the company's written agreement sets it,
+    else "default" (the rate card of the rules page)."""
+    overrides = ctx.company.multiplier_overrides if ctx.company else None
+    multipliers = ctx.settings.multipliers.with_overrides(overrides)
     periods = ctx.calendar.periods_at(ctx.now)
     winner = max(periods, key=lambda p: getattr(multipliers, p.value))
-    return percent(getattr(multipliers, winner.value)), ctx.t(f"period.{winner.value}")
+    basis = "sla" if overrides and winner.value in overrides else "default"
+    return percent(getattr(multipliers, winner.value)), ctx.t(f"period.{winner.value}"), basis
 
 
 class CheckHoursStep(Step):
@@ -160,15 +163,19 @@ class CheckHoursStep(Step):
                 )
                 return Goto("summary", {"ooh": "not_named", "emergency": False}, (say,), remember=False)
             return Goto("emergency", {"ooh": None, "emergency": False}, remember=False)
+        lines = [ctx.t("ticket.ooh.deferred", opening=opening)]
+        if not _is_incident(data):
+            # Say why: only a disruption may be handled out of hours (rules page §1.1).
+            lines.append(ctx.t("ticket.ooh.deferred_not_incident"))
         return Goto("summary", {"ooh": "deferred", "emergency": False},
-                    (Text(ctx.t("ticket.ooh.deferred", opening=opening)),), remember=False)
+                    (Text("\n".join(lines)),), remember=False)
 
 
 class EmergencyStep(Step):
     help_key = "help.emergency"
 
     def prompt(self, ctx: Context, data: Mapping[str, Any], action: Action) -> tuple[Reply, ...]:
-        pct, period = _surcharge_now(ctx)
+        pct, period, _basis = _surcharge_now(ctx)
         lines = [ctx.t("ticket.ooh.surcharge", percent=pct, period=period)]
         if ctx.company is None or not ctx.company.support_module:
             lines.append(ctx.t("ticket.ooh.no_support_module"))
@@ -182,8 +189,11 @@ class EmergencyStep(Step):
         if option is None:
             return Retry(ctx.t("validation.choice"))
         if option.value == YES:
-            pct, _ = _surcharge_now(ctx)
-            return Goto("summary", {"ooh": "emergency", "emergency": True, "accepted_percent": pct})
+            pct, _, basis = _surcharge_now(ctx)
+            # What was accepted, recorded on the ticket and shown to whoever is paged.
+            return Goto("summary", {"ooh": "emergency", "emergency": True, "accepted_percent": pct,
+                                    "accepted_basis": basis,
+                                    "fee_warning": ctx.company is None or not ctx.company.support_module})
         opening = format_datetime(ctx.calendar.next_office_opening(ctx.now), ctx.lang)
         return Goto("summary", {"ooh": "declined", "emergency": False},
                     (Text(ctx.t("ticket.ooh.deferred", opening=opening)),))
@@ -298,6 +308,10 @@ class SummaryStep(Step):
 def _create(ctx: Context, data: Mapping[str, Any]) -> Finish:
     payload = {k: data.get(k) for k in EDITABLE}
     payload["emergency"] = bool(data.get("emergency"))
+    if payload["emergency"]:
+        payload["accepted_percent"] = data.get("accepted_percent")
+        payload["accepted_basis"] = data.get("accepted_basis") or "default"
+        payload["fee_warning"] = bool(data.get("fee_warning"))
     return Finish(effect=Effect(EffectKind.CREATE_TICKET, payload))
 
 
@@ -453,8 +467,6 @@ class NewTicketDialog(Dialog):
             lines.append(t("ticket.next.office_hours", opening=opening))
         lines.append(t("ticket.keep_number", number=ticket.number))
         replies: list[Reply] = [Text("\n".join(lines), Tone.SUCCESS)]
-        if data.get("ooh") == "not_named":
-            replies.append(contacts_facts(ctx))
         return tuple(replies)
 
 

@@ -53,7 +53,8 @@ def my_tickets_replies(ctx: Context) -> tuple[Reply, ...]:
 
 
 def reason_options(ctx: Context, data: Mapping[str, Any] | None = None) -> tuple[Option, ...]:
-    return tuple(Option(r.value, ctx.t(f"escalation.reason.{r.value}")) for r in EscalationReason)
+    return tuple(Option(r.value, ctx.t(f"escalation.reason.{r.value}")) for r in EscalationReason
+                 if r is not EscalationReason.EMERGENCY)
 
 
 def _parse_comment(ctx: Context, data: Mapping[str, Any], text: str) -> str:

@@ -178,6 +178,13 @@ class EscalationSettings:
 
 
 @dataclass(frozen=True)
+class OnCallSettings:
+    # Out of hours nobody watches a queue: an unacknowledged page goes to the backup, then to the
+    # level-1 manager, then round again, after this many real minutes each (not office time).
+    ack_timeout_minutes: int = 15
+
+
+@dataclass(frozen=True)
 class TicketSettings:
     # {year} and {seq} are filled in by the store; seq restarts at 1 each year.
     number_format: str = "CS-{year}-{seq:05d}"
@@ -209,6 +216,7 @@ class Settings:
     currency: str = "EUR"
     contact: Contact = Contact()
     escalation: EscalationSettings = EscalationSettings()
+    oncall: OnCallSettings = OnCallSettings()
     tickets: TicketSettings = TicketSettings()
     dialogs: DialogSettings = DialogSettings()
     outbox: OutboxSettings = OutboxSettings()
@@ -508,7 +516,7 @@ def load_settings(
 def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
     env = {} if env is None else env
     top_keys = (
-        "calendar", "multipliers", "services", "currency", "contact", "escalation", "tickets",
+        "calendar", "multipliers", "services", "currency", "contact", "escalation", "oncall", "tickets",
         "dialogs", "outbox", "default_language", "database", "clock", *ADAPTER_TABLES,
     )
     for k in data:
@@ -537,6 +545,11 @@ def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None
         )
     if "escalation" in data:
         values["escalation"] = _escalation(_table("escalation", data["escalation"]))
+    if "oncall" in data:
+        oc = _table("oncall", data["oncall"])
+        reject_unknown_keys("oncall.", oc, ("ack_timeout_minutes",))
+        values["oncall"] = OnCallSettings(parse_int(
+            "oncall.ack_timeout_minutes", oc.get("ack_timeout_minutes", OnCallSettings.ack_timeout_minutes), minimum=1))
     if "tickets" in data:
         values["tickets"] = _tickets(_table("tickets", data["tickets"]))
     if "dialogs" in data:

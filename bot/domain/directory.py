@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import yaml
 
 from bot.domain.config import LANGUAGES, ConfigError, is_email, parse_multiplier_overrides
+from bot.domain.oncall import RotaError, parse_rota
 from bot.domain.model import Company, CustomerContact, Directory, StaffMember, StaffRole
 
 
@@ -40,7 +41,7 @@ def read_directory_file(path: str | Path) -> Directory:
 def parse_directory(data: Mapping[str, Any], source: str = "directory") -> Directory:
     if not isinstance(data, Mapping):
         raise DirectoryError(f"{source}: expected a mapping with companies, agents and managers")
-    unknown = set(data) - {"companies", "agents", "managers"}
+    unknown = set(data) - {"companies", "agents", "managers", "oncall"}
     if unknown:
         raise DirectoryError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}")
 
@@ -116,7 +117,11 @@ def parse_directory(data: Mapping[str, Any], source: str = "directory") -> Direc
                     level=level,
                 )
             )
-    return Directory(tuple(companies), tuple(contacts), tuple(staff))
+    try:
+        rota = parse_rota(data.get("oncall"), f"{source}: oncall", {s.email.lower(): s.email for s in staff})
+    except RotaError as exc:
+        raise DirectoryError(str(exc)) from None
+    return Directory(tuple(companies), tuple(contacts), tuple(staff), rota)
 
 
 _MISSING = object()

@@ -11,6 +11,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Mapping
 
+from bot.domain.oncall import Shift
+
 
 class TicketKind(str, enum.Enum):
     INCIDENT = "incident"
@@ -93,6 +95,7 @@ class Directory:
     companies: tuple[Company, ...] = ()
     contacts: tuple[CustomerContact, ...] = ()
     staff: tuple[StaffMember, ...] = ()
+    rota: tuple[Shift, ...] = ()  # the on-call rota (bot/domain/oncall.py)
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,9 @@ class EscalationReason(str, enum.Enum):
     FEEDBACK = "feedback"  # feedback insufficient or poor
     SOLUTION = "solution"  # solution to the incident inadequate
     ATTITUDE = "attitude"  # the employee's attitude inadequate
+    # Not a customer's choice: an accepted out-of-hours emergency pages the person on duty
+    # (rules page §1), and the page climbs like an escalation.
+    EMERGENCY = "emergency"
 
 
 class EscalationStatus(str, enum.Enum):

@@ -144,6 +144,20 @@ class StaffRow(Base):
     level: Mapped[int | None] = mapped_column(Integer)
 
 
+class OnCallShiftRow(Base):
+    """One line of the on-call rota (bot/domain/oncall.py), kept in the file's order: a later
+    override wins over an earlier one."""
+
+    __tablename__ = "oncall_shifts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    weekday: Mapped[int | None] = mapped_column(Integer)  # 0 = Monday; None: a dated override
+    start: Mapped[str] = mapped_column(String(SHORT))
+    end: Mapped[str] = mapped_column(String(SHORT))
+    person: Mapped[str] = mapped_column(String(EMAIL))
+    backup: Mapped[str | None] = mapped_column(String(EMAIL))
+
+
 # ---- tickets -----------------------------------------------------------------------------------
 
 
@@ -402,6 +416,7 @@ class UndeliveredNoticeRow(Base):
 companies: Table = cast(Table, CompanyRow.__table__)
 contacts: Table = cast(Table, ContactRow.__table__)
 staff: Table = cast(Table, StaffRow.__table__)
+oncall_shifts: Table = cast(Table, OnCallShiftRow.__table__)
 tickets: Table = cast(Table, TicketRow.__table__)
 ticket_counters: Table = cast(Table, TicketCounterRow.__table__)
 ticket_comments: Table = cast(Table, TicketCommentRow.__table__)

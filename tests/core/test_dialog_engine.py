@@ -187,6 +187,9 @@ def test_urgent_incident_out_of_hours_asks_for_acceptance(now, percent):
     assert d.at == "summary" and d.data["emergency"] is True
     d.click("confirm")
     assert d.last.effect.payload["emergency"] is True
+    # what was accepted travels with the ticket: the multiplier, its basis, the fee warning
+    payload = d.last.effect.payload
+    assert (payload["accepted_percent"], payload["accepted_basis"], payload["fee_warning"]) == (percent, "default", True)
 
 
 def test_sla_surcharge_is_the_customers_own():
@@ -195,6 +198,10 @@ def test_sla_surcharge_is_the_customers_own():
     walk_incident(d, urgency="high")
     text = "\n".join(r.text for r in d.last.replies if isinstance(r, Text))
     assert "150 %" in text and "support module" not in text
+    d.click("yes")
+    d.click("confirm")
+    payload = d.last.effect.payload
+    assert (payload["accepted_percent"], payload["accepted_basis"], payload["fee_warning"]) == ("150", "sla", False)
 
 
 def test_declining_registers_for_next_business_day():
@@ -205,13 +212,16 @@ def test_declining_registers_for_next_business_day():
     assert "Monday 30 November 2026" in out
 
 
-def test_person_not_named_in_sla_is_told_politely_and_given_contacts():
+def test_person_not_named_in_sla_is_told_when_office_hours_start_and_not_sent_to_the_phone():
     jonas = replace(LOTTE, email="jonas@acme.be", name="Jonas", sla_named=False)
     d = Driver(context(now="2026-11-28T22:30", contact=jonas))
     walk_incident(d, urgency="critical")
     assert d.at == "summary" and d.data["ooh"] == "not_named" and d.data["emergency"] is False
     warning = next(r for r in d.last.replies if isinstance(r, Text) and r.tone is Tone.WARNING)
-    assert "named in your company's SLA" in warning.text and "+32 3 800 5 800" in warning.text
+    assert "named in your company's SLA" in warning.text and "Monday 30 November 2026" in warning.text
+    assert "a colleague who is named in your company's SLA may call" in warning.text
+    # the 24/7 line is not offered for what the rules refuse them (rules page §1.3)
+    assert "+32 3 800 5 800" not in warning.text
 
 
 def test_question_out_of_hours_is_deferred_to_office_hours():
@@ -223,6 +233,7 @@ def test_question_out_of_hours_is_deferred_to_office_hours():
     out = d.click("critical")
     assert d.at == "summary" and d.data["ooh"] == "deferred"
     assert "Friday 27 November 2026" in out
+    assert "only for disruptions (incidents)" in out  # why it waits, though it is critical
 
 
 def test_urgent_incident_in_office_hours_goes_straight_to_summary():

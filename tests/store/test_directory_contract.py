@@ -124,3 +124,33 @@ async def test_conversation_refs_upsert_and_find_by_email(store: SqlStore) -> No
     with pytest.raises(TypeError):
         await store.save_conversation_ref("slack", "U9", {"bad": object()}, NOW)
     assert await store.get_conversation_ref("slack", "U9") is None
+
+
+# ---- the on-call rota -------------------------------------------------------------------------------
+
+
+async def test_rota_is_stored_with_the_directory_in_order_and_replaced(store: SqlStore) -> None:
+    from bot.domain.oncall import Shift
+
+    rota = (
+        Shift(0, "17:00", "09:00", "Agent.One@CareSolutions.be", "naida.jelacic@caresolutions.be"),
+        Shift(5, "00:00", "24:00", "naida.jelacic@caresolutions.be", None),
+        Shift(None, "2026-12-24T17:00", "2026-12-28T09:00", "Agent.One@CareSolutions.be", None),
+    )
+    assert await store.get_rota() == ()
+    await store.replace_directory(replace(DIRECTORY, rota=rota))
+    assert await store.get_rota() == rota
+    await store.replace_directory(replace(DIRECTORY, rota=rota[1:]))
+    assert await store.get_rota() == rota[1:]
+    await store.replace_directory(DIRECTORY)
+    assert await store.get_rota() == ()
+
+
+async def test_rota_naming_someone_outside_the_staff_is_refused_and_changes_nothing(store: SqlStore) -> None:
+    from bot.domain.oncall import Shift
+
+    good = (Shift(0, "17:00", "09:00", "Agent.One@CareSolutions.be", None),)
+    await store.replace_directory(replace(DIRECTORY, rota=good))
+    with pytest.raises(ValueError, match="not staff"):
+        await store.replace_directory(replace(DIRECTORY, rota=(Shift(1, "17:00", "09:00", "jan.peeters@acme.be"),)))
+    assert await store.get_rota() == good

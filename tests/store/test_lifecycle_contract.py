@@ -48,7 +48,7 @@ async def test_migrated_schema_matches_models(store: SqlStore) -> None:
     async with store.engine.connect() as conn:
         diffs, current, head, tables = await conn.run_sync(check)
     assert diffs == []
-    assert current == head == "0005"
+    assert current == head == "0006"
     assert tables == set(models.metadata.tables) | {"alembic_version"}
     assert "ticket_counters" in tables and "time_entries" in tables and "outbox" in tables and "inbox" in tables
 
@@ -62,7 +62,7 @@ async def test_concurrent_initialize_on_fresh_database(fresh_database_url: str) 
         assert ticket.number == "CS-2026-00001"
         async with stores[0].engine.connect() as conn:
             revisions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
-        assert revisions == ["0005"]
+        assert revisions == ["0006"]
     finally:
         for s in stores:
             await s.close()
@@ -144,7 +144,7 @@ async def test_upgrade_from_0001_keeps_the_data(fresh_database_url: str) -> None
         await store.initialize()  # 0001 -> head
 
         async with store.engine.connect() as conn:
-            assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all() == ["0005"]
+            assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all() == ["0006"]
             keys = (await conn.execute(select(models.time_entries.c.idempotency_key))).scalars().all()
         assert keys == [None]
         entry = await store.get_time_entry(entry_id)
@@ -175,5 +175,37 @@ async def test_upgrade_from_0001_keeps_the_data(fresh_database_url: str) -> None
         assert [e.id for e in await store.list_time_entries()] == [entry_id, added.id]
         assert len(await store.list_time_entry_changes(entry_id)) == 1
         assert await store.list_ticket_events(ticket.number) == []  # the table was dropped and re-created
+    finally:
+        await store.close()
+
+
+# ---- migration 0006 -------------------------------------------------------------------------------
+
+
+async def test_0006_rota_table_up_and_down_keeps_the_directory(fresh_database_url: str) -> None:
+    from dataclasses import replace
+
+    from bot.domain.oncall import Shift
+    from tests.store.helpers import DIRECTORY
+
+    await upgrade_async(fresh_database_url, "0005")
+    store = SqlStore(fresh_database_url)
+    try:
+        async with store.engine.connect() as conn:
+            assert "oncall_shifts" not in await conn.run_sync(lambda c: inspect(c).get_table_names())
+        await store.initialize()  # 0005 -> 0006
+        rota = (Shift(0, "17:00", "09:00", "Agent.One@CareSolutions.be", None),)
+        await store.replace_directory(replace(DIRECTORY, rota=rota))
+        assert await store.get_rota() == rota
+
+        def downgrade(conn):  # type: ignore[no-untyped-def]
+            command.downgrade(alembic_config(connection=conn), "0005")
+
+        async with store.engine.begin() as conn:
+            await conn.run_sync(downgrade)
+            assert "oncall_shifts" not in await conn.run_sync(lambda c: inspect(c).get_table_names())
+        assert await store.find_staff("agent.one@caresolutions.be") is not None
+        await store.initialize()
+        assert await store.get_rota() == ()  # the table came back empty; the next load fills it
     finally:
         await store.close()

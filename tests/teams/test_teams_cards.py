@@ -165,3 +165,25 @@ def test_the_schema_check_can_fail():
     assert card_errors(bad)
     rtl = {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "Container", "items": [], "rtl": True}]}
     assert card_errors(rtl)  # the 1.5 schema spells it "rtl?": the renderer never uses it
+
+
+def test_oncall_page_card_carries_the_facts_and_the_acknowledge_button():
+    """Issue 15: the page to the person on duty, as Teams shows it (a valid Adaptive Card 1.5),
+    in the recipient's language, with the escalation ack button's typed value."""
+    from bot.app.notifications import PAGE, render
+    from bot.domain.config import Settings
+
+    payload = {"ticket": "CS-2026-00007", "step": 1, "role": "on_duty", "repeat": False,
+               "requester": "Camille Dubois <camille.dubois@atelier-lumiere.be>", "phone": "+32 2 555 67 89",
+               "company": "Atelier Lumière", "module": "Facturation", "summary": "Erreur 42 à l'impression",
+               "urgency": "critical", "percent": "150", "basis": "default", "fee_warning": True}
+    response = render(PAGE, payload, "fr", Settings())
+    card = render_card(response.replies, lang="fr")
+    assert card_errors(card) == []
+    text = json.dumps(card, ensure_ascii=False)
+    for needed in ("vous êtes de garde", "Atelier Lumière", "+32 2 555 67 89", "Erreur 42",
+                   "150 % du tarif horaire (la grille tarifaire standard)", "pas de module de support"):
+        assert needed in text, needed
+    [ack] = [a for block in card["body"] if block.get("type") == "ActionSet" for a in block["actions"]
+             if a["data"].get("value") == str(ids.EscalationChoice(ids.EscalationVerb.ACKNOWLEDGE, "CS-2026-00007"))]
+    assert ack["data"]["action"] == str(ids.ESCALATION) and ack["style"] == "positive"

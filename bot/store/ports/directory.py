@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping, Protocol, Sequence
 
+from bot.domain.oncall import Shift
 from bot.domain.model import Company, CustomerContact, Directory, StaffMember, StaffRole
 
 
@@ -22,6 +23,10 @@ class DirectoryStore(Protocol):
 
     async def replace_directory(self, directory: Directory) -> DirectoryCounts:
         """Make the stored directory equal to `directory` (idempotent; e-mails compared case-insensitively)."""
+
+    async def get_rota(self) -> tuple[Shift, ...]:
+        """The on-call rota as loaded with the directory, in the file's order (weekly shifts, then
+        overrides; a later override wins)."""
 
     async def find_contact(self, email: str) -> CustomerContact | None: ...
 

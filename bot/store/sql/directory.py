@@ -1,6 +1,6 @@
-"""The directory on SQL: tables `companies`, `contacts`, `staff`, `conversation_refs`.
+"""The directory on SQL: tables `companies`, `contacts`, `staff`, `oncall_shifts`, `conversation_refs`.
 
-Transactions: replace_directory deletes and rewrites the three directory tables in one; a
+Transactions: replace_directory deletes and rewrites the four directory tables in one; a
 conversation reference is one upsert; the rest are reads. `_person` reads who an e-mail is
 inside a caller's transaction (the turn-start read).
 """
@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.domain.oncall import Shift
 from bot.domain.model import Company, CustomerContact, Directory, StaffMember, StaffRole
 from bot.store import models as m
 from bot.store.ports import DirectoryCounts
@@ -81,6 +82,10 @@ def _check_directory(directory: Directory) -> None:
         if key in seen:
             raise ValueError(f"staff member {member.email!r} appears twice in the directory")
         seen.add(key)
+    for shift in directory.rota:
+        for email in (shift.person, shift.backup):
+            if email is not None and _email_key(email) not in seen:
+                raise ValueError(f"the on-call rota names {email!r}, who is not staff in the directory")
 
 
 # Built once, like dialogs.DIALOG_BY_KEY: every turn reads the person, and SQLAlchemy builds and
@@ -142,14 +147,27 @@ class SqlDirectory(SqlBase):
             }
             for s in directory.staff
         ]
+        rota_rows = [
+            {"weekday": s.weekday, "start": s.start, "end": s.end, "person": s.person.strip(),
+             "backup": s.backup.strip() if s.backup else None}
+            for s in directory.rota
+        ]
         async with self._tx() as conn:
             await conn.execute(delete(m.contacts))
             await conn.execute(delete(m.staff))
             await conn.execute(delete(m.companies))
-            for table, rows in ((m.companies, company_rows), (m.contacts, contact_rows), (m.staff, staff_rows)):
+            await conn.execute(delete(m.oncall_shifts))
+            for table, rows in ((m.companies, company_rows), (m.contacts, contact_rows), (m.staff, staff_rows),
+                                (m.oncall_shifts, rota_rows)):
                 if rows:
                     await conn.execute(insert(table), rows)
         return DirectoryCounts(len(company_rows), len(contact_rows), len(staff_rows))
+
+    async def get_rota(self) -> tuple[Shift, ...]:
+        r = m.oncall_shifts
+        async with self._tx(read_only=True) as conn:
+            rows = (await conn.execute(select(r).order_by(r.c.id))).all()
+        return tuple(Shift(row.weekday, row.start, row.end, row.person, row.backup) for row in rows)
 
     async def find_contact(self, email: str) -> CustomerContact | None:
         async with self._tx(read_only=True) as conn:
