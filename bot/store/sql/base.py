@@ -149,7 +149,15 @@ def create_engine_for(url: str | URL, *, echo: bool = False, **kwargs: Any) -> A
         # under a flood with the default 5 most of the server's time went to reconnecting).
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 10)
-        return create_async_engine(u, echo=echo, **kwargs)
+        # No bitmap scans: CareDesk's statements read a few rows by index, and its two queues
+        # (inbox, outbox) change every row's status, leaving a dead entry in their partial
+        # indexes for each change until the next vacuum. A plain index scan marks the dead entries
+        # it meets so the next one skips them; a bitmap scan (the planner's pick for the few rows
+        # it expects) never does, and every claim read them all again (measured: 2,000 entries
+        # for 50 live rows, and a quarter of the database's time per turn; docs/performance.md).
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args["server_settings"] = {"enable_bitmapscan": "off", **connect_args.get("server_settings", {})}
+        return create_async_engine(u, echo=echo, connect_args=connect_args, **kwargs)
     raise ValueError(f"unsupported database {backend!r}: use sqlite+aiosqlite or postgresql+asyncpg")
 
 
