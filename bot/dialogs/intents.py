@@ -32,7 +32,9 @@ INTENT_WORDS: dict[str, tuple[str, ...]] = {
     "new_ticket": (
         "ticket", "new ticket", "open ticket", "incident", "problem", "issue", "bug", "report", "request", "change",
         "nouveau ticket", "ouvrir", "problème", "probleme", "panne", "demande", "signaler", "changement",
+        "modification", "gestion des changements",
         "nieuw ticket", "melding", "storing", "probleem", "aanvraag", "wijziging", "melden",
+        "wijzigingsaanvraag", "wijzigingsverzoek", "verzoek",
     ),
     "help": (
         "help", "menu", "start", "hello", "hi", "hey", "?",
@@ -41,11 +43,34 @@ INTENT_WORDS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# Checked in this order: a change request is also a "request" / "demande" / "aanvraag" (rules
+# page §4.2: "demande de modification", "aanvraag tot wijziging"), so its words are looked at
+# before the service request's. Phrases match anywhere in the message, words as whole words.
 _KIND_HINTS = {
+    "change_request": (
+        "change request", "request a change", "request for change", "change management",
+        "demande de modification", "demande de changement", "gestion des changements",
+        "aanvraag tot wijziging", "verzoek tot wijziging", "wijzigingsaanvraag", "wijzigingsverzoek",
+        "change", "changement", "changements", "modification", "modifications", "wijziging", "wijzigingen",
+    ),
     "incident": ("incident", "problem", "problème", "probleme", "panne", "bug", "storing", "probleem"),
-    "service_request": ("request", "question", "demande", "aanvraag", "vraag"),
-    "change_request": ("change", "changement", "modification", "wijziging"),
+    "service_request": ("request", "question", "demande", "aanvraag", "verzoek", "vraag"),
 }
+
+
+def guess_kind(cleaned: str, words: list[str]) -> str | None:
+    """The kind of ticket a first message suggests (shown to the person to confirm, never
+    chosen silently), or None."""
+    for kind, hints in _KIND_HINTS.items():
+        if any((h in cleaned) if " " in h else (h in words) for h in hints):
+            return kind
+    return None
+
+
+def kind_in_words(text: str) -> str | None:
+    """The kind of ticket a sentence names ("c'est une demande de modification"), or None."""
+    cleaned = " ".join(text.strip().lower().split())
+    return guess_kind(cleaned, re.findall(r"[\w'’?]+", cleaned)) if cleaned else None
 
 
 @dataclass(frozen=True)
@@ -89,10 +114,9 @@ def detect(text: str, number_pattern: re.Pattern[str]) -> Intent | None:
                 if intent == "new_ticket":
                     if number:
                         return Intent("ticket_info", args)
-                    for kind, hints in _KIND_HINTS.items():
-                        if any(h in words for h in hints):
-                            args["kind"] = kind
-                            break
+                    kind = guess_kind(cleaned, words)
+                    if kind is not None:
+                        args["kind_guess"] = kind
                 if intent == "my_tickets" and number:
                     return Intent("ticket_info", args)
                 return Intent(intent, args)
