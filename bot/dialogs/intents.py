@@ -123,4 +123,7 @@ def detect(text: str, number_pattern: re.Pattern[str]) -> Intent | None:
     if number:
         # A message that quotes a ticket number is about that ticket, not a new one.
         return Intent("ticket_info", {"number": number})
+    if any(h in cleaned for h in _KIND_HINTS["change_request"] if " " in h or len(h) > 12):
+        # "I want to request a change…": the guide's phrases name a change request anywhere.
+        return Intent("new_ticket", {"kind_guess": "change_request"})
     return None

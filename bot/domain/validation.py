@@ -140,12 +140,12 @@ def description(value: str, *, min_words: int, min_chars: int) -> str:
     text = long_text(value)
     assert text is not None
     words = re.findall(r"[\w'’]+", text.lower())
+    if is_keyboard_mash(text):
+        raise Invalid("validation.description_mash")
     if len(text) < min_chars or len(words) < min_words:
         raise Invalid("validation.description_short", {"min_words": min_words})
     if all(w.replace("’", "'") in _VAGUE for w in words):
         raise Invalid("validation.description_vague")
-    if is_keyboard_mash(text):
-        raise Invalid("validation.description_mash")
     return text
 
 
