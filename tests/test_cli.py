@@ -349,3 +349,46 @@ def test_inbox_list_shows_what_waits_and_what_was_given_up(db):
     text = run(["inbox", "list", "--failed"], db).stdout
     assert "slack/message" in text and "last error: RuntimeError: boom" in text
     assert run(["inbox", "list", "--failed", "--all"], db).returncode == 2
+
+
+# ---- the console as people use it (issue 15 §5, §6) ----------------------------------------------
+
+
+def test_console_menu_numbers_and_escape_sequences(db):
+    chat = run(["chat", "--as", LOTTE, "--lang", "en"], db, stdin="\n".join([
+        "1", "cancel", "Open a ticket", "2", "1", "Invoicing\x1b[31m module\x1b[0m",
+        "How can I export the \x1b]0;owned\x07monthly invoices to PDF for our accountant?", "1", "1"]) + "\n")
+    assert chat.returncode == 0, chat.stderr
+    assert "\x1b" not in chat.stdout and "\x07" not in chat.stdout
+    assert "Sorry, I did not understand" not in chat.stdout
+    assert chat.stdout.count("What kind of ticket is it?") == 2
+    shown = json.loads(run(["tickets", "show", "CS-2026-00001", "--json"], db).stdout)
+    assert shown["module"] == "Invoicing module" and shown["kind"] == "service_request"
+    assert shown["description"] == "How can I export the monthly invoices to PDF for our accountant?"
+
+
+def test_console_inside_a_dialog_menu_words_say_how_to_leave(db):
+    chat = run(["chat", "--as", LOTTE, "--lang", "fr"], db, stdin="ticket\ndevis\n/help\n")
+    assert chat.returncode == 0, chat.stderr
+    assert "annuler" in chat.stdout and "Veuillez choisir" not in chat.stdout
+
+
+def test_console_closed_output_pipe_ends_quietly_and_keeps_the_answer(db):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREDESK_")}
+    env.update({"DATABASE_URL": db, "CAREDESK_FIXED_NOW": "2026-11-26T10:00"})
+    proc = subprocess.Popen([CAREDESK, "chat", "--as", LOTTE, "--lang", "en"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    proc.stdin.write("ticket\n")
+    proc.stdin.flush()
+    seen = ""
+    deadline = time.monotonic() + 30
+    while "What kind of ticket" not in seen and time.monotonic() < deadline:
+        seen += proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away (`caredesk chat | head`)
+    proc.stdin.write("1\n")
+    proc.stdin.close()
+    assert proc.wait(timeout=30) == 0
+    errors = proc.stderr.read()
+    assert "Traceback" not in errors and "BrokenPipe" not in errors, errors
+    again = run(["chat", "--as", LOTTE, "--lang", "en"], db, stdin="")
+    assert "We were here" in again.stdout and "Are these details correct" in again.stdout

@@ -82,9 +82,16 @@ async def _chat(conversation: TurnRunner, email: str, lang: str | None, stdin: T
         text = line.rstrip("\n")
         if not text.strip():
             continue
+        reader_gone = False
         if not interactive:
-            stdout.write(f"> {strip_controls(text)}\n")
+            try:
+                stdout.write(f"> {strip_controls(text)}\n")
+            except BrokenPipeError:
+                # Nobody reads the answer any more, but what was said is still taken and saved.
+                reader_gone = True
         response = await _handle_patiently(conversation, console_turn(email, lang, text), say)
+        if reader_gone:
+            raise BrokenPipeError
         if response is None:
             return 1
         say(render_all(response.replies))
