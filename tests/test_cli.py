@@ -62,7 +62,9 @@ def test_quote_json_contract(tmp_path):
     [
         (["--service", "nope", "--start", "2026-11-26T16:00", "--end", "2026-11-26T18:00"], "Unknown service"),
         (["--service", "database", "--start", "2026-11-26T18:00", "--end", "2026-11-26T16:00"], "after the start"),
-        (["--service", "teamviewer", "--start", "2026-11-26T16:00", "--end", "2026-11-26T18:00", "--participants", "4"], "at most 3"),
+        (["--service", "teamviewer", "--start", "2026-11-26T16:00", "--end", "2026-11-26T18:00", "--participants", "4"], "The rate card prices Assistance via TeamViewer"),
+        (["--service", "teamviewer", "--start", "2026-03-29T02:30", "--end", "2026-03-29T04:00"], "02:30 does not exist"),
+        (["--service", "teamviewer", "--start", "2026-10-25T02:30", "--end", "2026-10-25T04:00"], "2:30+01:00"),
         (["--service", "teamviewer", "--start", "yesterday", "--end", "2026-11-26T18:00"], "--start"),
         (["--service", "teamviewer", "--start", "2026-11-26T16:00", "--end", "2026-11-26T18:00", "--customer", "Nobody"], "Unknown customer"),
     ],

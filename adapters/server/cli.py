@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, AsyncIterator, Mapping, Sequence
 
-from bot.domain.clock import clock_from_settings, parse_local
+from bot.domain.clock import clock_from_settings
 from bot.domain.config import ConfigError, Settings, is_email, load_settings
 from bot.app.desk import Desk
 from bot.domain.directory import DirectoryError, read_directory_file
@@ -26,6 +26,7 @@ from bot.i18n import translate
 from bot.domain.quote import QuoteError
 from bot.store import open_store
 from bot.store.ports import StoreUnavailableError
+from bot.domain.parsing import combine_local
 from bot.domain.validation import Invalid
 
 log = logging.getLogger("caredesk")
@@ -351,23 +352,34 @@ async def cmd_directory_load(settings: Settings, args: argparse.Namespace) -> in
     return 0
 
 
-def _parse_time(text: str, settings: Settings, option: str) -> datetime:
+def _parse_time(text: str, settings: Settings, option: str, lang: str = "en") -> datetime:
     try:
-        return parse_local(text, settings.calendar.tz)
+        value = datetime.fromisoformat(text.strip())
     except ValueError:
         raise UsageError(f"{option}: expected an ISO date-time such as 2026-11-27T16:00, got {text!r}") from None
+    if value.tzinfo is not None:
+        return value
+    try:
+        # Local time: one the clocks skip (spring) or repeat (autumn) is explained, not guessed.
+        return combine_local(value.date(), value.time(), settings.calendar.tz)
+    except Invalid as exc:
+        raise UsageError(f"{option}: {translate(lang, exc.key, **exc.params)}") from None
 
 
 async def cmd_quote(settings: Settings, args: argparse.Namespace) -> int:
     from bot.i18n import format_money, format_number
 
-    start = _parse_time(args.start, settings, "--start")
-    end = _parse_time(args.end, settings, "--end")
+    start = _parse_time(args.start, settings, "--start", args.lang)
+    end = _parse_time(args.end, settings, "--end", args.lang)
     async with _desk(settings) as desk:
         try:
             quote = await desk.quote(args.service, start, end, args.participants, args.customer)
         except QuoteError as exc:
-            raise UsageError(translate(args.lang, exc.key, **exc.params)) from None
+            params = dict(exc.params)
+            service = settings.service(args.service)
+            if service is not None and "service" in params:
+                params["service"] = service.name(args.lang)  # a person's words, not the key
+            raise UsageError(translate(args.lang, exc.key, **params)) from None
     if args.json:
         _print_json(quote.as_dict())
         return 0

@@ -21,7 +21,7 @@ from bot.dialogs.engine import (
     Step,
     TextStep,
 )
-from bot.domain.parsing import parse_date, parse_duration, parse_time
+from bot.domain.parsing import parse_date, parse_duration, parse_time_on
 from bot.i18n import format_date, format_money, format_number
 from bot.protocol.ids import Action
 from bot.protocol.replies import Facts, FieldKind, Form, FormField, Option, Reply, Text, Tone
@@ -56,7 +56,7 @@ def _parse_when(ctx: Context, data: Mapping[str, Any], text: str) -> str | None:
         words = clean_text(text).split()
         if len(words) != 2:
             raise Invalid("logtime.error.when")
-        start = datetime.combine(parse_date(words[0], ctx.now.date()), parse_time(words[1]), tzinfo=ctx.now.tzinfo)
+        start = parse_time_on(parse_date(words[0], ctx.now.date()), words[1], ctx.calendar.tz)
     elif rest:
         raise Invalid("logtime.error.when")
     ensure_worked(start, timedelta(minutes=int(data.get("minutes") or 0)), ctx.now)
@@ -143,7 +143,7 @@ class LogTimeDialog(Dialog):
         if values.get("time"):
             try:
                 day = parse_date(values["date"], ctx.now.date()) if values.get("date") else ctx.now.date()
-                start = datetime.combine(day, parse_time(values["time"]), tzinfo=ctx.now.tzinfo)
+                start = parse_time_on(day, values["time"], ctx.calendar.tz)
                 ensure_worked(start, timedelta(minutes=parsed.get("minutes", 0)), ctx.now)
                 parsed["start"] = start.isoformat()
             except Invalid as exc:

@@ -143,3 +143,54 @@ def test_escape_sequences_are_removed_whole():
     text = "a\x1b[31mred\x1b[0m \x1b]0;owned\x07title \x9b2Jgone\x1bcok\x00"
     assert validation.strip_controls(text) == "ared title goneok"
     assert validation.long_text("line\x1b[2K\n\x1b[1Anext") == "line\nnext"
+
+
+# ---- §5: the rate card's participant limit, local times the clocks skip or repeat --------------
+
+
+def test_more_teamviewer_participants_than_the_rate_card_allows_says_why():
+    d = Driver(context(company=None, contact=None))
+    d.start("quote", service="teamviewer")
+    d.say("26/11/2026")
+    d.say("16:00")
+    d.say("1h")
+    out = d.say("4")
+    assert d.at == "participants" and "rate card" in out and "at most 3" in out
+    out = d.say("3")
+    assert d.state is None and "€" in out
+
+
+def test_a_time_in_the_spring_gap_is_explained_and_asked_again():
+    d = Driver(context(now="2026-03-20T10:00"))
+    d.start("quote", service="development")
+    d.say("29/03/2026")
+    out = d.say("02:30")
+    assert d.at == "time" and "does not exist" in out and "03:30" in out
+    d.say("03:30")
+    assert d.at == "duration"
+
+
+def test_a_time_the_autumn_night_repeats_is_asked_with_its_offset():
+    d = Driver(context(now="2026-10-20T10:00", lang="nl"))
+    d.start("quote", service="development")
+    d.say("25/10/2026")
+    out = d.say("02:30")
+    assert d.at == "time" and "02:30+02:00" in out and "02:30+01:00" in out
+    d.say("02:30+01:00")
+    assert d.at == "duration" and d.data["time"] == "02:30+01:00"
+    out = d.say("1h")
+    assert d.state is None and "03:30" in out  # the second 02:30 (winter time), one hour
+
+
+def test_logtime_at_a_time_that_does_not_exist_is_explained():
+    from bot.domain.time_entries import parse_start
+    from bot.domain.validation import Invalid
+    from tests.core.engine_driver import BXL
+    from datetime import datetime
+
+    now = datetime(2026, 3, 30, 10, 0, tzinfo=BXL)
+    with pytest.raises(Invalid) as raised:
+        parse_start(["at", "2026-03-29", "02:15"], now)
+    assert raised.value.key == "validation.time_gap"
+    start, _ = parse_start(["at", "2026-10-25", "02:15+01:00"], datetime(2026, 10, 26, 10, 0, tzinfo=BXL))
+    assert start.utcoffset().total_seconds() == 3600

@@ -52,3 +52,13 @@ async def test_keyboard_mash_is_asked_again_with_an_example(bot):
     await bot.say("Printing an invoice fails with error 42 since this morning's update")
     posted = await bot.say("x")
     assert "for example" in card_text(card_of(posted))
+
+
+async def test_the_quote_form_explains_the_participant_limit_and_the_spring_gap(bot):
+    posted = await bot.say("quote")
+    submit = buttons(card_of(posted))[0]
+    values = {"service": "teamviewer", "date": "2026-03-29", "time": "02:30", "duration": "1h", "participants": "4"}
+    await bot.click(posted, submit, inputs=values)
+    text = card_text(card_of(bot.fake.sent("PUT")[-1]))
+    assert "rate card" in text and "at most 3" in text
+    assert "02:30 does not exist" in text and "03:30" in text
