@@ -353,6 +353,15 @@ def test_inbox_list_shows_what_waits_and_what_was_given_up(db):
     assert run(["inbox", "list", "--failed", "--all"], db).returncode == 2
 
 
+def test_quote_text_in_dutch_shows_durations_rates_and_the_zone(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'q.db'}"
+    result = run(["quote", "--service", "teamviewer", "--start", "2026-11-26T16:00", "--end", "2026-11-26T18:30",
+                  "--lang", "nl"], url)
+    assert result.returncode == 0, result.stderr
+    assert "€\xa0102,21/u" in result.stdout and "Europe/Brussels" in result.stdout
+    assert "1 u 30 × €\xa0102,21/u × 150 %" in result.stdout and "Totaal" in result.stdout
+
+
 # ---- the console as people use it (issue 15 §5, §6) ----------------------------------------------
 
 

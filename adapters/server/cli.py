@@ -367,7 +367,7 @@ def _parse_time(text: str, settings: Settings, option: str, lang: str = "en") ->
 
 
 async def cmd_quote(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.i18n import format_money, format_number
+    from bot.i18n import format_duration, format_money, format_number, format_rate
 
     start = _parse_time(args.start, settings, "--start", args.lang)
     end = _parse_time(args.end, settings, "--end", args.lang)
@@ -384,16 +384,19 @@ async def cmd_quote(settings: Settings, args: argparse.Namespace) -> int:
         _print_json(quote.as_dict())
         return 0
     lang = args.lang
-    print(f"{quote.service.name(lang)} — {format_money(quote.service.rate, lang, quote.currency)}/h")
+    rate = format_rate(quote.service.rate, lang, quote.currency)
+    print(f"{quote.service.name(lang)} — {rate}")
+    print(f"  {translate(lang, 'common.times_in', zone=settings.calendar.timezone)}")
     for line in quote.lines:
         local_start = line.start.astimezone(settings.calendar.tz)
         local_end = line.end.astimezone(settings.calendar.tz)
         print(
             f"  {local_start:%Y-%m-%d %H:%M} → {local_end:%Y-%m-%d %H:%M}  "
-            f"{format_number(line.hours, lang, 2)} h × {format_number(line.multiplier * 100, lang)} %  "
+            f"{format_duration(int((line.end - line.start).total_seconds() // 60), lang)} × {rate} × "
+            f"{format_number(line.multiplier * 100, lang)} %  "
             f"= {format_money(line.amount, lang, quote.currency)}"
         )
-    print(f"  total: {format_money(quote.total, lang, quote.currency)}")
+    print(f"  {translate(lang, 'quote.total')}: {format_money(quote.total, lang, quote.currency)}")
     return 0
 
 

@@ -22,7 +22,7 @@ from bot.dialogs.engine import (
     TextStep,
 )
 from bot.domain.parsing import parse_date, parse_duration, parse_time_on
-from bot.i18n import format_date, format_money, format_number
+from bot.i18n import format_date, format_duration, format_money, format_number, format_rate
 from bot.protocol.ids import Action
 from bot.protocol.replies import Facts, FieldKind, Form, FormField, Option, Reply, Text, Tone
 from bot.domain.time_entries import ensure_worked, parse_start
@@ -164,7 +164,8 @@ def entry_replies(ctx: Context, entry: Any, title_key: str = "logtime.logged") -
         end = datetime.fromisoformat(line["end"]).astimezone(tz)
         rows.append((
             f"{format_date(start.date(), lang)} {start:%H:%M}–{end:%H:%M}",
-            ctx.t("logtime.line", hours=format_number(Decimal(line["hours"]), lang, 2),
+            ctx.t("logtime.line", duration=format_duration(int((end - start).total_seconds() // 60), lang),
+                  rate=format_rate(Decimal(line["rate"]), lang, entry.currency),
                   percent=format_number(Decimal(line["multiplier"]) * 100, lang),
                   amount=format_money(Decimal(line["amount"]), lang, entry.currency)),
         ))

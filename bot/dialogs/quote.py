@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, Mapping
 
-from bot.i18n import format_date, format_money, format_number
+from bot.i18n import format_date, format_duration, format_money, format_number, format_rate
 from bot.protocol.ids import Action
 from bot.protocol.replies import Facts, FieldKind, Form, FormField, Option, Reply, Text
 from bot.domain.quote import Quote, QuoteError
@@ -19,7 +19,7 @@ NAME = "quote"
 
 def service_options(ctx: Context, data: Mapping[str, Any] | None = None) -> tuple[Option, ...]:
     return tuple(
-        Option(s.key, f"{s.name(ctx.lang)} — {format_money(s.rate, ctx.lang, ctx.settings.currency)}/h")
+        Option(s.key, f"{s.name(ctx.lang)} — {format_rate(s.rate, ctx.lang, ctx.settings.currency)}")
         for s in ctx.settings.services
     )
 
@@ -76,6 +76,10 @@ def compute(ctx: Context, data: Mapping[str, Any]) -> Quote:
     return ctx.quotes.quote(data["service"], start, end, int(data.get("participants") or 1), overrides)
 
 
+def _minutes(start: datetime, end: datetime) -> int:
+    return int((end - start).total_seconds() // 60)
+
+
 def quote_replies(ctx: Context, quote: Quote) -> tuple[Reply, ...]:
     lang, currency = ctx.lang, quote.currency
     tz = ctx.calendar.tz
@@ -91,7 +95,8 @@ def quote_replies(ctx: Context, quote: Quote) -> tuple[Reply, ...]:
                 when,
                 ctx.t(
                     "quote.line",
-                    hours=format_number(line.hours, lang, 2),
+                    duration=format_duration(_minutes(line.start, line.end), lang),
+                    rate=format_rate(quote.service.rate, lang, currency),
                     percent=format_number(line.multiplier * 100, lang),
                     period=periods,
                     amount=format_money(line.amount, lang, currency),
@@ -99,7 +104,7 @@ def quote_replies(ctx: Context, quote: Quote) -> tuple[Reply, ...]:
             )
         )
     rows.append((ctx.t("quote.total"), format_money(quote.total, lang, currency)))
-    title = ctx.t("quote.title", service=quote.service.name(lang), rate=format_money(quote.service.rate, lang, currency))
+    title = ctx.t("quote.title", service=quote.service.name(lang), rate=format_rate(quote.service.rate, lang, currency))
     notes = [ctx.t("quote.note")]
     if ctx.company and ctx.company.multiplier_overrides:
         notes.append(ctx.t("quote.note_sla", company=ctx.company.name))

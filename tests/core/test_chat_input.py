@@ -194,3 +194,29 @@ def test_logtime_at_a_time_that_does_not_exist_is_explained():
     assert raised.value.key == "validation.time_gap"
     start, _ = parse_start(["at", "2026-10-25", "02:15+01:00"], datetime(2026, 10, 26, 10, 0, tzinfo=BXL))
     assert start.utcoffset().total_seconds() == 3600
+
+
+# ---- §5: durations and amounts as each language writes them -------------------------------------
+
+
+def test_durations_and_rates_in_each_language():
+    from decimal import Decimal
+
+    from bot.i18n import format_duration, format_rate
+
+    assert [format_duration(m, "en") for m in (90, 2, 120)] == ["1 h 30", "0 h 02", "2 h"]
+    assert format_duration(90, "nl") == "1 u 30"
+    rate = Decimal("102.21")
+    assert (format_rate(rate, "en"), format_rate(rate, "fr"), format_rate(rate, "nl")) == (
+        "€102.21/h", "102,21\xa0€/h", "€\xa0102,21/u")
+
+
+def test_a_quote_line_shows_duration_times_rate_times_surcharge():
+    d = Driver(context(lang="nl", company=None, contact=None))
+    d.start("quote", service="teamviewer")
+    d.say("26/11/2026")
+    d.say("16:30")
+    d.say("2h")
+    out = d.say("1")
+    assert "0 u 30 × €\xa0102,21/u × 100% (kantooruren) = €\xa051,11" in out
+    assert "1 u 30 × €\xa0102,21/u × 150%" in out
