@@ -67,6 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `caredesk … | head`: the reader has what it wanted; no traceback, and no second
+        # complaint when Python flushes the same closed pipe at exit.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 0
 
 
 def check_adapter_settings(settings: Settings, env: Mapping[str, str]) -> None:

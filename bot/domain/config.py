@@ -221,7 +221,9 @@ class Settings:
     adapter_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
 
     def service(self, key: str) -> Service | None:
-        return next((s for s in self.services if s.key == key), None)
+        # "TeamViewer" and "teamviewer" are one service: people type names, not keys.
+        wanted = key.strip().lower()
+        return next((s for s in self.services if s.key.lower() == wanted), None)
 
     def adapter_table(self, adapter: str) -> Mapping[str, Any]:
         """The file's table of `adapter` (`[server]`, `[slack]`, `[teams]`), empty when the file

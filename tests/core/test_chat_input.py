@@ -220,3 +220,17 @@ def test_a_quote_line_shows_duration_times_rate_times_surcharge():
     out = d.say("1")
     assert "0 u 30 × €\xa0102,21/u × 100% (kantooruren) = €\xa051,11" in out
     assert "1 u 30 × €\xa0102,21/u × 150%" in out
+
+
+def test_service_names_are_case_insensitive():
+    from datetime import datetime
+
+    from bot.domain.config import Settings
+    from bot.domain.quote import QuoteEngine
+    from tests.core.engine_driver import BXL
+
+    settings = Settings()
+    assert settings.service("TeamViewer") is settings.service("teamviewer") is not None
+    start = datetime(2026, 11, 26, 10, 0, tzinfo=BXL)
+    quote = QuoteEngine.from_settings(settings).quote("TEAMVIEWER", start, start.replace(hour=11))
+    assert quote.service.key == "teamviewer"
