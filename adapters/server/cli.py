@@ -375,6 +375,7 @@ def _parse_time(text: str, settings: Settings, option: str, lang: str = "en") ->
 
 
 async def cmd_quote(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.dialogs.common import total_label
     from bot.i18n import format_duration, format_money, format_number, format_rate
 
     start = _parse_time(args.start, settings, "--start", args.lang)
@@ -404,7 +405,7 @@ async def cmd_quote(settings: Settings, args: argparse.Namespace) -> int:
             f"{format_number(line.multiplier * 100, lang)} %  "
             f"= {format_money(line.amount, lang, quote.currency)}"
         )
-    print(f"  {translate(lang, 'quote.total')}: {format_money(quote.total, lang, quote.currency)}")
+    print(f"  {total_label(settings, lang)}: {format_money(quote.total, lang, quote.currency)}")
     return 0
 
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Mapping
 
+from bot.dialogs.common import total_label
 from bot.dialogs.engine import (
     Answer,
     ChoiceStep,
@@ -169,7 +170,7 @@ def entry_replies(ctx: Context, entry: Any, title_key: str = "logtime.logged") -
                   percent=format_number(Decimal(line["multiplier"]) * 100, lang),
                   amount=format_money(Decimal(line["amount"]), lang, entry.currency)),
         ))
-    rows.append((ctx.t("quote.total"), format_money(entry.amount, lang, entry.currency)))
+    rows.append((total_label(ctx.settings, lang), format_money(entry.amount, lang, entry.currency)))
     title = ctx.t(title_key, id=entry.id, number=entry.ticket_number, service=entry.service)
     replies: list[Reply] = [Text(title, Tone.SUCCESS), Facts(tuple(rows))]
     if entry.note:

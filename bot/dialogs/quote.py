@@ -11,6 +11,7 @@ from bot.protocol.replies import Facts, FieldKind, Form, FormField, Option, Repl
 from bot.domain.quote import Quote, QuoteError
 from bot.domain.validation import Invalid
 
+from bot.dialogs.common import total_label
 from bot.dialogs.engine import Answer, ChoiceStep, Context, Dialog, Finish, FormErrors, Goto, Outcome, Step, TextStep
 from bot.domain.parsing import combine_local, parse_date, parse_duration, parse_int, parse_time, parse_time_on
 
@@ -103,7 +104,7 @@ def quote_replies(ctx: Context, quote: Quote) -> tuple[Reply, ...]:
                 ),
             )
         )
-    rows.append((ctx.t("quote.total"), format_money(quote.total, lang, currency)))
+    rows.append((total_label(ctx.settings, lang), format_money(quote.total, lang, currency)))
     title = ctx.t("quote.title", service=quote.service.name(lang), rate=format_rate(quote.service.rate, lang, currency))
     notes = [ctx.t("quote.note")]
     if ctx.company and ctx.company.multiplier_overrides:

@@ -92,6 +92,15 @@ def parse_logtime(args: str, now: datetime, services: Sequence[str], number_patt
     return TimeRequest(number.upper(), duration, service, start, note)
 
 
+def billed_duration(worked: timedelta, increment_minutes: int = 0, minimum_minutes: int = 0) -> timedelta:
+    """The time billed for `worked`: rounded up to the billing increment (0: exact), and at
+    least the minimum per call (settings `billing.*`; the rules page sets neither)."""
+    minutes = -(-worked // timedelta(minutes=1))  # whole minutes, rounded up
+    if increment_minutes:
+        minutes = -(-minutes // increment_minutes) * increment_minutes
+    return timedelta(minutes=max(minutes, minimum_minutes))
+
+
 def ensure_worked(start: datetime, duration: timedelta, now: datetime) -> None:
     """Only time already worked can be logged (a minute of grace for clocks that differ)."""
     if start + duration > now + timedelta(minutes=1):
