@@ -285,6 +285,9 @@ def test_billing_report_escalations_and_outbox(db):
     other = json.loads(run(["billing", "report", "--month", "2026-11", "--customer", "Atelier Lumière", "--format",
                             "json"], db).stdout)
     assert other["total"] == "0.00"
+    text = run(["billing", "report", "--month", "2026-11"], db).stdout
+    # Local times with the zone named (16:00 in Brussels, not 15:00 UTC).
+    assert "times in Europe/Brussels" in text and "2026-11-20 16:00" in text and "15:00" not in text
     assert run(["billing", "report", "--month", "11/2026"], db).returncode == 2
     assert run(["billing", "report", "--month", "2026-11", "--customer", "Nobody"], db).returncode == 2
 

@@ -487,13 +487,16 @@ async def cmd_billing_report(settings: Settings, args: argparse.Namespace) -> in
     elif args.format == "csv":
         csv.writer(sys.stdout, lineterminator="\n").writerows(billing_csv_rows(report))
     else:
-        print(f"Billing {report['month']} ({report['currency']})")
+        tz = settings.calendar.tz
+        # Local times, with the zone named: an accountant reads wall-clock times, not UTC.
+        print(f"Billing {report['month']} ({report['currency']}; times in {settings.calendar.timezone})")
         for customer in report["customers"]:
             print(f"\n{customer['customer']}")
             for ticket in customer["tickets"]:
                 print(f"  {ticket['ticket']}")
                 for entry in ticket["entries"]:
-                    print(f"    #{entry['id']} {entry['start'][:16]} {entry['service']:<12} {entry['agent']:<36} {entry['amount']:>10}")
+                    local = datetime.fromisoformat(entry["start"]).astimezone(tz)
+                    print(f"    #{entry['id']} {local:%Y-%m-%d %H:%M} {entry['service']:<12} {entry['agent']:<36} {entry['amount']:>10}")
                     for line in entry["lines"]:
                         print(f"        {line['hours']:>6} h x {line['multiplier']:<4} x {line['rate']} = {line['amount']:>10}")
                 print(f"  {'ticket total':<60}{ticket['total']:>12}")
