@@ -24,7 +24,7 @@ from bot.domain.calendar import BusinessCalendar
 from bot.domain.config import Settings
 from bot.domain.model import Company, CustomerContact, StaffMember, Ticket
 from bot.i18n import translate
-from bot.dialogs.intents import detect
+from bot.dialogs.intents import detect, is_menu_word
 from bot.domain.quote import QuoteEngine
 from bot.protocol.ids import (Action, Command, CommandAction, FormSubmission, StepAnswer,
                               parse_action)
@@ -292,6 +292,10 @@ class DialogEngine:
         # Any other action (an old card's, a forged or unknown one) that is not this question's.
         if action and clicked != current_action:
             return self._stale(ctx, state, step)
+        typed = text if action is None else None
+        if typed is not None and isinstance(step, TextStep) and is_menu_word(typed):
+            # A free answer that is only "quote" or "tickets" asks for another dialog.
+            return self._apply(ctx, dialog, state, Retry(ctx.t("engine.in_dialog")))
         outcome = step.accept(ctx, state["data"], answer)
         if isinstance(outcome, Retry) and text is not None and action is None and _asks_elsewhere(text):
             # "ticket", "quote", "/tickets" refused as an answer: the person wants something else,

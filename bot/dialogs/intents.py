@@ -67,6 +67,18 @@ def guess_kind(cleaned: str, words: list[str]) -> str | None:
     return None
 
 
+# What people type to reach the menu's items: alone, inside a typed answer, it asks for another
+# dialog rather than answering the question ("quote" is not a module's name).
+_MENU_WORDS = frozenset(
+    w for intent in ("escalate", "quote", "my_tickets", "contacts", "help") for w in INTENT_WORDS[intent]
+) | {"ticket", "new ticket", "open ticket", "nouveau ticket", "nieuw ticket", "tickets"}
+
+
+def is_menu_word(text: str) -> bool:
+    """Whether a whole message is one of the menu's own words ("quote", "devis", "tickets")."""
+    return " ".join(text.strip().lower().lstrip("/").split()) in _MENU_WORDS
+
+
 def kind_in_words(text: str) -> str | None:
     """The kind of ticket a sentence names ("c'est une demande de modification"), or None."""
     cleaned = " ".join(text.strip().lower().split())

@@ -234,3 +234,15 @@ def test_service_names_are_case_insensitive():
     start = datetime(2026, 11, 26, 10, 0, tzinfo=BXL)
     quote = QuoteEngine.from_settings(settings).quote("TEAMVIEWER", start, start.replace(hour=11))
     assert quote.service.key == "teamviewer"
+
+
+@pytest.mark.parametrize("word", ["quote", "tickets", "/quote", "Devis"])
+def test_a_menu_word_is_no_answer_to_a_typed_question(word):
+    d = Driver(context())
+    d.start("new_ticket", kind="incident")
+    d.click("yes")
+    assert d.at == "module"
+    out = d.say(word)
+    assert d.at == "module" and "cancel" in out and "module" not in d.data
+    d.say("Invoicing")
+    assert d.at == "description"
