@@ -62,7 +62,9 @@ def test_quote_json_contract(tmp_path):
     [
         (["--service", "nope", "--start", "2026-11-26T16:00", "--end", "2026-11-26T18:00"], "Unknown service"),
         (["--service", "database", "--start", "2026-11-26T18:00", "--end", "2026-11-26T16:00"], "after the start"),
-        (["--service", "teamviewer", "--start", "2026-11-26T16:00", "--end", "2026-11-26T18:00", "--participants", "4"], "at most 3"),
+        (["--service", "teamviewer", "--start", "2026-11-26T16:00", "--end", "2026-11-26T18:00", "--participants", "4"], "The rate card prices Assistance via TeamViewer"),
+        (["--service", "teamviewer", "--start", "2026-03-29T02:30", "--end", "2026-03-29T04:00"], "02:30 does not exist"),
+        (["--service", "teamviewer", "--start", "2026-10-25T02:30", "--end", "2026-10-25T04:00"], "2:30+01:00"),
         (["--service", "teamviewer", "--start", "yesterday", "--end", "2026-11-26T18:00"], "--start"),
         (["--service", "teamviewer", "--start", "2026-11-26T16:00", "--end", "2026-11-26T18:00", "--customer", "Nobody"], "Unknown customer"),
     ],
@@ -283,6 +285,9 @@ def test_billing_report_escalations_and_outbox(db):
     other = json.loads(run(["billing", "report", "--month", "2026-11", "--customer", "Atelier Lumière", "--format",
                             "json"], db).stdout)
     assert other["total"] == "0.00"
+    text = run(["billing", "report", "--month", "2026-11"], db).stdout
+    # Local times with the zone named (16:00 in Brussels, not 15:00 UTC).
+    assert "times in Europe/Brussels" in text and "2026-11-20 16:00" in text and "15:00" not in text
     assert run(["billing", "report", "--month", "11/2026"], db).returncode == 2
     assert run(["billing", "report", "--month", "2026-11", "--customer", "Nobody"], db).returncode == 2
 
@@ -377,3 +382,55 @@ def test_a_bad_rota_is_refused_and_the_directory_is_kept(db, tmp_path):
     assert result.returncode == 2
     assert "oncall.weekly[0].person: lotte.peeters@brasseriedeklok.be is not an agent or manager" in result.stderr
     assert "Sofie Janssens" in run(["oncall", "show", "--at", "2026-11-30T20:00"], db).stdout
+
+
+def test_quote_text_in_dutch_shows_durations_rates_and_the_zone(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'q.db'}"
+    result = run(["quote", "--service", "teamviewer", "--start", "2026-11-26T16:00", "--end", "2026-11-26T18:30",
+                  "--lang", "nl"], url)
+    assert result.returncode == 0, result.stderr
+    assert "€\xa0102,21/u" in result.stdout and "Europe/Brussels" in result.stdout
+    assert "1 u 30 × €\xa0102,21/u × 150 %" in result.stdout and "Totaal" in result.stdout
+
+
+# ---- the console as people use it (issue 15 §5, §6) ----------------------------------------------
+
+
+def test_console_menu_numbers_and_escape_sequences(db):
+    chat = run(["chat", "--as", LOTTE, "--lang", "en"], db, stdin="\n".join([
+        "1", "cancel", "Open a ticket", "2", "1", "Invoicing\x1b[31m module\x1b[0m",
+        "How can I export the \x1b]0;owned\x07monthly invoices to PDF for our accountant?", "1", "1"]) + "\n")
+    assert chat.returncode == 0, chat.stderr
+    assert "\x1b" not in chat.stdout and "\x07" not in chat.stdout
+    assert "Sorry, I did not understand" not in chat.stdout
+    assert chat.stdout.count("What kind of ticket is it?") == 2
+    shown = json.loads(run(["tickets", "show", "CS-2026-00001", "--json"], db).stdout)
+    assert shown["module"] == "Invoicing module" and shown["kind"] == "service_request"
+    assert shown["description"] == "How can I export the monthly invoices to PDF for our accountant?"
+
+
+def test_console_inside_a_dialog_menu_words_say_how_to_leave(db):
+    chat = run(["chat", "--as", LOTTE, "--lang", "fr"], db, stdin="ticket\ndevis\n/help\n")
+    assert chat.returncode == 0, chat.stderr
+    assert "annuler" in chat.stdout and "Veuillez choisir" not in chat.stdout
+
+
+def test_console_closed_output_pipe_ends_quietly_and_keeps_the_answer(db):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREDESK_")}
+    env.update({"DATABASE_URL": db, "CAREDESK_FIXED_NOW": "2026-11-26T10:00"})
+    proc = subprocess.Popen([CAREDESK, "chat", "--as", LOTTE, "--lang", "en"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    proc.stdin.write("ticket\n")
+    proc.stdin.flush()
+    seen = ""
+    deadline = time.monotonic() + 30
+    while "What kind of ticket" not in seen and time.monotonic() < deadline:
+        seen += proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away (`caredesk chat | head`)
+    proc.stdin.write("1\n")
+    proc.stdin.close()
+    assert proc.wait(timeout=30) == 0
+    errors = proc.stderr.read()
+    assert "Traceback" not in errors and "BrokenPipe" not in errors, errors
+    again = run(["chat", "--as", LOTTE, "--lang", "en"], db, stdin="")
+    assert "We were here" in again.stdout and "Are these details correct" in again.stdout

@@ -8,10 +8,13 @@ killed chat resumes at the same question when started again as the same user.
 from __future__ import annotations
 
 import asyncio
+import io
+import os
 import sys
 from typing import TextIO
 
 from bot.app.runner import TurnRunner
+from bot.domain.validation import strip_controls
 from bot.i18n import normalize_language, translate
 from bot.protocol.replies import Response
 from bot.store.ports import StoreUnavailableError
@@ -35,10 +38,31 @@ def console_turn(email: str, lang: str | None, text: str, display_name: str | No
 
 async def run_chat(conversation: TurnRunner, email: str, lang: str | None,
                    stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
+    try:
+        return await _chat(conversation, email, lang, stdin, stdout)
+    except BrokenPipeError:
+        # The reader went away (`caredesk chat | head`, a closed terminal): every turn answered
+        # so far is already saved with its state, so end quietly, with no traceback, and keep
+        # Python's own flush at exit from complaining about the same closed pipe.
+        _silence(stdout)
+        return 0
+
+
+def _silence(stdout: TextIO) -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # not a real file (a test's StringIO): nothing will flush it at exit
+
+
+async def _chat(conversation: TurnRunner, email: str, lang: str | None, stdin: TextIO, stdout: TextIO) -> int:
     interactive = stdin.isatty()
 
     def say(text: str) -> None:
-        stdout.write(text + "\n\n")
+        # Replies carry what people typed (a ticket's description): never raw escape sequences
+        # on this terminal, whatever a store written by an older version holds.
+        stdout.write(strip_controls(text) + "\n\n")
         stdout.flush()
 
     opening = console_turn(email, lang, "")
@@ -58,9 +82,16 @@ async def run_chat(conversation: TurnRunner, email: str, lang: str | None,
         text = line.rstrip("\n")
         if not text.strip():
             continue
+        reader_gone = False
         if not interactive:
-            stdout.write(f"> {text}\n")
+            try:
+                stdout.write(f"> {strip_controls(text)}\n")
+            except BrokenPipeError:
+                # Nobody reads the answer any more, but what was said is still taken and saved.
+                reader_gone = True
         response = await _handle_patiently(conversation, console_turn(email, lang, text), say)
+        if reader_gone:
+            raise BrokenPipeError
         if response is None:
             return 1
         say(render_all(response.replies))

@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, AsyncIterator, Mapping, Sequence
 
-from bot.domain.clock import clock_from_settings, parse_local
+from bot.domain.clock import clock_from_settings
 from bot.domain.config import ConfigError, Settings, is_email, load_settings
 from bot.app.desk import Desk
 from bot.domain.directory import DirectoryError, read_directory_file
@@ -26,6 +26,7 @@ from bot.i18n import translate
 from bot.domain.quote import QuoteError
 from bot.store import open_store
 from bot.store.ports import StoreUnavailableError
+from bot.domain.parsing import combine_local
 from bot.domain.validation import Invalid
 
 log = logging.getLogger("caredesk")
@@ -66,6 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `caredesk … | head`: the reader has what it wanted; no traceback, and no second
+        # complaint when Python flushes the same closed pipe at exit.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 0
 
 
 def check_adapter_settings(settings: Settings, env: Mapping[str, str]) -> None:
@@ -389,37 +398,52 @@ async def cmd_oncall_show(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_time(text: str, settings: Settings, option: str) -> datetime:
+def _parse_time(text: str, settings: Settings, option: str, lang: str = "en") -> datetime:
     try:
-        return parse_local(text, settings.calendar.tz)
+        value = datetime.fromisoformat(text.strip())
     except ValueError:
         raise UsageError(f"{option}: expected an ISO date-time such as 2026-11-27T16:00, got {text!r}") from None
+    if value.tzinfo is not None:
+        return value
+    try:
+        # Local time: one the clocks skip (spring) or repeat (autumn) is explained, not guessed.
+        return combine_local(value.date(), value.time(), settings.calendar.tz)
+    except Invalid as exc:
+        raise UsageError(f"{option}: {translate(lang, exc.key, **exc.params)}") from None
 
 
 async def cmd_quote(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.i18n import format_money, format_number
+    from bot.dialogs.common import total_label
+    from bot.i18n import format_duration, format_money, format_number, format_rate
 
-    start = _parse_time(args.start, settings, "--start")
-    end = _parse_time(args.end, settings, "--end")
+    start = _parse_time(args.start, settings, "--start", args.lang)
+    end = _parse_time(args.end, settings, "--end", args.lang)
     async with _desk(settings) as desk:
         try:
             quote = await desk.quote(args.service, start, end, args.participants, args.customer)
         except QuoteError as exc:
-            raise UsageError(translate(args.lang, exc.key, **exc.params)) from None
+            params = dict(exc.params)
+            service = settings.service(args.service)
+            if service is not None and "service" in params:
+                params["service"] = service.name(args.lang)  # a person's words, not the key
+            raise UsageError(translate(args.lang, exc.key, **params)) from None
     if args.json:
         _print_json(quote.as_dict())
         return 0
     lang = args.lang
-    print(f"{quote.service.name(lang)} — {format_money(quote.service.rate, lang, quote.currency)}/h")
+    rate = format_rate(quote.service.rate, lang, quote.currency)
+    print(f"{quote.service.name(lang)} — {rate}")
+    print(f"  {translate(lang, 'common.times_in', zone=settings.calendar.timezone)}")
     for line in quote.lines:
         local_start = line.start.astimezone(settings.calendar.tz)
         local_end = line.end.astimezone(settings.calendar.tz)
         print(
             f"  {local_start:%Y-%m-%d %H:%M} → {local_end:%Y-%m-%d %H:%M}  "
-            f"{format_number(line.hours, lang, 2)} h × {format_number(line.multiplier * 100, lang)} %  "
+            f"{format_duration(int((line.end - line.start).total_seconds() // 60), lang)} × {rate} × "
+            f"{format_number(line.multiplier * 100, lang)} %  "
             f"= {format_money(line.amount, lang, quote.currency)}"
         )
-    print(f"  total: {format_money(quote.total, lang, quote.currency)}")
+    print(f"  {total_label(settings, lang)}: {format_money(quote.total, lang, quote.currency)}")
     return 0
 
 
@@ -505,13 +529,16 @@ async def cmd_billing_report(settings: Settings, args: argparse.Namespace) -> in
     elif args.format == "csv":
         csv.writer(sys.stdout, lineterminator="\n").writerows(billing_csv_rows(report))
     else:
-        print(f"Billing {report['month']} ({report['currency']})")
+        tz = settings.calendar.tz
+        # Local times, with the zone named: an accountant reads wall-clock times, not UTC.
+        print(f"Billing {report['month']} ({report['currency']}; times in {settings.calendar.timezone})")
         for customer in report["customers"]:
             print(f"\n{customer['customer']}")
             for ticket in customer["tickets"]:
                 print(f"  {ticket['ticket']}")
                 for entry in ticket["entries"]:
-                    print(f"    #{entry['id']} {entry['start'][:16]} {entry['service']:<12} {entry['agent']:<36} {entry['amount']:>10}")
+                    local = datetime.fromisoformat(entry["start"]).astimezone(tz)
+                    print(f"    #{entry['id']} {local:%Y-%m-%d %H:%M} {entry['service']:<12} {entry['agent']:<36} {entry['amount']:>10}")
                     for line in entry["lines"]:
                         print(f"        {line['hours']:>6} h x {line['multiplier']:<4} x {line['rate']} = {line['amount']:>10}")
                 print(f"  {'ticket total':<60}{ticket['total']:>12}")

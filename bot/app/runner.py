@@ -36,7 +36,7 @@ from bot.domain.quote import QuoteError
 from bot.app.staff import StaffCommand, StaffDesk
 from bot.store.ports import StaleDialogError, TurnStart, UnknownTicketError
 from bot.domain.time_entries import TimeRequest, is_agent
-from bot.domain.validation import Invalid, email as parse_email
+from bot.domain.validation import Invalid, email as parse_email, strip_controls
 from bot.protocol.ids import (ESCALATION, MENU, Command, EscalationVerb, FormSubmission, parse_action,
                               parse_escalation_choice)
 from bot.protocol.turn import Turn
@@ -78,6 +78,7 @@ class TurnRunner:
         # Wall-clock time, not the desk's (possibly demo) clock: this bounds how long a person waits.
         give_up_at = time.monotonic() + STALE_RETRY_BUDGET_S
         wait = STALE_FIRST_WAIT_S
+        turn = _without_controls(turn)
         attempt = 0
         while True:
             attempt += 1
@@ -246,7 +247,7 @@ class TurnRunner:
         if state is not None:
             result = self.engine.handle(ctx, dict(state), turn.text, turn.action, answer)
         else:
-            result = await self._outside_dialog(ctx, turn, answer)
+            result = await self._outside_dialog(ctx, turn, answer, expired=expired)
         replies = prefix + result.replies
         ticket_number = None
         if result.effect is not None:
@@ -313,7 +314,7 @@ class TurnRunner:
             raise Invalid("validation.unknown_company", {"company": str(chosen)})
         return company.name
 
-    async def _outside_dialog(self, ctx: Context, turn: Turn, answer: Answer) -> DialogResult:
+    async def _outside_dialog(self, ctx: Context, turn: Turn, answer: Answer, expired: bool = False) -> DialogResult:
         """No dialog in progress: a menu click, a form, a command or free text."""
         action = turn.action
         clicked = parse_action(action)
@@ -343,6 +344,11 @@ class TurnRunner:
         if action:
             # A button of a conversation that is over (a double click, an old card): never act twice.
             return DialogResult(None, (Text(ctx.t("engine.finished_already"), Tone.WARNING),) + menus.menu(ctx))
+        # The menu the console prints is numbered: "1" or "Open a ticket" answers it (but not an
+        # answer to the question of a conversation that has just expired).
+        chosen = None if expired else menus.menu_choice(ctx, turn.text)
+        if chosen is not None:
+            return self._intent(ctx, Intent(chosen))
         intent = detect(turn.text or "", self.number_pattern)
         if intent is None:
             if ctx.mentioned_unknown:
@@ -455,6 +461,16 @@ class TurnRunner:
             )
             return number
         raise ValueError(f"unknown effect {effect.kind}")
+
+
+def _without_controls(turn: Turn) -> Turn:
+    """What a person typed, without terminal escape sequences and control characters: whatever
+    the channel, they never reach the store, a log or another person's screen."""
+    text = strip_controls(turn.text) if turn.text is not None else None
+    values = {k: strip_controls(v) if isinstance(v, str) else v for k, v in turn.values.items()}
+    if text == turn.text and values == dict(turn.values):
+        return turn
+    return replace(turn, text=text, values=values)
 
 
 def _answer(turn: Turn) -> Answer:

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.app.desk import Desk
+from bot.dialogs.common import total_label
 from bot.dialogs.engine import Context
 from bot.dialogs.log_time import entry_replies
 from bot.domain.parsing import parse_date
@@ -25,7 +26,7 @@ from bot.app.notifications import TICKET_UPDATE
 from bot.domain.quote import QuoteError
 from bot.protocol.replies import Facts, Reply, Text, Tone
 from bot.store.ports import NewOutboxMessage, StaleTicketError, UnknownTicketError
-from bot.domain.time_entries import TimeRequest, is_agent, parse_logtime, parse_start, to_entry
+from bot.domain.time_entries import TimeRequest, billed_duration, is_agent, parse_logtime, parse_start, to_entry
 from bot.domain.validation import Invalid, clean_text
 from bot.domain.workflow import NOTIFIED, STATUS_WORDS, TransitionRefused, check_release_date, check_solution_date, check_status
 
@@ -127,7 +128,10 @@ class StaffDesk:
     async def price(self, request: TimeRequest, ticket: Ticket):
         company = await self.store.get_company(ticket.company) if ticket.company else None
         overrides = company.multiplier_overrides if company else None
-        return self.desk.quotes.quote(request.service, request.start, request.end, 1, overrides)
+        billing = self.desk.settings.billing
+        # Priced on the billed time (the increment and minimum of the settings), from the start.
+        billed = billed_duration(request.end - request.start, billing.increment_minutes, billing.minimum_minutes)
+        return self.desk.quotes.quote(request.service, request.start, request.start + billed, 1, overrides)
 
     async def log_time(self, ctx: Context, request: TimeRequest, idempotency_key: str | None) -> TimeEntry:
         assert ctx.staff is not None
@@ -189,7 +193,7 @@ class StaffDesk:
                          ctx.t("logtime.list_row", date=format_short_date(start.date(), ctx.lang), time=f"{start:%H:%M}",
                                duration=f"{minutes // 60}h{minutes % 60:02d}", service=e.service,
                                amount=format_money(e.amount, ctx.lang, e.currency))))
-        rows.append((ctx.t("quote.total"), format_money(total, ctx.lang, entries[0].currency)))
+        rows.append((total_label(ctx.settings, ctx.lang), format_money(total, ctx.lang, entries[0].currency)))
         return (Facts(tuple(rows), title=ctx.t("logtime.list_title", count=len(entries))),)
 
     # ---- workflow -----------------------------------------------------------------------------------

@@ -5,12 +5,19 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from bot.domain.model import Ticket, TicketKind, Urgency
-from bot.i18n import format_datetime, format_short_date
+from bot.domain.config import Settings
+from bot.i18n import format_datetime, format_short_date, translate
 from bot.protocol.replies import Facts, Option
 
 from bot.dialogs.engine import Context
 
 YES, NO = "yes", "no"
+
+
+def total_label(settings: Settings, lang: str) -> str:
+    """"Total", or "Total (excl. VAT)" only where the settings say the prices exclude VAT (the
+    rules page does not say)."""
+    return translate(lang, "quote.total_excl_vat" if settings.billing.prices_exclude_vat else "quote.total")
 
 
 def yes_no(ctx: Context) -> tuple[Option, ...]:

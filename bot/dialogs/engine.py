@@ -24,6 +24,7 @@ from bot.domain.calendar import BusinessCalendar
 from bot.domain.config import Settings
 from bot.domain.model import Company, CustomerContact, StaffMember, Ticket
 from bot.i18n import translate
+from bot.dialogs.intents import detect, is_menu_word
 from bot.domain.quote import QuoteEngine
 from bot.protocol.ids import (Action, Command, CommandAction, FormSubmission, StepAnswer,
                               parse_action)
@@ -199,11 +200,21 @@ def command_of(text: str | None, action: str | None) -> Command | None:
     if isinstance(clicked, CommandAction):
         return clicked.command
     if text:
-        word = text.strip().lower().strip("!.")
+        # "/help", "/cancel": a slash command typed where the channel has none (a console, a DM).
+        word = text.strip().lower().strip("!.").lstrip("/")
         for command, words in COMMAND_WORDS.items():
             if word in words:
                 return command
     return None
+
+
+_NO_NUMBER = re.compile(r"(?!)")
+
+
+def _asks_elsewhere(text: str) -> bool:
+    """Whether a refused answer is rather a request for something else (a menu word, a slash
+    command)."""
+    return text.strip().startswith("/") or detect(text, _NO_NUMBER) is not None
 
 
 def step_answer(state: Mapping[str, Any]) -> StepAnswer:
@@ -281,7 +292,16 @@ class DialogEngine:
         # Any other action (an old card's, a forged or unknown one) that is not this question's.
         if action and clicked != current_action:
             return self._stale(ctx, state, step)
-        return self._apply(ctx, dialog, state, step.accept(ctx, state["data"], answer))
+        typed = text if action is None else None
+        if typed is not None and isinstance(step, TextStep) and is_menu_word(typed):
+            # A free answer that is only "quote" or "tickets" asks for another dialog.
+            return self._apply(ctx, dialog, state, Retry(ctx.t("engine.in_dialog")))
+        outcome = step.accept(ctx, state["data"], answer)
+        if isinstance(outcome, Retry) and text is not None and action is None and _asks_elsewhere(text):
+            # "ticket", "quote", "/tickets" refused as an answer: the person wants something else,
+            # so say how to leave rather than "please pick one of the options".
+            outcome = Retry(ctx.t("engine.in_dialog"))
+        return self._apply(ctx, dialog, state, outcome)
 
     def completed(self, ctx: Context, dialog_name: str, data: Mapping[str, Any], result: Any) -> tuple[Reply, ...]:
         return self.dialogs[dialog_name].completed(ctx, data, result)

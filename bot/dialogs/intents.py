@@ -32,7 +32,9 @@ INTENT_WORDS: dict[str, tuple[str, ...]] = {
     "new_ticket": (
         "ticket", "new ticket", "open ticket", "incident", "problem", "issue", "bug", "report", "request", "change",
         "nouveau ticket", "ouvrir", "problème", "probleme", "panne", "demande", "signaler", "changement",
+        "modification", "gestion des changements",
         "nieuw ticket", "melding", "storing", "probleem", "aanvraag", "wijziging", "melden",
+        "wijzigingsaanvraag", "wijzigingsverzoek", "verzoek",
     ),
     "help": (
         "help", "menu", "start", "hello", "hi", "hey", "?",
@@ -41,11 +43,46 @@ INTENT_WORDS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# Checked in this order: a change request is also a "request" / "demande" / "aanvraag" (rules
+# page §4.2: "demande de modification", "aanvraag tot wijziging"), so its words are looked at
+# before the service request's. Phrases match anywhere in the message, words as whole words.
 _KIND_HINTS = {
+    "change_request": (
+        "change request", "request a change", "request for change", "change management",
+        "demande de modification", "demande de changement", "gestion des changements",
+        "aanvraag tot wijziging", "verzoek tot wijziging", "wijzigingsaanvraag", "wijzigingsverzoek",
+        "change", "changement", "changements", "modification", "modifications", "wijziging", "wijzigingen",
+    ),
     "incident": ("incident", "problem", "problème", "probleme", "panne", "bug", "storing", "probleem"),
-    "service_request": ("request", "question", "demande", "aanvraag", "vraag"),
-    "change_request": ("change", "changement", "modification", "wijziging"),
+    "service_request": ("request", "question", "demande", "aanvraag", "verzoek", "vraag"),
 }
+
+
+def guess_kind(cleaned: str, words: list[str]) -> str | None:
+    """The kind of ticket a first message suggests (shown to the person to confirm, never
+    chosen silently), or None."""
+    for kind, hints in _KIND_HINTS.items():
+        if any((h in cleaned) if " " in h else (h in words) for h in hints):
+            return kind
+    return None
+
+
+# What people type to reach the menu's items: alone, inside a typed answer, it asks for another
+# dialog rather than answering the question ("quote" is not a module's name).
+_MENU_WORDS = frozenset(
+    w for intent in ("escalate", "quote", "my_tickets", "contacts", "help") for w in INTENT_WORDS[intent]
+) | {"ticket", "new ticket", "open ticket", "nouveau ticket", "nieuw ticket", "tickets"}
+
+
+def is_menu_word(text: str) -> bool:
+    """Whether a whole message is one of the menu's own words ("quote", "devis", "tickets")."""
+    return " ".join(text.strip().lower().lstrip("/").split()) in _MENU_WORDS
+
+
+def kind_in_words(text: str) -> str | None:
+    """The kind of ticket a sentence names ("c'est une demande de modification"), or None."""
+    cleaned = " ".join(text.strip().lower().split())
+    return guess_kind(cleaned, re.findall(r"[\w'’?]+", cleaned)) if cleaned else None
 
 
 @dataclass(frozen=True)
@@ -89,14 +126,16 @@ def detect(text: str, number_pattern: re.Pattern[str]) -> Intent | None:
                 if intent == "new_ticket":
                     if number:
                         return Intent("ticket_info", args)
-                    for kind, hints in _KIND_HINTS.items():
-                        if any(h in words for h in hints):
-                            args["kind"] = kind
-                            break
+                    kind = guess_kind(cleaned, words)
+                    if kind is not None:
+                        args["kind_guess"] = kind
                 if intent == "my_tickets" and number:
                     return Intent("ticket_info", args)
                 return Intent(intent, args)
     if number:
         # A message that quotes a ticket number is about that ticket, not a new one.
         return Intent("ticket_info", {"number": number})
+    if any(h in cleaned for h in _KIND_HINTS["change_request"] if " " in h or len(h) > 12):
+        # "I want to request a change…": the guide's phrases name a change request anywhere.
+        return Intent("new_ticket", {"kind_guess": "change_request"})
     return None

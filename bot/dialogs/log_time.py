@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Mapping
 
+from bot.dialogs.common import total_label
 from bot.dialogs.engine import (
     Answer,
     ChoiceStep,
@@ -21,8 +22,8 @@ from bot.dialogs.engine import (
     Step,
     TextStep,
 )
-from bot.domain.parsing import parse_date, parse_duration, parse_time
-from bot.i18n import format_date, format_money, format_number
+from bot.domain.parsing import parse_date, parse_duration, parse_time_on
+from bot.i18n import format_date, format_duration, format_money, format_number, format_rate
 from bot.protocol.ids import Action
 from bot.protocol.replies import Facts, FieldKind, Form, FormField, Option, Reply, Text, Tone
 from bot.domain.time_entries import ensure_worked, parse_start
@@ -56,7 +57,7 @@ def _parse_when(ctx: Context, data: Mapping[str, Any], text: str) -> str | None:
         words = clean_text(text).split()
         if len(words) != 2:
             raise Invalid("logtime.error.when")
-        start = datetime.combine(parse_date(words[0], ctx.now.date()), parse_time(words[1]), tzinfo=ctx.now.tzinfo)
+        start = parse_time_on(parse_date(words[0], ctx.now.date()), words[1], ctx.calendar.tz)
     elif rest:
         raise Invalid("logtime.error.when")
     ensure_worked(start, timedelta(minutes=int(data.get("minutes") or 0)), ctx.now)
@@ -143,7 +144,7 @@ class LogTimeDialog(Dialog):
         if values.get("time"):
             try:
                 day = parse_date(values["date"], ctx.now.date()) if values.get("date") else ctx.now.date()
-                start = datetime.combine(day, parse_time(values["time"]), tzinfo=ctx.now.tzinfo)
+                start = parse_time_on(day, values["time"], ctx.calendar.tz)
                 ensure_worked(start, timedelta(minutes=parsed.get("minutes", 0)), ctx.now)
                 parsed["start"] = start.isoformat()
             except Invalid as exc:
@@ -164,11 +165,12 @@ def entry_replies(ctx: Context, entry: Any, title_key: str = "logtime.logged") -
         end = datetime.fromisoformat(line["end"]).astimezone(tz)
         rows.append((
             f"{format_date(start.date(), lang)} {start:%H:%M}–{end:%H:%M}",
-            ctx.t("logtime.line", hours=format_number(Decimal(line["hours"]), lang, 2),
+            ctx.t("logtime.line", duration=format_duration(int((end - start).total_seconds() // 60), lang),
+                  rate=format_rate(Decimal(line["rate"]), lang, entry.currency),
                   percent=format_number(Decimal(line["multiplier"]) * 100, lang),
                   amount=format_money(Decimal(line["amount"]), lang, entry.currency)),
         ))
-    rows.append((ctx.t("quote.total"), format_money(entry.amount, lang, entry.currency)))
+    rows.append((total_label(ctx.settings, lang), format_money(entry.amount, lang, entry.currency)))
     title = ctx.t(title_key, id=entry.id, number=entry.ticket_number, service=entry.service)
     replies: list[Reply] = [Text(title, Tone.SUCCESS), Facts(tuple(rows))]
     if entry.note:

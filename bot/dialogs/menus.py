@@ -8,7 +8,7 @@ from bot.protocol.ids import MENU
 from bot.protocol.replies import Choices, Facts, Option, Reply, Text
 
 from bot.dialogs.common import contacts_facts
-from bot.dialogs.engine import Context
+from bot.dialogs.engine import Context, resolve_option
 
 MENU_ITEMS = ("new_ticket", "my_tickets", "quote", "escalate", "contacts")
 
@@ -16,6 +16,14 @@ MENU_ITEMS = ("new_ticket", "my_tickets", "quote", "escalate", "contacts")
 def menu(ctx: Context) -> tuple[Reply, ...]:
     options = tuple(Option(item, ctx.t(f"menu.{item}"), primary=item == "new_ticket") for item in MENU_ITEMS)
     return (Choices(ctx.t("menu.prompt"), options, MENU),)
+
+
+def menu_choice(ctx: Context, text: str | None) -> str | None:
+    """The menu item a typed answer names: its number in the menu as shown, or its label."""
+    options = menu(ctx)[0]
+    assert isinstance(options, Choices)
+    option = resolve_option(text or "", options.options)
+    return option.value if option else None
 
 
 def help_replies(ctx: Context) -> tuple[Reply, ...]:

@@ -8,6 +8,7 @@ confirm (the ticket is created), edit a field, or cancel.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
 from bot.domain import validation
@@ -19,6 +20,7 @@ from bot.protocol.replies import Choices, Confirmation, Facts, FieldKind, Form, 
 from bot.domain.validation import Invalid
 
 from bot.dialogs.common import NO, YES, kind_options, urgency_options, yes_no
+from bot.dialogs.intents import kind_in_words
 from bot.dialogs.engine import (
     Answer,
     ChoiceStep,
@@ -124,6 +126,14 @@ def _parse_description(ctx: Context, data: Mapping[str, Any], text: str) -> str:
 
 def _parse_long(ctx: Context, data: Mapping[str, Any], text: str) -> str:
     return validation.long_text(text)
+
+
+def _parse_reproduce(ctx: Context, data: Mapping[str, Any], text: str) -> str:
+    return validation.helpful_answer(text, "validation.reproduce_unhelpful")
+
+
+def _parse_diagnostics(ctx: Context, data: Mapping[str, Any], text: str) -> str:
+    return validation.helpful_answer(text, "validation.diagnostics_unhelpful")
 
 
 # ---- out of office hours (rules page §1) -----------------------------------------------------
@@ -249,6 +259,41 @@ def _after(ctx: Context, data: Mapping[str, Any]) -> str:
     return _next_missing(ctx, data)
 
 
+# ---- the kind of ticket (rules page §4.2) ------------------------------------------------------
+
+# Answers only an incident has: a ticket that stops being an incident must not carry them hidden.
+INCIDENT_ONLY = ("reproduce", "diagnostics")
+
+
+@dataclass(frozen=True)
+class KindStep(ChoiceStep):
+    """The kind question. A kind guessed from the first message is shown as a suggestion to
+    confirm or change, never chosen silently; the options keep their order (and numbers)."""
+
+    def prompt(self, ctx: Context, data: Mapping[str, Any], action: Action) -> tuple[Reply, ...]:
+        guess = data.get("kind_guess")
+        if not guess or data.get("kind"):
+            return super().prompt(ctx, data, action)
+        options = tuple(replace(o, primary=o.value == guess) for o in self.options(ctx, data))
+        question = ctx.t("ticket.ask.kind_guessed", kind=ctx.t(f"ticket.kind.{guess}"))
+        return (Choices(question, options, action),)
+
+    def accept(self, ctx: Context, data: Mapping[str, Any], answer: Answer) -> Outcome:
+        if resolve_option(answer.text, self.options(ctx, data)) is None and not answer.values:
+            # "une demande de modification", "it's a change request": the kind in words.
+            kind = kind_in_words(answer.text)
+            if kind is not None:
+                return _on_kind(ctx, data, kind)
+        return super().accept(ctx, data, answer)
+
+
+def _on_kind(ctx: Context, data: Mapping[str, Any], kind: str) -> Outcome:
+    updates: dict[str, Any] = {"kind": kind}
+    if kind != TicketKind.INCIDENT.value:
+        updates.update({k: None for k in INCIDENT_ONLY})
+    return Goto(_after(ctx, {**data, **updates}), updates)
+
+
 # ---- summary and editing -----------------------------------------------------------------------
 
 
@@ -307,6 +352,8 @@ class SummaryStep(Step):
 
 def _create(ctx: Context, data: Mapping[str, Any]) -> Finish:
     payload = {k: data.get(k) for k in EDITABLE}
+    if not _is_incident(data):
+        payload.update({k: None for k in INCIDENT_ONLY})
     payload["emergency"] = bool(data.get("emergency"))
     if payload["emergency"]:
         payload["accepted_percent"] = data.get("accepted_percent")
@@ -330,7 +377,7 @@ class NewTicketDialog(Dialog):
 
     def __init__(self) -> None:
         self.steps = {
-            "kind": ChoiceStep("kind", "ticket.ask.kind", kind_options, _after, help_key="help.kind"),
+            "kind": KindStep("kind", "ticket.ask.kind", kind_options, _after, help_key="help.kind", on_choice=_on_kind),
             "contact": ContactStep(),
             "name": TextStep("name", "ticket.ask.name", _parse_name, _after_contact_field("name"), keep_current=True),
             "email": TextStep("email", "ticket.ask.email", _parse_email, _after_contact_field("email"), keep_current=True),
@@ -341,8 +388,8 @@ class NewTicketDialog(Dialog):
                                keep_current=True),
             "description": TextStep("description", "ticket.ask.description", _parse_description, _after,
                                     help_key="help.description"),
-            "reproduce": TextStep("reproduce", "ticket.ask.reproduce", _parse_long, _after, help_key="help.reproduce"),
-            "diagnostics": TextStep("diagnostics", "ticket.ask.diagnostics", _parse_long, _after,
+            "reproduce": TextStep("reproduce", "ticket.ask.reproduce", _parse_reproduce, _after, help_key="help.reproduce"),
+            "diagnostics": TextStep("diagnostics", "ticket.ask.diagnostics", _parse_diagnostics, _after,
                                     help_key="help.diagnostics"),
             "urgency": ChoiceStep("urgency", "ticket.ask.urgency", urgency_options, "check_hours",
                                   help_key="help.urgency"),
@@ -368,6 +415,8 @@ class NewTicketDialog(Dialog):
         for key in ("kind", "description", "module"):
             if args.get(key):
                 data[key] = args[key]
+        if args.get("kind_guess") in {k.value for k in TicketKind}:
+            data["kind_guess"] = args["kind_guess"]
         return data
 
     def start(self, ctx: Context, args: Mapping[str, Any]) -> Outcome:
@@ -431,9 +480,10 @@ class NewTicketDialog(Dialog):
             text = values.get(field, "")
             if parsed.get("kind") == TicketKind.INCIDENT.value and not text:
                 errors[field] = ctx.t("validation.required_for_incident")
-            elif text:
+            elif text and parsed.get("kind") == TicketKind.INCIDENT.value:
+                # Only an incident has these answers: on another kind they are dropped, unjudged.
                 try:
-                    parsed[field] = _parse_long(ctx, data, text)
+                    parsed[field] = (_parse_reproduce if field == "reproduce" else _parse_diagnostics)(ctx, data, text)
                 except Invalid as exc:
                     errors[field] = ctx.t(exc.key, **exc.params)
         if errors:

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, Mapping
 
-from bot.i18n import format_date, format_money, format_number
+from bot.i18n import format_date, format_duration, format_money, format_number, format_rate
 from bot.protocol.ids import Action
 from bot.protocol.replies import Facts, FieldKind, Form, FormField, Option, Reply, Text
 from bot.domain.quote import Quote, QuoteError
 from bot.domain.validation import Invalid
 
+from bot.dialogs.common import total_label
 from bot.dialogs.engine import Answer, ChoiceStep, Context, Dialog, Finish, FormErrors, Goto, Outcome, Step, TextStep
-from bot.domain.parsing import combine_local, parse_date, parse_duration, parse_int, parse_time
+from bot.domain.parsing import combine_local, parse_date, parse_duration, parse_int, parse_time, parse_time_on
 
 NAME = "quote"
 
 
 def service_options(ctx: Context, data: Mapping[str, Any] | None = None) -> tuple[Option, ...]:
     return tuple(
-        Option(s.key, f"{s.name(ctx.lang)} — {format_money(s.rate, ctx.lang, ctx.settings.currency)}/h")
+        Option(s.key, f"{s.name(ctx.lang)} — {format_rate(s.rate, ctx.lang, ctx.settings.currency)}")
         for s in ctx.settings.services
     )
 
@@ -38,7 +39,16 @@ def _parse_date(ctx: Context, data: Mapping[str, Any], text: str) -> str:
 
 
 def _parse_time(ctx: Context, data: Mapping[str, Any], text: str) -> str:
-    return parse_time(text).strftime("%H:%M")
+    """The start time, checked against the day asked before it: a time the clocks skip or
+    repeat that night is explained and asked again. Kept with its offset only when it needs
+    one (the autumn repeat)."""
+    if not data.get("date"):
+        return parse_time(text).strftime("%H:%M")
+    moment = parse_time_on(date.fromisoformat(data["date"]), text, ctx.calendar.tz)
+    naive = moment.replace(tzinfo=None)
+    repeated = naive.replace(tzinfo=ctx.calendar.tz, fold=1).utcoffset() != naive.replace(
+        tzinfo=ctx.calendar.tz, fold=0).utcoffset()
+    return moment.isoformat(timespec="minutes")[11:] if repeated else f"{moment:%H:%M}"
 
 
 def _parse_duration(ctx: Context, data: Mapping[str, Any], text: str) -> int:
@@ -46,7 +56,18 @@ def _parse_duration(ctx: Context, data: Mapping[str, Any], text: str) -> int:
 
 
 def _parse_participants(ctx: Context, data: Mapping[str, Any], text: str) -> int:
-    return parse_int(text, 1, _max_participants(ctx, data) or 1)
+    maximum = _max_participants(ctx, data) or 1
+    number = parse_int(text, 1, PARTICIPANTS_ASKED)
+    if number > maximum:
+        # Not "a number from 1 to 3": the rate card's limit is the reason, and it is said.
+        service = ctx.settings.service(data.get("service", ""))
+        raise Invalid("quote.error.too_many_participants",
+                      {"max": maximum, "service": service.name(ctx.lang) if service else ""})
+    return number
+
+
+# The largest number the participants question reads before the rate card's limit is applied.
+PARTICIPANTS_ASKED = 999
 
 
 def compute(ctx: Context, data: Mapping[str, Any]) -> Quote:
@@ -54,6 +75,10 @@ def compute(ctx: Context, data: Mapping[str, Any]) -> Quote:
     end = start + timedelta(minutes=int(data["minutes"]))
     overrides = ctx.company.multiplier_overrides if ctx.company else None
     return ctx.quotes.quote(data["service"], start, end, int(data.get("participants") or 1), overrides)
+
+
+def _minutes(start: datetime, end: datetime) -> int:
+    return int((end - start).total_seconds() // 60)
 
 
 def quote_replies(ctx: Context, quote: Quote) -> tuple[Reply, ...]:
@@ -71,15 +96,16 @@ def quote_replies(ctx: Context, quote: Quote) -> tuple[Reply, ...]:
                 when,
                 ctx.t(
                     "quote.line",
-                    hours=format_number(line.hours, lang, 2),
+                    duration=format_duration(_minutes(line.start, line.end), lang),
+                    rate=format_rate(quote.service.rate, lang, currency),
                     percent=format_number(line.multiplier * 100, lang),
                     period=periods,
                     amount=format_money(line.amount, lang, currency),
                 ),
             )
         )
-    rows.append((ctx.t("quote.total"), format_money(quote.total, lang, currency)))
-    title = ctx.t("quote.title", service=quote.service.name(lang), rate=format_money(quote.service.rate, lang, currency))
+    rows.append((total_label(ctx.settings, lang), format_money(quote.total, lang, currency)))
+    title = ctx.t("quote.title", service=quote.service.name(lang), rate=format_rate(quote.service.rate, lang, currency))
     notes = [ctx.t("quote.note")]
     if ctx.company and ctx.company.multiplier_overrides:
         notes.append(ctx.t("quote.note_sla", company=ctx.company.name))
@@ -89,7 +115,7 @@ def quote_replies(ctx: Context, quote: Quote) -> tuple[Reply, ...]:
 def _result(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     try:
         quote = compute(ctx, data)
-    except QuoteError as exc:
+    except (QuoteError, Invalid) as exc:
         return Finish((Text(ctx.t(exc.key, **exc.params)),))
     return Finish(quote_replies(ctx, quote))
 
@@ -149,12 +175,12 @@ class QuoteDialog(Dialog):
             ("duration", "minutes", _parse_duration),
         ):
             try:
-                parsed[key] = parse(ctx, data, values.get(field, ""))
+                parsed[key] = parse(ctx, parsed, values.get(field, ""))
             except Invalid as exc:
                 errors[field] = ctx.t(exc.key, **exc.params)
         if "service" in parsed and values.get("participants"):
             try:
-                parsed["participants"] = parse_int(values["participants"], 1, _max_participants(ctx, parsed) or 99)
+                parsed["participants"] = _parse_participants(ctx, parsed, values["participants"])
             except Invalid as exc:
                 errors["participants"] = ctx.t(exc.key, **exc.params)
         if errors:

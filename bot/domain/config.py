@@ -209,6 +209,20 @@ class OutboxSettings:
 
 
 @dataclass(frozen=True)
+class BillingSettings:
+    """How worked time becomes billed time, and how prices are labelled. The rules page sets no
+    granularity and does not say whether its rates include VAT, so the defaults add nothing:
+    time is billed exactly as worked and totals carry no VAT label."""
+
+    # Billed time is rounded up to a multiple of this many minutes (0: exact, to the minute).
+    increment_minutes: int = 0
+    # The least time billed for one call or session (0: none).
+    minimum_minutes: int = 0
+    # Whether the rate card's prices exclude VAT: only then do totals say "excl. VAT".
+    prices_exclude_vat: bool = False
+
+
+@dataclass(frozen=True)
 class Settings:
     calendar: CalendarSettings = CalendarSettings()
     multipliers: Multipliers = Multipliers()
@@ -220,6 +234,7 @@ class Settings:
     tickets: TicketSettings = TicketSettings()
     dialogs: DialogSettings = DialogSettings()
     outbox: OutboxSettings = OutboxSettings()
+    billing: BillingSettings = BillingSettings()
     default_language: str = "en"
     database_url: str = DEFAULT_DATABASE_URL
     # Demo/test clock: an ISO datetime the business calendar pretends is "now". Never on by default.
@@ -229,7 +244,9 @@ class Settings:
     adapter_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
 
     def service(self, key: str) -> Service | None:
-        return next((s for s in self.services if s.key == key), None)
+        # "TeamViewer" and "teamviewer" are one service: people type names, not keys.
+        wanted = key.strip().lower()
+        return next((s for s in self.services if s.key.lower() == wanted), None)
 
     def adapter_table(self, adapter: str) -> Mapping[str, Any]:
         """The file's table of `adapter` (`[server]`, `[slack]`, `[teams]`), empty when the file
@@ -517,7 +534,7 @@ def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None
     env = {} if env is None else env
     top_keys = (
         "calendar", "multipliers", "services", "currency", "contact", "escalation", "oncall", "tickets",
-        "dialogs", "outbox", "default_language", "database", "clock", *ADAPTER_TABLES,
+        "dialogs", "outbox", "billing", "default_language", "database", "clock", *ADAPTER_TABLES,
     )
     for k in data:
         if k.lower() == "secrets" or k.lower().endswith(SECRET_KEY_ENDINGS):
@@ -566,6 +583,14 @@ def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None
                       minimum=1),
             parse_int("outbox.max_retry_minutes", o.get("max_retry_minutes", OutboxSettings.max_retry_minutes),
                       minimum=1),
+        )
+    if "billing" in data:
+        b = _table("billing", data["billing"])
+        reject_unknown_keys("billing.", b, ("increment_minutes", "minimum_minutes", "prices_exclude_vat"))
+        values["billing"] = BillingSettings(
+            parse_int("billing.increment_minutes", b.get("increment_minutes", 0), minimum=0, maximum=240),
+            parse_int("billing.minimum_minutes", b.get("minimum_minutes", 0), minimum=0, maximum=1440),
+            parse_bool("billing.prices_exclude_vat", b.get("prices_exclude_vat", False)),
         )
     if "default_language" in data:
         lang = parse_text("default_language", data["default_language"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 from bot.domain.validation import Invalid, clean_text
 
@@ -95,4 +95,49 @@ def parse_int(text: str, minimum: int, maximum: int) -> int:
 
 
 def combine_local(day: date, at: time, tz: tzinfo) -> datetime:
-    return datetime.combine(day, at, tzinfo=tz)
+    """`at` on `day` in `tz`. A time with an offset ("02:30+01:00", chosen on the night the
+    clocks go back) is that instant; a time without one must exist once on the wall clock, else
+    Invalid explains the spring gap or the autumn repeat, so the person can be asked again."""
+    if at.tzinfo is not None:
+        moment = datetime.combine(day, at).astimezone(tz)
+        if moment.replace(tzinfo=None) != datetime.combine(day, at.replace(tzinfo=None)):
+            raise Invalid("validation.time_offset", {"time": f"{at:%H:%M}"})
+        return moment
+    naive = datetime.combine(day, at)
+    first, second = naive.replace(tzinfo=tz, fold=0), naive.replace(tzinfo=tz, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return first
+    round_trip = first.astimezone(timezone.utc).astimezone(tz)
+    if round_trip.replace(tzinfo=None) != naive:
+        # The spring gap: this wall time is skipped (02:00 becomes 03:00).
+        raise Invalid("validation.time_gap", {"time": f"{at:%H:%M}", "suggestion": f"{round_trip:%H:%M}"})
+    raise Invalid("validation.time_twice", {
+        "time": f"{at:%H:%M}", "first": _with_offset(first), "second": _with_offset(second)})
+
+
+def _with_offset(moment: datetime) -> str:
+    offset = moment.utcoffset() or timedelta(0)
+    hours, rest = divmod(int(offset.total_seconds()) // 60, 60)
+    return f"{moment:%H:%M}{'+' if offset >= timedelta(0) else '-'}{abs(hours):02d}:{rest:02d}"
+
+
+_OFFSET = re.compile(r"(?P<time>.+?)\s*(?:(?P<sign>[+-])(?P<h>\d{1,2}):?(?P<m>\d{2})?|(?P<zone>cest|cet|utc|z))")
+_ZONES = {"cest": timedelta(hours=2), "cet": timedelta(hours=1), "utc": timedelta(0), "z": timedelta(0)}
+
+
+def parse_time_on(day: date, text: str, tz: tzinfo) -> datetime:
+    """A time typed for `day`, local in `tz` ("16:00", "16h"), or with its offset or zone
+    ("02:30+01:00", "02:30 CET") where the local time happens twice; checked by combine_local."""
+    value = clean_text(text).lower()
+    match = _OFFSET.fullmatch(value)
+    if match is None:
+        return combine_local(day, parse_time(value), tz)
+    if match.group("zone"):
+        offset = _ZONES[match.group("zone")]
+    else:
+        offset = timedelta(hours=int(match.group("h")), minutes=int(match.group("m") or 0))
+        if match.group("sign") == "-":
+            offset = -offset
+    if offset >= timedelta(hours=15) or offset <= -timedelta(hours=15):
+        raise Invalid("validation.time")
+    return combine_local(day, parse_time(match.group("time")).replace(tzinfo=timezone(offset)), tz)

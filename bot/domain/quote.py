@@ -120,7 +120,8 @@ class QuoteEngine:
         participants: int = 1,
         overrides: Mapping[str, Decimal] | None = None,
     ) -> Quote:
-        service = self.services.get(service_key)
+        service = self.services.get(service_key) or next(
+            (s for k, s in self.services.items() if k.lower() == service_key.strip().lower()), None)
         if service is None:
             raise QuoteError("quote.error.unknown_service", service=service_key, services=", ".join(self.services))
         if start.tzinfo is None or end.tzinfo is None:

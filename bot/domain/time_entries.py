@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
-from bot.domain.parsing import parse_date, parse_duration, parse_time
+from bot.domain.parsing import parse_date, parse_duration, parse_time, parse_time_on
 from bot.domain.model import NewTimeEntry, StaffMember, StaffRole, Ticket, TimeEntry
 from bot.domain.quote import Quote
 from bot.domain.validation import Invalid, clean_text
@@ -45,6 +45,7 @@ def parse_start(words: list[str], now: datetime) -> tuple[datetime | None, list[
     """Read an optional start ("at 2026-11-27 16:00", "at 16:00", "yesterday 18:00", "hier 18h")
     from the front of `words`; return it (local, aware) and the words left (the note)."""
     tz = now.tzinfo
+    assert tz is not None, "now is aware, in the desk's zone"
     if not words:
         return None, words
     first = words[0].lower()
@@ -52,7 +53,7 @@ def parse_start(words: list[str], now: datetime) -> tuple[datetime | None, list[
         if len(words) < 2:
             raise Invalid("logtime.error.when")
         day = now.date() + timedelta(days=_RELATIVE[first])
-        return datetime.combine(day, parse_time(words[1]), tzinfo=tz), words[2:]
+        return parse_time_on(day, words[1], tz), words[2:]
     if first in _AT_WORDS:
         rest = words[1:]
         if not rest:
@@ -60,14 +61,15 @@ def parse_start(words: list[str], now: datetime) -> tuple[datetime | None, list[
         if rest[0].lower() in _RELATIVE:
             return parse_start(rest, now)
         try:
-            at_time = parse_time(rest[0])
-            return datetime.combine(now.date(), at_time, tzinfo=tz), rest[1:]
+            parse_time(rest[0])
         except Invalid:
             pass
+        else:
+            return parse_time_on(now.date(), rest[0], tz), rest[1:]
         if len(rest) < 2:
             raise Invalid("logtime.error.when")
         day = parse_date(rest[0], now.date())
-        return datetime.combine(day, parse_time(rest[1]), tzinfo=tz), rest[2:]
+        return parse_time_on(day, rest[1], tz), rest[2:]
     return None, words
 
 
@@ -88,6 +90,15 @@ def parse_logtime(args: str, now: datetime, services: Sequence[str], number_patt
     note = " ".join(rest)[:MAX_NOTE] or None
     ensure_worked(start, duration, now)
     return TimeRequest(number.upper(), duration, service, start, note)
+
+
+def billed_duration(worked: timedelta, increment_minutes: int = 0, minimum_minutes: int = 0) -> timedelta:
+    """The time billed for `worked`: rounded up to the billing increment (0: exact), and at
+    least the minimum per call (settings `billing.*`; the rules page sets neither)."""
+    minutes = -(-worked // timedelta(minutes=1))  # whole minutes, rounded up
+    if increment_minutes:
+        minutes = -(-minutes // increment_minutes) * increment_minutes
+    return timedelta(minutes=max(minutes, minimum_minutes))
 
 
 def ensure_worked(start: datetime, duration: timedelta, now: datetime) -> None:

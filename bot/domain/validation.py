@@ -20,8 +20,27 @@ class Invalid(Exception):
     params: Mapping[str, Any] = field(default_factory=dict)
 
 
+# Terminal escape sequences (CSI "ESC [ … final", OSC "ESC ] … BEL/ST", and two-byte "ESC x"):
+# removed whole, so that no "[31m" is left behind when the ESC itself is dropped.
+_ESCAPES = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[PX^_][^\x1b\x9c]*(?:\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+)
+
+
+def strip_controls(value: str) -> str:
+    """`value` without terminal escape sequences and control characters (line breaks and tabs
+    kept): what a person or a platform sends must never drive another person's terminal."""
+    value = _ESCAPES.sub("", value)
+    return "".join(ch for ch in value if ch in "\n\t" or not unicodedata.category(ch).startswith("C"))
+
+
 def clean_text(value: str) -> str:
-    """Drop control characters (but keep line breaks and tabs) and surrounding space."""
+    """Drop escape sequences and control characters (but keep line breaks and tabs) and
+    surrounding space."""
+    value = _ESCAPES.sub("", value)
     kept = [
         ch for ch in value
         if ch in "\n\t" or not unicodedata.category(ch).startswith("C")
@@ -121,10 +140,54 @@ def description(value: str, *, min_words: int, min_chars: int) -> str:
     text = long_text(value)
     assert text is not None
     words = re.findall(r"[\w'’]+", text.lower())
+    if is_keyboard_mash(text):
+        raise Invalid("validation.description_mash")
     if len(text) < min_chars or len(words) < min_words:
         raise Invalid("validation.description_short", {"min_words": min_words})
     if all(w.replace("’", "'") in _VAGUE for w in words):
         raise Invalid("validation.description_vague")
+    return text
+
+
+_VOWELS = set("aeiouyàâäéèêëïîôöùûü")
+_KEY_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm", "azertyuiop", "qsdfghjklm", "wxcvbn", "1234567890")
+
+
+def _mashed(word: str) -> bool:
+    """A word nobody writes: no vowel, a long run of consonants, a key held down, or a run
+    along a keyboard row."""
+    if len(word) < 4:
+        return False
+    if not _VOWELS & set(word) or re.search(r"(.)\1{3,}", word) or re.fullmatch(r"(.{1,3})\1+", word):
+        return True
+    if re.search(r"[^aeiouyàâäéèêëïîôöùûü\d]{6,}", word):
+        return True
+    return any(row[i:i + 4] in word for row in _KEY_ROWS for i in range(len(row) - 3))
+
+
+def is_keyboard_mash(text: str) -> bool:
+    """Most of the longer words are mashed keys ("sdkfjh qwpoe asdasd"), or the text is a few
+    characters repeated: nothing a person wrote to be read."""
+    words = [w for w in re.findall(r"[^\W\d_]+", text.lower()) if len(w) >= 4]
+    if not words:
+        return False
+    letters = "".join(words)
+    if len(letters) >= 12 and len(set(letters)) <= 3:
+        return True
+    return sum(_mashed(w) for w in words) * 2 > len(words)
+
+
+# Fewer letters than this is no answer to "how to reproduce" / "what did you test" ("x", ".").
+MIN_HELPFUL_LETTERS = 3
+
+
+def helpful_answer(value: str, key: str) -> str:
+    """A free answer that tells the desk something: not one or two characters, not mashed keys.
+    `key` is the message, with an example, that asks again."""
+    text = long_text(value)
+    assert text is not None
+    if len(re.findall(r"[^\W\d_]", text)) < MIN_HELPFUL_LETTERS or is_keyboard_mash(text):
+        raise Invalid(key)
     return text
 
 

@@ -87,6 +87,18 @@ def format_number(value: Decimal | int, lang: str, places: int | None = None) ->
     return _babel_decimal(value, format=fmt, locale=BABEL_LOCALES[normalize_language(lang)])
 
 
+def format_rate(amount: Decimal, lang: str, currency: str = "EUR") -> str:
+    """A rate per hour as each language writes it: '€102.21/h', '102,21 €/h', '€ 102,21/u'."""
+    return translate(lang, "common.per_hour", amount=format_money(amount, lang, currency))
+
+
+def format_duration(minutes: int, lang: str) -> str:
+    """A duration as people write it: '1 h 30', '0 h 02', '2 h' ('1 u 30' in Dutch)."""
+    hours, rest = divmod(int(minutes), 60)
+    return translate(lang, "common.duration", hours=hours, minutes=f"{rest:02d}") if rest else translate(
+        lang, "common.duration_hours", hours=hours)
+
+
 def format_date(value: date, lang: str) -> str:
     return _babel_date(value, format="full", locale=BABEL_LOCALES[normalize_language(lang)])
 

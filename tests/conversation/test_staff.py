@@ -66,7 +66,7 @@ async def test_agent_logs_time_priced_with_the_customers_sla(desk):
     conv = TurnRunner(desk)
     out = await say(conv, SOFIE, f"logtime {number} 1h30 teamviewer at 2026-11-27 16:30 remote session")
     # Friday 16:30-17:00 at 100 %, 17:00-18:00 at their SLA's 125 %.
-    assert "0.50 h at 100 % = €51.11" in out and "1.00 h at 125 % = €127.76" in out and "€178.87" in out
+    assert "0 h 30 × €102.21/h × 100 % = €51.11" in out and "1 h × €102.21/h × 125 % = €127.76" in out and "€178.87" in out
     [entry] = await desk.store.list_time_entries(ticket_number=number)
     assert entry.amount == Decimal("178.87") and entry.note == "remote session"
     assert entry.agent_email == SOFIE
