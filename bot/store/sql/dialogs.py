@@ -49,8 +49,8 @@ EVENT_PROCESSED = select(m.processed_events.c.event_id).where(
 def _turn_start_query() -> Any:
     """Everything a turn reads first, in one statement: whether its delivery was handled, its
     dialog, who the e-mail is (contact, their company, staff member), and whether notices of
-    lost answers are owed to the person. One row always: each
-    table is joined on its unique key to a one-row anchor, so a missing part is NULLs.
+    lost answers are owed to the person. One row always: each table is joined on its unique key
+    to a one-row anchor, so a missing part is NULLs.
 
     One statement instead of five: the turn-start read was the largest share of a worker's
     database time (docs/performance.md)."""
@@ -67,8 +67,8 @@ def _turn_start_query() -> Any:
               # contacts.company_name is the company's own `name` (replace_directory writes it so)
               .outerjoin(co, co.c.name == c.c.company_name)
               .outerjoin(s, s.c.email_key == email_key))
-    columns = [processed.label("processed"), notices_owed.label("notices_owed"), _d.c.version.label("d_version"), _d.c.state.label("d_state"),
-               _d.c.updated_at.label("d_updated_at")]
+    columns = [processed.label("processed"), notices_owed.label("notices_owed"), _d.c.version.label("d_version"),
+               _d.c.state.label("d_state"), _d.c.updated_at.label("d_updated_at")]
     for prefix, table in (("c_", c), ("s_", s), ("co_", co)):
         columns += [column.label(prefix + column.name) for column in table.c]
     return select(*columns).select_from(joined)
