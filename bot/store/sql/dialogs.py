@@ -42,6 +42,8 @@ _KEY_MATCHES = and_(_d.c.channel == bindparam("k_channel"), _d.c.tenant == bindp
 DIALOG_UPDATE = (update(_d).where(_KEY_MATCHES, _d.c.version == bindparam("k_version"))
                  .values(state=bindparam("new_state", type_=_d.c.state.type), version=_d.c.version + 1,
                          updated_at=bindparam("new_updated_at", type_=_d.c.updated_at.type)))
+# The end of a dialog: deleted if still at the version the turn read (built once, as the update).
+DIALOG_DELETE = delete(_d).where(_KEY_MATCHES, _d.c.version == bindparam("k_version"))
 EVENT_PROCESSED = select(m.processed_events.c.event_id).where(
     m.processed_events.c.source == bindparam("e_source"), m.processed_events.c.event_id == bindparam("e_id"))
 
@@ -112,8 +114,7 @@ class SqlDialogs(SqlBase):
         replies = select(func.count()).select_from(reply).scalar_subquery().label("replies")
         self._pg_claim_reply_and_update = select(*counts, replies)
         # The end of a dialog likewise: claim, reply and delete in one statement.
-        deleted = delete(_d).where(_KEY_MATCHES, _d.c.version == bindparam("k_version")).returning(_d.c.version)
-        ended = [counts[0], select(func.count()).select_from(deleted.cte("ended")).scalar_subquery().label("saved")]
+        ended = [counts[0], select(func.count()).select_from(DIALOG_DELETE.returning(_d.c.version).cte("ended")).scalar_subquery().label("saved")]
         self._pg_claim_and_delete = select(*ended)
         self._pg_claim_reply_and_delete = select(*ended, replies)
 
@@ -130,16 +131,6 @@ class SqlDialogs(SqlBase):
         company = company_from(row, "co_") if row.co_id is not None else None
         staff = staff_from(row, "s_") if row.s_id is not None else None
         return TurnStart(bool(row.processed), dialog, contact, staff, company, bool(row.notices_owed))
-
-    @staticmethod
-    def _dialog_pk(key: DialogKey) -> Any:
-        d = m.dialog_states
-        return and_(
-            d.c.channel == key.channel,
-            d.c.tenant == key.tenant,
-            d.c.conversation == key.conversation,
-            d.c.user_id == key.user,
-        )
 
     async def load_dialog(self, key: DialogKey) -> StoredDialog | None:
         async with self._tx(read_only=True) as conn:
@@ -208,18 +199,17 @@ class SqlDialogs(SqlBase):
     ) -> None:
         """Port method; extension: `event=(source, event_id)` as in save_dialog (claimed at `now`,
         default: the current time)."""
-        d = m.dialog_states
         now = now or datetime.now(timezone.utc)
+        params: dict[str, Any] = {**_dialog_params(key), "k_version": expected_version}
         async with self._tx() as conn:
             if event is not None and self.dialect == "postgresql":
-                params = {**_dialog_params(key), "k_version": expected_version,
-                          "e_source": event[0], "e_id": event[1], "e_at": now}
+                params.update(e_source=event[0], e_id=event[1], e_at=now)
                 await self._claim_and_change(conn, key, expected_version, event, params, reply, now,
                                              self._pg_claim_and_delete, self._pg_claim_reply_and_delete)
                 return
             await self._claim_in_tx(conn, event, now, key)
             await self._reply_in_tx(conn, reply, now)
-            result = await conn.execute(delete(d).where(self._dialog_pk(key), d.c.version == expected_version))
+            result = await conn.execute(DIALOG_DELETE, params)
             if result.rowcount != 1:
                 raise StaleDialogError(f"dialog {key} is not at version {expected_version}")
 

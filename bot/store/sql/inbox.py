@@ -2,10 +2,11 @@
 
 Transactions: a write inserts the items in one statement (on PostgreSQL one text for any
 number of rows, the columns as arrays through unnest, and a NOTIFY that wakes the workers of
-every process when the transaction commits); a claim reads the conversations' heads with their
-count of unfinished items, then takes the due ones (PostgreSQL: one UPDATE of the rows selected
-FOR UPDATE SKIP LOCKED); each change of an item is one conditional UPDATE (only while the
-caller's claim holds).
+every process when it commits); a claim takes the due heads of the conversations (their oldest
+unfinished item) in fair order (PostgreSQL: one UPDATE whose CTE counts the heads and whose rows
+are selected FOR UPDATE SKIP LOCKED; SQLite: the heads read first, in one transaction); each
+change of an item is one conditional UPDATE (only while the caller's claim holds), and a worker's
+finished items are marked together, with the replies they posted, before its next claim.
 
 Fair order: a conversation with few unfinished items goes before one with many, then by
 priority, then by arrival. A person who just wrote has one item waiting; a sender flooding the
@@ -270,20 +271,21 @@ class SqlInbox(SqlBase):
         # what it takes), so no transaction around them; SQLite: one transaction.
         async with self._tx(autocommit=True) as conn:
             done = 0
-            if self.dialect != "postgresql":
+            if self.dialect == "postgresql":
+                if finished or sent_replies:
+                    result = await conn.execute(_PG_FINISH, {"ids": [item_id for item_id, _ in finished],
+                                                             "attempts": [attempt for _, attempt in finished],
+                                                             "sent": list(sent_replies), "done_at": now})
+                    done = result.rowcount
+            else:
                 for item_id, attempt in finished:
                     result = await conn.execute(_INBOX_FINISH, {"item_id": item_id, "attempt": attempt,
                                                                 "done_at": now})
                     done += result.rowcount
-            elif finished or sent_replies:
-                result = await conn.execute(_PG_FINISH, {"ids": [item_id for item_id, _ in finished],
-                                                         "attempts": [attempt for _, attempt in finished],
-                                                         "sent": list(sent_replies), "done_at": now})
-                done = result.rowcount
-            if sent_replies and self.dialect != "postgresql":
-                # The replies these items' turns posted: marked here rather than each in a
-                # transaction of its own, as the items themselves are.
-                await _mark_replies_sent(conn, sent_replies, now)
+                if sent_replies:
+                    # The replies these items' turns posted: marked here rather than each in a
+                    # transaction of its own, as the items themselves are.
+                    await _mark_replies_sent(conn, sent_replies, now)
             if limit <= 0 or wanted == []:
                 return done, []
             return done, await self._claim_inbound_in_tx(conn, now, lease, limit, wanted)
