@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "CareDesk needs Python 3.11 or newer (python3.11, python3.12 or python3.13 on PATH)" >&2; exit 1; fi
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,botbuilder]'
 	@touch $(STAMP)
 
 # `make run` uses the example settings and directory unless CAREDESK_CONFIG says otherwise.

@@ -156,13 +156,23 @@ def configure(desk: Desk, *, config: TeamsConfig | None = None, transport: Teams
     # Without a config: the desk's `[teams]` table and this process's environment.
     config = config if config is not None else TeamsConfig.from_settings(desk.settings)
     if transport is None:
-        from adapters.teams.botbuilder_transport import BotbuilderTransport
-
-        transport = BotbuilderTransport(config)
+        transport = make_transport(config)
     app = TeamsApp(desk, config, transport, TeamsChannel(desk, config))
     if config.auth_enabled and not config.app_password and config.app_type != "UserAssignedMSI":
         log.warning("MICROSOFT_APP_ID is set but MICROSOFT_APP_PASSWORD is not: CareDesk cannot answer in Teams")
     return app
+
+
+def make_transport(config: TeamsConfig) -> TeamsTransport:
+    """The transport `CAREDESK_TEAMS_TRANSPORT` chose, its SDK imported only now: a deployment
+    needs only the one it runs on."""
+    if config.transport == "botbuilder":
+        from adapters.teams.botbuilder_transport import BotbuilderTransport
+
+        return BotbuilderTransport(config)
+    from adapters.teams.agents_transport import AgentsTransport
+
+    return AgentsTransport(config)
 
 
 TEAMS_APP_KEY: web.AppKey[TeamsApp] = web.AppKey("teams", TeamsApp)

@@ -21,6 +21,17 @@ checked here, by the channel that uses them. The environment wins over the file.
 | `BOTFRAMEWORK_OAUTH_URL` | https://api.botframework.com (user token service) |
 | `TEAMS_RESPONSE_DEADLINE_SECONDS` | 10 (Teams gives up after 15 s) |
 | `TEAMS_MEMBER_CACHE_SECONDS` | 3600 |
+
+The transport (see `transport.py`) and the Agents SDK's own names for the identity:
+
+| variable | meaning |
+|---|---|
+| `CAREDESK_TEAMS_TRANSPORT` | `agents` (Microsoft 365 Agents SDK, default) or `botbuilder` (Bot Framework SDK) |
+| `CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTID` | the app id, when `MICROSOFT_APP_ID` is not set |
+| `CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTSECRET` | the secret, when `MICROSOFT_APP_PASSWORD` is not set |
+| `CONNECTIONS__SERVICE_CONNECTION__SETTINGS__TENANTID` | the tenant, when `MICROSOFT_APP_TENANT_ID` is not set |
+| `CONNECTIONS__SERVICE_CONNECTION__SETTINGS__AUTHTYPE` | `ClientSecret` (default), `Certificate`, `UserManagedIdentity`, `SystemManagedIdentity` |
+| `CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CERTPFXFILE` | the certificate (PFX file) of `Certificate` |
 """
 
 from __future__ import annotations
@@ -55,7 +66,15 @@ ENV_KEYS = (
     "BOTFRAMEWORK_OAUTH_URL",
     "TEAMS_RESPONSE_DEADLINE_SECONDS",
     "TEAMS_MEMBER_CACHE_SECONDS",
+    "CAREDESK_TEAMS_TRANSPORT",
 )
+
+TRANSPORTS = ("agents", "botbuilder")
+DEFAULT_TRANSPORT = "agents"
+# The Agents SDK's configuration names (its `load_configuration_from_env` layout) for the one
+# connection CareDesk has.
+SDK_SETTINGS = "CONNECTIONS__SERVICE_CONNECTION__SETTINGS__"
+AUTH_TYPES = ("ClientSecret", "Certificate", "UserManagedIdentity", "SystemManagedIdentity")
 
 
 @dataclass(frozen=True)
@@ -76,6 +95,12 @@ class TeamsConfig:
     # Developer mode (Bot Framework Emulator): no app id, no authentication. The composition
     # root sets it only for a server on a loopback address (`ServerConfig.developer_mode`).
     insecure_dev_mode: bool = False
+    # Which SDK carries the Bot Framework protocol (`CAREDESK_TEAMS_TRANSPORT`).
+    transport: str = DEFAULT_TRANSPORT
+    # How the bot proves itself for outbound calls: a client secret, a certificate (Agents SDK
+    # only) or a managed identity (`UserManagedIdentity` is MICROSOFT_APP_TYPE=UserAssignedMSI).
+    auth_type: str = "ClientSecret"
+    certificate_file: str | None = None
 
     @property
     def auth_enabled(self) -> bool:
@@ -94,12 +119,14 @@ class TeamsConfig:
             return value or default
 
         identity = TeamsIdentity.parse(settings.adapter_table("teams"), env)
+        sdk = SdkSettings.parse(env, identity)
+        identity = sdk.identity
         tenant = identity.tenant_id
         authority_tenant = tenant if identity.app_type == "SingleTenant" and tenant else "botframework.com"
         login_url = get("BOTFRAMEWORK_LOGIN_URL", PUBLIC_LOGIN_PREFIX + authority_tenant).rstrip("/")
         return cls(
             app_id=identity.app_id,
-            app_password=env.get("MICROSOFT_APP_PASSWORD") or None,
+            app_password=env.get("MICROSOFT_APP_PASSWORD") or env.get(SDK_SETTINGS + "CLIENTSECRET") or None,
             tenant_id=tenant,
             app_type=identity.app_type,
             openid_metadata_url=get("BOTFRAMEWORK_OPENID_METADATA_URL", PUBLIC_OPENID_METADATA_URL),
@@ -113,6 +140,9 @@ class TeamsConfig:
             response_deadline=_positive(env, "TEAMS_RESPONSE_DEADLINE_SECONDS", 10.0),
             member_cache_seconds=_positive(env, "TEAMS_MEMBER_CACHE_SECONDS", 3600.0),
             insecure_dev_mode=insecure_dev_mode,
+            transport=sdk.transport,
+            auth_type=sdk.auth_type,
+            certificate_file=sdk.certificate_file,
         )
 
 
@@ -167,3 +197,47 @@ def _positive(env: Mapping[str, str], key: str, default: float) -> float:
     if value <= 0:
         raise ConfigError(key, f"must be positive, got {raw!r}")
     return value
+
+
+@dataclass(frozen=True)
+class SdkSettings:
+    """The transport chosen and the Agents SDK's own variables (`CONNECTIONS__SERVICE_CONNECTION__
+    SETTINGS__*`), read beside the MICROSOFT_APP_* ones: those win where both are set, so one
+    deployment's settings mean the same on either transport."""
+
+    identity: TeamsIdentity
+    transport: str = DEFAULT_TRANSPORT
+    auth_type: str = "ClientSecret"
+    certificate_file: str | None = None
+
+    @classmethod
+    def parse(cls, env: Mapping[str, str], identity: TeamsIdentity) -> SdkSettings:
+        def sdk(key: str) -> str | None:
+            return (env.get(SDK_SETTINGS + key) or "").strip() or None
+
+        transport = (env.get("CAREDESK_TEAMS_TRANSPORT") or "").strip().lower() or DEFAULT_TRANSPORT
+        if transport not in TRANSPORTS:
+            raise ConfigError("CAREDESK_TEAMS_TRANSPORT", f"expected one of {', '.join(TRANSPORTS)}, got {transport!r}")
+        auth_type = sdk("AUTHTYPE") or "ClientSecret"
+        matched = [t for t in AUTH_TYPES if t.lower() == auth_type.lower()]
+        if not matched:
+            raise ConfigError(SDK_SETTINGS + "AUTHTYPE", f"expected one of {', '.join(AUTH_TYPES)}, got {auth_type!r}")
+        auth_type = matched[0]
+        app_type = identity.app_type
+        if app_type == "UserAssignedMSI":
+            auth_type = "UserManagedIdentity"
+        elif auth_type == "UserManagedIdentity" and not env.get("MICROSOFT_APP_TYPE"):
+            app_type = "UserAssignedMSI"
+        tenant_id = identity.tenant_id or sdk("TENANTID")
+        if tenant_id and app_type == "MultiTenant" and not env.get("MICROSOFT_APP_TYPE") and sdk("TENANTID"):
+            app_type = "SingleTenant"  # the Agents SDK's settings name a tenant: the bot is that tenant's
+        certificate_file = sdk("CERTPFXFILE")
+        if auth_type == "Certificate" and not certificate_file:
+            raise ConfigError(SDK_SETTINGS + "CERTPFXFILE", "Certificate authentication needs the certificate file")
+        if transport == "botbuilder" and auth_type in ("Certificate", "SystemManagedIdentity"):
+            raise ConfigError(SDK_SETTINGS + "AUTHTYPE",
+                              f"{auth_type} needs CAREDESK_TEAMS_TRANSPORT=agents (botbuilder does not offer it here)")
+        return cls(
+            TeamsIdentity(identity.app_id or sdk("CLIENTID"), tenant_id, app_type),
+            transport, auth_type, certificate_file,
+        )

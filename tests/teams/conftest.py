@@ -4,12 +4,19 @@ the Teams channel mounted and authentication ON.
 
 Every Adaptive Card the fake connector receives is validated against the official 1.5 schema
 when the test ends.
+
+Every test that uses the fake (`fake_bf`) runs once per Teams transport (`TRANSPORTS`: the
+Microsoft 365 Agents SDK and botbuilder), chosen as a deployment chooses it, with
+`CAREDESK_TEAMS_TRANSPORT` in `teams_env`. A transport whose SDK is not installed is skipped
+(failed under CI=true).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import importlib
+import os
 import copy
 import itertools
 import json
@@ -30,7 +37,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from adapters.teams import configure, mount
-from adapters.teams.botbuilder_transport import clear_key_cache
 from adapters.teams.config import TeamsConfig
 from adapters.server.web import build_app
 from bot.domain.clock import ManualClock
@@ -117,6 +123,7 @@ class FakeBotFramework:
     fail_sends: bool = False
     fail_members: bool = False
     base_url: str = ""
+    transport: str = "agents"  # the Teams transport under test (CAREDESK_TEAMS_TRANSPORT)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -207,19 +214,42 @@ def other_rsa_key():
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-@pytest.fixture
-async def fake_bf(rsa_key):
-    fake = FakeBotFramework(private_key=rsa_key, jwks=[_jwk(rsa_key, KID)])
+TRANSPORTS = ("agents", "botbuilder")
+TRANSPORT_MODULES = {"agents": "adapters.teams.agents_transport", "botbuilder": "adapters.teams.botbuilder_transport"}
+
+
+def transport_module(transport: str) -> Any:
+    """The transport's module, or a skip when its SDK is not installed (a failure under CI=true,
+    where both must run)."""
+    try:
+        return importlib.import_module(TRANSPORT_MODULES[transport])
+    except ImportError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            raise
+        pytest.skip(f"the {transport} transport's SDK is not installed: {exc}")
+
+
+def clear_key_cache(transport: str) -> None:
+    """botbuilder keeps the signing keys on a class, shared by the whole process (the Agents SDK
+    transport keeps them per transport)."""
+    if transport == "botbuilder":
+        transport_module(transport).clear_key_cache()
+
+
+@pytest.fixture(params=TRANSPORTS)
+async def fake_bf(rsa_key, request):
+    transport_module(request.param)
+    fake = FakeBotFramework(private_key=rsa_key, jwks=[_jwk(rsa_key, KID)], transport=request.param)
     for user_id, user in USERS.items():
         fake.members[user_id] = {"id": user_id, "name": user["name"], "aadObjectId": user["aad"],
                                  "email": user["email"], "userPrincipalName": user["email"]}
     server = TestServer(fake.app(), host="127.0.0.1")
     await server.start_server()
     fake.base_url = str(server.make_url("")).rstrip("/")
-    clear_key_cache()
+    clear_key_cache(fake.transport)
     yield fake
     await server.close()
-    clear_key_cache()
+    clear_key_cache(fake.transport)
     problems = {i: card_errors(c) for i, c in enumerate(fake.cards())}
     assert not {i: p for i, p in problems.items() if p}, f"cards the bot sent fail the Adaptive Card 1.5 schema: {problems}"
 
@@ -255,6 +285,7 @@ def teams_env(fake: FakeBotFramework, **extra: str) -> dict[str, str]:
         "BOTFRAMEWORK_EMULATOR_OPENID_METADATA_URL": fake.base_url + "/openid",
         "BOTFRAMEWORK_TOKEN_URL": fake.base_url + "/token",
         "BOTFRAMEWORK_OAUTH_SCOPE": "https://api.botframework.com",
+        "CAREDESK_TEAMS_TRANSPORT": fake.transport,
         **extra,
     }
 

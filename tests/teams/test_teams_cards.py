@@ -145,12 +145,18 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-def test_botbuilder_stays_behind_the_transport_interface():
-    sdk = {"botbuilder", "botframework", "msal", "msrest"}
+def _users_of(sdk: set[str]) -> list[str]:
     users = sorted(str(p.relative_to(ROOT)) for folder in ("adapters", "cards", "bot")
                    for p in (ROOT / folder).rglob("*.py") if _imports(p) & sdk)
-    allowed = ["adapters/teams/botbuilder_transport.py"]
-    assert [u for u in users if not u.startswith("adapters/slack")] == allowed
+    return [u for u in users if not u.startswith("adapters/slack")]
+
+
+def test_botbuilder_stays_behind_the_transport_interface():
+    assert _users_of({"botbuilder", "botframework", "msrest"}) == ["adapters/teams/botbuilder_transport.py"]
+
+
+def test_the_agents_sdk_stays_behind_the_transport_interface():
+    assert _users_of({"microsoft_agents", "msal"}) == ["adapters/teams/agents_transport.py"]
 
 
 def test_cards_import_only_the_reply_model():
