@@ -24,6 +24,7 @@ from adapters.teams.transport import (
 )
 from bot.app.desk import Desk
 from bot.app.outbox import DeliveryFailed
+from bot.domain.config import ConfigError
 from bot.protocol.replies import Response
 
 log = logging.getLogger("caredesk.teams")
@@ -166,13 +167,19 @@ def configure(desk: Desk, *, config: TeamsConfig | None = None, transport: Teams
 def make_transport(config: TeamsConfig) -> TeamsTransport:
     """The transport `CAREDESK_TEAMS_TRANSPORT` chose, its SDK imported only now: a deployment
     needs only the one it runs on."""
-    if config.transport == "botbuilder":
-        from adapters.teams.botbuilder_transport import BotbuilderTransport
+    try:
+        if config.transport == "botbuilder":
+            from adapters.teams.botbuilder_transport import BotbuilderTransport
 
-        return BotbuilderTransport(config)
-    from adapters.teams.agents_transport import AgentsTransport
+            return BotbuilderTransport(config)
+        from adapters.teams.agents_transport import AgentsTransport
 
-    return AgentsTransport(config)
+        return AgentsTransport(config)
+    except ImportError as exc:
+        package = "caredesk[botbuilder]" if config.transport == "botbuilder" else "caredesk"
+        raise ConfigError("CAREDESK_TEAMS_TRANSPORT",
+                          f"the {config.transport} transport's SDK is not installed ({exc.name}): "
+                          f"pip install '{package}'") from exc
 
 
 TEAMS_APP_KEY: web.AppKey[TeamsApp] = web.AppKey("teams", TeamsApp)
