@@ -159,7 +159,7 @@ def configure(desk: Desk, *, config: TeamsConfig | None = None, transport: Teams
     if transport is None:
         transport = make_transport(config)
     app = TeamsApp(desk, config, transport, TeamsChannel(desk, config))
-    if config.auth_enabled and not config.app_password and config.app_type != "UserAssignedMSI":
+    if config.auth_enabled and not config.app_password and config.auth_type == "ClientSecret":
         log.warning("MICROSOFT_APP_ID is set but MICROSOFT_APP_PASSWORD is not: CareDesk cannot answer in Teams")
     return app
 

@@ -73,3 +73,75 @@ def test_a_bad_value_names_the_key_or_variable(data, env, key):
     with pytest.raises(ConfigError) as err:
         TeamsConfig.from_settings(settings_from_mapping(data), env)
     assert err.value.key == key
+
+
+# ---- the transport and the Agents SDK's own variables (issue 18) ----------------------------------------
+
+SDK = "CONNECTIONS__SERVICE_CONNECTION__SETTINGS__"
+
+
+def test_the_agents_sdk_is_the_default_transport_and_botbuilder_can_be_chosen():
+    assert TeamsConfig.from_settings(Settings(), {}).transport == "agents"
+    assert TeamsConfig.from_settings(Settings(), {"CAREDESK_TEAMS_TRANSPORT": "BotBuilder"}).transport == "botbuilder"
+
+
+def test_the_agents_sdk_variables_give_the_identity_when_microsoft_app_ones_are_absent():
+    config = TeamsConfig.from_settings(Settings(), {SDK + "CLIENTID": "sdk-app", SDK + "CLIENTSECRET": "sdk-secret",
+                                                    SDK + "TENANTID": "sdk-tenant", SDK + "AUTHTYPE": "clientsecret"})
+    assert (config.app_id, config.app_password, config.tenant_id) == ("sdk-app", "sdk-secret", "sdk-tenant")
+    assert (config.app_type, config.auth_type) == ("SingleTenant", "ClientSecret")
+    assert config.login_url == "https://login.microsoftonline.com/sdk-tenant"
+    assert "sdk-secret" not in repr(config)
+
+
+def test_the_microsoft_app_variables_win_over_the_sdk_ones():
+    config = TeamsConfig.from_settings(Settings(), {SDK + "CLIENTID": "sdk-app", SDK + "CLIENTSECRET": "sdk-secret",
+                                                    "MICROSOFT_APP_ID": "app", "MICROSOFT_APP_PASSWORD": "secret"})
+    assert (config.app_id, config.app_password) == ("app", "secret")
+
+
+def test_a_user_assigned_managed_identity_is_one_setting_under_either_name():
+    ours = TeamsConfig.from_settings(Settings(), {"MICROSOFT_APP_ID": "mi", "MICROSOFT_APP_TYPE": "UserAssignedMSI"})
+    theirs = TeamsConfig.from_settings(Settings(), {SDK + "CLIENTID": "mi", SDK + "AUTHTYPE": "UserManagedIdentity"})
+    assert (ours.app_type, ours.auth_type) == (theirs.app_type, theirs.auth_type) == ("UserAssignedMSI",
+                                                                                      "UserManagedIdentity")
+
+
+def test_a_certificate_is_read_for_the_agents_sdk():
+    config = TeamsConfig.from_settings(Settings(), {SDK + "CLIENTID": "app", SDK + "AUTHTYPE": "Certificate",
+                                                    SDK + "CERTPFXFILE": "/etc/caredesk/bot.pfx"})
+    assert (config.auth_type, config.certificate_file) == ("Certificate", "/etc/caredesk/bot.pfx")
+
+
+@pytest.mark.parametrize("env,key", [
+    ({"CAREDESK_TEAMS_TRANSPORT": "bolt"}, "CAREDESK_TEAMS_TRANSPORT"),
+    ({SDK + "AUTHTYPE": "Password"}, SDK + "AUTHTYPE"),
+    ({SDK + "AUTHTYPE": "Certificate"}, SDK + "CERTPFXFILE"),
+    ({SDK + "AUTHTYPE": "SystemManagedIdentity", "CAREDESK_TEAMS_TRANSPORT": "botbuilder"}, SDK + "AUTHTYPE"),
+])
+def test_a_bad_transport_setting_names_the_variable(env, key):
+    with pytest.raises(ConfigError) as err:
+        TeamsConfig.from_settings(Settings(), env)
+    assert err.value.key == key
+
+
+def test_the_agents_transport_uses_msal_for_a_certificate_or_a_managed_identity_and_the_endpoint_for_a_secret():
+    pytest.importorskip("microsoft_agents.authentication.msal")
+    from microsoft_agents.authentication.msal import MsalAuth
+
+    from adapters.teams.agents_transport import TokenEndpointProvider, make_token_provider
+
+    env = {"MICROSOFT_APP_ID": "app", "MICROSOFT_APP_TENANT_ID": "tenant-guid", "MICROSOFT_APP_TYPE": "SingleTenant"}
+    secret = make_token_provider(TeamsConfig.from_settings(Settings(), {**env, "MICROSOFT_APP_PASSWORD": "s"}))
+    assert isinstance(secret, TokenEndpointProvider)
+    assert secret.token_url == "https://login.microsoftonline.com/tenant-guid/oauth2/v2.0/token"
+    certificate = make_token_provider(TeamsConfig.from_settings(Settings(), {
+        **env, SDK + "AUTHTYPE": "Certificate", SDK + "CERTPFXFILE": "/etc/caredesk/bot.pfx"}))
+    assert isinstance(certificate, MsalAuth)
+    settings = certificate.configuration
+    assert (settings.CLIENT_ID, settings.TENANT_ID, settings.CERT_PFX_FILE) == ("app", "tenant-guid",
+                                                                               "/etc/caredesk/bot.pfx")
+    assert settings.AUTHORITY == "https://login.microsoftonline.com/tenant-guid"
+    managed = make_token_provider(TeamsConfig.from_settings(Settings(), {
+        "MICROSOFT_APP_ID": "mi", "MICROSOFT_APP_TYPE": "UserAssignedMSI"}))
+    assert isinstance(managed, MsalAuth) and managed.configuration.AUTH_TYPE == "UserManagedIdentity"
