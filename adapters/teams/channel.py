@@ -30,6 +30,7 @@ from typing import Any
 from adapters.shared.cache import ExpiringCache
 from adapters.shared.references import ReferenceBook
 from adapters.shared.turns import apology, first_delivery
+from adapters.teams import refresh
 from adapters.teams.activities import CARD_ACTION_INVOKE
 from adapters.teams.config import TeamsConfig
 from adapters.teams.transport import DeliveryError, InvokeReply, TurnIO
@@ -357,6 +358,8 @@ class TeamsChannel:
         data = dict(card_action.get("data") or {}) if isinstance(card_action.get("data"), dict) else {}
         if not data.get("action") and card_action.get("verb"):
             data["action"] = card_action["verb"]
+        if data.get("action") == refresh.REFRESH_VERB:  # Universal Actions: a paging card looked at
+            return await self._refresh(io, data)
         if not data.get("action"):
             return InvokeReply(400, {"statusCode": 400, "type": "application/vnd.microsoft.error",
                                      "value": {"code": "BadRequest", "message": "the card action has no action"}})
@@ -371,6 +374,13 @@ class TeamsChannel:
             return InvokeReply(200, {"statusCode": 200, "type": MESSAGE_TYPE,
                                      "value": translate(lang, "teams.card_submitted")})
         return InvokeReply(200, {"statusCode": 200, "type": CARD_CONTENT_TYPE, "value": refreshed})
+
+    async def _refresh(self, io: TurnIO, data: Mapping[str, Any]) -> InvokeReply:
+        activity = io.activity
+        sender = activity.get("from") if isinstance(activity.get("from"), dict) else {}
+        lang = normalize_language(activity_locale(activity), self.desk.settings.default_language)
+        email = await self._email(io, sender or {})
+        return await refresh.answer(self.desk, data, str((sender or {}).get("id") or ""), email, lang)
 
     async def _on_submit(self, io: TurnIO, data: Mapping[str, Any], *, invoke: bool) -> dict[str, Any] | None:
         activity = io.activity

@@ -9,6 +9,7 @@ from typing import Union
 
 from adapters.shared import references
 from adapters.teams.channel import CHANNEL, response_message
+from adapters.teams.refresh import with_refreshes
 from adapters.teams.transport import DeliveryError, TeamsTransport, TurnIO
 from bot.app.desk import Desk
 from bot.i18n import normalize_language
@@ -44,7 +45,9 @@ async def send_proactive(desk: Desk, user_key_or_email: str, message: ProactiveM
             lang = normalize_language(str(locale), lang)
     if not replies:
         return True
-    activity = response_message(replies, lang)
+    # A page (an acknowledge button) refreshes for its recipient once someone takes the ticket.
+    user = reference.get("user") if isinstance(reference, Mapping) else None
+    activity = with_refreshes(response_message(replies, lang), str(user.get("id") or "") if isinstance(user, Mapping) else None)
     async def deliver(io: TurnIO) -> None:
         await io.send([activity])
 

@@ -60,6 +60,9 @@ USERS = {
     "29:camille": {"email": "camille.dubois@atelier-lumiere.be", "name": "Camille Dubois", "aad": "aad-camille"},
     "29:emma": {"email": "emma.wilson@atelier-lumiere.be", "name": "Emma Wilson", "aad": "aad-emma"},
     "29:sofie": {"email": "sofie.janssens@caresolutions.be", "name": "Sofie Janssens", "aad": "aad-sofie"},
+    # the escalation managers of examples/directory.yaml (levels 1 and 2)
+    "29:naida": {"email": "naida.jelacic@caresolutions.be", "name": "Naïda Jelacic", "aad": "aad-naida"},
+    "29:pieter": {"email": "pieter.vandenbroeck@caresolutions.be", "name": "Pieter Van den Broeck", "aad": "aad-pieter"},
 }
 
 
