@@ -65,6 +65,7 @@ class Plan:
     conversations: int
     teams_conversations: int
     teams_concurrency: int
+    teams_transports: list[str]
     saturation_requests: int
     saturation_rounds: int
     saturation_seconds: float
@@ -100,6 +101,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Plan]
     p.add_argument("--concurrency", type=int, help="concurrent Slack conversations (default 200; quick 50)")
     p.add_argument("--conversations", type=int, help="Slack conversations per configuration (default 300; quick 60)")
     p.add_argument("--teams-conversations", type=int, help="Teams conversations per configuration (default 60; quick 10)")
+    p.add_argument("--teams-transports", default="agents,botbuilder",
+                   help="Teams transports (CAREDESK_TEAMS_TRANSPORT) of the Teams walk: the first serves the main "
+                        "walk; with more than one, each also walks the Teams dialog on fresh server processes of "
+                        "its own, in turn, for the comparison (default agents,botbuilder)")
     p.add_argument("--saturation-requests", type=int, help="requests per ack-saturation round (default 6000; quick 600)")
     p.add_argument("--saturation-rounds", type=int,
                    help="alternating rounds of CareDesk / Bolt / bare saturation per configuration; the median "
@@ -139,6 +144,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Plan]
         conversations=args.conversations or (60 if quick else 300),
         teams_conversations=args.teams_conversations if args.teams_conversations is not None else (10 if quick else 60),
         teams_concurrency=10 if quick else 30,
+        teams_transports=[t.strip() for t in args.teams_transports.split(",") if t.strip()],
         saturation_requests=args.saturation_requests or (600 if quick else 6000),
         saturation_rounds=args.saturation_rounds or (2 if quick else 5),
         saturation_seconds=30.0 if quick else 60.0,
@@ -260,6 +266,37 @@ def ack_kinds(rec) -> list[float]:
 # ---- one configuration: a backend and a number of processes -----------------------------------------------
 
 
+async def compare_teams_transports(plan: Plan, fakes: FakePlatforms, env: dict[str, str], nproc: int,
+                                   workdir: Path, tag: str, prefix: str) -> dict[str, Any]:
+    """The Teams dialog walked on each transport, in turn, each on fresh server processes of its
+    own (same database, same fakes, same load): messages per second and latencies side by side,
+    and the slower's shortfall against the faster (issue 18: at most 20 %)."""
+    by_transport: dict[str, Any] = {}
+    for transport in plan.teams_transports:
+        procs = await servers.start_caredesk(nproc, {**env, "CAREDESK_TEAMS_TRANSPORT": transport}, workdir,
+                                             f"{tag}-{transport}")
+        try:
+            cpu0 = sum(p.cpu() for p in procs)
+            log(f"   Teams on {transport}: {plan.teams_conversations} conversations, {plan.teams_concurrency} at a time")
+            walk = TeamsDialogs(fakes, [p.url for p in procs], prefix=f"{prefix}{transport[:2]}")
+            out = await walk.run(plan.teams_conversations, plan.teams_concurrency, plan.phase_seconds)
+            cpu1 = sum(p.cpu() for p in procs)
+        finally:
+            await servers.stop(procs)
+        messages = len(all_latencies(out.rec, "teams."))
+        by_transport[transport] = {
+            **out.rec.summary(out.rec.wall), "completed": out.completed, "lost_turns": out.lost_turns,
+            "messages_per_s": round(throughput(out.rec, "teams."), 1),
+            "server_cpu_ms_per_message": round((cpu1 - cpu0) * 1000 / messages, 2) if messages else None,
+        }
+        log(f"   Teams on {transport}: {by_transport[transport]['messages_per_s']} messages/s, "
+            f"{out.completed} completed, {out.lost_turns} lost")
+    rates = {t: r["messages_per_s"] for t, r in by_transport.items() if r["messages_per_s"]}
+    shortfall = round(1 - min(rates.values()) / max(rates.values()), 3) if len(rates) > 1 else None
+    return {"by_transport": by_transport, "slower_by": shortfall,
+            "within_20_percent": shortfall is not None and shortfall <= 0.20}
+
+
 async def run_config(plan: Plan, fakes: FakePlatforms, backend: str, nproc: int, workdir: Path, stamp: str,
                      peer_procs: dict[str, servers.Proc]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     tag = f"{backend[:2]}{nproc}-{stamp}"
@@ -272,6 +309,9 @@ async def run_config(plan: Plan, fakes: FakePlatforms, backend: str, nproc: int,
     form_view = None
     try:
         env = {**servers.caredesk_env(db.url, fakes.base_url), "CAREDESK_WORKERS": str(workers)}
+        if plan.teams_transports:
+            env["CAREDESK_TEAMS_TRANSPORT"] = plan.teams_transports[0]
+            result["teams_transport"] = plan.teams_transports[0]
         servers.run_cli(env, "db", "upgrade", cwd=workdir)
         result["directory"] = servers.run_cli(env, "directory", "load", str(ROOT / "examples" / "directory.yaml"),
                                               cwd=workdir)
@@ -326,6 +366,9 @@ async def run_config(plan: Plan, fakes: FakePlatforms, backend: str, nproc: int,
                                  "lost_samples": teams_out.lost_samples, "missing_tickets": teams_missing,
                                  "messages_per_s": round(throughput(teams_out.rec, "teams.") , 1)}
             result["dialogs"] = walk
+            if plan.teams_conversations and len(plan.teams_transports) > 1:
+                result["teams_transports"] = await compare_teams_transports(plan, fakes, env, nproc, workdir, tag,
+                                                                            f"{backend[0]}{nproc}")
         # A form view as CareDesk opens it, for the saturation runs (also of the peers).
         form_view = await capture_form(fakes, urls)
 
@@ -970,6 +1013,12 @@ def print_summary(report: dict[str, Any]) -> None:
             for kind, s in d["kinds"].items():
                 print(f"{name:<16}{kind:<28}{s['count']:>7}{_f(s['p50_ms'])}{_f(s['p95_ms'])}{_f(s['p99_ms'])}"
                       f"{_f(s['max_ms'])}{s['errors']:>5}")
+        for transport, t in ((c.get("teams_transports") or {}).get("by_transport") or {}).items():
+            print(f"{name:<16}{'teams on ' + transport:<28}{t['messages_per_s']:>7} messages/s, "
+                  f"{t['server_cpu_ms_per_message']} server CPU ms/message, completed {t['completed']}")
+        if c.get("teams_transports"):
+            print(f"{name:<16}{'=> Teams transports':<28} slower by {c['teams_transports']['slower_by']} "
+                  f"(within 20 %: {c['teams_transports']['within_20_percent']})")
         d = c["dialogs"]["slack"]
         print(f"{name:<16}{'=> all Slack acks':<28}{d['acks']['count']:>7}{_f(d['acks']['p50_ms'])}"
               f"{_f(d['acks']['p95_ms'])}{_f(d['acks']['p99_ms'])}{_f(d['acks']['max_ms'])}")
