@@ -5,8 +5,9 @@ edges measured on this project (see ../shared/reference/platform/NOTES.md):
 
 * every authentication failure becomes `AuthError` (401), where a stock `CloudAdapter.process`
   answers 500 for a missing or expired token, an unknown key id or `alg: none`;
-* the token check runs in a worker thread, because botbuilder fetches the signing keys with a
-  blocking `requests.get` (and caches them on a class: `clear_key_cache()`);
+* the token check runs in a worker thread whenever botbuilder might fetch the signing keys (it
+  does so with a blocking `requests.get`, and caches them on a class: `clear_key_cache()`); with
+  the token's key in its cache, fresh, it runs on the event loop (no thread, no second loop);
 * outbound tokens come from a configurable OAuth token endpoint (client-credentials grant),
   fetched asynchronously and cached, instead of MSAL (which blocks the event loop and refuses
   any authority that is not https).
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import datetime, timedelta
 from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -54,6 +56,8 @@ from adapters.teams.transport import (
 log = logging.getLogger("caredesk.teams.transport")
 
 TOKEN_REFRESH_MARGIN = 300  # seconds before expiry a cached outbound token is renewed
+# botbuilder re-reads its keys (blocking) once they are a day old: well before that, a check needs no fetch.
+KEYS_FRESH_FOR = timedelta(hours=23)
 
 
 def clear_key_cache() -> None:
@@ -234,11 +238,28 @@ class BotbuilderTransport(TeamsTransport):
         if not header:
             raise AuthError("no Authorization header")
         try:
+            if self._keys_at_hand(header):
+                # botbuilder will not fetch: the check runs here, without a thread and a loop of its own.
+                return await self.authentication.authenticate_request(inbound, header)
             return await asyncio.to_thread(_isolated, self.authentication.authenticate_request, inbound, header)
         except requests.RequestException as exc:
             raise AuthUnavailable(f"could not fetch the Bot Framework signing keys: {exc!r}") from exc
         except Exception as exc:  # PermissionError, jwt errors, IndexError (unknown kid), …
             raise AuthError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _keys_at_hand(self, header: str) -> bool:
+        """Whether botbuilder holds, fresh, the channel's signing key this token names (a token of
+        the channel's issuer: botbuilder then reads the channel's metadata, and fetches nothing)."""
+        metadata = JwtTokenExtractor.metadataCache.get(self.config.openid_metadata_url)
+        if metadata is None or datetime.now() - metadata.last_updated > KEYS_FRESH_FOR:
+            return False
+        token = header.partition(" ")[2].strip()
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        except jwt.PyJWTError:
+            return False
+        return issuer == self.config.token_issuer and any(k.get("kid") == kid for k in metadata.keys)
 
     async def vouch(self, auth_header: str | None) -> None:
         if not self.config.auth_enabled:

@@ -90,3 +90,26 @@ async def test_unreachable_key_server_is_503_not_500(sqlite_store, fake_bf):
         assert bot.fake.sent() == []
     finally:
         await bot.client.close()
+
+
+async def test_the_key_check_runs_on_the_loop_once_the_sdk_caches_the_keys(bot, monkeypatch):
+    """botbuilder's token check goes to a thread (with a loop of its own) only while it may fetch
+    the keys: once they are cached, fresh, it runs on the server's loop (a thread per request
+    cost the botbuilder transport a third of its Teams throughput in the benchmark)."""
+    if bot.fake.transport != "botbuilder":
+        pytest.skip("a botbuilder matter: the Agents SDK transport fetches keys with aiohttp")
+    from adapters.teams import botbuilder_transport
+
+    threaded = []
+    original = botbuilder_transport._isolated
+    monkeypatch.setattr(botbuilder_transport, "_isolated", lambda *a: threaded.append(a) or original(*a))
+    assert (await bot.post(bot.activity("29:lotte", "help")))[0] == 200
+    assert threaded  # the first check fetched the keys, in a thread
+    threaded.clear()
+    for _ in range(3):
+        assert (await bot.post(bot.activity("29:lotte", "help")))[0] == 200
+    assert threaded == [] and bot.fake.key_fetches == 1
+    # A token naming a key it does not hold goes to the thread again (botbuilder may re-fetch).
+    status, _ = await bot.post(bot.activity("29:lotte", "help"), token=sign(
+        channel_claims(bot.fake.service_url), bot.fake.private_key, kid="rolled-over-key"))
+    assert status == 401 and threaded
