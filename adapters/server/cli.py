@@ -205,6 +205,22 @@ def _parser() -> argparse.ArgumentParser:
     il.add_argument("--json", action="store_true")
     il.set_defaults(handler=cmd_inbox_list)
 
+    pv = sub.add_parser("privacy", help="a person's personal data (GDPR): export or erase it").add_subparsers(
+        metavar="ACTION")
+    pe = pv.add_parser("export", help="everything held about the person with this e-mail")
+    pe.add_argument("email")
+    pe.add_argument("--json", action="store_true")
+    pe.set_defaults(handler=cmd_privacy_export)
+    px = pv.add_parser("erase", help="remove or pseudonymise the person's data everywhere (tickets and billing are "
+                                     "kept under a pseudonym); an audit record is kept")
+    px.add_argument("email")
+    px.add_argument("--yes", action="store_true", help="required: the erasure cannot be undone")
+    px.add_argument("--by", help="who asks for it (recorded in the audit; default: the system user)")
+    px.set_defaults(handler=cmd_privacy_erase)
+    pa = pv.add_parser("audit", help="the erasures done so far (when, by whom, the pseudonym, rows changed)")
+    pa.add_argument("--json", action="store_true")
+    pa.set_defaults(handler=cmd_privacy_audit)
+
     c = sub.add_parser("chat", help="talk to CareDesk in the terminal (reads lines from standard input)")
     c.add_argument("--as", dest="email", required=True, help="the e-mail of the person you play")
     c.add_argument("--lang", choices=("en", "fr", "nl"), help="language (default: the person's, else English)")
@@ -611,6 +627,65 @@ async def cmd_inbox_list(settings: Settings, args: argparse.Namespace) -> int:
         error = f"  last error: {i.last_error}" if i.last_error else ""
         print(f"#{i.id:<6} {i.status:<8} {i.channel}/{i.kind:<11} {i.conversation_key:<40} "
               f"received {i.received_at:%Y-%m-%d %H:%M:%S}Z attempts {i.attempts}{error}")
+    return 0
+
+
+async def cmd_privacy_export(settings: Settings, args: argparse.Namespace) -> int:
+    if not is_email(args.email):
+        raise UsageError(f"not an e-mail address: {args.email!r}")
+    async with _desk(settings) as desk:
+        export = await desk.store.privacy_export(args.email)
+    if export is None:
+        raise UsageError(f"nothing is held about {args.email}")
+    if args.json:
+        _print_json(export)
+        return 0
+    print(f"Personal data held about {export['email']}")
+    print(f"  names:  {', '.join(export['names']) or '-'}")
+    print(f"  phones: {', '.join(export['phones']) or '-'}")
+    for account in export["platform_accounts"]:
+        print(f"  account: {account['channel']} {account['user']}")
+    for table, rows in export["tables"].items():
+        print(f"\n{table} ({len(rows)})")
+        for row in rows:
+            print("  " + json.dumps(row, ensure_ascii=False, sort_keys=True))
+    return 0
+
+
+async def cmd_privacy_erase(settings: Settings, args: argparse.Namespace) -> int:
+    import getpass
+
+    if not is_email(args.email):
+        raise UsageError(f"not an e-mail address: {args.email!r}")
+    if not args.yes:
+        raise UsageError("the erasure cannot be undone: add --yes (export first: caredesk privacy export EMAIL --json)")
+    try:
+        by = args.by or getpass.getuser()
+    except (KeyError, OSError):  # no name for this user id (a container)
+        by = f"uid {os.getuid()}"
+    async with _desk(settings) as desk:
+        report = await desk.store.privacy_erase(args.email, desk.now(), by)
+    if report is None:
+        raise UsageError(f"nothing is held about {args.email}")
+    print(f"erased: now {report.pseudonym} (audit record #{report.audit_id})")
+    for table, count in sorted(report.deleted.items()):
+        print(f"  deleted        {table:<22} {count}")
+    for table, count in sorted(report.pseudonymised.items()):
+        print(f"  pseudonymised  {table:<22} {count}")
+    print("remove the person from the directory file too, or the next `caredesk directory load` brings them back")
+    return 0
+
+
+async def cmd_privacy_audit(settings: Settings, args: argparse.Namespace) -> int:
+    async with _desk(settings) as desk:
+        records = await desk.store.list_privacy_erasures()
+    if args.json:
+        _print_json(list(records))
+        return 0
+    if not records:
+        print("no erasures")
+    for r in records:
+        print(f"#{r['id']:<4} {r['erased_at']}  by {r['erased_by']:<30} {r['pseudonym']}")
     return 0
 
 
