@@ -41,11 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # A server logs what it does; a one-shot command or the chat only what went wrong.
     default_level = "INFO" if getattr(args, "handler", None) in (cmd_serve, cmd_worker) else "WARNING"
-    logging.basicConfig(
-        level=os.environ.get("CAREDESK_LOG_LEVEL", default_level).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from adapters.server.observability import configure_logging
+
+    configure_logging(os.environ.get("CAREDESK_LOG_LEVEL", default_level).upper(), os.environ)
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
@@ -246,6 +244,7 @@ def _print_json(value: Any) -> None:
 
 
 async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from adapters.server.observability import share_metrics_between_processes
     from adapters.server.web import serve
 
     server = ServerConfig.load(settings, os.environ)
@@ -255,7 +254,9 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # The channels check the address really listened on (developer mode only on loopback).
     server = replace(server, host=args.host or server.host, port=args.port if args.port is not None else server.port,
                      workers=workers)
+    share_metrics_between_processes(workers)
     async with _desk(settings) as desk:
+        _trace(desk)
         await serve(desk, server, config=args.config)
     return 0
 
@@ -283,6 +284,7 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with _desk(settings) as desk:
+        _trace(desk)
         log.info("CareDesk worker started")
         # The channels of this process: Slack's Bolt app runs the work the server's acks wrote
         # down; both channels deliver the outbox.
@@ -304,6 +306,19 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await channels.slack.close()
     return 0
+
+
+def _trace(desk: Desk) -> None:
+    """Traces with OTEL_EXPORTER_OTLP_ENDPOINT set (the `otel` extra installed), else nothing."""
+    from adapters.server.observability import configure_tracing, tracing_wanted
+
+    if not tracing_wanted(os.environ):
+        return
+    try:
+        configure_tracing("caredesk", getattr(desk.store, "engine", None))
+    except ImportError as exc:
+        log.warning("OTEL_EXPORTER_OTLP_ENDPOINT is set but OpenTelemetry is not installed (%s): "
+                    "pip install 'caredesk[otel]'", exc)
 
 
 def _hear_pressure(fd: int, pressure: AckPressure) -> None:

@@ -32,6 +32,7 @@ import traceback
 from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 
+from bot.app import metrics
 from bot.domain.clock import SystemClock
 from bot.app.outbox import DeliveryFailed, RetryPolicy, collecting_posted
 from bot.store.ports import InboxItem, InboxStore, NewInboxItem, StoreUnavailableError
@@ -307,6 +308,7 @@ class InboxWorker:
                 log.warning("inbox item %s (%s %s) dead-lettered after %d attempts: %s", item.id, item.channel,
                             item.kind, item.attempts, reason)
                 await self.store.fail_inbound(item.id, reason, attempt=item.attempts)
+                metrics.dead_letter("inbox")
             else:
                 await self.store.retry_inbound(item.id, now + self.policy.delay(item.attempts, retry_after), reason,
                                                attempt=item.attempts)
@@ -324,6 +326,7 @@ class InboxWorker:
                     item.conversation_key, reason)
         try:
             await self.store.fail_inbound(item.id, f"unreadable: {reason}", attempt=item.attempts)
+            metrics.dead_letter("inbox")
         except StoreUnavailableError:
             log.warning("inbox item %s: could not record the failure (database unavailable)", item.id)
             return  # taken again when its lease runs out, and given up then

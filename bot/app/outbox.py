@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterator, Protocol
 
+from bot.app import metrics
 from bot.app.desk import Desk
 from bot.domain.config import OutboxSettings
 from bot.domain.model import OutboxMessage
@@ -178,6 +179,7 @@ class Dispatcher:
             log.warning("outbox message %s (%s to %s) dead-lettered, undeliverable: %s", message.id, message.kind,
                         message.recipient, exc)
             await self.store.mark_failed(message.id, f"undeliverable: {exc}")
+            metrics.dead_letter("outbox")
             return False
         except DeliveryFailed as exc:
             await self._retry(message, str(exc), exc.retry_after)
@@ -200,6 +202,7 @@ class Dispatcher:
                         message.id, message.kind, message.recipient, message.attempts,
                         _age(now - message.created_at), reason)
             await self.store.mark_failed(message.id, reason)
+            metrics.dead_letter("outbox")
             return
         delay = self.policy.delay(message.attempts, retry_after)
         log.warning("outbox message %s to %s failed (attempt %d), retry in %ss: %s",

@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
+from bot.app import metrics
 from bot.app.desk import Desk
 from bot.app.escalations import Acceptance
 from bot.app.outbox import REPLY_HOLD, durable_reply, reply_key
@@ -75,6 +76,10 @@ class TurnRunner:
 
     # ---- public --------------------------------------------------------------------------------
     async def handle(self, turn: Turn) -> Response:
+        with metrics.timed_turn(turn.channel):
+            return await self._handle_retrying(turn)
+
+    async def _handle_retrying(self, turn: Turn) -> Response:
         # Wall-clock time, not the desk's (possibly demo) clock: this bounds how long a person waits.
         give_up_at = time.monotonic() + STALE_RETRY_BUDGET_S
         wait = STALE_FIRST_WAIT_S
@@ -270,6 +275,7 @@ class TurnRunner:
                 replies += self.engine.completed(ctx, result.state["dialog"], result.state["data"], outcome)
                 if isinstance(outcome, Ticket):
                     ticket_number = outcome.number
+                    metrics.TICKETS_CREATED.labels(turn.channel).inc()
             new_state = None
         else:
             new_state = result.state

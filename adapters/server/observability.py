@@ -1,0 +1,179 @@
+"""What operators watch (docs/operations.md): the request metrics middleware and GET /metrics,
+JSON log lines (`CAREDESK_LOG_FORMAT=json`), and OpenTelemetry traces (with
+OTEL_EXPORTER_OTLP_ENDPOINT set).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping
+from urllib.parse import parse_qs
+
+from aiohttp import web
+
+from bot.app import metrics
+from bot.domain.clock import SystemClock
+
+if TYPE_CHECKING:
+    from bot.app.desk import Desk
+
+log = logging.getLogger("caredesk.observability")
+
+# The channel each platform's endpoint serves (a channel mounted elsewhere adds its path).
+CHANNEL_PATHS: dict[str, str] = {"/slack/events": "slack", "/api/messages": "teams"}
+# What a log line may carry about the request it belongs to (set by `count_requests`, read by
+# the JSON formatter); a worker's turn sets its own.
+LOG_CONTEXT: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("caredesk_log_context",
+                                                                                      default=None)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def request_kind(body: bytes, content_type: str) -> str:
+    """What a platform's request is, from its body: Slack's event type, slash command or
+    interaction type; Teams' activity type; "other" when it says nothing readable."""
+    try:
+        if content_type == "application/x-www-form-urlencoded":
+            form = parse_qs(body.decode("utf-8", "replace"))
+            if "command" in form:
+                return "command"
+            if "payload" in form:
+                return str(json.loads(form["payload"][0]).get("type", "interaction"))
+            return "other"
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return "other"
+    if not isinstance(data, dict):
+        return "other"
+    event = data.get("event")
+    if isinstance(event, dict) and isinstance(event.get("type"), str):
+        return event["type"][:40]
+    kind = data.get("type")
+    return kind[:40] if isinstance(kind, str) else "other"
+
+
+@web.middleware
+async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Requests by channel, kind and status, and how long a platform waited for its answer
+    (the acknowledgement); a request id for the log lines of the request."""
+    channel = CHANNEL_PATHS.get(request.path)
+    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
+    token = LOG_CONTEXT.set({"request_id": request_id, **({"channel": channel} if channel else {})})
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        LOG_CONTEXT.reset(token)
+        if channel is not None:
+            metrics.ACK_SECONDS.labels(channel).observe(time.perf_counter() - started)
+            kind = "other"
+            # The body the handler read (aiohttp keeps it): never read here what it did not.
+            body = getattr(request, "_read_bytes", None)
+            if body:
+                kind = request_kind(body, request.content_type)
+            metrics.REQUESTS.labels(channel, kind, str(status)).inc()
+
+
+def metrics_handler(desk: "Desk") -> Handler:
+    clock = SystemClock()
+
+    async def serve_metrics(request: web.Request) -> web.StreamResponse:
+        body = await metrics.render(desk.store, clock.now())
+        return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE_LATEST})
+
+    return serve_metrics
+
+
+# ---- metrics across processes ------------------------------------------------------------------
+
+
+def share_metrics_between_processes(workers: int) -> None:
+    """`serve --workers N`: the worker processes count in files the server's /metrics adds up
+    (prometheus_client's multiprocess mode), in PROMETHEUS_MULTIPROC_DIR or a fresh directory.
+    Must run before prometheus_client is imported."""
+    if workers <= 0 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="caredesk-metrics-")
+
+
+# ---- logs ----------------------------------------------------------------------------------------
+
+
+class _ContextFilter(logging.Filter):
+    """Adds the request id, channel, conversation and ticket known for the line's context."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in (LOG_CONTEXT.get() or {}).items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
+def configure_logging(level: str, env: Mapping[str, str]) -> None:
+    """Plain lines on stderr, or with CAREDESK_LOG_FORMAT=json one JSON object a line (time,
+    level, logger, message, and request_id / channel / conversation / ticket where known)."""
+    fmt = env.get("CAREDESK_LOG_FORMAT", "text").strip().lower()
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            timestamp=False))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_ContextFilter())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+# ---- traces --------------------------------------------------------------------------------------
+
+
+def tracing_wanted(env: Mapping[str, str]) -> bool:
+    return bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+
+
+def configure_tracing(service: str, engine: Any = None, exporter: Any = None) -> Any:
+    """OpenTelemetry with the maintained instrumentations: aiohttp's server (the request) and
+    client (the platform call, Slack's Web API), SQLAlchemy (the SQL). `exporter`: the OTLP one
+    from the OTEL_* variables unless given (tests pass an in-memory one). Returns the provider."""
+    from opentelemetry import trace
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+    from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service)}))
+    if exporter is None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    else:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    AioHttpServerInstrumentor().instrument(tracer_provider=provider)
+    AioHttpClientInstrumentor().instrument(tracer_provider=provider)
+    if engine is not None:
+        instrument_engine(engine, provider)
+    return provider
+
+
+def instrument_engine(engine: Any, provider: Any = None) -> None:
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, tracer_provider=provider)
