@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -116,7 +117,8 @@ def inbox_worker(channels: "Channels", concurrency: int, pressure: AckPressure |
     if not handlers:
         return None
     return InboxWorker(channels.slack.store, wall_clock, handlers, concurrency=concurrency, pressure=pressure,
-                       unreadable=channels.inbox_unreadable())
+                       unreadable=channels.inbox_unreadable(),
+                       retention=timedelta(minutes=channels.slack.desk.settings.retention.inbox_done_minutes))
 
 
 # Worker processes run at a lower CPU priority than the server: on a busy machine the server's

@@ -21,6 +21,8 @@ from typing import Iterator, Protocol
 
 from bot.app import metrics
 from bot.app.desk import Desk
+from bot.app.retention import Retention
+from bot.domain.clock import SystemClock
 from bot.domain.config import OutboxSettings
 from bot.domain.model import OutboxMessage
 from bot.app.escalations import Escalations
@@ -154,6 +156,8 @@ class Dispatcher:
         self.lease = lease
         self.batch = batch
         self.escalations = Escalations(desk)
+        # Whoever delivers the outbox also purges what has been kept long enough (real time).
+        self.retention = Retention(desk.store, desk.settings.retention, SystemClock().now)
 
     async def language_of(self, email: str) -> str:
         contact, staff, _ = await self.store.find_person(email)
@@ -214,6 +218,7 @@ class Dispatcher:
         while not stop.is_set():
             try:
                 await self.escalations.tick()
+                await self.retention.tick()
                 while await self.run_once() >= self.batch and not stop.is_set():
                     pass
             except StoreUnavailableError as exc:

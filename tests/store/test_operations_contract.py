@@ -9,7 +9,7 @@ until the erasure covers it.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -201,3 +201,42 @@ async def test_snapshot_counts_queues_and_open_escalations(store: SqlStore) -> N
     assert snapshot.outbox.by_status == {"pending": 1} and snapshot.outbox.oldest_waiting_seconds == 30.0
     assert snapshot.escalations == {"open": 1}
     assert snapshot.pages == {"acknowledged": 1}
+
+
+async def test_the_outbox_dispatcher_purges_with_the_settings_retention(store: SqlStore) -> None:
+    import asyncio
+
+    from bot.app.desk import Desk
+    from bot.app.outbox import Dispatcher
+    from bot.domain.clock import ManualClock
+    from bot.domain.config import ConfigError, settings_from_mapping
+
+    settings = settings_from_mapping({"retention": {"conversation_ref_days": 2, "dialog_days": 3}})
+    assert (settings.retention.conversation_ref_days, settings.retention.dialog_days,
+            settings.retention.outbox_sent_days) == (2, 3, 30)
+    for bad in ({"dialog_days": 0}, {"keep_forever": True}, {"outbox_sent_days": "a week"}):
+        try:
+            settings_from_mapping({"retention": bad})
+        except ConfigError as exc:
+            assert f"retention.{next(iter(bad))}" in str(exc)
+        else:
+            raise AssertionError(f"{bad} accepted")
+    real_now = datetime.now(timezone.utc)
+    await store.save_conversation_ref("slack", "T1:OLD", {"u": 1}, real_now - timedelta(days=3))
+    await store.save_conversation_ref("slack", "T1:NEW", {"u": 2}, real_now - timedelta(days=1))
+
+    class NoDelivery:
+        async def deliver(self, message: Any, response: Any) -> None:  # nothing is queued
+            raise AssertionError("nothing to deliver")
+
+    stop = asyncio.Event()
+    dispatcher = Dispatcher(Desk(settings, store, ManualClock(NOW)), NoDelivery())  # type: ignore[arg-type]
+    task = asyncio.create_task(dispatcher.run(stop, interval=0.05))
+    for _ in range(100):
+        if await store.get_conversation_ref("slack", "T1:OLD") is None:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await task
+    assert await store.get_conversation_ref("slack", "T1:OLD") is None
+    assert await store.get_conversation_ref("slack", "T1:NEW") is not None
