@@ -147,10 +147,12 @@ def tracing_wanted(env: Mapping[str, str]) -> bool:
     return bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 
 
-def configure_tracing(service: str, engine: Any = None, exporter: Any = None) -> Any:
+def configure_tracing(service: str, engine: Any = None, exporter: Any = None, *, set_global: bool = True) -> Any:
     """OpenTelemetry with the maintained instrumentations: aiohttp's server (the request) and
-    client (the platform call, Slack's Web API), SQLAlchemy (the SQL). `exporter`: the OTLP one
-    from the OTEL_* variables unless given (tests pass an in-memory one). Returns the provider."""
+    client (the platform call, Slack's Web API), SQLAlchemy (the SQL); the inbox carries the
+    request's trace to the worker (`bot.app.inbox.carry_context`). `exporter`: the OTLP one from
+    the OTEL_* variables unless given (tests pass an in-memory one, and `set_global=False`).
+    Returns the provider; `stop_tracing` undoes it all."""
     from opentelemetry import trace
     from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
     from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
@@ -165,15 +167,56 @@ def configure_tracing(service: str, engine: Any = None, exporter: Any = None) ->
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     else:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
+    if set_global:
+        trace.set_tracer_provider(provider)
     AioHttpServerInstrumentor().instrument(tracer_provider=provider)
     AioHttpClientInstrumentor().instrument(tracer_provider=provider)
     if engine is not None:
         instrument_engine(engine, provider)
+    _trace_the_inbox(provider)
     return provider
+
+
+def _trace_the_inbox(provider: Any) -> None:
+    from opentelemetry import propagate, trace
+
+    from bot.app import inbox
+
+    tracer = provider.get_tracer("caredesk.inbox")
+
+    def carry() -> Mapping[str, str]:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        return carrier
+
+    def resume(item: Any, carrier: Mapping[str, str]) -> Any:
+        return tracer.start_as_current_span(
+            f"inbox {item.channel} {item.kind}", context=propagate.extract(dict(carrier)),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={"caredesk.channel": item.channel, "caredesk.inbox.kind": item.kind,
+                        "caredesk.inbox.item": item.id, "caredesk.inbox.attempt": item.attempts})
+
+    inbox.carry_context = carry
+    inbox.resume_context = resume
+
+
+def stop_tracing() -> None:
+    """Undo `configure_tracing` (tests)."""
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+    from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    from bot.app import inbox
+
+    inbox.carry_context = inbox.resume_context = None
+    for instrumentor in (AioHttpServerInstrumentor(), AioHttpClientInstrumentor(), SQLAlchemyInstrumentor()):
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
 
 
 def instrument_engine(engine: Any, provider: Any = None) -> None:
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
-    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, tracer_provider=provider)
+    # skip_dep_check: the instrumentation declares "sqlalchemy < 2.1" but its engine events work
+    # the same on 2.1 (tests/slack/test_tracing.py checks the SQL spans).
+    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, tracer_provider=provider, skip_dep_check=True)

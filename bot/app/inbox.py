@@ -29,6 +29,8 @@ import asyncio
 import logging
 import os
 import traceback
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 
@@ -59,6 +61,31 @@ LEASE = timedelta(seconds=15)
 # an answer still gets it at the pace of the turns themselves, urgent items (a click, a command,
 # a form) first, however long a flood lasts; the rest waits in the inbox until it is over.
 PRESSURED_CONCURRENCY = 1
+
+
+# Traces (adapters/server/observability.py sets these when they are on): what an item carries of
+# the context it was written in (the request's trace, as W3C trace context headers), and how the
+# worker resumes that context around the item's work, so that one trace runs from the platform's
+# request through the inbox to the turn, its SQL and the platform calls. Kept in the stored payload
+# under TRACE_KEY and taken out again before the channel's handler sees the payload.
+TRACE_KEY = "_caredesk_trace"
+carry_context: Callable[[], Mapping[str, str]] | None = None
+resume_context: Callable[[InboxItem, Mapping[str, str]], AbstractContextManager[Any]] | None = None
+
+
+def _carried(item: NewInboxItem) -> NewInboxItem:
+    carrier = carry_context() if carry_context is not None else None
+    return replace(item, payload={**item.payload, TRACE_KEY: dict(carrier)}) if carrier else item
+
+
+def _resumed(item: InboxItem) -> tuple[InboxItem, AbstractContextManager[Any]]:
+    if TRACE_KEY not in item.payload:
+        return item, nullcontext()
+    carrier = item.payload[TRACE_KEY]
+    item = replace(item, payload={k: v for k, v in item.payload.items() if k != TRACE_KEY})
+    if resume_context is None or not isinstance(carrier, Mapping):
+        return item, nullcontext()
+    return item, resume_context(item, carrier)
 
 
 class AckYield(Protocol):
@@ -106,7 +133,7 @@ class InboxWriter:
     async def write(self, item: NewInboxItem) -> None:
         """Raises StoreUnavailableError when the database cannot take it (nothing was written)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((item, future))
+        self._waiting.append((_carried(item), future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="caredesk-inbox-writer")
         # Shielded: a caller that goes away must not cancel the write of the others' items.
@@ -247,9 +274,10 @@ class InboxWorker:
     async def _work(self, item: InboxItem) -> None:
         handler = self.handlers[item.channel]
         keeper = asyncio.create_task(self._keep(item))
+        item, traced = _resumed(item)
         try:
             try:
-                with collecting_posted() as posted:
+                with collecting_posted() as posted, traced:
                     await self._patiently(handler, item)
             finally:
                 keeper.cancel()
