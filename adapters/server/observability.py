@@ -5,7 +5,6 @@ OTEL_EXPORTER_OTLP_ENDPOINT set).
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 import os
@@ -17,7 +16,7 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from bot.app import metrics
+from bot.app import log_context, metrics
 from bot.domain.clock import SystemClock
 
 if TYPE_CHECKING:
@@ -27,10 +26,6 @@ log = logging.getLogger("caredesk.observability")
 
 # The channel each platform's endpoint serves (a channel mounted elsewhere adds its path).
 CHANNEL_PATHS: dict[str, str] = {"/slack/events": "slack", "/api/messages": "teams"}
-# What a log line may carry about the request it belongs to (set by `count_requests`, read by
-# the JSON formatter); a worker's turn sets its own.
-LOG_CONTEXT: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("caredesk_log_context",
-                                                                                      default=None)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -63,18 +58,17 @@ async def count_requests(request: web.Request, handler: Handler) -> web.StreamRe
     (the acknowledgement); a request id for the log lines of the request."""
     channel = CHANNEL_PATHS.get(request.path)
     request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
-    token = LOG_CONTEXT.set({"request_id": request_id, **({"channel": channel} if channel else {})})
     started = time.perf_counter()
     status = 500
     try:
-        response = await handler(request)
+        with log_context.bound(request_id=request_id, channel=channel):
+            response = await handler(request)
         status = response.status
         return response
     except web.HTTPException as exc:
         status = exc.status
         raise
     finally:
-        LOG_CONTEXT.reset(token)
         if channel is not None:
             metrics.ACK_SECONDS.labels(channel).observe(time.perf_counter() - started)
             kind = "other"
@@ -104,9 +98,13 @@ def share_metrics_between_processes(workers: int) -> None:
     Must run before prometheus_client is imported."""
     if workers <= 0 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return
+    import atexit
+    import shutil
     import tempfile
 
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="caredesk-metrics-")
+    directory = tempfile.mkdtemp(prefix="caredesk-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory  # the worker processes inherit it
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
 
 
 # ---- logs ----------------------------------------------------------------------------------------
@@ -116,7 +114,7 @@ class _ContextFilter(logging.Filter):
     """Adds the request id, channel, conversation and ticket known for the line's context."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        for key, value in (LOG_CONTEXT.get() or {}).items():
+        for key, value in log_context.current().items():
             if not hasattr(record, key):
                 setattr(record, key, value)
         return True

@@ -34,7 +34,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 
-from bot.app import metrics
+from bot.app import log_context, metrics
 from bot.domain.clock import SystemClock
 from bot.app.outbox import DeliveryFailed, RetryPolicy, collecting_posted
 from bot.store.ports import InboxItem, InboxStore, NewInboxItem, StoreUnavailableError
@@ -277,7 +277,8 @@ class InboxWorker:
         item, traced = _resumed(item)
         try:
             try:
-                with collecting_posted() as posted, traced:
+                with collecting_posted() as posted, traced, log_context.bound(
+                        channel=item.channel, conversation=item.conversation_key, inbox_item=str(item.id)):
                     await self._patiently(handler, item)
             finally:
                 keeper.cancel()

@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
-from bot.app import metrics
+from bot.app import log_context, metrics
 from bot.app.desk import Desk
 from bot.app.escalations import Acceptance
 from bot.app.outbox import REPLY_HOLD, durable_reply, reply_key
@@ -76,7 +76,8 @@ class TurnRunner:
 
     # ---- public --------------------------------------------------------------------------------
     async def handle(self, turn: Turn) -> Response:
-        with metrics.timed_turn(turn.channel):
+        with metrics.timed_turn(turn.channel), log_context.bound(channel=turn.channel,
+                                                                   conversation=turn.conversation):
             return await self._handle_retrying(turn)
 
     async def _handle_retrying(self, turn: Turn) -> Response:
@@ -436,6 +437,7 @@ class TurnRunner:
                 created_by=turn.user.email or turn.user.id,
             )
             created = await self.store.create_ticket(new, now, self.settings.tickets.number_format, idempotency_key=key)
+            log_context.add(ticket=created.number)
             log.info("ticket %s created from %s", created.number, turn.channel)
             if created.out_of_hours_emergency:
                 await self._page(created, p, turn.user.email or turn.user.id, now, key)
