@@ -20,7 +20,7 @@ from bot.domain.clock import clock_from_settings
 from bot.domain.config import ConfigError, Settings, is_email, load_settings
 from bot.app.desk import Desk
 from bot.domain.directory import DirectoryError, read_directory_file
-from adapters.server.config import MAX_WORKERS, ServerConfig
+from adapters.server.config import MAX_WORKERS, MetricsConfig, ServerConfig
 from adapters.shared.pressure import AckPressure
 from bot.i18n import translate
 from bot.domain.quote import QuoteError
@@ -82,6 +82,7 @@ def check_adapter_settings(settings: Settings, env: Mapping[str, str]) -> None:
     from adapters.teams.config import TeamsConfig
 
     ServerConfig.load(settings, env)
+    MetricsConfig.load(settings)
     SlackConfig.load(settings, env)
     TeamsConfig.from_settings(settings, env)
 
