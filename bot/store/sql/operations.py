@@ -177,7 +177,11 @@ class SqlOperations(SqlBase):
         r, d, t = m.conversation_refs, m.dialog_states, m.tickets
         refs = (await conn.execute(select(r).where(r.c.email_key == key))).all()
         people = {(ref.channel, ref.user_key) for ref in refs}
-        dialogs = [row for row in (await conn.execute(select(d))).all()
+        # A person key is "<tenant>:<user id>" (bot.protocol.turn.person_key); the console's user id
+        # is the e-mail itself.
+        user_ids = sorted({user_key.split(":", 1)[-1] for _, user_key in people})
+        candidates = select(d).where(or_(d.c.user_id.in_(user_ids), func.lower(d.c.user_id) == key))
+        dialogs = [row for row in (await conn.execute(candidates)).all()
                    if (row.channel, f"{row.tenant}:{row.user_id}") in people or row.user_id.lower() == key]
         ticket_ids = select(t.c.id).where(t.c.requester_email_key == key)
         owned: dict[str, list[Any]] = {"dialog_states": dialogs}
