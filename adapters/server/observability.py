@@ -16,6 +16,7 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
+from adapters.server.clients import REQUEST_LOG_KEY
 from bot.app import log_context, metrics
 from bot.domain.clock import SystemClock
 
@@ -58,6 +59,7 @@ async def count_requests(request: web.Request, handler: Handler) -> web.StreamRe
     (the acknowledgement); a request id for the log lines of the request."""
     channel = CHANNEL_PATHS.get(request.path)
     request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
+    request[REQUEST_LOG_KEY] = {"request_id": request_id, **({"channel": channel} if channel else {})}
     started = time.perf_counter()
     status = 500
     try:

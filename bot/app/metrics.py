@@ -37,6 +37,8 @@ TURN_SECONDS = Histogram("caredesk_turn_seconds", "Time to work one turn of a co
 TURNS = Counter("caredesk_turns", "Conversation turns worked", ["channel"])
 TICKETS_CREATED = Counter("caredesk_tickets_created", "Tickets created in a conversation", ["channel"])
 DEAD_LETTERS = Counter("caredesk_dead_letters", "Inbox items and outbox messages given up (dead-lettered)", ["queue"])
+for _queue in ("inbox", "outbox"):  # shown at 0 from the start, so that rate() and alerts see them
+    DEAD_LETTERS.labels(_queue)
 
 
 @contextmanager

@@ -65,6 +65,8 @@ SQLITE_BUSY_TIMEOUT_S = 30
 # Failures of the database as the store met them (docs/operations.md): `unavailable` (connection
 # lost, timeout, locked: the platform is asked to retry) or `error` (any other driver error).
 DATABASE_ERRORS = Counter("caredesk_database_errors", "Database failures met by the store", ["kind"])
+for _kind in ("unavailable", "error"):  # shown at 0 from the start
+    DATABASE_ERRORS.labels(_kind)
 
 
 # ---- engine and migrations ------------------------------------------------------------------------
