@@ -20,7 +20,7 @@ from bot.domain.clock import clock_from_settings
 from bot.domain.config import ConfigError, Settings, is_email, load_settings
 from bot.app.desk import Desk
 from bot.domain.directory import DirectoryError, read_directory_file
-from adapters.server.config import MAX_WORKERS, ServerConfig
+from adapters.server.config import MAX_WORKERS, MetricsConfig, ServerConfig
 from adapters.shared.pressure import AckPressure
 from bot.i18n import translate
 from bot.domain.quote import QuoteError
@@ -41,11 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # A server logs what it does; a one-shot command or the chat only what went wrong.
     default_level = "INFO" if getattr(args, "handler", None) in (cmd_serve, cmd_worker) else "WARNING"
-    logging.basicConfig(
-        level=os.environ.get("CAREDESK_LOG_LEVEL", default_level).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from adapters.server.observability import configure_logging
+
+    configure_logging(os.environ.get("CAREDESK_LOG_LEVEL", default_level).upper(), os.environ)
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
@@ -84,6 +82,7 @@ def check_adapter_settings(settings: Settings, env: Mapping[str, str]) -> None:
     from adapters.teams.config import TeamsConfig
 
     ServerConfig.load(settings, env)
+    MetricsConfig.load(settings)
     SlackConfig.load(settings, env)
     TeamsConfig.from_settings(settings, env)
 
@@ -205,6 +204,22 @@ def _parser() -> argparse.ArgumentParser:
     il.add_argument("--json", action="store_true")
     il.set_defaults(handler=cmd_inbox_list)
 
+    pv = sub.add_parser("privacy", help="a person's personal data (GDPR): export or erase it").add_subparsers(
+        metavar="ACTION")
+    pe = pv.add_parser("export", help="everything held about the person with this e-mail")
+    pe.add_argument("email")
+    pe.add_argument("--json", action="store_true")
+    pe.set_defaults(handler=cmd_privacy_export)
+    px = pv.add_parser("erase", help="remove or pseudonymise the person's data everywhere (tickets and billing are "
+                                     "kept under a pseudonym); an audit record is kept")
+    px.add_argument("email")
+    px.add_argument("--yes", action="store_true", help="required: the erasure cannot be undone")
+    px.add_argument("--by", help="who asks for it (recorded in the audit; default: the system user)")
+    px.set_defaults(handler=cmd_privacy_erase)
+    pa = pv.add_parser("audit", help="the erasures done so far (when, by whom, the pseudonym, rows changed)")
+    pa.add_argument("--json", action="store_true")
+    pa.set_defaults(handler=cmd_privacy_audit)
+
     c = sub.add_parser("chat", help="talk to CareDesk in the terminal (reads lines from standard input)")
     c.add_argument("--as", dest="email", required=True, help="the e-mail of the person you play")
     c.add_argument("--lang", choices=("en", "fr", "nl"), help="language (default: the person's, else English)")
@@ -230,6 +245,7 @@ def _print_json(value: Any) -> None:
 
 
 async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from adapters.server.observability import share_metrics_between_processes
     from adapters.server.web import serve
 
     server = ServerConfig.load(settings, os.environ)
@@ -239,7 +255,9 @@ async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # The channels check the address really listened on (developer mode only on loopback).
     server = replace(server, host=args.host or server.host, port=args.port if args.port is not None else server.port,
                      workers=workers)
+    share_metrics_between_processes(workers)
     async with _desk(settings) as desk:
+        _trace(desk)
         await serve(desk, server, config=args.config)
     return 0
 
@@ -267,6 +285,7 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with _desk(settings) as desk:
+        _trace(desk)
         log.info("CareDesk worker started")
         # The channels of this process: Slack's Bolt app runs the work the server's acks wrote
         # down; both channels deliver the outbox.
@@ -288,6 +307,19 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await channels.slack.close()
     return 0
+
+
+def _trace(desk: Desk) -> None:
+    """Traces with OTEL_EXPORTER_OTLP_ENDPOINT set (the `otel` extra installed), else nothing."""
+    from adapters.server.observability import configure_tracing, tracing_wanted
+
+    if not tracing_wanted(os.environ):
+        return
+    try:
+        configure_tracing("caredesk", getattr(desk.store, "engine", None))
+    except ImportError as exc:
+        log.warning("OTEL_EXPORTER_OTLP_ENDPOINT is set but OpenTelemetry is not installed (%s): "
+                    "pip install 'caredesk[otel]'", exc)
 
 
 def _hear_pressure(fd: int, pressure: AckPressure) -> None:
@@ -611,6 +643,65 @@ async def cmd_inbox_list(settings: Settings, args: argparse.Namespace) -> int:
         error = f"  last error: {i.last_error}" if i.last_error else ""
         print(f"#{i.id:<6} {i.status:<8} {i.channel}/{i.kind:<11} {i.conversation_key:<40} "
               f"received {i.received_at:%Y-%m-%d %H:%M:%S}Z attempts {i.attempts}{error}")
+    return 0
+
+
+async def cmd_privacy_export(settings: Settings, args: argparse.Namespace) -> int:
+    if not is_email(args.email):
+        raise UsageError(f"not an e-mail address: {args.email!r}")
+    async with _desk(settings) as desk:
+        export = await desk.store.privacy_export(args.email)
+    if export is None:
+        raise UsageError(f"nothing is held about {args.email}")
+    if args.json:
+        _print_json(export)
+        return 0
+    print(f"Personal data held about {export['email']}")
+    print(f"  names:  {', '.join(export['names']) or '-'}")
+    print(f"  phones: {', '.join(export['phones']) or '-'}")
+    for account in export["platform_accounts"]:
+        print(f"  account: {account['channel']} {account['user']}")
+    for table, rows in export["tables"].items():
+        print(f"\n{table} ({len(rows)})")
+        for row in rows:
+            print("  " + json.dumps(row, ensure_ascii=False, sort_keys=True))
+    return 0
+
+
+async def cmd_privacy_erase(settings: Settings, args: argparse.Namespace) -> int:
+    import getpass
+
+    if not is_email(args.email):
+        raise UsageError(f"not an e-mail address: {args.email!r}")
+    if not args.yes:
+        raise UsageError("the erasure cannot be undone: add --yes (export first: caredesk privacy export EMAIL --json)")
+    try:
+        by = args.by or getpass.getuser()
+    except (KeyError, OSError):  # no name for this user id (a container)
+        by = f"uid {os.getuid()}"
+    async with _desk(settings) as desk:
+        report = await desk.store.privacy_erase(args.email, desk.now(), by)
+    if report is None:
+        raise UsageError(f"nothing is held about {args.email}")
+    print(f"erased: now {report.pseudonym} (audit record #{report.audit_id})")
+    for table, count in sorted(report.deleted.items()):
+        print(f"  deleted        {table:<22} {count}")
+    for table, count in sorted(report.pseudonymised.items()):
+        print(f"  pseudonymised  {table:<22} {count}")
+    print("remove the person from the directory file too, or the next `caredesk directory load` brings them back")
+    return 0
+
+
+async def cmd_privacy_audit(settings: Settings, args: argparse.Namespace) -> int:
+    async with _desk(settings) as desk:
+        records = await desk.store.list_privacy_erasures()
+    if args.json:
+        _print_json(list(records))
+        return 0
+    if not records:
+        print("no erasures")
+    for r in records:
+        print(f"#{r['id']:<4} {r['erased_at']}  by {r['erased_by']:<30} {r['pseudonym']}")
     return 0
 
 

@@ -29,12 +29,19 @@ def know_the_client(trusted_proxies: frozenset[str]) -> Any:
     return client
 
 
+# Where a request keeps the fields its log lines carry (request id, channel).
+REQUEST_LOG_KEY = "caredesk.log_fields"
+
+
 class ClientAccessLogger(AbstractAccessLogger):
     """One line per request: the client (as above), the request line, the status, the time."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         client = request.get(CLIENT_KEY) or request.remote or "unknown"
-        self.logger.info('%s "%s %s" %s %.3fs', client, request.method, request.path, response.status, time)
+        # The request's id and channel (adapters/server/observability.py), for JSON log lines.
+        fields = request.get(REQUEST_LOG_KEY) or {}
+        self.logger.info('%s "%s %s" %s %.3fs', client, request.method, request.path, response.status, time,
+                         extra=dict(fields))
 
     @property
     def enabled(self) -> bool:

@@ -98,3 +98,28 @@ class ServerConfig:
     def developer_mode(self) -> bool:
         """Verification off: only when a developer asked for it and nobody else can connect."""
         return self.insecure_dev_mode and is_loopback(self.host)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """Where GET /metrics is served (the file's `[metrics]` table; docs/operations.md).
+
+    `port = 0` (the default): on the server's own port, only while the server listens on a
+    loopback address; a server listening publicly serves it only on a port of its own
+    (`port`, on `host`, loopback by default), since the metrics must not be public."""
+
+    port: int = 0
+    host: str = "127.0.0.1"
+    enabled: bool = True
+
+    @classmethod
+    def load(cls, settings: Settings) -> MetricsConfig:
+        table = settings.adapter_table("metrics")
+        reject_unknown_keys("metrics.", table, ("port", "host", "enabled"))
+        defaults = cls()
+        return cls(parse_int("metrics.port", table.get("port", defaults.port), minimum=0, maximum=MAX_PORT),
+                   parse_text("metrics.host", table.get("host", defaults.host)),
+                   parse_bool("metrics.enabled", table.get("enabled", defaults.enabled)))
+
+    def on_server_port(self, server_host: str) -> bool:
+        return self.enabled and self.port == 0 and is_loopback(server_host)

@@ -1,6 +1,7 @@
 """The one aiohttp application every channel is mounted in.
 
-Routes: GET /healthz (the process is up), GET /readyz (the database answers). The Slack
+Routes: GET /healthz (the process is up), GET /readyz (the database answers), GET /metrics
+(Prometheus; only while the server listens on loopback, else on `[metrics] port`). The Slack
 adapter adds POST /slack/events and the Teams adapter POST /api/messages (see `build_app`).
 """
 
@@ -11,12 +12,14 @@ import logging
 import os
 import signal
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import web
 
 from adapters.server.clients import ClientAccessLogger, know_the_client
+from adapters.server.observability import count_requests, metrics_handler
 from adapters.server.limits import BACKLOG, GATE_KEY, ConnectionGate, ConnectionLimits, guard_requests, start_server
 from adapters.shared.pressure import PRESSURE_KEY, AckPressure
 from adapters.shared.network import is_loopback
@@ -27,7 +30,7 @@ log = logging.getLogger("caredesk.web")
 
 if TYPE_CHECKING:
     from adapters.server.channels import Channels
-    from adapters.server.config import ServerConfig
+    from adapters.server.config import MetricsConfig, ServerConfig
     from adapters.server.delivery import Replier, Sender
     from bot.app.inbox import InboxWorker
 
@@ -54,18 +57,21 @@ async def readyz(request: web.Request) -> web.Response:
 
 def build_app(desk: Desk, channels: tuple[ChannelMount, ...] = (),
               limits: ConnectionLimits | None = None,
-              trusted_proxies: frozenset[str] = frozenset()) -> web.Application:
+              trusted_proxies: frozenset[str] = frozenset(), *, metrics: bool = True) -> web.Application:
     """The app; served by `limits.start_server` it also keeps to `limits`' connection cap.
-    `trusted_proxies`: the reverse proxies whose X-Forwarded-For names the client."""
+    `trusted_proxies`: the reverse proxies whose X-Forwarded-For names the client; `metrics`:
+    serve GET /metrics here (`serve` says no for a server listening publicly)."""
     limits = limits if limits is not None else ConnectionLimits()
     gate = ConnectionGate(limits.max_connections)
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[
-        know_the_client(trusted_proxies), guard_requests(limits.body_timeout, gate)])
+        know_the_client(trusted_proxies), guard_requests(limits.body_timeout, gate), count_requests])
     app[GATE_KEY] = gate
     app[DESK_KEY] = desk
     app[PRESSURE_KEY] = AckPressure()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if metrics:
+        app.router.add_get("/metrics", metrics_handler(desk))
     for mount in channels:
         mount(app)
     return app
@@ -111,7 +117,8 @@ def inbox_worker(channels: "Channels", concurrency: int, pressure: AckPressure |
     if not handlers:
         return None
     return InboxWorker(channels.slack.store, wall_clock, handlers, concurrency=concurrency, pressure=pressure,
-                       unreadable=channels.inbox_unreadable())
+                       unreadable=channels.inbox_unreadable(),
+                       retention=timedelta(minutes=channels.slack.desk.settings.retention.inbox_done_minutes))
 
 
 # Worker processes run at a lower CPU priority than the server: on a busy machine the server's
@@ -211,6 +218,17 @@ class WorkerProcesses:
             self._close_pipe(pid)
 
 
+async def start_metrics_server(desk: Desk, metrics: "MetricsConfig") -> web.AppRunner:
+    """GET /metrics alone, on `[metrics] host:port` (a server listening publicly)."""
+    app = web.Application()
+    app.router.add_get("/metrics", metrics_handler(desk))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, metrics.host, metrics.port).start()
+    log.info("metrics on http://%s:%s/metrics", metrics.host, metrics.port)
+    return runner
+
+
 def _pythonpath(root: Path) -> str:
     existing = os.environ.get("PYTHONPATH")
     return f"{root}{os.pathsep}{existing}" if existing else str(root)
@@ -245,8 +263,12 @@ async def serve(desk: Desk, server: "ServerConfig", *, dispatcher: bool = True, 
     check_insecure_mode(host, server.insecure_dev_mode)
     # The channels of this process, built once: the routes, Socket Mode and the outbox share them
     # (one profile cache, one Web API client, one Bot Framework transport).
+    from adapters.server.config import MetricsConfig
+
     channels = Channels.of(desk, os.environ, server)
-    app = build_app(desk, (channels.mount,), server.limits, server.trusted_proxies)
+    metrics = MetricsConfig.load(desk.settings)
+    app = build_app(desk, (channels.mount,), server.limits, server.trusted_proxies,
+                    metrics=metrics.on_server_port(host))
     workers = WorkerProcesses(server.workers, config, app[PRESSURE_KEY]) if server.workers else None
     if workers is not None and getattr(desk.store, "dialect", None) == "sqlite":
         # A worker process and the server then wait on each other for SQLite's one write lock,
@@ -260,6 +282,10 @@ async def serve(desk: Desk, server: "ServerConfig", *, dispatcher: bool = True, 
                                       access_log_class=ClientAccessLogger)
     log.info("CareDesk listening on http://%s:%s (at most %d connections)", host, site.port,
              server.limits.max_connections)
+    metrics_runner = await start_metrics_server(desk, metrics) if metrics.enabled and metrics.port else None
+    if metrics.enabled and not metrics.port and not metrics.on_server_port(host):
+        log.warning("GET /metrics is not served on the public address %s: set [metrics] port to serve it on a "
+                    "port of its own", host)
     if workers is not None:
         await workers.start()
     socket_mode = None
@@ -281,5 +307,7 @@ async def serve(desk: Desk, server: "ServerConfig", *, dispatcher: bool = True, 
         if socket_mode is not None:
             await socket_mode.close()
         await runner.cleanup()
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         if workers is not None:
             await workers.stop()

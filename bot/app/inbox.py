@@ -29,9 +29,12 @@ import asyncio
 import logging
 import os
 import traceback
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 
+from bot.app import log_context, metrics
 from bot.domain.clock import SystemClock
 from bot.app.outbox import DeliveryFailed, RetryPolicy, collecting_posted
 from bot.store.ports import InboxItem, InboxStore, NewInboxItem, StoreUnavailableError
@@ -58,6 +61,31 @@ LEASE = timedelta(seconds=15)
 # an answer still gets it at the pace of the turns themselves, urgent items (a click, a command,
 # a form) first, however long a flood lasts; the rest waits in the inbox until it is over.
 PRESSURED_CONCURRENCY = 1
+
+
+# Traces (adapters/server/observability.py sets these when they are on): what an item carries of
+# the context it was written in (the request's trace, as W3C trace context headers), and how the
+# worker resumes that context around the item's work, so that one trace runs from the platform's
+# request through the inbox to the turn, its SQL and the platform calls. Kept in the stored payload
+# under TRACE_KEY and taken out again before the channel's handler sees the payload.
+TRACE_KEY = "_caredesk_trace"
+carry_context: Callable[[], Mapping[str, str]] | None = None
+resume_context: Callable[[InboxItem, Mapping[str, str]], AbstractContextManager[Any]] | None = None
+
+
+def _carried(item: NewInboxItem) -> NewInboxItem:
+    carrier = carry_context() if carry_context is not None else None
+    return replace(item, payload={**item.payload, TRACE_KEY: dict(carrier)}) if carrier else item
+
+
+def _resumed(item: InboxItem) -> tuple[InboxItem, AbstractContextManager[Any]]:
+    if TRACE_KEY not in item.payload:
+        return item, nullcontext()
+    carrier = item.payload[TRACE_KEY]
+    item = replace(item, payload={k: v for k, v in item.payload.items() if k != TRACE_KEY})
+    if resume_context is None or not isinstance(carrier, Mapping):
+        return item, nullcontext()
+    return item, resume_context(item, carrier)
 
 
 class AckYield(Protocol):
@@ -105,7 +133,7 @@ class InboxWriter:
     async def write(self, item: NewInboxItem) -> None:
         """Raises StoreUnavailableError when the database cannot take it (nothing was written)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((item, future))
+        self._waiting.append((_carried(item), future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="caredesk-inbox-writer")
         # Shielded: a caller that goes away must not cancel the write of the others' items.
@@ -246,9 +274,11 @@ class InboxWorker:
     async def _work(self, item: InboxItem) -> None:
         handler = self.handlers[item.channel]
         keeper = asyncio.create_task(self._keep(item))
+        item, traced = _resumed(item)
         try:
             try:
-                with collecting_posted() as posted:
+                with collecting_posted() as posted, traced, log_context.bound(
+                        channel=item.channel, conversation=item.conversation_key, inbox_item=str(item.id)):
                     await self._patiently(handler, item)
             finally:
                 keeper.cancel()
@@ -307,6 +337,7 @@ class InboxWorker:
                 log.warning("inbox item %s (%s %s) dead-lettered after %d attempts: %s", item.id, item.channel,
                             item.kind, item.attempts, reason)
                 await self.store.fail_inbound(item.id, reason, attempt=item.attempts)
+                metrics.dead_letter("inbox")
             else:
                 await self.store.retry_inbound(item.id, now + self.policy.delay(item.attempts, retry_after), reason,
                                                attempt=item.attempts)
@@ -324,6 +355,7 @@ class InboxWorker:
                     item.conversation_key, reason)
         try:
             await self.store.fail_inbound(item.id, f"unreadable: {reason}", attempt=item.attempts)
+            metrics.dead_letter("inbox")
         except StoreUnavailableError:
             log.warning("inbox item %s: could not record the failure (database unavailable)", item.id)
             return  # taken again when its lease runs out, and given up then

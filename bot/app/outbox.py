@@ -19,7 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterator, Protocol
 
+from bot.app import metrics
 from bot.app.desk import Desk
+from bot.app.retention import Retention
+from bot.domain.clock import SystemClock
 from bot.domain.config import OutboxSettings
 from bot.domain.model import OutboxMessage
 from bot.app.escalations import Escalations
@@ -153,6 +156,8 @@ class Dispatcher:
         self.lease = lease
         self.batch = batch
         self.escalations = Escalations(desk)
+        # Whoever delivers the outbox also purges what has been kept long enough (real time).
+        self.retention = Retention(desk.store, desk.settings.retention, SystemClock().now)
 
     async def language_of(self, email: str) -> str:
         contact, staff, _ = await self.store.find_person(email)
@@ -178,6 +183,7 @@ class Dispatcher:
             log.warning("outbox message %s (%s to %s) dead-lettered, undeliverable: %s", message.id, message.kind,
                         message.recipient, exc)
             await self.store.mark_failed(message.id, f"undeliverable: {exc}")
+            metrics.dead_letter("outbox")
             return False
         except DeliveryFailed as exc:
             await self._retry(message, str(exc), exc.retry_after)
@@ -200,6 +206,7 @@ class Dispatcher:
                         message.id, message.kind, message.recipient, message.attempts,
                         _age(now - message.created_at), reason)
             await self.store.mark_failed(message.id, reason)
+            metrics.dead_letter("outbox")
             return
         delay = self.policy.delay(message.attempts, retry_after)
         log.warning("outbox message %s to %s failed (attempt %d), retry in %ss: %s",
@@ -211,6 +218,7 @@ class Dispatcher:
         while not stop.is_set():
             try:
                 await self.escalations.tick()
+                await self.retention.tick()
                 while await self.run_once() >= self.batch and not stop.is_set():
                     pass
             except StoreUnavailableError as exc:

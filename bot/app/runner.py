@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Mapping, Sequence
 
+from bot.app import log_context, metrics
 from bot.app.desk import Desk
 from bot.app.escalations import Acceptance
 from bot.app.outbox import REPLY_HOLD, durable_reply, reply_key
@@ -75,6 +76,11 @@ class TurnRunner:
 
     # ---- public --------------------------------------------------------------------------------
     async def handle(self, turn: Turn) -> Response:
+        with metrics.timed_turn(turn.channel), log_context.bound(channel=turn.channel,
+                                                                   conversation=turn.conversation):
+            return await self._handle_retrying(turn)
+
+    async def _handle_retrying(self, turn: Turn) -> Response:
         # Wall-clock time, not the desk's (possibly demo) clock: this bounds how long a person waits.
         give_up_at = time.monotonic() + STALE_RETRY_BUDGET_S
         wait = STALE_FIRST_WAIT_S
@@ -270,6 +276,7 @@ class TurnRunner:
                 replies += self.engine.completed(ctx, result.state["dialog"], result.state["data"], outcome)
                 if isinstance(outcome, Ticket):
                     ticket_number = outcome.number
+                    metrics.TICKETS_CREATED.labels(turn.channel).inc()
             new_state = None
         else:
             new_state = result.state
@@ -430,6 +437,7 @@ class TurnRunner:
                 created_by=turn.user.email or turn.user.id,
             )
             created = await self.store.create_ticket(new, now, self.settings.tickets.number_format, idempotency_key=key)
+            log_context.add(ticket=created.number)
             log.info("ticket %s created from %s", created.number, turn.channel)
             if created.out_of_hours_emergency:
                 await self._page(created, p, turn.user.email or turn.user.id, now, key)

@@ -36,7 +36,7 @@ LANGUAGES = ("en", "fr", "nl")
 # The adapters' sections of the file: carried unread in `Settings.adapter_tables`, parsed by
 # the adapter of that name (adapters/server/config.py, adapters/slack/config.py,
 # adapters/teams/config.py).
-ADAPTER_TABLES = ("server", "slack", "teams")
+ADAPTER_TABLES = ("server", "slack", "teams", "metrics")
 # A top-level key with one of these endings names a credential (SLACK_BOT_TOKEN,
 # MICROSOFT_APP_PASSWORD, ...): refused as a secret rather than as an unknown key.
 SECRET_KEY_ENDINGS = ("_token", "_secret", "_password")
@@ -209,6 +209,22 @@ class OutboxSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """How long what is no longer needed is kept before the worker purges it (docs/operations.md):
+    personal data is kept no longer than its purpose needs (GDPR art. 5(1)(e))."""
+
+    # A dialog left unanswered (past `dialogs.idle_timeout_minutes` it is expired, not resumed).
+    dialog_days: int = 30
+    # An inbox item worked on: kept so that a platform's late retry (Slack: about 5 minutes) is
+    # recognised as one, then purged with what the person wrote.
+    inbox_done_minutes: int = 15
+    # An outbox message delivered (a notification, a page, a reply).
+    outbox_sent_days: int = 30
+    # A conversation reference (where to reach a person) not refreshed by any message.
+    conversation_ref_days: int = 365
+
+
+@dataclass(frozen=True)
 class BillingSettings:
     """How worked time becomes billed time, and how prices are labelled. The rules page sets no
     granularity and does not say whether its rates include VAT, so the defaults add nothing:
@@ -235,6 +251,7 @@ class Settings:
     dialogs: DialogSettings = DialogSettings()
     outbox: OutboxSettings = OutboxSettings()
     billing: BillingSettings = BillingSettings()
+    retention: RetentionSettings = RetentionSettings()
     default_language: str = "en"
     database_url: str = DEFAULT_DATABASE_URL
     # Demo/test clock: an ISO datetime the business calendar pretends is "now". Never on by default.
@@ -530,11 +547,21 @@ def load_settings(
     return settings_from_mapping(data, env)
 
 
+def _retention(table: Mapping[str, Any]) -> RetentionSettings:
+    keys = ("dialog_days", "inbox_done_minutes", "outbox_sent_days", "conversation_ref_days")
+    reject_unknown_keys("retention.", table, keys)
+    defaults = RetentionSettings()
+    # At least one unit: a retention of 0 would purge what is still in use (a dialog being
+    # answered, an item a platform may still retry).
+    return RetentionSettings(**{k: parse_int(f"retention.{k}", table.get(k, getattr(defaults, k)), minimum=1,
+                                             maximum=100_000) for k in keys})
+
+
 def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
     env = {} if env is None else env
     top_keys = (
         "calendar", "multipliers", "services", "currency", "contact", "escalation", "oncall", "tickets",
-        "dialogs", "outbox", "billing", "default_language", "database", "clock", *ADAPTER_TABLES,
+        "dialogs", "outbox", "billing", "retention", "default_language", "database", "clock", *ADAPTER_TABLES,
     )
     for k in data:
         if k.lower() == "secrets" or k.lower().endswith(SECRET_KEY_ENDINGS):
@@ -592,6 +619,8 @@ def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None
             parse_int("billing.minimum_minutes", b.get("minimum_minutes", 0), minimum=0, maximum=1440),
             parse_bool("billing.prices_exclude_vat", b.get("prices_exclude_vat", False)),
         )
+    if "retention" in data:
+        values["retention"] = _retention(_table("retention", data["retention"]))
     if "default_language" in data:
         lang = parse_text("default_language", data["default_language"])
         if lang not in LANGUAGES:

@@ -413,6 +413,22 @@ class UndeliveredNoticeRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+# ---- privacy -----------------------------------------------------------------------------------
+
+
+class PrivacyErasureRow(Base):
+    """One GDPR erasure (`caredesk privacy erase`): when, by whom, the pseudonym the person's
+    tickets and billing now carry, and the rows changed per table; none of their identifiers."""
+
+    __tablename__ = "privacy_erasures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(String(EMAIL))
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    erased_by: Mapped[str] = mapped_column(String(NAME))
+    rows: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 companies: Table = cast(Table, CompanyRow.__table__)
 contacts: Table = cast(Table, ContactRow.__table__)
 staff: Table = cast(Table, StaffRow.__table__)
@@ -430,3 +446,4 @@ conversation_refs: Table = cast(Table, ConversationRefRow.__table__)
 outbox: Table = cast(Table, OutboxRow.__table__)
 inbox: Table = cast(Table, InboxRow.__table__)
 undelivered_notices: Table = cast(Table, UndeliveredNoticeRow.__table__)
+privacy_erasures: Table = cast(Table, PrivacyErasureRow.__table__)

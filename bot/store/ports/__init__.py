@@ -26,6 +26,13 @@ from bot.store.ports.escalations import EscalationStore
 from bot.store.ports.inbox import InboxItem, InboxStore, NewInboxItem
 from bot.store.ports.lifecycle import StoreLifecycle
 from bot.store.ports.notices import Notice, NoticeStore
+from bot.store.ports.operations import (
+    ErasureReport,
+    OperationsSnapshot,
+    OperationsStore,
+    QueueState,
+    RetentionCutoffs,
+)
 from bot.store.ports.outbox import NewOutboxMessage, OutboxStore
 from bot.store.ports.tickets import TicketStore
 from bot.store.ports.time_entries import TimeEntryStore
@@ -41,6 +48,7 @@ class Store(
     OutboxStore,
     InboxStore,
     NoticeStore,
+    OperationsStore,
     Protocol,
 ):
     """Everything the core persists: every port at once."""
@@ -57,6 +65,7 @@ PORTS: tuple[type, ...] = (
     OutboxStore,
     InboxStore,
     NoticeStore,
+    OperationsStore,
 )
 
 __all__ = [
@@ -71,6 +80,11 @@ __all__ = [
     "NewOutboxMessage",
     "Notice",
     "NoticeStore",
+    "ErasureReport",
+    "OperationsSnapshot",
+    "OperationsStore",
+    "QueueState",
+    "RetentionCutoffs",
     "OutboxStore",
     "StaleDialogError",
     "StaleTicketError",

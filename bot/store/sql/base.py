@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 from alembic import command
+from prometheus_client import Counter
 from alembic.config import Config
 from sqlalchemy import Select, and_, event, or_, text
 from sqlalchemy import exc as sa_exc
@@ -59,6 +60,13 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # Any constant shared by every CareDesk process: serialises concurrent `alembic upgrade`s.
 MIGRATION_LOCK_ID = 0x43617265_4465736B  # "CareDesk"
 SQLITE_BUSY_TIMEOUT_S = 30
+
+
+# Failures of the database as the store met them (docs/operations.md): `unavailable` (connection
+# lost, timeout, locked: the platform is asked to retry) or `error` (any other driver error).
+DATABASE_ERRORS = Counter("caredesk_database_errors", "Database failures met by the store", ["kind"])
+for _kind in ("unavailable", "error"):  # shown at 0 from the start
+    DATABASE_ERRORS.labels(_kind)
 
 
 # ---- engine and migrations ------------------------------------------------------------------------
@@ -366,7 +374,10 @@ class SqlBase:
                         yield conn
         except Exception as exc:
             if _is_unavailable(exc):
+                DATABASE_ERRORS.labels("unavailable").inc()
                 raise StoreUnavailableError(f"database unavailable: {exc}") from exc
+            if isinstance(exc, sa_exc.DBAPIError):
+                DATABASE_ERRORS.labels("error").inc()
             raise
 
     def _lock(self, query: Select[Any], **kwargs: Any) -> Select[Any]:
