@@ -19,7 +19,9 @@ from typing import Any, AsyncIterator, Mapping, Sequence
 from bot.domain.clock import clock_from_settings
 from bot.domain.config import ConfigError, Settings, is_email, load_settings
 from bot.app.desk import Desk
-from bot.domain.directory import DirectoryError, read_directory_file
+from bot.domain.directory import DirectoryError, read_directory_file, tenant_id_problem
+from bot.domain.model import SLACK_WORKSPACE, TEAMS_TENANT, Binding
+from bot.app.identity import BINDINGS_TTL_S
 from adapters.server.config import MAX_WORKERS, MetricsConfig, ServerConfig
 from adapters.shared.pressure import AckPressure
 from bot.i18n import translate
@@ -133,6 +135,26 @@ def _parser() -> argparse.ArgumentParser:
     dl = d.add_parser("load", help="load the directory from a YAML or TOML file (idempotent)")
     dl.add_argument("file")
     dl.set_defaults(handler=cmd_directory_load)
+
+    co = sub.add_parser("companies", help="which Slack workspaces and Microsoft 365 tenants belong to which "
+                        "company (and to the service desk)").add_subparsers(metavar="ACTION")
+    for action, text in (("bind", "bind a workspace or tenant to a company or to the service desk"),
+                         ("unbind", "undo a binding")):
+        cb = co.add_parser(action, help=text)
+        who = cb.add_mutually_exclusive_group(required=True)
+        who.add_argument("--company", metavar="NAME", help="a company of the directory")
+        who.add_argument("--service-desk", action="store_true", help="the service desk's own (its staff)")
+        where = cb.add_mutually_exclusive_group(required=True)
+        where.add_argument("--slack-team", metavar="T…", help="a Slack workspace's team id")
+        where.add_argument("--teams-tenant", metavar="ID", help="a Microsoft 365 tenant id")
+        cb.set_defaults(handler=cmd_companies_bind, unbind=action == "unbind")
+    cs = co.add_parser("show", help="a company with its workspaces and tenants (and which have installed CareDesk)")
+    cs.add_argument("name", help="the company's name, or 'service-desk'")
+    cs.add_argument("--json", action="store_true")
+    cs.set_defaults(handler=cmd_companies_show)
+    cp = co.add_parser("pending", help="Slack workspaces that installed CareDesk and are bound to nobody yet")
+    cp.add_argument("--json", action="store_true")
+    cp.set_defaults(handler=cmd_companies_pending)
 
     oc = sub.add_parser("oncall", help="the on-call rota (loaded with the directory)").add_subparsers(metavar="ACTION")
     ocs = oc.add_parser("show", help="who is on duty now (or at --at), with the backup and until when")
@@ -396,6 +418,93 @@ async def cmd_directory_load(settings: Settings, args: argparse.Namespace) -> in
         counts = await desk.store.replace_directory(directory)
     print(f"directory loaded: {counts.companies} companies, {counts.contacts} contacts, {counts.staff} staff, "
           f"{len(directory.rota)} on-call shifts")
+    return 0
+
+
+SERVICE_DESK = "service-desk"
+
+
+async def cmd_companies_bind(settings: Settings, args: argparse.Namespace) -> int:
+    channel, tenant = ((SLACK_WORKSPACE, args.slack_team.strip()) if args.slack_team is not None
+                       else (TEAMS_TENANT, args.teams_tenant.strip()))
+    problem = tenant_id_problem(channel, tenant)
+    if problem:
+        raise UsageError(problem)
+    async with _desk(settings) as desk:
+        company = None
+        if not args.service_desk:
+            found = await desk.store.get_company(args.company)
+            if found is None:
+                raise UsageError(f"no company {args.company!r} in the directory (caredesk directory load FILE)")
+            company = found.name
+        binding = Binding(channel, tenant, company)
+        whose = company or "the service desk"
+        where = f"Slack workspace {tenant}" if channel == SLACK_WORKSPACE else f"Microsoft 365 tenant {tenant}"
+        if args.unbind:
+            done = await desk.store.unbind_tenant(binding)
+            print(f"{where} is no longer bound to {whose}" if done else f"{where} was not bound to {whose}")
+            return 0
+        done = await desk.store.bind_tenant(binding, desk.now())
+        others = [b.company or "the service desk" for b in await desk.store.list_bindings()
+                  if (b.channel, b.tenant) == (channel, tenant) and b.party_key != binding.party_key]
+    print(f"{where} bound to {whose}" if done else f"{where} was bound to {whose} already")
+    if others:
+        print(f"note: it is also bound to {', '.join(others)}: each of them trusts the e-mails it shows",
+              file=sys.stderr)
+    print(f"(running servers apply it within {BINDINGS_TTL_S:g} seconds)")
+    return 0
+
+
+async def cmd_companies_show(settings: Settings, args: argparse.Namespace) -> int:
+    from adapters.slack.installations import installed_workspaces
+
+    async with _desk(settings) as desk:
+        if args.name.strip().lower() == SERVICE_DESK:
+            name, company = "the service desk", None
+            bindings = await desk.store.list_bindings(service_desk=True)
+        else:
+            company = await desk.store.get_company(args.name)
+            if company is None:
+                raise UsageError(f"no company {args.name!r} in the directory")
+            name, bindings = company.name, await desk.store.list_bindings(company.name)
+        installed = {w.team_id: w for w in await installed_workspaces(desk.store.engine, desk.store)}  # type: ignore[attr-defined]
+    rows = [{"channel": b.channel, "id": b.tenant,
+             "installed": (installed[b.tenant].installed_at.isoformat() if b.tenant in installed else None)
+             if b.channel == SLACK_WORKSPACE else None,
+             "name": installed[b.tenant].team_name if b.tenant in installed else None} for b in bindings]
+    if args.json:
+        _print_json({"company": company.name if company else None, "sla_plan": company.sla_plan if company else None,
+                     "bindings": rows})
+        return 0
+    print(name + (f" (SLA {company.sla_plan}{', support module' if company.support_module else ''})" if company else ""))
+    if not rows:
+        print("  no Slack workspace or Microsoft 365 tenant: its people are served as unknown "
+              "(caredesk companies bind --company NAME --slack-team T… | --teams-tenant ID)")
+    for row in rows:
+        if row["channel"] == SLACK_WORKSPACE:
+            state = f"installed {row['installed'][:16]}" if row["installed"] else "not installed by OAuth"
+            print(f"  Slack workspace {row['id']}" + (f" ({row['name']})" if row["name"] else "") + f": {state}")
+        else:
+            print(f"  Microsoft 365 tenant {row['id']}")
+    return 0
+
+
+async def cmd_companies_pending(settings: Settings, args: argparse.Namespace) -> int:
+    from adapters.slack.installations import installed_workspaces
+
+    async with _desk(settings) as desk:
+        workspaces = await installed_workspaces(desk.store.engine, desk.store)  # type: ignore[attr-defined]
+    pending = [w for w in workspaces if not w.companies]
+    if args.json:
+        _print_json([{"slack_team": w.team_id, "name": w.team_name, "installed_at": w.installed_at.isoformat()}
+                     for w in pending])
+        return 0
+    if not pending:
+        print("no installed workspace is waiting to be bound")
+        return 0
+    for w in pending:
+        print(f"Slack workspace {w.team_id} ({w.team_name or 'no name'}), installed {w.installed_at:%Y-%m-%d %H:%M} UTC: "
+              f"caredesk companies bind --company NAME --slack-team {w.team_id}")
     return 0
 
 

@@ -171,12 +171,13 @@ class SlackConversations:
         if delivered and origin != dm and response_url:
             await self.messenger.respond(response_url, (Text(translate(await self.language(turn), "slack.dm_sent")),))
 
-    @staticmethod
-    def turn(team: str, conversation: str, identity: UserIdentity, *, text: str | None = None,
+    def turn(self, team: str, conversation: str, identity: UserIdentity, *, text: str | None = None,
              action: str | None = None, values: Mapping[str, str] | None = None, event_id: str | None = None,
              reply_to: Mapping[str, str] | None = None) -> Turn:
+        # The person's own workspace vouches for their e-mail: in a channel shared by Slack
+        # Connect, a customer's person is recognised by their own team id, not the host's.
         return Turn(CHANNEL, team, conversation, identity, text=text, action=action, values=dict(values or {}),
-                    event_id=event_id, reply_to=reply_to)
+                    event_id=event_id, reply_to=reply_to, home_tenant=self.people.home_team(team, identity.id))
 
     async def language(self, turn: Turn) -> str:
         try:

@@ -29,10 +29,19 @@ class SlackPeople:
         # (team, user) -> who users.info said they are
         self._profiles: ExpiringCache[tuple[str, str], UserIdentity] = ExpiringCache(max_entries=MAX_PROFILES)
         self._bot_user_id: str | None = None
+        # (team, user) -> the user's own workspace (users.info's team_id): another one than the
+        # request's for a person in a channel shared by Slack Connect.
+        self._homes: ExpiringCache[tuple[str, str], str] = ExpiringCache(max_entries=MAX_PROFILES)
 
     def forget(self) -> None:
         """Read everyone afresh (tests, a directory change)."""
         self._profiles.clear()
+        self._homes.clear()
+
+    def home_team(self, team: str, user: str) -> str:
+        """The workspace `user` belongs to, as users.info said (the request's own `team` when this
+        process has not asked: never a workspace that would trust them more)."""
+        return self._homes.get((team, user)) or team
 
     def cached(self, team: str, user: str) -> UserIdentity | None:
         return self._profiles.get((team, user))
@@ -59,6 +68,9 @@ class SlackPeople:
             phone=profile.get("phone") or None,
         )
         self._profiles.put((team, user), identity, PROFILE_TTL_S)
+        home = data.get("team_id")
+        if isinstance(home, str) and home:
+            self._homes.put((team, user), home, PROFILE_TTL_S)
         return identity
 
     async def bot_user_id(self, body: Mapping[str, Any]) -> str | None:

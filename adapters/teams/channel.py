@@ -298,9 +298,12 @@ class TeamsChannel:
         await self.references.save(user_key, reference, email)
 
     def _turn(self, activity: Mapping[str, Any], identity: UserIdentity, **fields: Any) -> Turn:
+        # Every transport's activities pass here: the activity's tenant vouches for the person's
+        # e-mail only as far as it is bound to their company (`bot.app.identity`).
         return Turn(
             channel=CHANNEL,
             tenant=tenant_of(activity),
+            home_tenant=tenant_of(activity),
             conversation=conversation_id(activity),
             user=identity,
             event_id=ActivityKey(conversation_id(activity), str(activity["id"])).encode() if activity.get("id") else None,

@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 from bot.app import log_context, metrics
 from bot.app.desk import Desk
 from bot.app.escalations import Acceptance
+from bot.app.identity import TenantTrust, as_unknown
 from bot.app.outbox import REPLY_HOLD, durable_reply, reply_key
 from bot.dialogs.engine import (Answer, Context, DirectoryEntry, Effect, EffectKind, DialogEngine, DialogResult,
                                 command_of)
@@ -73,6 +74,8 @@ class TurnRunner:
         self.engine = DialogEngine([NewTicketDialog(), QuoteDialog(), EscalationDialog(), TicketInfoDialog(), LogTimeDialog()])
         self.number_pattern = ticket_number_pattern(self.settings.tickets.number_format)
         self.staff = StaffDesk(desk, self.number_pattern)
+        # Who a person is, as far as their workspace or tenant proves it (every channel's turns).
+        self.trust = TenantTrust(desk.store)
 
     # ---- public --------------------------------------------------------------------------------
     async def handle(self, turn: Turn) -> Response:
@@ -113,6 +116,9 @@ class TurnRunner:
             contact, staff, company = start.contact, start.staff, start.company
         else:
             contact, staff, company = await store.find_person(email) if email else (None, None, None)
+            if not await self.trust.vouched(turn, contact, staff):
+                turn, email = as_unknown(turn), None
+                contact = staff = company = None
         lang = normalize_language(
             turn.user.locale or (contact.language if contact else None) or (staff.language if staff else None),
             self.settings.default_language,
@@ -187,6 +193,7 @@ class TurnRunner:
         without doing or saving anything. A channel that must answer within seconds (a Slack
         modal submission) checks the form with it, answers, and then handles the turn."""
         start = await self.store.read_turn_start(turn.dialog_key, _email(turn))
+        turn, start = await self._vouch(turn, start)
         state = self._live(start.dialog)
         ctx = await self.context(turn, with_tickets=False, start=start)
         if state is not None:
@@ -219,6 +226,13 @@ class TurnRunner:
         return self.engine.form_for(ctx, dialog, prefill)
 
     # ---- internals -------------------------------------------------------------------------------
+    async def _vouch(self, turn: Turn, start: TurnStart) -> tuple[Turn, TurnStart]:
+        """The turn and its first read as far as the person's workspace or tenant proves who they
+        are (`bot.app.identity`): unproven, without the e-mail and the directory entry it named."""
+        if await self.trust.vouched(turn, start.contact, start.staff):
+            return turn, start
+        return as_unknown(turn), replace(start, contact=None, staff=None, company=None)
+
     @staticmethod
     def _may_see(ticket: Ticket, email: str | None, contact, staff) -> bool:
         if staff is not None:
@@ -239,6 +253,7 @@ class TurnRunner:
         event = (turn.channel, turn.event_id) if turn.event_id else None
         # One read for the delivery, the dialog and the person: every turn needs them.
         start = await store.read_turn_start(turn.dialog_key, _email(turn), event, turn.person)
+        turn, start = await self._vouch(turn, start)
         if start.processed:
             return await self._answered_before(turn)
         stored = start.dialog

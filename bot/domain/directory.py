@@ -6,6 +6,7 @@ The operator keeps the directory in a YAML or TOML file and loads it into the st
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
@@ -14,7 +15,8 @@ import yaml
 
 from bot.domain.config import LANGUAGES, ConfigError, is_email, parse_multiplier_overrides
 from bot.domain.oncall import RotaError, parse_rota
-from bot.domain.model import Company, CustomerContact, Directory, StaffMember, StaffRole
+from bot.domain.model import (SLACK_WORKSPACE, TEAMS_TENANT, Binding, Company, CustomerContact, Directory,
+                              StaffMember, StaffRole)
 
 
 class DirectoryError(ValueError):
@@ -41,13 +43,14 @@ def read_directory_file(path: str | Path) -> Directory:
 def parse_directory(data: Mapping[str, Any], source: str = "directory") -> Directory:
     if not isinstance(data, Mapping):
         raise DirectoryError(f"{source}: expected a mapping with companies, agents and managers")
-    unknown = set(data) - {"companies", "agents", "managers", "oncall"}
+    unknown = set(data) - {"companies", "agents", "managers", "oncall", "service_desk"}
     if unknown:
         raise DirectoryError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}")
 
     companies: list[Company] = []
     contacts: list[CustomerContact] = []
     staff: list[StaffMember] = []
+    bindings: list[Binding] = []
     seen_emails: dict[str, str] = {}
     seen_companies: set[str] = set()
 
@@ -60,8 +63,10 @@ def parse_directory(data: Mapping[str, Any], source: str = "directory") -> Direc
     for i, raw in enumerate(_list(data, "companies", source)):
         where = f"{source}: companies[{i}]"
         entry = _mapping(raw, where)
-        _only(entry, where, {"name", "support_module", "sla_plan", "multiplier_overrides", "contacts"})
+        _only(entry, where, {"name", "support_module", "sla_plan", "multiplier_overrides", "contacts",
+                             *TENANT_FIELDS})
         name = _text(entry, "name", where)
+        bindings.extend(_bindings(entry, where, name))
         if name.lower() in seen_companies:
             raise DirectoryError(f"{where}.name: company {name!r} appears twice")
         seen_companies.add(name.lower())
@@ -117,11 +122,43 @@ def parse_directory(data: Mapping[str, Any], source: str = "directory") -> Direc
                     level=level,
                 )
             )
+    if data.get("service_desk") is not None:
+        desk = _mapping(data["service_desk"], f"{source}: service_desk")
+        _only(desk, f"{source}: service_desk", set(TENANT_FIELDS))
+        bindings.extend(_bindings(desk, f"{source}: service_desk", None))
     try:
         rota = parse_rota(data.get("oncall"), f"{source}: oncall", {s.email.lower(): s.email for s in staff})
     except RotaError as exc:
         raise DirectoryError(str(exc)) from None
-    return Directory(tuple(companies), tuple(contacts), tuple(staff), rota)
+    return Directory(tuple(companies), tuple(contacts), tuple(staff), rota, tuple(dict.fromkeys(bindings)))
+
+
+# A company's (or the service desk's) Slack workspaces and Microsoft 365 tenants in the file.
+TENANT_FIELDS = {"slack_teams": SLACK_WORKSPACE, "teams_tenants": TEAMS_TENANT}
+SLACK_TEAM_ID = re.compile(r"^[TE][A-Z0-9]{2,30}$")
+TENANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def tenant_id_problem(channel: str, tenant: str) -> str | None:
+    """Why `tenant` is no Slack team id (T…, or E… for an Enterprise Grid) or Microsoft tenant id."""
+    if channel == SLACK_WORKSPACE:
+        return None if SLACK_TEAM_ID.match(tenant) else f"not a Slack team id (T… in capitals): {tenant!r}"
+    return None if TENANT_ID.match(tenant) else f"not a Microsoft 365 tenant id: {tenant!r}"
+
+
+def _bindings(entry: Mapping[str, Any], where: str, company: str | None) -> list[Binding]:
+    found = []
+    for key, channel in TENANT_FIELDS.items():
+        values = entry.get(key) or []
+        if not isinstance(values, list):
+            raise DirectoryError(f"{where}.{key}: expected a list of ids")
+        for value in values:
+            tenant = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+            problem = tenant_id_problem(channel, tenant)
+            if problem:
+                raise DirectoryError(f"{where}.{key}: {problem}")
+            found.append(Binding(channel, tenant, company))
+    return found
 
 
 _MISSING = object()

@@ -90,12 +90,52 @@ class StaffMember:
     level: int | None = None
 
 
+# The channels whose workspaces or tenants are bound to companies (`Binding.channel`): the
+# `Turn.channel` of Slack and of Microsoft Teams.
+SLACK_WORKSPACE = "slack"
+TEAMS_TENANT = "msteams"
+BINDABLE_CHANNELS = (SLACK_WORKSPACE, TEAMS_TENANT)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A Slack workspace (team id) or a Microsoft 365 tenant (tenant id) bound to a customer
+    company, or to the service desk itself (`company` None): a person's profile e-mail counts
+    for the directory only when their workspace or tenant is bound to their company (staff: to
+    the service desk)."""
+
+    channel: str  # SLACK_WORKSPACE or TEAMS_TENANT
+    tenant: str  # T… for Slack, the tenant's GUID for Teams
+    company: str | None  # the company's name; None: the service desk's own workspace or tenant
+
+    @property
+    def party_key(self) -> str:
+        """The company's key (its lower-case name), "" for the service desk."""
+        return (self.company or "").strip().lower()
+
+
+def vouches_for(parties: frozenset[str], contact: "CustomerContact | None", staff: "StaffMember | None") -> bool:
+    """Whether a workspace or tenant bound to `parties` (`Binding.party_key`s; empty: bound to
+    nobody) proves the directory entry its person's profile e-mail names. A contact counts only
+    from a workspace of their own company, staff only from the service desk's; an e-mail that is
+    nobody's in the directory only from a bound workspace."""
+    if not parties:
+        return False
+    if contact is not None and contact.company.strip().lower() not in parties:
+        return False
+    if staff is not None and "" not in parties:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Directory:
     companies: tuple[Company, ...] = ()
     contacts: tuple[CustomerContact, ...] = ()
     staff: tuple[StaffMember, ...] = ()
     rota: tuple[Shift, ...] = ()  # the on-call rota (bot/domain/oncall.py)
+    # Which workspaces and tenants belong to which company (and to the service desk).
+    bindings: tuple[Binding, ...] = ()
 
 
 @dataclass(frozen=True)

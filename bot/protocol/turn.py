@@ -40,6 +40,12 @@ class Turn:
     # with an `event_id`, the answer is written to the outbox in the transaction that saves the
     # turn, so that it is delivered even if the process dies before posting it.
     reply_to: Mapping[str, str] | None = None
+    # The workspace or tenant the person belongs to (Slack: their own team id, also in a channel
+    # shared by Slack Connect; Teams: the activity's tenant id), which vouches for the e-mail on
+    # their profile: the directory trusts it only as far as that workspace or tenant is bound to
+    # the person's company (`bot.app.identity`). None: the channel itself proved who the person
+    # is (the console on the operator's machine; a portal token).
+    home_tenant: str | None = None
 
     @property
     def person(self) -> str:

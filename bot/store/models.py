@@ -21,6 +21,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Column,
     Date,
     DateTime,
     ForeignKey,
@@ -33,6 +34,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -334,6 +336,89 @@ class ConversationRefRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class CompanyBindingRow(Base):
+    """A Slack workspace or Microsoft 365 tenant bound to a company (`party_key` its name key) or
+    to the service desk (`party_key` ""); `source` says who bound it: the directory file (`file`,
+    rewritten with each load) or `caredesk companies bind` (`command`, kept across loads)."""
+
+    __tablename__ = "company_bindings"
+    __table_args__ = (UniqueConstraint("channel", "tenant", "party_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    tenant: Mapped[str] = mapped_column(String(KEY), index=True)
+    party_key: Mapped[str] = mapped_column(String(NAME))
+    company_name: Mapped[str | None] = mapped_column(String(NAME))
+    source: Mapped[str] = mapped_column(String(20))
+    bound_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# ---- Slack installations (slack_sdk's stores) ---------------------------------------------------
+# slack_sdk's own table definitions (`SQLAlchemyInstallationStore.build_installations_table`,
+# `build_bots_table`, `SQLAlchemyOAuthStateStore.build_oauth_states_table`), written out here
+# because the store does not import Slack's library: its async SQLAlchemy stores read and write
+# them (tests/slack/test_oauth.py checks that they are the same). Their date-times are naive UTC,
+# as slack_sdk writes them.
+
+slack_installations = Table(
+    "slack_installations", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_id", String(32), nullable=False),
+    Column("app_id", String(32), nullable=False),
+    Column("enterprise_id", String(32)),
+    Column("enterprise_name", String(200)),
+    Column("enterprise_url", String(200)),
+    Column("team_id", String(32)),
+    Column("team_name", String(200)),
+    Column("bot_token", String(200)),
+    Column("bot_id", String(32)),
+    Column("bot_user_id", String(32)),
+    Column("bot_scopes", String(1000)),
+    Column("bot_refresh_token", String(200)),
+    Column("bot_token_expires_at", DateTime),
+    Column("user_id", String(32), nullable=False),
+    Column("user_token", String(200)),
+    Column("user_scopes", String(1000)),
+    Column("user_refresh_token", String(200)),
+    Column("user_token_expires_at", DateTime),
+    Column("incoming_webhook_url", String(200)),
+    Column("incoming_webhook_channel", String(200)),
+    Column("incoming_webhook_channel_id", String(200)),
+    Column("incoming_webhook_configuration_url", String(200)),
+    Column("is_enterprise_install", Boolean, default=False, nullable=False),
+    Column("token_type", String(32)),
+    Column("installed_at", DateTime, nullable=False, default=func.now()),
+    Index("slack_installations_idx", "client_id", "enterprise_id", "team_id", "user_id", "installed_at"),
+)
+
+slack_bots = Table(
+    "slack_bots", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_id", String(32), nullable=False),
+    Column("app_id", String(32), nullable=False),
+    Column("enterprise_id", String(32)),
+    Column("enterprise_name", String(200)),
+    Column("team_id", String(32)),
+    Column("team_name", String(200)),
+    Column("bot_token", String(200)),
+    Column("bot_id", String(32)),
+    Column("bot_user_id", String(32)),
+    Column("bot_scopes", String(1000)),
+    Column("bot_refresh_token", String(200)),
+    Column("bot_token_expires_at", DateTime),
+    Column("is_enterprise_install", Boolean, default=False, nullable=False),
+    Column("installed_at", DateTime, nullable=False, default=func.now()),
+    Index("slack_bots_idx", "client_id", "enterprise_id", "team_id", "installed_at"),
+)
+
+slack_oauth_states = Table(
+    "slack_oauth_states", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("state", String(200), nullable=False),
+    Column("expire_at", DateTime, nullable=False),
+)
+
+
 # ---- outbox ------------------------------------------------------------------------------------
 
 
@@ -447,3 +532,4 @@ outbox: Table = cast(Table, OutboxRow.__table__)
 inbox: Table = cast(Table, InboxRow.__table__)
 undelivered_notices: Table = cast(Table, UndeliveredNoticeRow.__table__)
 privacy_erasures: Table = cast(Table, PrivacyErasureRow.__table__)
+company_bindings: Table = cast(Table, CompanyBindingRow.__table__)

@@ -154,3 +154,39 @@ async def test_rota_naming_someone_outside_the_staff_is_refused_and_changes_noth
     with pytest.raises(ValueError, match="not staff"):
         await store.replace_directory(replace(DIRECTORY, rota=(Shift(1, "17:00", "09:00", "jan.peeters@acme.be"),)))
     assert await store.get_rota() == good
+
+
+# ---- workspaces and tenants bound to companies (issue 17) ----------------------------------------
+
+
+async def test_bindings_from_the_file_and_by_command_survive_as_they_should(store: SqlStore) -> None:
+    from bot.domain.model import Binding
+
+    acme_slack, desk_teams = Binding("slack", "TACME1", "Acme NV"), Binding("msteams", "tenant-desk", None)
+    await store.replace_directory(replace(DIRECTORY, bindings=(acme_slack, desk_teams)))
+    assert await store.tenant_parties("slack", "TACME1") == frozenset({"acme nv"})
+    assert await store.tenant_parties("msteams", "tenant-desk") == frozenset({""})
+    assert await store.tenant_parties("msteams", "TACME1") == frozenset()  # another channel's id
+    assert await store.tenant_parties("slack", "TOTHER") == frozenset()
+
+    # Bound by command: kept when the file (without it) is loaded again; the file's go with the file.
+    globex = Binding("slack", "TGLOBEX", "globex bv")
+    assert await store.bind_tenant(globex, NOW) is True
+    assert await store.bind_tenant(globex, NOW) is False  # already
+    await store.replace_directory(replace(DIRECTORY, bindings=(acme_slack,)))
+    assert await store.tenant_parties("slack", "TGLOBEX") == frozenset({"globex bv"})
+    assert await store.tenant_parties("msteams", "tenant-desk") == frozenset()
+    assert [(b.channel, b.tenant, b.company) for b in await store.list_bindings("ACME nv")] == [
+        ("slack", "TACME1", "Acme NV")]
+    assert {b.tenant for b in await store.list_bindings()} == {"TACME1", "TGLOBEX"}
+
+    # The file's binding bound by command too becomes the command's: a later load keeps it.
+    assert await store.bind_tenant(acme_slack, NOW) is True
+    await store.replace_directory(DIRECTORY)
+    assert await store.tenant_parties("slack", "TACME1") == frozenset({"acme nv"})
+
+    assert await store.unbind_tenant(acme_slack) is True
+    assert await store.unbind_tenant(acme_slack) is False
+    assert await store.tenant_parties("slack", "TACME1") == frozenset()
+    await store.bind_tenant(desk_teams, NOW)
+    assert await store.list_bindings(service_desk=True) == [desk_teams]

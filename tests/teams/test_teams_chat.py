@@ -99,6 +99,9 @@ async def test_action_execute_invoke_answers_with_the_refreshed_card(bot_on_both
     invoke.update(serviceUrl=bot.fake.service_url, recipient={"id": BOT_ID, "name": "CareDesk"},
                   replyToId=posted["response_id"])
     invoke["from"] = {"id": "29:lotte", "aadObjectId": "aad-lotte", "name": "Lotte Peeters"}
+    # Lotte's tenant (the example directory binds it to her company), not the sample's.
+    invoke["conversation"]["tenantId"] = "tenant-1"
+    invoke["channelData"]["tenant"] = {"id": "tenant-1"}
     invoke["value"]["action"] = {"type": "Action.Execute", "verb": submit["verb"], "data": {**submit["data"], **values}}
     status, body = await bot.post(invoke)
     assert status == 200

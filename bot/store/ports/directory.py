@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Mapping, Protocol, Sequence
 
 from bot.domain.oncall import Shift
-from bot.domain.model import Company, CustomerContact, Directory, StaffMember, StaffRole
+from bot.domain.model import Binding, Company, CustomerContact, Directory, StaffMember, StaffRole
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,20 @@ class DirectoryStore(Protocol):
 
     async def replace_directory(self, directory: Directory) -> DirectoryCounts:
         """Make the stored directory equal to `directory` (idempotent; e-mails compared case-insensitively)."""
+
+    async def bind_tenant(self, binding: Binding, now: datetime) -> bool:
+        """Bind a workspace or tenant to a company or the service desk (kept across directory
+        loads); False when it was bound so already."""
+
+    async def unbind_tenant(self, binding: Binding) -> bool:
+        """Undo a binding (the file's too, until the file is loaded again); False when there was none."""
+
+    async def tenant_parties(self, channel: str, tenant: str) -> frozenset[str]:
+        """Who a workspace or tenant is bound to: `Binding.party_key`s ("" the service desk); empty
+        when it is bound to nobody."""
+
+    async def list_bindings(self, company: str | None = None, *, service_desk: bool = False) -> Sequence[Binding]:
+        """Every binding, or a company's (by name, case-insensitively), or the service desk's."""
 
     async def get_rota(self) -> tuple[Shift, ...]:
         """The on-call rota as loaded with the directory, in the file's order (weekly shifts, then

@@ -1,13 +1,15 @@
-"""The directory on SQL: tables `companies`, `contacts`, `staff`, `oncall_shifts`, `conversation_refs`.
+"""The directory on SQL: tables `companies`, `contacts`, `staff`, `oncall_shifts`, `company_bindings`,
+`conversation_refs`.
 
-Transactions: replace_directory deletes and rewrites the four directory tables in one; a
+Transactions: replace_directory deletes and rewrites the four directory tables in one, with the
+file's bindings (a binding made by `caredesk companies bind` stays); a
 conversation reference is one upsert; the rest are reads. `_person` reads who an e-mail is
 inside a caller's transaction (the turn-start read).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
@@ -15,7 +17,7 @@ from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.oncall import Shift
-from bot.domain.model import Company, CustomerContact, Directory, StaffMember, StaffRole
+from bot.domain.model import Binding, Company, CustomerContact, Directory, StaffMember, StaffRole
 from bot.store import models as m
 from bot.store.ports import DirectoryCounts
 from bot.store.sql.base import SqlBase, _aware, _email_key, to_json, _value
@@ -107,6 +109,15 @@ async def _person(conn: AsyncConnection, email: str
     return contact, staff_from(staff_row) if staff_row else None, company_from(company_row) if company_row else None
 
 
+PARTIES_OF_TENANT = select(m.company_bindings.c.party_key).where(
+    m.company_bindings.c.channel == bindparam("channel"), m.company_bindings.c.tenant == bindparam("tenant"))
+
+
+def _binding_row(binding: Binding, source: str, now: datetime) -> dict[str, Any]:
+    return {"channel": binding.channel, "tenant": binding.tenant.strip(), "party_key": binding.party_key,
+            "company_name": binding.company.strip() if binding.company else None, "source": source, "bound_at": now}
+
+
 class SqlDirectory(SqlBase):
     """`DirectoryStore` on SQL."""
 
@@ -152,7 +163,15 @@ class SqlDirectory(SqlBase):
              "backup": s.backup.strip() if s.backup else None}
             for s in directory.rota
         ]
+        b = m.company_bindings
+        now = datetime.now(timezone.utc)
+        binding_rows = [_binding_row(binding, "file", now) for binding in directory.bindings]
         async with self._tx() as conn:
+            await conn.execute(delete(b).where(b.c.source == "file"))
+            if binding_rows:
+                # One bound by command already: kept as it is.
+                await conn.execute(self._upsert(b).values(binding_rows).on_conflict_do_nothing(
+                    index_elements=[b.c.channel, b.c.tenant, b.c.party_key]))
             await conn.execute(delete(m.contacts))
             await conn.execute(delete(m.staff))
             await conn.execute(delete(m.companies))
@@ -162,6 +181,40 @@ class SqlDirectory(SqlBase):
                 if rows:
                     await conn.execute(insert(table), rows)
         return DirectoryCounts(len(company_rows), len(contact_rows), len(staff_rows))
+
+    async def bind_tenant(self, binding: Binding, now: datetime) -> bool:
+        _aware(now)
+        b = m.company_bindings
+        stmt = self._upsert(b).values(_binding_row(binding, "command", now))
+        async with self._tx() as conn:
+            # Bound by the file before: now the command's, so that a later load keeps it.
+            result = await conn.execute(stmt.on_conflict_do_update(
+                index_elements=[b.c.channel, b.c.tenant, b.c.party_key], set_={"source": "command"},
+                where=b.c.source != "command"))
+        return bool(result.rowcount)
+
+    async def unbind_tenant(self, binding: Binding) -> bool:
+        b = m.company_bindings
+        async with self._tx() as conn:
+            result = await conn.execute(delete(b).where(b.c.channel == binding.channel, b.c.tenant == binding.tenant,
+                                                        b.c.party_key == binding.party_key))
+        return bool(result.rowcount)
+
+    async def tenant_parties(self, channel: str, tenant: str) -> frozenset[str]:
+        async with self._tx(read_only=True) as conn:
+            keys = (await conn.execute(PARTIES_OF_TENANT, {"channel": channel, "tenant": tenant})).scalars().all()
+        return frozenset(keys)
+
+    async def list_bindings(self, company: str | None = None, *, service_desk: bool = False) -> Sequence[Binding]:
+        b = m.company_bindings
+        query = select(b.c.channel, b.c.tenant, b.c.company_name).order_by(b.c.party_key, b.c.channel, b.c.tenant)
+        if company is not None:
+            query = query.where(b.c.party_key == company.strip().lower())
+        elif service_desk:
+            query = query.where(b.c.party_key == "")
+        async with self._tx(read_only=True) as conn:
+            rows = (await conn.execute(query)).all()
+        return [Binding(row.channel, row.tenant, row.company_name) for row in rows]
 
     async def get_rota(self) -> tuple[Shift, ...]:
         r = m.oncall_shifts
