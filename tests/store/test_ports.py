@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.store.ports import (
     NoticeStore,
+    PortalStore,
     PORTS,
     DialogStore,
     DirectoryStore,
@@ -29,6 +30,7 @@ from bot.store.sql.directory import SqlDirectory
 from bot.store.sql.escalations import SqlEscalations
 from bot.store.sql.inbox import SqlInbox
 from bot.store.sql.notices import SqlNotices
+from bot.store.sql.portal import SqlPortal
 from bot.store.sql.outbox import SqlOutbox
 from bot.store.sql.tickets import SqlTickets
 from bot.store.sql.time_entries import SqlTimeEntries
@@ -74,6 +76,7 @@ def test_each_sql_module_implements_its_own_port() -> None:
         SqlOutbox: OutboxStore,
         SqlInbox: InboxStore,
         SqlNotices: NoticeStore,
+        SqlPortal: PortalStore,
     }
     assert set(own.values()) == set(PORTS)
     for implementation, port in own.items():

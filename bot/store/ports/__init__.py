@@ -27,6 +27,7 @@ from bot.store.ports.inbox import InboxItem, InboxStore, NewInboxItem
 from bot.store.ports.lifecycle import StoreLifecycle
 from bot.store.ports.notices import Notice, NoticeStore
 from bot.store.ports.outbox import NewOutboxMessage, OutboxStore
+from bot.store.ports.portal import PortalActivity, PortalStore
 from bot.store.ports.tickets import TicketStore
 from bot.store.ports.time_entries import TimeEntryStore
 
@@ -41,6 +42,7 @@ class Store(
     OutboxStore,
     InboxStore,
     NoticeStore,
+    PortalStore,
     Protocol,
 ):
     """Everything the core persists: every port at once."""
@@ -57,6 +59,7 @@ PORTS: tuple[type, ...] = (
     OutboxStore,
     InboxStore,
     NoticeStore,
+    PortalStore,
 )
 
 __all__ = [
@@ -72,6 +75,8 @@ __all__ = [
     "Notice",
     "NoticeStore",
     "OutboxStore",
+    "PortalActivity",
+    "PortalStore",
     "StaleDialogError",
     "StaleTicketError",
     "Store",
