@@ -190,12 +190,14 @@ async def chat_page(request: web.Request) -> web.StreamResponse:
     response = web.Response(text=page, content_type="text/html", charset="utf-8",
                             headers=security_headers(portal.config))
     if fresh:
+        # Framed by a portal of another site, the cookie is a third party's: SameSite=None, and
+        # Partitioned (CHIPS) so that browsers that block third-party cookies keep it for this
+        # portal alone. Opened as a link, Lax.
+        # (Written by hand: Python's http.cookies knows Partitioned only from 3.14 on.)
         embedded = bool(portal.config.allowed_origins)
-        response.set_cookie(COOKIE, session_token(portal.secret, user, portal.config.session_minutes),
-                            max_age=portal.config.session_minutes * 60, path="/portal/", secure=True,
-                            httponly=True, samesite="None" if embedded else "Lax")
-        if embedded:  # a third-party iframe keeps its own cookie jar (CHIPS) rather than none
-            response.headers["Set-Cookie"] = response.headers["Set-Cookie"] + "; Partitioned"
+        value = session_token(portal.secret, user, portal.config.session_minutes)
+        response.headers.add("Set-Cookie", f"{COOKIE}={value}; Max-Age={portal.config.session_minutes * 60}; "
+                             f"Path=/portal/; Secure; HttpOnly; SameSite={'None; Partitioned' if embedded else 'Lax'}")
     return response
 
 
