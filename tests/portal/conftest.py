@@ -121,7 +121,7 @@ class PortalServer:
     async def post(self, conversation: str, token: str, activity: Mapping[str, Any]) -> tuple[int, Any]:
         async with self.http.post(self.url(f"/portal/v3/directline/conversations/{conversation}/activities"),
                                   headers={"Authorization": f"Bearer {token}"}, json=dict(activity)) as response:
-            return response.status, await response.json()
+            return response.status, await response.json(content_type=None) if response.status != 500 else None
 
     async def transcript(self, conversation: str, token: str, watermark: int = 0) -> dict[str, Any]:
         async with self.http.get(self.url(f"/portal/v3/directline/conversations/{conversation}/activities"),
