@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -76,11 +77,37 @@ def card_labels(lang: str) -> CardLabels:
                       chosen=translate(lang, "teams.card_chosen"), submitted=translate(lang, "teams.card_submitted"))
 
 
+_MARKDOWN_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>|~])")
+
+
+def spoken(card: Mapping[str, Any]) -> str:
+    """The card's words in reading order, as plain text: what a screen reader announces when the
+    message arrives (Web Chat reads a card's `speak`; without it, only its buttons)."""
+    words: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "TextBlock" and isinstance(node.get("text"), str):
+                words.append(node["text"])
+            elif node.get("type") == "FactSet":
+                words.extend(f"{f.get('title', '')}: {f.get('value', '')}" for f in node.get("facts") or ())
+            for key, value in node.items():
+                if key not in ("actions", "fallback", "data"):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(card.get("body"))
+    return _MARKDOWN_ESCAPE.sub(r"\1", " ".join(" ".join(w.split()) for w in words if w.strip()))
+
+
 def bot_message(replies: Sequence[Reply], lang: str, field_errors: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The message activity that shows a Response: one Adaptive Card."""
+    """The message activity that shows a Response: one Adaptive Card, with its words to speak."""
     card = as_submit(render_card(replies, lang=lang, labels=card_labels(lang), field_errors=field_errors))
+    card["speak"] = spoken(card)
     return {"type": "message", "from": dict(BOT), "locale": lang, "attachments": [attachment(card)],
-            "summary": summary(replies)}
+            "summary": summary(replies), "speak": card["speak"]}
 
 
 def submitted_values(data: Mapping[str, Any]) -> dict[str, str]:
@@ -242,8 +269,9 @@ class PortalChannel:
         else:
             shown_text = posted.text or ""
             turn = self._turn(conversation, user, locale=posted.locale, text=posted.text, event_id=delivery)
+        # What the person typed is shown as they typed it: plain text, never markdown or HTML.
         echo: dict[str, Any] = {"type": "message", "from": {"id": user.email.lower(), "name": user.name, "role": "user"},
-                                "text": shown_text}
+                                "text": shown_text, "textFormat": "plain"}
         if posted.locale:
             echo["locale"] = posted.locale
         if posted.client_id:
