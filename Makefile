@@ -7,12 +7,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.caredesk-installed
 PYTEST_ARGS ?=
 
-.PHONY: install run lint test test-pg clean help
+.PHONY: install run lint test test-pg clean help webchat
 
 help:
 	@echo "make run    install (once) and run CareDesk on SQLite with the example directory, on 127.0.0.1:3978"
 	@echo "make test   install (once), lint (ruff, mypy) and run the test suite (SQLite and, when reachable, PostgreSQL)"
 	@echo "make lint   install (once) and run ruff and mypy only"
+	@echo "make webchat  rebuild the portal's Web Chat bundle from npm (needs Node.js; the result is committed)"
 
 install: $(STAMP)
 
@@ -37,6 +38,11 @@ lint: install
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The portal page's Web Chat bundle, from the npm version pinned in adapters/portal/webchat/package.json.
+# Only to upgrade Web Chat: the bundle is committed, so `make run` and `make test` need no Node.js.
+webchat:
+	bash adapters/portal/webchat/build.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache .test-report caredesk.db caredesk.db-*

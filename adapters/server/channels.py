@@ -12,6 +12,8 @@ from typing import Any
 from aiohttp import web
 
 from adapters.server.config import ServerConfig
+from adapters.portal import Portal, PortalChannel, PortalConfig
+from adapters.portal import mount as mount_portal
 from adapters.server.delivery import Replier, Sender
 from adapters.slack import SlackChannel, SlackConfig
 from adapters.slack import mount as mount_slack
@@ -25,6 +27,7 @@ from bot.app.inbox import Handler
 class Channels:
     slack: SlackChannel
     teams: TeamsApp
+    portal: Portal
 
     @classmethod
     def of(cls, desk: Desk, env: Mapping[str, str], server: ServerConfig, *,
@@ -38,21 +41,29 @@ class Channels:
         if teams is None:
             teams_config = TeamsConfig.from_settings(desk.settings, env, insecure_dev_mode=server.developer_mode)
             teams = configure(desk, config=teams_config)
-        return cls(slack, teams)
+        portal = Portal(PortalChannel(desk), PortalConfig.from_settings(desk.settings, env))
+        return cls(slack, teams, portal)
 
     def mount(self, app: web.Application) -> None:
         """Add every channel's route to the server."""
         mount_slack(app, self.slack.desk, self.slack)
         mount_teams(app, self.teams)
+        mount_portal(app, self.portal)
 
     def senders(self) -> dict[str, Sender]:
         """The outbox's way to each channel (the channel the customer used first, then the others)."""
-        return {"msteams": self.teams.send_to_person, "slack": self.slack.send_to_person}
+        senders: dict[str, Sender] = {"msteams": self.teams.send_to_person, "slack": self.slack.send_to_person}
+        if self.portal.config.enabled:
+            senders["portal"] = self.portal.channel.send_to_person
+        return senders
 
     def repliers(self) -> dict[str, Replier]:
         """The outbox's way to post a turn's durable reply, per channel (Slack's: Teams answers
-        within its request)."""
-        return {"slack": self.slack.post_reply}
+        within its request; the portal's, that its process did not get to show)."""
+        repliers: dict[str, Replier] = {"slack": self.slack.post_reply}
+        if self.portal.config.enabled:
+            repliers["portal"] = self.portal.channel.post_reply
+        return repliers
 
     def inbox_handlers(self) -> dict[str, Handler]:
         """What a worker does with the items each channel wrote to the inbox (Teams answers within

@@ -36,7 +36,7 @@ LANGUAGES = ("en", "fr", "nl")
 # The adapters' sections of the file: carried unread in `Settings.adapter_tables`, parsed by
 # the adapter of that name (adapters/server/config.py, adapters/slack/config.py,
 # adapters/teams/config.py).
-ADAPTER_TABLES = ("server", "slack", "teams", "metrics")
+ADAPTER_TABLES = ("server", "slack", "teams", "metrics", "portal")
 # A top-level key with one of these endings names a credential (SLACK_BOT_TOKEN,
 # MICROSOFT_APP_PASSWORD, ...): refused as a secret rather than as an unknown key.
 SECRET_KEY_ENDINGS = ("_token", "_secret", "_password")

@@ -512,6 +512,37 @@ class PrivacyErasureRow(Base):
     erased_at: Mapped[datetime] = mapped_column(UTCDateTime)
     erased_by: Mapped[str] = mapped_column(String(NAME))
     rows: Mapped[dict[str, Any]] = mapped_column(JSON)
+# ---- the customer portal's chat --------------------------------------------------------------------
+
+
+class PortalConversationRow(Base):
+    """A person's one conversation on the customer-portal chat (their e-mail, as the portal's
+    token proves it): a reload, another tab or the next visit continues it."""
+
+    __tablename__ = "portal_conversations"
+
+    id: Mapped[str] = mapped_column(String(SHORT), primary_key=True)
+    person: Mapped[str] = mapped_column(String(EMAIL), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PortalActivityRow(Base):
+    """The transcript of a portal conversation: each activity (the person's message, the bot's
+    answer, a message from the outbox) as the page shows it, numbered in its conversation (the
+    Direct Line watermark)."""
+
+    __tablename__ = "portal_activities"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "seq"),
+        UniqueConstraint("conversation_id", "client_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(SHORT))
+    seq: Mapped[int] = mapped_column(Integer)
+    client_id: Mapped[str | None] = mapped_column(String(KEY))
+    activity: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 companies: Table = cast(Table, CompanyRow.__table__)
@@ -533,3 +564,5 @@ inbox: Table = cast(Table, InboxRow.__table__)
 undelivered_notices: Table = cast(Table, UndeliveredNoticeRow.__table__)
 privacy_erasures: Table = cast(Table, PrivacyErasureRow.__table__)
 company_bindings: Table = cast(Table, CompanyBindingRow.__table__)
+portal_conversations: Table = cast(Table, PortalConversationRow.__table__)
+portal_activities: Table = cast(Table, PortalActivityRow.__table__)

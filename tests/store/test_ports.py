@@ -12,6 +12,7 @@ from typing import Any
 from bot.store.ports import (
     NoticeStore,
     OperationsStore,
+    PortalStore,
     PORTS,
     DialogStore,
     DirectoryStore,
@@ -31,6 +32,7 @@ from bot.store.sql.escalations import SqlEscalations
 from bot.store.sql.inbox import SqlInbox
 from bot.store.sql.notices import SqlNotices
 from bot.store.sql.operations import SqlOperations
+from bot.store.sql.portal import SqlPortal
 from bot.store.sql.outbox import SqlOutbox
 from bot.store.sql.tickets import SqlTickets
 from bot.store.sql.time_entries import SqlTimeEntries
@@ -77,6 +79,7 @@ def test_each_sql_module_implements_its_own_port() -> None:
         SqlInbox: InboxStore,
         SqlNotices: NoticeStore,
         SqlOperations: OperationsStore,
+        SqlPortal: PortalStore,
     }
     assert set(own.values()) == set(PORTS)
     for implementation, port in own.items():

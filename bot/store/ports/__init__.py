@@ -34,6 +34,7 @@ from bot.store.ports.operations import (
     RetentionCutoffs,
 )
 from bot.store.ports.outbox import NewOutboxMessage, OutboxStore
+from bot.store.ports.portal import PortalActivity, PortalStore
 from bot.store.ports.tickets import TicketStore
 from bot.store.ports.time_entries import TimeEntryStore
 
@@ -49,6 +50,7 @@ class Store(
     InboxStore,
     NoticeStore,
     OperationsStore,
+    PortalStore,
     Protocol,
 ):
     """Everything the core persists: every port at once."""
@@ -66,6 +68,7 @@ PORTS: tuple[type, ...] = (
     InboxStore,
     NoticeStore,
     OperationsStore,
+    PortalStore,
 )
 
 __all__ = [
@@ -86,6 +89,8 @@ __all__ = [
     "QueueState",
     "RetentionCutoffs",
     "OutboxStore",
+    "PortalActivity",
+    "PortalStore",
     "StaleDialogError",
     "StaleTicketError",
     "Store",

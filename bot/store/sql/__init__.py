@@ -21,12 +21,13 @@ from bot.store.sql.inbox import SqlInbox
 from bot.store.sql.notices import SqlNotices
 from bot.store.sql.operations import SqlOperations
 from bot.store.sql.outbox import SqlOutbox
+from bot.store.sql.portal import SqlPortal
 from bot.store.sql.tickets import SqlTickets
 from bot.store.sql.time_entries import SqlTimeEntries
 
 
 class SqlStore(SqlDirectory, SqlTickets, SqlDialogs, SqlTimeEntries, SqlEscalations, SqlOutbox, SqlInbox, SqlNotices,
-               SqlOperations, SqlBase):
+               SqlOperations, SqlPortal, SqlBase):
     """`Store` on SQLite (aiosqlite) or PostgreSQL (asyncpg): every aggregate's SQL module at once.
 
     Composed of mixins over one `SqlBase` rather than by delegation: the aggregates share one
