@@ -37,6 +37,7 @@ from bot.app.staff import StaffCommand, StaffDesk
 from bot.store.ports import StaleDialogError, TurnStart, UnknownTicketError
 from bot.domain.time_entries import TimeRequest, is_agent
 from bot.domain.validation import Invalid, email as parse_email, strip_controls
+from bot.domain.visibility import Scope, escalation_reasons, may_see, scope_of
 from bot.protocol.ids import (ESCALATION, MENU, Command, EscalationVerb, FormSubmission, parse_action,
                               parse_escalation_choice)
 from bot.protocol.turn import Turn
@@ -112,14 +113,17 @@ class TurnRunner:
             self.settings.default_language,
         )
         tickets: Sequence[Ticket]
-        if not with_tickets:
+        # The visibility policy (bot/domain/visibility.py): staff all, a contact named in the SLA
+        # the company's, another contact their own, a person outside the directory none.
+        scope = scope_of(contact, staff)
+        if not with_tickets or scope is Scope.NONE:
             tickets = []
-        elif staff is not None:
+        elif scope is Scope.ALL:
             tickets = await store.list_tickets(limit=VISIBLE_TICKETS)
-        elif contact is not None:
+        elif scope is Scope.COMPANY and contact is not None:
             tickets = await store.list_tickets(company=contact.company, limit=VISIBLE_TICKETS)
-        elif email:
-            tickets = await store.list_tickets(requester_email=email, limit=VISIBLE_TICKETS)
+        elif contact is not None:
+            tickets = await store.list_tickets(requester_email=contact.email, limit=VISIBLE_TICKETS)
         else:
             tickets = []
         mentioned = mentioned_unknown = None
@@ -127,7 +131,7 @@ class TurnRunner:
         match = self.number_pattern.search(turn.text or turn.values.get("value", "") or "")
         if match:
             ticket = await store.get_ticket(match.group(0))
-            if ticket is not None and self._may_see(ticket, email, contact, staff):
+            if ticket is not None and may_see(ticket, email, contact, staff):
                 mentioned = ticket
                 if all(t.number != ticket.number for t in tickets):
                     tickets = [ticket, *tickets]
@@ -213,13 +217,13 @@ class TurnRunner:
         return self.engine.form_for(ctx, dialog, prefill)
 
     # ---- internals -------------------------------------------------------------------------------
-    @staticmethod
-    def _may_see(ticket: Ticket, email: str | None, contact, staff) -> bool:
-        if staff is not None:
-            return True
-        if email and ticket.requester_email.lower() == email.lower():
-            return True
-        return bool(contact and ticket.company and ticket.company.lower() == contact.company.lower())
+    async def _visible(self, ctx: Context, turn: Turn, number: str) -> Ticket:
+        """The ticket an effect acts on, read again and checked against the visibility policy
+        whatever the dialog state or a form brought (NotVisible otherwise)."""
+        ticket = await self.store.get_ticket(number)
+        if ticket is None or not may_see(ticket, _email(turn), ctx.contact, ctx.staff):
+            raise NotVisible(number)
+        return ticket
 
     def _live(self, stored: StoredDialog | None) -> Mapping[str, Any] | None:
         """The stored dialog's state, unless it was left idle past the configured time."""
@@ -367,6 +371,10 @@ class TurnRunner:
 
     def _intent(self, ctx: Context, intent: Intent) -> DialogResult:
         name, args = intent.name, dict(intent.args)
+        if name in ("ticket_info", "escalate", "my_tickets") and scope_of(ctx.contact, ctx.staff) is Scope.NONE:
+            # Outside the directory: a first contact only, no ticket read or escalated.
+            return DialogResult(None, (Text(ctx.t("visibility.unknown_person", email=ctx.settings.contact.email,
+                                                  phone=ctx.settings.contact.phone), Tone.WARNING),))
         if name in ("ticket_info", "escalate") and args.get("number") and ctx.mentioned is None:
             return DialogResult(None, (Text(ctx.t("tickets.not_found", number=args["number"]), Tone.WARNING),))
         if name == "new_ticket":
@@ -436,9 +444,11 @@ class TurnRunner:
             return created
         if effect.kind is EffectKind.CREATE_ESCALATION:
             number = p["ticket"]
-            ticket = next((t for t in ctx.tickets if t.number == number), None)
-            if ticket is None:
-                raise NotVisible(number)
+            ticket = await self._visible(ctx, turn, number)
+            if EscalationReason(p["reason"]) not in escalation_reasons(ticket):
+                # A reason the ticket does not allow (a forged form, or the ticket changed
+                # while the person answered): refused, nothing done.
+                raise Invalid("visibility.reason_unfit", {"number": number})
             requested_by = turn.user.email or turn.user.id
             outbox = await self.staff.escalations.ping_messages(
                 ticket, 1, p["reason"], p["comment"], requested_by, f"{key}:escalation:level:1")
@@ -454,8 +464,7 @@ class TurnRunner:
             return await self.staff.log_time(ctx, request, key)
         if effect.kind is EffectKind.ADD_COMMENT:
             number = p["ticket"]
-            if not any(t.number == number for t in ctx.tickets):
-                raise NotVisible(number)
+            await self._visible(ctx, turn, number)
             await self.store.add_ticket_comment(
                 number, turn.user.email or turn.user.id, p["text"], now, internal=False, idempotency_key=key
             )
