@@ -25,6 +25,8 @@ from bot.dialogs.intents import Intent, detect, ticket_number_pattern
 from bot.dialogs.new_ticket import NewTicketDialog, check_requester
 from bot.dialogs.quote import QuoteDialog
 from bot.dialogs.log_time import NAME as LOGTIME, LogTimeDialog
+from bot.dialogs.register import NAME as REGISTER, RegisterDialog
+from bot.app.registration import register_for_customer
 from bot.dialogs.tickets import EscalationDialog, TicketInfoDialog, my_tickets_replies
 from bot.dialogs import menus
 from bot.dialogs.common import contacts_facts, ticket_facts
@@ -54,7 +56,9 @@ STALE_RETRY_BUDGET_S = 8.0
 STALE_FIRST_WAIT_S = 0.01
 STALE_MAX_WAIT_S = 0.25
 VISIBLE_TICKETS = 50
-TICKETLESS_DIALOGS = frozenset({"new_ticket", "quote", LOGTIME})
+TICKETLESS_DIALOGS = frozenset({"new_ticket", "quote", LOGTIME, REGISTER})
+# `register` (staff register a ticket for a customer, issue 15 §3) in the three languages.
+REGISTER_WORDS = frozenset({"register", "enregistrer", "registreren", "registreer"})
 
 
 class NotVisible(Exception):
@@ -70,7 +74,8 @@ class TurnRunner:
         self.desk = desk
         self.settings = desk.settings
         self.store = desk.store
-        self.engine = DialogEngine([NewTicketDialog(), QuoteDialog(), EscalationDialog(), TicketInfoDialog(), LogTimeDialog()])
+        self.engine = DialogEngine([NewTicketDialog(), QuoteDialog(), EscalationDialog(), TicketInfoDialog(), LogTimeDialog(),
+                                    RegisterDialog()])
         self.number_pattern = ticket_number_pattern(self.settings.tickets.number_format)
         self.staff = StaffDesk(desk, self.number_pattern)
 
@@ -137,7 +142,8 @@ class TurnRunner:
                     tickets = [ticket, *tickets]
             else:
                 mentioned_unknown = match.group(0).upper()
-        named = await self._named(turn, email) if staff is None else {}
+        # Staff too: the customer a staff member registers a ticket for is looked up.
+        named = await self._named(turn, email)
         return Context(
             settings=self.settings,
             lang=lang,
@@ -158,7 +164,8 @@ class TurnRunner:
         """Who the e-mail address this turn gives is in the directory, when it is not the
         speaker's own: the new-ticket dialog lets a customer file only for themselves or a
         colleague (`check_requester`). One lookup, only on a turn that carries an address."""
-        for candidate in (turn.values.get("email"), turn.text):
+        # "requester": the registration form's customer (staff register for them).
+        for candidate in (turn.values.get("email"), turn.values.get("requester"), turn.text):
             try:
                 address = parse_email(candidate or "")
             except Invalid:
@@ -337,6 +344,8 @@ class TurnRunner:
             # Anything else is an acknowledgement, a forged or empty value too: the staff command
             # checks who may acknowledge, and says so of a ticket it does not know.
             return await self._staff(ctx, turn, StaffCommand("ack", choice.ticket if choice else ""))
+        if not action and (turn.text or "").strip().lower().lstrip("/") in REGISTER_WORDS:
+            return self.engine.start(ctx, REGISTER)
         command = self.staff.recognise(turn.text) if not action else None
         if command is not None:
             return await self._staff(ctx, turn, command)
@@ -458,6 +467,12 @@ class TurnRunner:
             )
             log.info("ticket %s escalated to level 1", number)
             return escalation
+        if effect.kind is EffectKind.REGISTER_TICKET:
+            if ctx.staff is None:
+                raise Invalid("register.only_staff")
+            return await register_for_customer(self.desk, intake=str(p.get("intake") or ""), by=ctx.staff.email,
+                                               requester=str(p.get("requester") or ""), values=p,
+                                               idempotency_key=key)
         if effect.kind is EffectKind.LOG_TIME:
             request = TimeRequest(p["ticket"], timedelta(minutes=int(p["minutes"])), p["service"],
                                   datetime.fromisoformat(p["start"]), p.get("note"))

@@ -77,3 +77,61 @@ async def test_the_chat_refuses_a_one_character_module_with_an_example(desk):
     conv = TurnRunner(desk)
     out = await say(conv, LOTTE, "ticket", "1", "1", "x")
     assert "Please name the module" in out
+
+
+# ---- the `register` command in the chat ------------------------------------------------------------
+
+
+async def test_an_agent_registers_a_phoned_in_incident_by_answering_questions(desk):
+    conv = TurnRunner(desk)
+    await desk.store.save_conversation_ref("teams", "29:lotte", {"conversation": {"id": "a"}}, desk.now(),
+                                           email=LOTTE)
+    out = await say(conv, SOFIE, "register")
+    assert "How did the request reach the desk?" in out
+    out = await say(conv, SOFIE, "2")  # Phone
+    assert "e-mail address of the customer contact" in out
+    assert "No customer contact" in await say(conv, SOFIE, "nobody@example.com")
+    assert "No customer contact" in await say(conv, SOFIE, "thomas.leroy@caresolutions.be")  # staff, not a customer
+    out = await say(conv, SOFIE, LOTTE, "1", "x")
+    assert "Please name the module" in out
+    out = await say(conv, SOFIE, "Invoicing", "Printing an invoice fails with error 42 since the update",
+                    "Open an invoice and press Print", "Restarted the PC, same error", "3")
+    assert "Ticket to register" in out and "Phone" in out and LOTTE in out
+    out = await say(conv, SOFIE, "1")
+    [ticket] = await desk.store.list_tickets()
+    assert f"Ticket {ticket.number} registered for Lotte Peeters (Phone)" in out
+    assert f"is told the number {ticket.number} on Teams" in out
+    assert (ticket.intake, ticket.created_by, ticket.requester_email) == (Intake.PHONE, SOFIE, LOTTE)
+    [message] = await desk.store.list_outbox()
+    assert (message.kind, message.recipient, message.payload["channel"]) == (TICKET_REGISTERED, LOTTE, "teams")
+
+
+async def test_a_registration_form_checks_fields_and_says_when_nobody_was_told(desk):
+    conv = TurnRunner(desk)
+    values = {"intake": "mail", "requester": CAMILLE, "kind": "service_request", "module": "?",
+              "description": "asdf", "urgency": "normal", "_confirmed": "1"}
+    from tests.conversation.test_conversation import turn
+    response = await conv.handle(turn(SOFIE, action="form:register", values=values))
+    assert set(response.field_errors) == {"module", "description"}
+    assert await desk.store.list_tickets() == []
+    response = await conv.handle(turn(SOFIE, action="form:register", values={
+        **values, "module": "Stock", "description": "How do we add a second warehouse location to the stock module?"}))
+    assert not response.field_errors
+    [ticket] = await desk.store.list_tickets()
+    assert ticket.intake is Intake.MAIL and await desk.store.list_outbox() == []
+    from cards.text import render_all
+    assert "has never used the chat" in render_all(response.replies)
+
+
+@pytest.mark.parametrize("lang,words", [("en", "Only service desk staff register"),
+                                         ("fr", "Seul le personnel du service desk enregistre"),
+                                         ("nl", "Alleen servicedeskmedewerkers registreren")])
+async def test_a_customer_cannot_register_tickets_by_word_or_forged_form(desk, lang, words):
+    conv = TurnRunner(desk)
+    assert words in await say(conv, LOTTE, "register", lang=lang)
+    from tests.conversation.test_conversation import turn
+    await conv.handle(turn(LOTTE, action="form:register", values={
+        "intake": "mail", "requester": LOTTE, "kind": "service_request", "module": "Stock",
+        "description": "How do we add a second warehouse location to the stock module?", "_confirmed": "1"}))
+    assert await desk.store.list_tickets() == []
+    assert await conv.form(turn(LOTTE), "register") is None
