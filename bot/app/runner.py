@@ -179,6 +179,10 @@ class TurnRunner:
         contact, staff, _ = await self.store.find_person(address)
         return DirectoryEntry(address, contact.company if contact else None, staff is not None)
 
+    async def in_dialog(self, turn: Turn) -> bool:
+        """Whether this conversation is in the middle of a dialog (one not left idle too long)."""
+        return self._live(await self.store.load_dialog(turn.dialog_key)) is not None
+
     async def resume_prompt(self, turn: Turn) -> tuple[Reply, ...]:
         """The question a conversation is waiting on, if any (after a restart)."""
         state = self._live(await self.store.load_dialog(turn.dialog_key))
