@@ -91,14 +91,15 @@ def test_quote_with_customer_sla_and_utc_offset(db):
 def test_agent_registers_lists_and_shows_tickets(db):
     created = run(["tickets", "create", "--kind", "service_request", "--requester", "CAMILLE.Dubois@atelier-lumiere.be",
                    "--module", "Stock", "--description", "Phoned in: how to add a warehouse location?", "--urgency", "low",
-                   "--by", "thomas.leroy@caresolutions.be", "--json"], db)
+                   "--intake", "phone", "--by", "thomas.leroy@caresolutions.be", "--json"], db)
     assert created.returncode == 0, created.stderr
     ticket = json.loads(created.stdout)
     assert ticket["number"] == "CS-2026-00001"
     assert (ticket["kind"], ticket["status"], ticket["requester"], ticket["company"]) == (
         "service_request", "new", CAMILLE, "Atelier Lumière")
     second = run(["tickets", "create", "--kind", "change_request", "--requester", LOTTE, "--module", "Reports",
-                  "--description", "Add the VAT column to the monthly report", "--json"], db)
+                  "--description", "Add the VAT column to the monthly report", "--intake", "mail",
+                  "--by", "sofie.janssens@caresolutions.be", "--json"], db)
     assert json.loads(second.stdout)["number"] == "CS-2026-00002"
     assert json.loads(second.stdout)["status"] == "submitted"
     listed = json.loads(run(["tickets", "list", "--json"], db).stdout)
@@ -108,14 +109,33 @@ def test_agent_registers_lists_and_shows_tickets(db):
     assert run(["tickets", "show", "CS-2026-09999"], db).returncode == 2
 
 
+GOOD = ["--module", "Invoicing", "--description", "Printing an invoice fails with error 42 since the update",
+        "--reproduce", "Open an invoice and press Print", "--diagnostics", "Restarted the PC, same error"]
+SOFIE = ["--intake", "mail", "--by", "sofie.janssens@caresolutions.be"]
+
+
 @pytest.mark.parametrize(
     "args,fragment",
     [
-        (["--kind", "incident", "--requester", "nobody@example.com", "--module", "X", "--description", "Y"], "nobody@example.com"),
-        (["--kind", "incident", "--requester", LOTTE, "--module", "  ", "--description", "Y"], "--module"),
-        (["--kind", "complaint", "--requester", LOTTE, "--module", "X", "--description", "Y"], "--kind"),
-        (["--kind", "incident", "--requester", LOTTE, "--module", "X", "--description", "Y", "--urgency", "asap"], "--urgency"),
-        (["--kind", "incident", "--requester", LOTTE, "--module", "X"], "--description"),
+        (["--kind", "incident", "--requester", "nobody@example.com", *GOOD, *SOFIE], "nobody@example.com"),
+        (["--kind", "incident", "--requester", LOTTE, *GOOD, "--module", "  ", *SOFIE], "--module"),
+        (["--kind", "incident", "--requester", LOTTE, *GOOD, "--module", "X", *SOFIE], "--module: Please name the module"),
+        (["--kind", "incident", "--requester", LOTTE, *GOOD, "--description", "?", *SOFIE], "--description"),
+        (["--kind", "incident", "--requester", LOTTE, *GOOD, "--description", "sdkfjh qwpoe asdasd lkjhg", *SOFIE],
+         "random keys"),
+        (["--kind", "incident", "--requester", LOTTE, *GOOD, "--reproduce", "x", *SOFIE], "--reproduce"),
+        (["--kind", "incident", "--requester", LOTTE, "--module", "ERP", "--description",
+          "Printing an invoice fails with error 42 since the update", *SOFIE], "--reproduce"),
+        (["--kind", "complaint", "--requester", LOTTE, *GOOD, *SOFIE], "--kind"),
+        (["--kind", "incident", "--requester", LOTTE, *GOOD, "--urgency", "asap", *SOFIE], "--urgency"),
+        (["--kind", "incident", "--requester", LOTTE, "--module", "X", *SOFIE], "--description"),
+        (["--kind", "incident", "--requester", LOTTE, *GOOD, "--intake", "fax", "--by",
+          "sofie.janssens@caresolutions.be"], "--intake: Unknown intake 'fax'"),
+        (["--kind", "incident", "--requester", LOTTE, *GOOD, "--intake", "chat", "--by",
+          "sofie.janssens@caresolutions.be"], "--intake"),
+        (["--kind", "incident", "--requester", LOTTE, *GOOD, "--intake", "phone", "--by", CAMILLE],
+         "--by: camille.dubois@atelier-lumiere.be is not a member of the service desk"),
+        (["--kind", "incident", "--requester", LOTTE, *GOOD, "--intake", "phone"], "--by"),
     ],
 )
 def test_bad_ticket_registration_writes_nothing(db, args, fragment):
@@ -266,7 +286,9 @@ def test_insecure_mode_refuses_a_public_address(tmp_path):
 
 def test_billing_report_escalations_and_outbox(db):
     created = run(["tickets", "create", "--kind", "incident", "--requester", LOTTE, "--module", "ERP",
-                   "--description", "Printing fails with error 42", "--json"], db)
+                   "--description", "Printing an invoice fails with error 42", "--reproduce", "Open an invoice, press Print",
+                   "--diagnostics", "Restarted the PC, same error", "--intake", "phone",
+                   "--by", "sofie.janssens@caresolutions.be", "--json"], db)
     number = json.loads(created.stdout)["number"]
     agent = "sofie.janssens@caresolutions.be"
     chat = run(["chat", "--as", agent, "--lang", "en"], db, stdin="\n".join([

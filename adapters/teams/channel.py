@@ -55,8 +55,8 @@ from cards.teams import (
 log = logging.getLogger("caredesk.teams")
 
 CHANNEL = "msteams"
-COMMANDS = ("ticket", "tickets", "quote", "escalate", "logtime", "help")
-FORM_COMMANDS = {"ticket": "new_ticket", "quote": "quote", "logtime": "logtime"}
+COMMANDS = ("ticket", "tickets", "quote", "escalate", "logtime", "register", "help")
+FORM_COMMANDS = {"ticket": "new_ticket", "quote": "quote", "logtime": "logtime", "register": "register"}
 CORE_WORDS = {"tickets": "status", "escalate": "escalate", "help": "help"}
 MESSAGE_TYPE = "application/vnd.microsoft.activity.message"
 MEMBER_FAILURE_RETRY_SECONDS = 60.0
@@ -333,6 +333,10 @@ class TeamsChannel:
                 turn = self._turn(activity, identity, text=f"logtime {argument}")
             elif name in CORE_WORDS:
                 turn = self._turn(activity, identity, text=f"{CORE_WORDS[name]} {argument}".strip())
+            elif name != "logtime" and await self.conversation.in_dialog(turn):
+                # `ticket`, `quote` or `register` typed in the middle of a dialog: the core says
+                # how to leave it or go on (as in every channel), rather than a second form.
+                pass
             else:
                 await self._command(io, turn, name)
                 return

@@ -17,6 +17,8 @@ ESCALATION_PING = "escalation_ping"
 ESCALATION_TAKEN = "escalation_taken"
 ESCALATION_HANDLED = "escalation_handled"
 TICKET_UPDATE = "ticket_update"
+# A ticket the service desk registered for the requester (issue 15 §3): its number.
+TICKET_REGISTERED = "ticket_registered"
 # An accepted out-of-hours emergency (rules page §1): the page to the person on duty (then the
 # backup, then the level-1 manager), the word to the others that someone took it, and the word
 # to the requester.
@@ -103,6 +105,10 @@ def render(kind: str, payload: Mapping[str, Any], lang: str, settings: Settings)
                 Tone.SUCCESS,
             ),
         )
+    elif kind == TICKET_REGISTERED:
+        replies = (Text(t("intake.notice", number=payload["ticket"], kind=t(f"ticket.kind.{payload['kind']}"),
+                          intake=t(f"intake.by.{payload['intake']}"), summary=payload.get("summary") or "—"),
+                        Tone.SUCCESS),)
     elif kind == TICKET_UPDATE:
         replies = (Text(_ticket_update(payload, lang, t)),)
     else:

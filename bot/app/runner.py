@@ -27,6 +27,8 @@ from bot.dialogs.intents import Intent, detect, ticket_number_pattern
 from bot.dialogs.new_ticket import NewTicketDialog, check_requester
 from bot.dialogs.quote import QuoteDialog
 from bot.dialogs.log_time import NAME as LOGTIME, LogTimeDialog
+from bot.dialogs.register import NAME as REGISTER, RegisterDialog
+from bot.app.registration import register_for_customer
 from bot.dialogs.tickets import EscalationDialog, TicketInfoDialog, my_tickets_replies
 from bot.dialogs import menus
 from bot.dialogs.common import contacts_facts, ticket_facts
@@ -39,6 +41,7 @@ from bot.app.staff import StaffCommand, StaffDesk
 from bot.store.ports import StaleDialogError, TurnStart, UnknownTicketError
 from bot.domain.time_entries import TimeRequest, is_agent
 from bot.domain.validation import Invalid, email as parse_email, strip_controls
+from bot.domain.visibility import Scope, escalation_reasons, may_see, scope_of
 from bot.protocol.ids import (ESCALATION, MENU, Command, EscalationVerb, FormSubmission, parse_action,
                               parse_escalation_choice)
 from bot.protocol.turn import Turn
@@ -55,7 +58,9 @@ STALE_RETRY_BUDGET_S = 8.0
 STALE_FIRST_WAIT_S = 0.01
 STALE_MAX_WAIT_S = 0.25
 VISIBLE_TICKETS = 50
-TICKETLESS_DIALOGS = frozenset({"new_ticket", "quote", LOGTIME})
+TICKETLESS_DIALOGS = frozenset({"new_ticket", "quote", LOGTIME, REGISTER})
+# `register` (staff register a ticket for a customer, issue 15 §3) in the three languages.
+REGISTER_WORDS = frozenset({"register", "enregistrer", "registreren", "registreer"})
 
 
 class NotVisible(Exception):
@@ -71,7 +76,8 @@ class TurnRunner:
         self.desk = desk
         self.settings = desk.settings
         self.store = desk.store
-        self.engine = DialogEngine([NewTicketDialog(), QuoteDialog(), EscalationDialog(), TicketInfoDialog(), LogTimeDialog()])
+        self.engine = DialogEngine([NewTicketDialog(), QuoteDialog(), EscalationDialog(), TicketInfoDialog(), LogTimeDialog(),
+                                    RegisterDialog()])
         self.number_pattern = ticket_number_pattern(self.settings.tickets.number_format)
         self.staff = StaffDesk(desk, self.number_pattern)
         # Who a person is, as far as their workspace or tenant proves it (every channel's turns).
@@ -124,14 +130,17 @@ class TurnRunner:
             self.settings.default_language,
         )
         tickets: Sequence[Ticket]
-        if not with_tickets:
+        # The visibility policy (bot/domain/visibility.py): staff all, a contact named in the SLA
+        # the company's, another contact their own, a person outside the directory none.
+        scope = scope_of(contact, staff)
+        if not with_tickets or scope is Scope.NONE:
             tickets = []
-        elif staff is not None:
+        elif scope is Scope.ALL:
             tickets = await store.list_tickets(limit=VISIBLE_TICKETS)
-        elif contact is not None:
+        elif scope is Scope.COMPANY and contact is not None:
             tickets = await store.list_tickets(company=contact.company, limit=VISIBLE_TICKETS)
-        elif email:
-            tickets = await store.list_tickets(requester_email=email, limit=VISIBLE_TICKETS)
+        elif contact is not None:
+            tickets = await store.list_tickets(requester_email=contact.email, limit=VISIBLE_TICKETS)
         else:
             tickets = []
         mentioned = mentioned_unknown = None
@@ -139,13 +148,14 @@ class TurnRunner:
         match = self.number_pattern.search(turn.text or turn.values.get("value", "") or "")
         if match:
             ticket = await store.get_ticket(match.group(0))
-            if ticket is not None and self._may_see(ticket, email, contact, staff):
+            if ticket is not None and may_see(ticket, email, contact, staff):
                 mentioned = ticket
                 if all(t.number != ticket.number for t in tickets):
                     tickets = [ticket, *tickets]
             else:
                 mentioned_unknown = match.group(0).upper()
-        named = await self._named(turn, email) if staff is None else {}
+        # Staff too: the customer a staff member registers a ticket for is looked up.
+        named = await self._named(turn, email)
         return Context(
             settings=self.settings,
             lang=lang,
@@ -166,7 +176,8 @@ class TurnRunner:
         """Who the e-mail address this turn gives is in the directory, when it is not the
         speaker's own: the new-ticket dialog lets a customer file only for themselves or a
         colleague (`check_requester`). One lookup, only on a turn that carries an address."""
-        for candidate in (turn.values.get("email"), turn.text):
+        # "requester": the registration form's customer (staff register for them).
+        for candidate in (turn.values.get("email"), turn.values.get("requester"), turn.text):
             try:
                 address = parse_email(candidate or "")
             except Invalid:
@@ -179,6 +190,10 @@ class TurnRunner:
     async def _entry(self, address: str) -> DirectoryEntry:
         contact, staff, _ = await self.store.find_person(address)
         return DirectoryEntry(address, contact.company if contact else None, staff is not None)
+
+    async def in_dialog(self, turn: Turn) -> bool:
+        """Whether this conversation is in the middle of a dialog (one not left idle too long)."""
+        return self._live(await self.store.load_dialog(turn.dialog_key)) is not None
 
     async def resume_prompt(self, turn: Turn) -> tuple[Reply, ...]:
         """The question a conversation is waiting on, if any (after a restart)."""
@@ -233,13 +248,13 @@ class TurnRunner:
             return turn, start
         return as_unknown(turn), replace(start, contact=None, staff=None, company=None)
 
-    @staticmethod
-    def _may_see(ticket: Ticket, email: str | None, contact, staff) -> bool:
-        if staff is not None:
-            return True
-        if email and ticket.requester_email.lower() == email.lower():
-            return True
-        return bool(contact and ticket.company and ticket.company.lower() == contact.company.lower())
+    async def _visible(self, ctx: Context, turn: Turn, number: str) -> Ticket:
+        """The ticket an effect acts on, read again and checked against the visibility policy
+        whatever the dialog state or a form brought (NotVisible otherwise)."""
+        ticket = await self.store.get_ticket(number)
+        if ticket is None or not may_see(ticket, _email(turn), ctx.contact, ctx.staff):
+            raise NotVisible(number)
+        return ticket
 
     def _live(self, stored: StoredDialog | None) -> Mapping[str, Any] | None:
         """The stored dialog's state, unless it was left idle past the configured time."""
@@ -355,6 +370,8 @@ class TurnRunner:
             # Anything else is an acknowledgement, a forged or empty value too: the staff command
             # checks who may acknowledge, and says so of a ticket it does not know.
             return await self._staff(ctx, turn, StaffCommand("ack", choice.ticket if choice else ""))
+        if not action and (turn.text or "").strip().lower().lstrip("/") in REGISTER_WORDS:
+            return self.engine.start(ctx, REGISTER)
         command = self.staff.recognise(turn.text) if not action else None
         if command is not None:
             return await self._staff(ctx, turn, command)
@@ -389,6 +406,10 @@ class TurnRunner:
 
     def _intent(self, ctx: Context, intent: Intent) -> DialogResult:
         name, args = intent.name, dict(intent.args)
+        if name in ("ticket_info", "escalate", "my_tickets") and scope_of(ctx.contact, ctx.staff) is Scope.NONE:
+            # Outside the directory: a first contact only, no ticket read or escalated.
+            return DialogResult(None, (Text(ctx.t("visibility.unknown_person", email=ctx.settings.contact.email,
+                                                  phone=ctx.settings.contact.phone), Tone.WARNING),))
         if name in ("ticket_info", "escalate") and args.get("number") and ctx.mentioned is None:
             return DialogResult(None, (Text(ctx.t("tickets.not_found", number=args["number"]), Tone.WARNING),))
         if name == "new_ticket":
@@ -459,9 +480,11 @@ class TurnRunner:
             return created
         if effect.kind is EffectKind.CREATE_ESCALATION:
             number = p["ticket"]
-            ticket = next((t for t in ctx.tickets if t.number == number), None)
-            if ticket is None:
-                raise NotVisible(number)
+            ticket = await self._visible(ctx, turn, number)
+            if EscalationReason(p["reason"]) not in escalation_reasons(ticket):
+                # A reason the ticket does not allow (a forged form, or the ticket changed
+                # while the person answered): refused, nothing done.
+                raise Invalid("visibility.reason_unfit", {"number": number})
             requested_by = turn.user.email or turn.user.id
             outbox = await self.staff.escalations.ping_messages(
                 ticket, 1, p["reason"], p["comment"], requested_by, f"{key}:escalation:level:1")
@@ -471,14 +494,19 @@ class TurnRunner:
             )
             log.info("ticket %s escalated to level 1", number)
             return escalation
+        if effect.kind is EffectKind.REGISTER_TICKET:
+            if ctx.staff is None:
+                raise Invalid("register.only_staff")
+            return await register_for_customer(self.desk, intake=str(p.get("intake") or ""), by=ctx.staff.email,
+                                               requester=str(p.get("requester") or ""), values=p,
+                                               idempotency_key=key)
         if effect.kind is EffectKind.LOG_TIME:
             request = TimeRequest(p["ticket"], timedelta(minutes=int(p["minutes"])), p["service"],
                                   datetime.fromisoformat(p["start"]), p.get("note"))
             return await self.staff.log_time(ctx, request, key)
         if effect.kind is EffectKind.ADD_COMMENT:
             number = p["ticket"]
-            if not any(t.number == number for t in ctx.tickets):
-                raise NotVisible(number)
+            await self._visible(ctx, turn, number)
             await self.store.add_ticket_comment(
                 number, turn.user.email or turn.user.id, p["text"], now, internal=False, idempotency_key=key
             )

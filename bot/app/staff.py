@@ -100,6 +100,10 @@ class StaffDesk:
 
     def refusal(self, ctx: Context, command: StaffCommand) -> tuple[Reply, ...]:
         key = {"logtime": "staff.only_agents", "ack": "staff.only_managers"}.get(command.name, "staff.only_staff")
+        if command.name == "ack" and ctx.staff is None:
+            # A customer pressing a page's or a ping's button (forwarded, or shown by mistake):
+            # only the service desk acknowledges, said without naming its roles.
+            key = "oncall_ack.only_desk"
         return (Text(ctx.t(key), Tone.WARNING),)
 
     # ---- running ----------------------------------------------------------------------------------

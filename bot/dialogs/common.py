@@ -57,6 +57,10 @@ def ticket_facts(ctx: Context, ticket: Ticket, full: bool = True) -> Facts:
             rows.append((t("ticket.field.release_date"), format_short_date(ticket.release_date, ctx.lang)))
         if ticket.out_of_hours_emergency:
             rows.append((t("ticket.field.emergency"), t("common.yes")))
+        if ctx.staff is not None:
+            # How it reached the desk, and who registered it for the customer (issue 15 §3).
+            by = f" ({ticket.created_by})" if ticket.created_by and ticket.created_by != ticket.requester_email else ""
+            rows.append((t("intake.shown"), t(f"intake.channel.{ticket.intake.value}") + by))
     return Facts(tuple(rows), title=f"{ticket.number}")
 
 

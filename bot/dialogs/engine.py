@@ -95,6 +95,7 @@ class EffectKind(str, enum.Enum):
     CREATE_ESCALATION = "create_escalation"
     LOG_TIME = "log_time"
     ADD_COMMENT = "add_comment"
+    REGISTER_TICKET = "register_ticket"  # staff register a ticket for a customer (issue 15 §3)
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,8 @@ def guess_kind(cleaned: str, words: list[str]) -> str | None:
 # dialog rather than answering the question ("quote" is not a module's name).
 _MENU_WORDS = frozenset(
     w for intent in ("escalate", "quote", "my_tickets", "contacts", "help") for w in INTENT_WORDS[intent]
-) | {"ticket", "new ticket", "open ticket", "nouveau ticket", "nieuw ticket", "tickets"}
+) | {"ticket", "new ticket", "open ticket", "nouveau ticket", "nieuw ticket", "tickets",
+   "register", "enregistrer", "registreren"}
 
 
 def is_menu_word(text: str) -> bool:

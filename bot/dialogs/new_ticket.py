@@ -119,6 +119,10 @@ def _parse_short(ctx: Context, data: Mapping[str, Any], text: str) -> str:
     return validation.short_text(text)
 
 
+def _parse_module(ctx: Context, data: Mapping[str, Any], text: str) -> str:
+    return validation.module(text)
+
+
 def _parse_description(ctx: Context, data: Mapping[str, Any], text: str) -> str:
     ts = ctx.settings.tickets
     return validation.description(text, min_words=ts.min_description_words, min_chars=ts.min_description_chars)
@@ -384,7 +388,7 @@ class NewTicketDialog(Dialog):
             "phone": TextStep("phone", "ticket.ask.phone", _parse_phone, _after_contact_field("phone"), keep_current=True,
                               also_set={"contact_confirmed": True}),
             "company": TextStep("company", "ticket.ask.company", _parse_short, _after, keep_current=True),
-            "module": TextStep("module", "ticket.ask.module", _parse_short, _after, help_key="help.module",
+            "module": TextStep("module", "ticket.ask.module", _parse_module, _after, help_key="help.module",
                                keep_current=True),
             "description": TextStep("description", "ticket.ask.description", _parse_description, _after,
                                     help_key="help.description"),
@@ -465,7 +469,7 @@ class NewTicketDialog(Dialog):
             "name": lambda v: _parse_name(ctx, data, v),
             "email": lambda v: _parse_email(ctx, data, v),
             "phone": lambda v: _parse_phone(ctx, data, v),
-            "module": lambda v: _parse_short(ctx, data, v),
+            "module": lambda v: _parse_module(ctx, data, v),
             "description": lambda v: _parse_description(ctx, data, v),
             "urgency": lambda v: _choice(ctx, v or Urgency.NORMAL.value, urgency_options(ctx)),
         }

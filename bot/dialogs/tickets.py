@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from bot.domain.model import EscalationReason, Ticket
+from dataclasses import dataclass
+
+from bot.domain.model import EscalationReason, Ticket, TicketKind
+from bot.domain.visibility import escalation_reasons
 from bot.protocol.ids import Action
 from bot.protocol.replies import Confirmation, Option, Reply, Text, Tone
 
@@ -53,8 +56,23 @@ def my_tickets_replies(ctx: Context) -> tuple[Reply, ...]:
 
 
 def reason_options(ctx: Context, data: Mapping[str, Any] | None = None) -> tuple[Option, ...]:
-    return tuple(Option(r.value, ctx.t(f"escalation.reason.{r.value}")) for r in EscalationReason
-                 if r is not EscalationReason.EMERGENCY)
+    """The reasons that fit the ticket (bot/domain/visibility.py): "the solution is inadequate"
+    only once a solution was given."""
+    ticket = visible_ticket(ctx, (data or {}).get("ticket"))
+    return tuple(Option(r.value, ctx.t(f"escalation.reason.{r.value}")) for r in escalation_reasons(ticket))
+
+
+@dataclass(frozen=True)
+class ReasonStep(ChoiceStep):
+    """The escalation reason, saying why "the solution is inadequate" is not offered yet."""
+
+    def prompt(self, ctx: Context, data: Mapping[str, Any], action: Action) -> tuple[Reply, ...]:
+        ticket = visible_ticket(ctx, data.get("ticket"))
+        if ticket is None or EscalationReason.SOLUTION in escalation_reasons(ticket):
+            return super().prompt(ctx, data, action)
+        why = "visibility.no_solution_yet_change" if ticket.kind is TicketKind.CHANGE_REQUEST \
+            else "visibility.no_solution_yet"
+        return (Text(ctx.t(why, number=ticket.number)),) + super().prompt(ctx, data, action)
 
 
 def _parse_comment(ctx: Context, data: Mapping[str, Any], text: str) -> str:
@@ -91,7 +109,7 @@ class ConfirmEscalationStep(Step):
 
 def escalation_steps() -> dict[str, Step]:
     return {
-        "reason": ChoiceStep("reason", "escalation.ask.reason", reason_options, "comment", help_key="help.escalation"),
+        "reason": ReasonStep("reason", "escalation.ask.reason", reason_options, "comment", help_key="help.escalation"),
         "comment": TextStep("comment", "escalation.ask.comment", _parse_comment, "confirm"),
         "confirm": ConfirmEscalationStep(),
     }

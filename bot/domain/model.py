@@ -55,6 +55,20 @@ class Urgency(str, enum.Enum):
     CRITICAL = "critical"
 
 
+class Intake(str, enum.Enum):
+    """How a ticket reached the desk (rules page §4.1): the bot's own chat, or registered by
+    staff for a customer who wrote, phoned, came in person or used the portal."""
+
+    CHAT = "chat"
+    MAIL = "mail"
+    PHONE = "phone"
+    IN_PERSON = "in_person"
+    PORTAL = "portal"
+
+
+STAFF_INTAKES = (Intake.MAIL, Intake.PHONE, Intake.IN_PERSON, Intake.PORTAL)
+
+
 class StaffRole(str, enum.Enum):
     AGENT = "agent"
     MANAGER = "manager"
@@ -155,6 +169,7 @@ class NewTicket:
     channel: str = "console"
     out_of_hours_emergency: bool = False
     created_by: str | None = None
+    intake: Intake = Intake.CHAT
 
 
 @dataclass(frozen=True)
@@ -180,6 +195,7 @@ class Ticket:
     release_date: date | None = None
     assignee_email: str | None = None
     created_by: str | None = None
+    intake: Intake = Intake.CHAT
 
     @property
     def is_open(self) -> bool:
@@ -207,6 +223,7 @@ class Ticket:
             "release_date": self.release_date.isoformat() if self.release_date else None,
             "assignee": self.assignee_email,
             "created_by": self.created_by,
+            "intake": self.intake.value,
         }
 
 

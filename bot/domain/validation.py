@@ -191,6 +191,16 @@ def helpful_answer(value: str, key: str) -> str:
     return text
 
 
+def module(value: str) -> str:
+    """A module or hardware/environment name ("Invoicing", "POS", "Kassa 2"): a short text with
+    at least two letters or digits that is not mashed keys ("x", "?" and "qsdfgh" tell the
+    desk nothing)."""
+    text = short_text(value)
+    if len(re.findall(r"[^\W_]", text)) < 2 or is_keyboard_mash(text):
+        raise Invalid("fields.module_unhelpful")
+    return text
+
+
 def choice(value: str, options: Mapping[str, str]) -> str:
     """`options` maps accepted answers (lower-case) to the value they stand for."""
     key = clean_text(value).lower()

@@ -199,6 +199,8 @@ class TicketRow(Base):
     release_date: Mapped[date | None] = mapped_column(Date)
     assignee_email: Mapped[str | None] = mapped_column(String(EMAIL))
     created_by: Mapped[str | None] = mapped_column(String(EMAIL))
+    # How the ticket reached the desk (bot/domain/model.py Intake): "chat" for the bot's own.
+    intake: Mapped[str] = mapped_column(String(20), server_default="chat")
     idempotency_key: Mapped[str | None] = mapped_column(String(KEY), unique=True)
 
 

@@ -157,9 +157,10 @@ async def test_customers_never_see_or_escalate_another_companys_ticket(desk):
     out = await say(conv, CAMILLE, "CS-2026-00001")
     assert DESCRIPTION not in out
     assert await desk.store.list_escalations() == []
-    # A colleague of the same company does see it.
+    # A colleague of the same company sees it only when named in the SLA (the visibility
+    # policy, tests/conversation/test_visibility.py): Jonas is not.
     out = await say(conv, "jonas.claes@brasseriedeklok.be", "status")
-    assert "CS-2026-00001" in out
+    assert "CS-2026-00001" not in out
 
 
 async def test_escalation_is_recorded_with_a_message_for_level_one(desk):

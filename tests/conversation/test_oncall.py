@@ -146,7 +146,8 @@ async def test_ack_command_by_the_manager_works_too_and_customers_cannot(desk):
     conv = TurnRunner(desk)
     number, _ = await emergency(conv)
     out = await say(conv, CAMILLE, None, action="escalation", values={"value": f"ack:{number}"})
-    assert "Only service desk managers" in out  # a customer: refused politely, nothing changed
+    # A customer: told politely that only the service desk acknowledges, nothing changed.
+    assert "only the service desk can acknowledge this" in out and "managers" not in out
     assert (await desk.store.list_escalations())[0].status is EscalationStatus.OPEN
     assert "You took the out-of-hours emergency" in await say(conv, NAIDA, f"ack {number}")
 

@@ -306,16 +306,17 @@ def test_quote_dialog_validates_date_time_and_duration():
 # ---- escalations ------------------------------------------------------------------------------
 
 
-def _ticket(number: str, company: str = "ACME") -> Ticket:
+def _ticket(number: str, company: str = "ACME", status: TicketStatus = TicketStatus.NEW,
+            kind: TicketKind = TicketKind.INCIDENT) -> Ticket:
     from datetime import datetime, timezone
 
     now = datetime(2026, 11, 20, 10, tzinfo=timezone.utc)
-    return Ticket(1, number, TicketKind.INCIDENT, TicketStatus.NEW, "lotte@acme.be", "Lotte", None, company,
+    return Ticket(1, number, kind, status, "lotte@acme.be", "Lotte", None, company,
                   "ERP", DESCRIPTION, None, None, Urgency.NORMAL, "console", False, now, now)
 
 
 def test_escalation_flow():
-    d = Driver(context(tickets=(_ticket("CS-2026-00007"), _ticket("CS-2026-00003"))))
+    d = Driver(context(tickets=(_ticket("CS-2026-00007"), _ticket("CS-2026-00003", status=TicketStatus.RESOLVED))))
     d.start("escalate")
     assert d.options() == ["CS-2026-00007", "CS-2026-00003"]
     d.say("cs-2026-00003")  # typed, in lower case
@@ -326,6 +327,27 @@ def test_escalation_flow():
     assert d.last.effect.kind == "create_escalation"
     assert d.last.effect.payload == {"ticket": "CS-2026-00003", "reason": "solution",
                                      "comment": "The workaround you sent does not fix the print job."}
+
+
+@pytest.mark.parametrize("kind,status,offered", [
+    (TicketKind.INCIDENT, TicketStatus.NEW, False),
+    (TicketKind.INCIDENT, TicketStatus.IN_PROGRESS, False),
+    (TicketKind.INCIDENT, TicketStatus.RESOLVED, True),
+    (TicketKind.SERVICE_REQUEST, TicketStatus.CLOSED, True),
+    (TicketKind.CHANGE_REQUEST, TicketStatus.APPROVED, False),
+    (TicketKind.CHANGE_REQUEST, TicketStatus.SCHEDULED, False),
+    (TicketKind.CHANGE_REQUEST, TicketStatus.RELEASED, True),
+])
+def test_the_solution_reason_is_offered_only_once_a_solution_was_given(kind, status, offered):
+    d = Driver(context(tickets=(_ticket("CS-2026-00005", status=status, kind=kind),)))
+    d.start("escalate", number="CS-2026-00005")
+    assert d.at == "reason"
+    assert ("solution" in d.options()) is offered
+    assert {"feedback", "attitude"} <= set(d.options())
+    said = "".join(r.text for r in d.last.replies if isinstance(r, Text))
+    assert ("solution is inadequate\" can be chosen" in said or "not been released yet" in said) is not offered
+    d.say("solution")
+    assert (d.at == "comment") is offered  # typed when not offered: asked again
 
 
 def test_escalating_a_ticket_not_in_my_list_is_impossible():

@@ -81,8 +81,9 @@ async def test_a_stranger_choosing_a_company_files_a_ticket_of_no_company(desk):
     await say(conv, SOFIE, f"logtime {ticket.number} 1h teamviewer")
     assert len(await desk.store.list_time_entries(ticket_number=ticket.number)) == 1
     assert await desk.store.list_time_entries(company=ATELIER) == []
-    # The stranger still sees their own ticket.
-    assert ticket.number in await say(conv, JAN, f"status {ticket.number}")
+    # Outside the directory, the stranger sees no ticket, not even their own (issue 15 §4).
+    out = await say(conv, JAN, f"status {ticket.number}")
+    assert "cannot show or escalate" in out and DESCRIPTION not in out
 
 
 async def test_a_stranger_is_never_asked_for_a_company_in_the_chat(desk):

@@ -18,6 +18,7 @@ from tests.teams.conftest import card_of, card_text
 ONLY_STAFF = "Only service desk staff can change tickets"
 ONLY_AGENTS = "Only service desk agents can log time"
 ONLY_MANAGERS = "Only service desk managers can acknowledge escalations"
+ONLY_DESK = "only the service desk can acknowledge this"  # said to a customer (issue 15)
 NOT_FOUND = "I found no ticket"
 CONTROL = "".join(chr(c) for c in range(32)) + "\u202e\u200b\ufeff\u0085\u2028\u2029"
 
@@ -29,7 +30,7 @@ CORPUS = [
     ("customer", "solution {lotte} 2026-12-01", ONLY_STAFF),
     ("customer", "release {lotte} 2026-12-01", ONLY_STAFF),
     ("customer", "logtime {lotte} 8h teamviewer", ONLY_AGENTS),
-    ("customer", "ack {lotte}", ONLY_MANAGERS),
+    ("customer", "ack {lotte}", ONLY_DESK),
     ("agent", "ack {lotte}", ONLY_MANAGERS),
     ("customer", "status {camille}", NOT_FOUND),
     ("customer", "{camille}", NOT_FOUND),
@@ -87,26 +88,26 @@ async def test_teams_hostile_turns_are_refused_and_change_nothing(both, index):
     assert await snapshot(both.store, BUSINESS_TABLES) == before
 
 
-@pytest.mark.parametrize("user", [LOTTE, SOFIE])
-async def test_slack_escalation_ack_button_from_a_non_manager_is_refused(both, user):
+@pytest.mark.parametrize("user,refusal", [(LOTTE, ONLY_DESK), (SOFIE, ONLY_MANAGERS)])
+async def test_slack_escalation_ack_button_from_a_non_manager_is_refused(both, user, refusal):
     numbers = await seed_tickets(both.desk)
     await _escalated(both, numbers)
     before = await snapshot(both.store, BUSINESS_TABLES)
     response = await both.slack.block_action("cd.0.escalation", f"ack:{numbers['lotte']}", user=user)
     assert response.status == 200
-    assert ONLY_MANAGERS in block_text(both.slack.fake.last_message().json_param("blocks"))
+    assert refusal in block_text(both.slack.fake.last_message().json_param("blocks"))
     assert await snapshot(both.store, BUSINESS_TABLES) == before
 
 
-@pytest.mark.parametrize("user", ["29:lotte", "29:sofie"])
-async def test_teams_escalation_ack_submit_from_a_non_manager_is_refused(both, user):
+@pytest.mark.parametrize("user,refusal", [("29:lotte", ONLY_DESK), ("29:sofie", ONLY_MANAGERS)])
+async def test_teams_escalation_ack_submit_from_a_non_manager_is_refused(both, user, refusal):
     numbers = await seed_tickets(both.desk)
     await _escalated(both, numbers)
     before = await snapshot(both.store, BUSINESS_TABLES)
     status, _ = await both.teams.post(both.teams.activity(user, None, value={
         "action": "escalation", "value": f"ack:{numbers['lotte']}"}))
     assert status == 200
-    assert ONLY_MANAGERS in card_text(card_of(both.teams.fake.sent("POST")[-1]))
+    assert refusal in card_text(card_of(both.teams.fake.sent("POST")[-1]))
     assert await snapshot(both.store, BUSINESS_TABLES) == before
 
 

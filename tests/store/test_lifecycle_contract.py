@@ -7,6 +7,8 @@ or a database of its own through `fresh_database_url`.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import asyncio
 from datetime import timedelta
 from decimal import Decimal
@@ -113,7 +115,11 @@ async def test_upgrade_from_0001_keeps_the_data(fresh_database_url: str) -> None
     await upgrade_async(fresh_database_url, "0001")
     store = SqlStore(fresh_database_url)  # not initialized: the database stays at 0001 for now
     try:
-        ticket = await store.create_ticket(new_ticket(), NOW, FMT)
+        # Written as 0001 wrote it (the store of today writes columns 0001 did not have).
+        async with store.engine.begin() as conn:
+            ticket_id = (await conn.execute(insert(models.tickets).values(**_old_ticket_values())
+                                            .returning(models.tickets.c.id))).scalar_one()
+        ticket = SimpleNamespace(id=ticket_id, number="CS-2026-00001")
         esc = await store.create_escalation(
             ticket.number, 1, EscalationReason.FEEDBACK, "no answer", "jan@acme.be", NOW, msgs("old:1")
         )
@@ -155,7 +161,9 @@ async def test_upgrade_from_0001_keeps_the_data(fresh_database_url: str) -> None
         assert (entry.amount, entry.lines, entry.note) == (Decimal("190.00"), (dict(LINES[0]),), "logged before 0002")
         assert entry.started_at == NOW and entry.deleted_at is None
         assert [c["after"] for c in await store.list_time_entry_changes(entry_id)] == [{"n": 1}]
-        assert await store.get_ticket("CS-2026-00001") == ticket
+        upgraded = await store.get_ticket("CS-2026-00001")
+        assert upgraded is not None and (upgraded.id, upgraded.description, upgraded.intake.value) == (
+            ticket_id, "It fails since the update", "chat")
         assert await store.get_escalation(esc.id) == esc
         assert await outbox_keys(store) == ["old:1"]
 
@@ -209,3 +217,48 @@ async def test_0006_rota_table_up_and_down_keeps_the_directory(fresh_database_ur
         assert await store.get_rota() == ()  # the table came back empty; the next load fills it
     finally:
         await store.close()
+
+
+# ---- migration 0007 -------------------------------------------------------------------------------
+
+
+async def test_0007_intake_reads_chat_for_older_tickets_and_goes_down_again(fresh_database_url: str) -> None:
+    from dataclasses import replace
+
+    from bot.domain.model import Intake
+
+    await upgrade_async(fresh_database_url, "0006")
+    store = SqlStore(fresh_database_url)
+    try:
+        async with store.engine.begin() as conn:
+            columns = await conn.run_sync(lambda c: [col["name"] for col in inspect(c).get_columns("tickets")])
+            assert "intake" not in columns
+            # Last year's, so the counter of this year still hands out number 1.
+            values = {**_old_ticket_values(), "number": "CS-2025-00009", "number_key": "cs-2025-00009",
+                      "year": 2025, "seq": 9}
+            await conn.execute(insert(models.tickets).values(**values))
+        await store.initialize()  # 0006 -> 0007
+        [old] = await store.list_tickets()
+        assert old.intake is Intake.CHAT
+        phoned = await store.create_ticket(replace(new_ticket(), intake=Intake.PHONE), NOW, FMT)
+        assert (await store.get_ticket(phoned.number)).intake is Intake.PHONE
+
+        def downgrade(conn):  # type: ignore[no-untyped-def]
+            command.downgrade(alembic_config(connection=conn), "0006")
+
+        async with store.engine.begin() as conn:
+            await conn.run_sync(downgrade)
+            columns = await conn.run_sync(lambda c: [col["name"] for col in inspect(c).get_columns("tickets")])
+        assert "intake" not in columns
+    finally:
+        await store.close()
+
+
+def _old_ticket_values() -> dict:
+    return {
+        "number": "CS-2026-00001", "number_key": "cs-2026-00001", "year": 2026, "seq": 1, "kind": "incident",
+        "status": "new", "requester_email": "jan@acme.be", "requester_email_key": "jan@acme.be",
+        "requester_name": "Jan", "company": "Acme NV", "module": "ERP", "description": "It fails since the update",
+        "urgency": "normal", "channel": "console", "out_of_hours_emergency": False, "created_at": NOW,
+        "updated_at": NOW,
+    }

@@ -36,7 +36,7 @@ async def test_the_menu_is_answered_by_number_and_menu_words_inside_say_how_to_l
     assert "Open a ticket" in card_text(card_of(posted))
     posted = await bot.say("3")  # Get a rate quote
     assert "did not understand" not in card_text(card_of(posted))
-    # (Teams' own commands, "ticket" or "quote", open their form card even mid-dialog.)
+    # ("ticket" or "quote" typed mid-dialog: tests/teams/test_teams_intake.py.)
     posted = await bot.say("contacts")
     text = card_text(card_of(posted))
     assert "'cancel'" in text and "Please pick one of the options" not in text

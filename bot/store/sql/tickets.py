@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.model import (
     OPEN_STATUSES,
+    Intake,
     NewTicket,
     Ticket,
     TicketEvent,
@@ -71,6 +72,7 @@ def _ticket_row(
         "created_at": now,
         "updated_at": now,
         "created_by": new.created_by,
+        "intake": _value(new.intake),
         "idempotency_key": idempotency_key,
     }
 
@@ -98,6 +100,7 @@ def _ticket(row: Any) -> Ticket:
         release_date=row.release_date,
         assignee_email=row.assignee_email,
         created_by=row.created_by,
+        intake=Intake(row.intake),
     )
 
 
