@@ -81,6 +81,10 @@ def parse_logtime(args: str, now: datetime, services: Sequence[str], number_patt
     number, duration_text, service = words[0], words[1], words[2].lower()
     if not number_pattern.fullmatch(number):
         raise Invalid("logtime.error.number", {"number": number})
+    if re.fullmatch(r"\d+(?:[.,]\d+)?", duration_text):
+        # "logtime CS-… 2 teamviewer": two hours or two minutes? Said back, never guessed.
+        raise Invalid("logtime.error.bare_number", {"value": duration_text, "number": number.upper(),
+                                                    "service": service})
     duration = parse_duration(duration_text)
     if service not in services:
         raise Invalid("quote.error.unknown_service", {"service": words[2], "services": ", ".join(services)})
