@@ -549,9 +549,13 @@ async def cmd_billing_report(settings: Settings, args: argparse.Namespace) -> in
 
 async def cmd_escalations_list(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app.escalations import describe
+    from bot.domain.model import EscalationStatus
 
     async with _desk(settings) as desk:
         escalations = await desk.store.list_escalations(open_only=not args.all)
+        if not args.all:
+            # Open means waiting for a manager: an acknowledged escalation is done (`--all` shows it).
+            escalations = [e for e in escalations if e.status is EscalationStatus.OPEN]
         rows = describe(escalations, desk.now())
     if args.json:
         _print_json(rows)

@@ -19,7 +19,7 @@ from bot.dialogs.common import ticket_facts, total_label
 from bot.dialogs.engine import Context
 from bot.dialogs.log_time import entry_replies
 from bot.domain.parsing import parse_date
-from bot.domain.model import EscalationReason, StaffMember, StaffRole, Ticket, TicketStatus, TimeEntry
+from bot.domain.model import EscalationReason, EscalationStatus, StaffMember, StaffRole, Ticket, TicketStatus, TimeEntry
 from bot.app.escalations import Escalations
 from bot.i18n import format_date, format_datetime, format_duration, format_money, format_short_date
 from bot.app.notifications import TICKET_UPDATE
@@ -202,7 +202,8 @@ class StaffDesk:
     async def _escalations(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
         """A manager's open escalations in chat, those they may take first."""
         assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
-        open_ones = await self.store.list_escalations(open_only=True)
+        # Waiting for someone: an acknowledged escalation is done (the store's "open" keeps it until closed).
+        open_ones = [e for e in await self.store.list_escalations(open_only=True) if e.status is EscalationStatus.OPEN]
         if not open_ones:
             return (Text(ctx.t("staff.escalations.none")),)
         now = self.desk.now()
