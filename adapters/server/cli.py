@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -199,7 +200,12 @@ def _parser() -> argparse.ArgumentParser:
     br = b.add_parser("report", help="the month's time entries with their multiplier lines and totals")
     br.add_argument("--month", required=True, help="YYYY-MM (Europe/Brussels)")
     br.add_argument("--customer", help="only this company")
-    br.add_argument("--format", choices=("text", "csv", "json"), default="text")
+    br.add_argument("--format", choices=("text", "csv", "csv-totals", "json", "xlsx"), default="text",
+                    help="csv: one row per line of an entry, no totals (csv-totals: the totals alone); "
+                         "xlsx: entries and a Totals sheet of formulas (needs --out)")
+    br.add_argument("--dialect", choices=("plain", "excel-be"), default="plain",
+                    help="CSV only. excel-be: semicolons, decimal commas, UTF-8 with BOM (Excel in Belgium)")
+    br.add_argument("--out", help="write to this file; a CSV's totals go beside it (NAME.totals.csv)")
     br.set_defaults(handler=cmd_billing_report)
 
     e = sub.add_parser("escalations", help="escalations").add_subparsers(metavar="ACTION")
@@ -655,23 +661,46 @@ async def cmd_tickets_show(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_billing_report(settings: Settings, args: argparse.Namespace) -> int:
-    import csv
-
-    from bot.domain.time_entries import billing_csv_rows, billing_report, month_bounds
+    from adapters.server.billing_export import totals_path, write_report_csv, write_totals_csv, write_xlsx
+    from bot.domain.time_entries import billing_report, month_bounds
 
     try:
         start, end = month_bounds(args.month, settings.calendar.tz)
     except ValueError as exc:
         raise UsageError(f"--month: {exc}") from None
+    if args.format == "xlsx" and not args.out:
+        raise UsageError("--format xlsx: give the file to write with --out, e.g. --out billing-2026-11.xlsx")
+    if args.dialect != "plain" and args.format not in ("csv", "csv-totals"):
+        raise UsageError("--dialect applies to --format csv and csv-totals only")
     async with _desk(settings) as desk:
         if args.customer and await desk.store.get_company(args.customer) is None:
-            raise UsageError(f"--customer: unknown customer {args.customer!r}")
+            known = ", ".join(sorted((c.name for c in await desk.store.list_companies()), key=str.lower))
+            raise UsageError(f"--customer: unknown customer {args.customer!r}; known customers: {known or 'none'}")
         entries = await desk.store.list_time_entries(company=args.customer, started_from=start, started_before=end)
-    report = billing_report(entries, args.month, settings.currency)
+    report = billing_report(entries, args.month, settings.currency, settings.calendar.tz)
+    out = Path(args.out) if args.out else None
+    if args.format == "xlsx":
+        assert out is not None
+        write_xlsx(out, report)
+        print(f"wrote {out}")
+        return 0
+    if args.format in ("csv", "csv-totals") and out is not None:
+        # utf-8 (the excel-be dialect writes its own BOM); newline="" as the csv module wants.
+        with out.open("w", encoding="utf-8", newline="") as stream:
+            (write_report_csv if args.format == "csv" else write_totals_csv)(stream, report, args.dialect)
+        if args.format == "csv":
+            with totals_path(out).open("w", encoding="utf-8", newline="") as stream:
+                write_totals_csv(stream, report, args.dialect)
+            print(f"wrote {out} and {totals_path(out)}")
+        else:
+            print(f"wrote {out}")
+        return 0
     if args.format == "json":
         _print_json(report)
     elif args.format == "csv":
-        csv.writer(sys.stdout, lineterminator="\n").writerows(billing_csv_rows(report))
+        write_report_csv(sys.stdout, report, args.dialect)
+    elif args.format == "csv-totals":
+        write_totals_csv(sys.stdout, report, args.dialect)
     else:
         tz = settings.calendar.tz
         # Local times, with the zone named: an accountant reads wall-clock times, not UTC.
@@ -682,7 +711,8 @@ async def cmd_billing_report(settings: Settings, args: argparse.Namespace) -> in
                 print(f"  {ticket['ticket']}")
                 for entry in ticket["entries"]:
                     local = datetime.fromisoformat(entry["start"]).astimezone(tz)
-                    print(f"    #{entry['id']} {local:%Y-%m-%d %H:%M} {entry['service']:<12} {entry['agent']:<36} {entry['amount']:>10}")
+                    offset = local.isoformat()[-6:]
+                    print(f"    #{entry['id']} {local:%Y-%m-%d %H:%M} {offset} {entry['service']:<12} {entry['agent']:<36} {entry['amount']:>10}")
                     for line in entry["lines"]:
                         print(f"        {line['hours']:>6} h x {line['multiplier']:<4} x {line['rate']} = {line['amount']:>10}")
                 print(f"  {'ticket total':<60}{ticket['total']:>12}")
@@ -693,9 +723,13 @@ async def cmd_billing_report(settings: Settings, args: argparse.Namespace) -> in
 
 async def cmd_escalations_list(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app.escalations import describe
+    from bot.domain.model import EscalationStatus
 
     async with _desk(settings) as desk:
         escalations = await desk.store.list_escalations(open_only=not args.all)
+        if not args.all:
+            # Open means waiting for a manager: an acknowledged escalation is done (`--all` shows it).
+            escalations = [e for e in escalations if e.status is EscalationStatus.OPEN]
         rows = describe(escalations, desk.now())
     if args.json:
         _print_json(rows)

@@ -280,7 +280,15 @@ class TurnRunner:
         prefix: tuple[Reply, ...] = (Text(ctx.t("engine.expired")),) if expired else ()
 
         answer = _answer(turn)
-        if state is not None:
+        inside = self.staff.recognise(turn.text, staff=True) if (
+            state is not None and ctx.staff is not None and not turn.action) else None
+        if state is not None and inside is not None:
+            # A staff command works from anywhere: it is run, and the open conversation waits
+            # where it was (said, with how to leave it), unless the command starts a new one.
+            result = await self._staff(ctx, turn, inside)
+            if result.state is None:
+                result = DialogResult(dict(state), result.replies + (Text(ctx.t("staff.more.dialog_open")),))
+        elif state is not None:
             result = self.engine.handle(ctx, dict(state), turn.text, turn.action, answer)
         else:
             result = await self._outside_dialog(ctx, turn, answer, expired=expired)
@@ -372,7 +380,7 @@ class TurnRunner:
             return await self._staff(ctx, turn, StaffCommand("ack", choice.ticket if choice else ""))
         if not action and (turn.text or "").strip().lower().lstrip("/") in REGISTER_WORDS:
             return self.engine.start(ctx, REGISTER)
-        command = self.staff.recognise(turn.text) if not action else None
+        command = self.staff.recognise(turn.text, staff=ctx.staff is not None) if not action else None
         if command is not None:
             return await self._staff(ctx, turn, command)
         word = command_of(turn.text if not action else None, action)
@@ -380,6 +388,10 @@ class TurnRunner:
             return DialogResult(None, (Text(ctx.t("engine.nothing_to_cancel")),) + menus.menu(ctx))
         if word is Command.HELP:
             return DialogResult(None, menus.help_replies(ctx))
+        if ctx.staff is not None and not action:
+            staff_view = await self._staff_ticket(ctx, turn.text or "")
+            if staff_view is not None:
+                return staff_view
         if action:
             # A button of a conversation that is over (a double click, an old card): never act twice.
             return DialogResult(None, (Text(ctx.t("engine.finished_already"), Tone.WARNING),) + menus.menu(ctx))
@@ -394,6 +406,20 @@ class TurnRunner:
                 return DialogResult(None, (Text(ctx.t("tickets.not_found", number=ctx.mentioned_unknown), Tone.WARNING),))
             return DialogResult(None, (Text(ctx.t("menu.unknown")),) + menus.menu(ctx))
         return self._intent(ctx, intent)
+
+    async def _staff_ticket(self, ctx: Context, text: str) -> DialogResult | None:
+        """Staff who type a ticket's number (or `ticket NUMBER`) see it as staff need it, not the
+        customer's menu of what to do with it."""
+        words = text.strip().split()
+        if not words or len(words) > 2 or (len(words) == 2 and words[0].lower().lstrip("/") != "ticket"):
+            return None
+        number = words[-1].upper()
+        if not self.number_pattern.fullmatch(number):
+            return None
+        ticket = await self.store.get_ticket(number)
+        if ticket is None:
+            return DialogResult(None, (Text(ctx.t("staff.unknown_ticket", number=number), Tone.WARNING),))
+        return DialogResult(None, await self.staff.agent_view(ctx, ticket))
 
     async def _staff(self, ctx: Context, turn: Turn, command: StaffCommand) -> DialogResult:
         if not self.staff.allowed(ctx, command):

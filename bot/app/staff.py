@@ -10,29 +10,30 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, Sequence
 
 from bot.app.desk import Desk
-from bot.dialogs.common import total_label
+from bot.dialogs.common import ticket_facts, total_label
 from bot.dialogs.engine import Context
 from bot.dialogs.log_time import entry_replies
 from bot.domain.parsing import parse_date
-from bot.domain.model import EscalationReason, StaffMember, StaffRole, Ticket, TicketStatus, TimeEntry
+from bot.domain.model import EscalationReason, EscalationStatus, StaffMember, StaffRole, Ticket, TicketStatus, TimeEntry
 from bot.app.escalations import Escalations
-from bot.i18n import format_date, format_money, format_short_date
+from bot.i18n import format_date, format_datetime, format_duration, format_money, format_short_date
 from bot.app.notifications import TICKET_UPDATE
 from bot.domain.quote import QuoteError
 from bot.protocol.replies import Facts, Reply, Text, Tone
 from bot.store.ports import NewOutboxMessage, StaleTicketError, UnknownTicketError
 from bot.domain.time_entries import TimeRequest, billed_duration, is_agent, parse_logtime, parse_start, to_entry
 from bot.domain.validation import Invalid, clean_text
-from bot.domain.workflow import NOTIFIED, STATUS_WORDS, TransitionRefused, check_release_date, check_solution_date, check_status
+from bot.domain.workflow import NOTIFIED, TransitionRefused, read_status, check_release_date, check_solution_date, check_status
 
 # Command words in English, French and Dutch.
 COMMANDS = {
-    "logtime": "logtime", "log": "logtime", "temps": "logtime", "tijd": "logtime",
+    # `uren` is the Dutch name the Teams manifest gives the command.
+    "logtime": "logtime", "log": "logtime", "temps": "logtime", "tijd": "logtime", "uren": "logtime",
     "assign": "assign", "assigner": "assign", "attribuer": "assign", "toewijzen": "assign",
     "note": "note", "notitie": "note",
     "solution": "solution", "oplossing": "solution",
@@ -41,10 +42,14 @@ COMMANDS = {
     "company": "company", "société": "company", "societe": "company", "entreprise": "company",
     "bedrijf": "company",
     "ack": "ack", "acknowledge": "ack", "accuser": "ack", "prendre": "ack", "bevestig": "ack", "bevestigen": "ack",
+    "escalations": "escalations", "escalades": "escalations", "escalaties": "escalations",
 }
 AGENT_ONLY = {"logtime"}
 # `ack` is a manager's for escalations; an agent on call may ack an emergency page (checked in _ack).
-MANAGER_ONLY: set[str] = set()
+MANAGER_ONLY: set[str] = {"escalations"}
+# Commands that need no ticket number to mean something.
+WITHOUT_NUMBER = {"logtime", "escalations"}
+CONFIRM_WORDS = {"confirm", "confirmer", "bevestig", "bevestigen"}
 
 
 @dataclass(frozen=True)
@@ -62,15 +67,21 @@ class StaffDesk:
         self.escalations = Escalations(desk)
 
     # ---- recognising ------------------------------------------------------------------------------
-    def recognise(self, text: str | None) -> StaffCommand | None:
+    def recognise(self, text: str | None, staff: bool = False) -> StaffCommand | None:
         """A staff command is a command word followed by a ticket number (or, for logtime, by
-        list/edit/delete or nothing), so a customer's sentence is not mistaken for one."""
+        list/edit/delete or nothing), so a customer's sentence is not mistaken for one. From
+        staff (`staff=True`) a command word alone is their command too: `ack` or `status CS-…`
+        with a word missing gets the command's usage, never the customer's menu."""
         words = clean_text(text or "").split(maxsplit=1)
         if not words:
             return None
         name = COMMANDS.get(words[0].lower().lstrip("/"))
         rest = words[1] if len(words) > 1 else ""
         if name is None:
+            return None
+        if staff:
+            return StaffCommand(name, rest)
+        if name in MANAGER_ONLY:
             return None
         first = rest.split()[0].lower() if rest.split() else ""
         if name == "logtime":
@@ -99,7 +110,8 @@ class StaffDesk:
         return True
 
     def refusal(self, ctx: Context, command: StaffCommand) -> tuple[Reply, ...]:
-        key = {"logtime": "staff.only_agents", "ack": "staff.only_managers"}.get(command.name, "staff.only_staff")
+        key = {"logtime": "staff.only_agents", "ack": "staff.only_managers",
+               "escalations": "staff.more.only_managers_list"}.get(command.name, "staff.only_staff")
         if command.name == "ack" and ctx.staff is None:
             # A customer pressing a page's or a ping's button (forwarded, or shown by mistake):
             # only the service desk acknowledges, said without naming its roles.
@@ -109,6 +121,9 @@ class StaffDesk:
     # ---- running ----------------------------------------------------------------------------------
     async def run(self, ctx: Context, command: StaffCommand, idempotency_key: str | None) -> tuple[Reply, ...]:
         try:
+            if command.name not in WITHOUT_NUMBER and not command.rest.split():
+                # `ack`, `note`, `status` alone: which ticket, and how the command reads.
+                raise Invalid("staff.more.number_missing")
             handler = getattr(self, f"_{command.name}")
             return await handler(ctx, command.rest, idempotency_key)
         except Invalid as exc:
@@ -123,10 +138,90 @@ class StaffDesk:
             return (Text(ctx.t("staff.stale_ticket"), Tone.WARNING),)
 
     async def _ticket(self, number: str) -> Ticket:
+        if not self.number_pattern.fullmatch(number.upper()):
+            raise Invalid("logtime.error.number", {"number": number})
         ticket = await self.store.get_ticket(number)
         if ticket is None:
             raise _UnknownTicket(number.upper())
         return ticket
+
+    # ---- what staff see ---------------------------------------------------------------------------
+    async def agent_view(self, ctx: Context, ticket: Ticket) -> tuple[Reply, ...]:
+        """A ticket as staff need it: the customer's facts and, never shown to a customer, who
+        has it, where it came from, its history, the internal notes (an accepted out-of-hours
+        emergency's surcharge is one) and everyone's time."""
+        t = ctx.t
+        tz = ctx.calendar.tz
+        facts = ticket_facts(ctx, ticket)
+        assignee = await self.store.find_staff(ticket.assignee_email) if ticket.assignee_email else None
+        rows = list(facts.facts) + [
+            (t("staff.view.assignee"), (assignee.name if assignee else ticket.assignee_email) or t("staff.view.nobody")),
+            (t("staff.view.channel"), ticket.channel),
+        ]
+        comments = await self.store.list_ticket_comments(ticket.number, include_internal=True)
+        replies: list[Reply] = [Facts(tuple(rows), title=ticket.number)]
+        events = [e for e in await self.store.list_ticket_events(ticket.number) if e.field == "status"]
+        if events:
+            replies.append(Facts(tuple(
+                (format_datetime(e.created_at.astimezone(tz), ctx.lang),
+                 t("staff.view.status_change", before=t(f"ticket.status.{e.before}") if e.before else "—",
+                   after=t(f"ticket.status.{e.after}") if e.after else "—", by=e.actor))
+                for e in events[-15:]), title=t("staff.view.history")))
+        notes = [c for c in comments if c.get("internal")]
+        if notes:
+            replies.append(Facts(tuple(
+                (format_datetime(_aware(c["created_at"]).astimezone(tz), ctx.lang), f"{c['author']}: {c['text']}")
+                for c in notes[-15:]), title=t("staff.view.notes")))
+        entries = await self.store.list_time_entries(ticket_number=ticket.number)
+        if entries:
+            replies.extend(self._entry_facts(ctx, entries, t("staff.view.time", count=len(entries)), by_agent=True))
+        return tuple(replies)
+
+    def _entry_facts(self, ctx: Context, entries: Sequence[TimeEntry], title: str, by_agent: bool) -> tuple[Reply, ...]:
+        rows = []
+        total = sum((e.amount for e in entries), Decimal("0.00"))
+        minutes_total = 0
+        per_agent: dict[str, tuple[int, Decimal]] = {}
+        for e in entries:
+            minutes = int((e.ended_at - e.started_at).total_seconds() // 60)
+            minutes_total += minutes
+            before = per_agent.get(e.agent_email, (0, Decimal("0.00")))
+            per_agent[e.agent_email] = (before[0] + minutes, before[1] + e.amount)
+        for e in entries[-25:]:
+            start = e.started_at.astimezone(ctx.calendar.tz)
+            minutes = int((e.ended_at - e.started_at).total_seconds() // 60)
+            row = ctx.t("logtime.list_row", date=format_short_date(start.date(), ctx.lang), time=f"{start:%H:%M}",
+                        duration=format_duration(minutes, ctx.lang), service=e.service,
+                        amount=format_money(e.amount, ctx.lang, e.currency))
+            label = f"#{e.id} {e.ticket_number}"
+            rows.append((label, f"{e.agent_email}: {row}" if by_agent else row))
+        currency = entries[0].currency
+        if by_agent and len(per_agent) > 1:
+            for agent, (minutes, amount) in per_agent.items():
+                rows.append((agent, f"{format_duration(minutes, ctx.lang)}, {format_money(amount, ctx.lang, currency)}"))
+        rows.append((total_label(ctx.settings, ctx.lang),
+                     f"{format_duration(minutes_total, ctx.lang)}, {format_money(total, ctx.lang, currency)}"))
+        return (Facts(tuple(rows), title=title),)
+
+    async def _escalations(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
+        """A manager's open escalations in chat, those they may take first."""
+        assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
+        # Waiting for someone: an acknowledged escalation is done (the store's "open" keeps it until closed).
+        open_ones = [e for e in await self.store.list_escalations(open_only=True) if e.status is EscalationStatus.OPEN]
+        if not open_ones:
+            return (Text(ctx.t("staff.escalations.none")),)
+        now = self.desk.now()
+        mine = [e for e in open_ones if self.escalations.may_acknowledge(e, ctx.staff)]
+        others = [e for e in open_ones if e not in mine]
+        rows = []
+        for e in mine + others:
+            age = int((now - e.created_at).total_seconds() // 60)
+            reason = ctx.t(f"escalation.reason.{e.reason.value}")
+            rows.append((e.ticket_number, ctx.t("staff.escalations.row", level=e.level, reason=reason,
+                                                 age=format_duration(age, ctx.lang), by=e.requested_by)
+                         + ("" if e in mine else " " + ctx.t("staff.escalations.not_yours"))))
+        return (Facts(tuple(rows), title=ctx.t("staff.escalations.title", count=len(open_ones))),
+                Text(ctx.t("staff.escalations.hint")))
 
     # ---- time ---------------------------------------------------------------------------------------
     async def price(self, request: TimeRequest, ticket: Ticket):
@@ -182,23 +277,20 @@ class StaffDesk:
         return entry
 
     async def _list(self, ctx: Context, number: str | None) -> tuple[Reply, ...]:
+        """`logtime list`: one's own entries; `logtime list NUMBER`: everyone's on that ticket,
+        each marked by who logged it."""
         assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
         if number is not None:
-            await self._ticket(number)
-        entries = await self.store.list_time_entries(ticket_number=number, agent_email=ctx.staff.email)
+            ticket = await self._ticket(number)
+            entries = await self.store.list_time_entries(ticket_number=ticket.number)
+            if not entries:
+                return (Text(ctx.t("logtime.ticket.none", number=ticket.number)),)
+            return self._entry_facts(ctx, entries, ctx.t("logtime.ticket.title", number=ticket.number,
+                                                         count=len(entries)), by_agent=True)
+        entries = await self.store.list_time_entries(agent_email=ctx.staff.email)
         if not entries:
             return (Text(ctx.t("logtime.none")),)
-        rows = []
-        total = sum((e.amount for e in entries), Decimal("0.00"))
-        for e in entries[-25:]:
-            start = e.started_at.astimezone(ctx.calendar.tz)
-            minutes = int((e.ended_at - e.started_at).total_seconds() // 60)
-            rows.append((f"#{e.id} {e.ticket_number}",
-                         ctx.t("logtime.list_row", date=format_short_date(start.date(), ctx.lang), time=f"{start:%H:%M}",
-                               duration=f"{minutes // 60}h{minutes % 60:02d}", service=e.service,
-                               amount=format_money(e.amount, ctx.lang, e.currency))))
-        rows.append((total_label(ctx.settings, ctx.lang), format_money(total, ctx.lang, entries[0].currency)))
-        return (Facts(tuple(rows), title=ctx.t("logtime.list_title", count=len(entries))),)
+        return self._entry_facts(ctx, entries, ctx.t("logtime.list_title", count=len(entries)), by_agent=False)
 
     # ---- workflow -----------------------------------------------------------------------------------
     def _notify(self, ticket: Ticket, event: str, key: str, **payload: Any) -> NewOutboxMessage:
@@ -261,11 +353,29 @@ class StaffDesk:
         assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
         words = rest.split()
         ticket = await self._ticket(words[0])
-        target = STATUS_WORDS.get(words[1].lower())
+        if len(words) == 1:
+            # `status NUMBER` from staff: the ticket as they need it, and how to change it.
+            return await self.agent_view(ctx, ticket) + (Text(ctx.t("staff.usage.status")),)
+        target, used = read_status(words[1:])
         if target is None:
-            raise Invalid("staff.unknown_status", {"status": words[1]})
-        release = parse_date(words[2], ctx.now.date()) if target is TicketStatus.SCHEDULED and len(words) > 2 else None
+            raise Invalid("staff.unknown_status", {"status": " ".join(words[1:])})
+        after = words[1 + used:]
+        confirmed = bool(after) and after[-1].lower() in CONFIRM_WORDS
+        if confirmed:
+            after = after[:-1]
+        release = parse_date(after[0], ctx.now.date()) if target is TicketStatus.SCHEDULED and after else None
+        if (target is TicketStatus.RELEASED and ticket.release_date is not None
+                and ticket.release_date > ctx.now.date() and not confirmed):
+            # Released before the date the requester was told: ask, as it was most likely a slip.
+            return (Text(ctx.t("staff.more.release_early", number=ticket.number,
+                               date=format_date(ticket.release_date, ctx.lang)), Tone.WARNING),)
         check_status(ticket, target, release)
+        if target is TicketStatus.SCHEDULED and ticket.status is TicketStatus.SCHEDULED and release in (
+                None, ticket.release_date):
+            # Scheduled again for the same date: nothing changes, and the requester is not told twice.
+            assert ticket.release_date is not None  # a scheduled ticket has its release date
+            return (Text(ctx.t("staff.more.already_scheduled", number=ticket.number,
+                               date=format_date(ticket.release_date, ctx.lang))),)
         changes: dict[str, Any] = {"status": target}
         outbox = []
         now = self.desk.now()
@@ -273,6 +383,10 @@ class StaffDesk:
             check_release_date(ticket, release, ctx.now.date())
             changes["release_date"] = release
             outbox.append(self._release_notice(ticket, release))
+        elif target is TicketStatus.SCHEDULED and ticket.release_date is not None:
+            # Scheduled for the date already set: the requester hears that date once, whichever
+            # command set it (the notice's key names the date).
+            outbox.append(self._release_notice(ticket, ticket.release_date))
         elif target in NOTIFIED:
             outbox.append(self._notify(ticket, "status", f"ticket:{ticket.number}:status:{target.value}:{now.isoformat()}",
                                        status=target.value))
@@ -339,6 +453,12 @@ class StaffDesk:
         if by:
             return (Text(ctx.t("staff.ack_already", number=ticket.number, name=by), Tone.WARNING),)
         return (Text(ctx.t("staff.ack_none", number=ticket.number)),)
+
+
+def _aware(value: Any) -> datetime:
+    """A stored time (SQLite gives it back naive, in UTC)."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 class _UnknownTicket(LookupError):

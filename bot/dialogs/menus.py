@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.i18n import format_money
+from bot.domain.model import StaffRole
 from bot.domain.money import percent
 from bot.protocol.ids import MENU
 from bot.protocol.replies import Choices, Facts, Option, Reply, Text
@@ -27,6 +28,11 @@ def menu_choice(ctx: Context, text: str | None) -> str | None:
 
 
 def help_replies(ctx: Context) -> tuple[Reply, ...]:
+    """What the person can do: staff get their own commands (with examples, in their language)
+    before the customer's menu, which they may use as well."""
+    if ctx.staff is not None:
+        key = "help.staff.manager" if ctx.staff.role is StaffRole.MANAGER else "help.staff.agent"
+        return (Text(ctx.t(key)),) + menu(ctx)
     return (Text(ctx.t("help.overview")),) + menu(ctx)
 
 

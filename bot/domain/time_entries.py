@@ -81,6 +81,10 @@ def parse_logtime(args: str, now: datetime, services: Sequence[str], number_patt
     number, duration_text, service = words[0], words[1], words[2].lower()
     if not number_pattern.fullmatch(number):
         raise Invalid("logtime.error.number", {"number": number})
+    if re.fullmatch(r"\d+(?:[.,]\d+)?", duration_text):
+        # "logtime CS-… 2 teamviewer": two hours or two minutes? Said back, never guessed.
+        raise Invalid("logtime.error.bare_number", {"value": duration_text, "number": number.upper(),
+                                                    "service": service})
     duration = parse_duration(duration_text)
     if service not in services:
         raise Invalid("quote.error.unknown_service", {"service": words[2], "services": ", ".join(services)})
@@ -137,24 +141,31 @@ def month_bounds(month: str, tz: tzinfo) -> tuple[datetime, datetime]:
     return start, datetime.combine(date(end_year, end_month, 1), time(0), tzinfo=tz)
 
 
-def billing_report(entries: Sequence[TimeEntry], month: str, currency: str) -> dict[str, Any]:
+def billing_report(entries: Sequence[TimeEntry], month: str, currency: str, tz: tzinfo | None = None) -> dict[str, Any]:
     """Entries with their lines, per customer and per ticket, with totals that add up exactly:
-    every total is the sum of the amounts agents were shown when they logged."""
+    every total is the sum of the amounts agents were shown when they logged. Times are in
+    `tz` (the desk's zone) with their offset, as a bookkeeper reads them."""
+
+    def local(moment: datetime) -> str:
+        return (moment.astimezone(tz) if tz is not None else moment).isoformat()
+
     customers: dict[str, dict[str, Any]] = {}
     for entry in entries:
         customer = customers.setdefault(entry.company or "-", {"customer": entry.company or "-", "tickets": {}, "total": Decimal("0.00")})
         ticket = customer["tickets"].setdefault(
             entry.ticket_number, {"ticket": entry.ticket_number, "entries": [], "total": Decimal("0.00")}
         )
+        lines = [{**line, "start": local(datetime.fromisoformat(line["start"])),
+                  "end": local(datetime.fromisoformat(line["end"]))} for line in entry.lines]
         ticket["entries"].append(
             {
                 "id": entry.id,
                 "agent": entry.agent_email,
                 "service": entry.service,
-                "start": entry.started_at.isoformat(),
-                "end": entry.ended_at.isoformat(),
+                "start": local(entry.started_at),
+                "end": local(entry.ended_at),
                 "note": entry.note,
-                "lines": [dict(line) for line in entry.lines],
+                "lines": lines,
                 "amount": str(entry.amount),
             }
         )
@@ -171,18 +182,54 @@ def billing_report(entries: Sequence[TimeEntry], month: str, currency: str) -> d
     return {"month": month, "currency": currency, "customers": result_customers, "total": str(grand)}
 
 
-def billing_csv_rows(report: Mapping[str, Any]) -> list[list[str]]:
-    """One row per quote line, then the totals, for a spreadsheet."""
-    rows = [["customer", "ticket", "entry", "agent", "service", "line_start", "line_end", "hours", "multiplier",
-             "rate", "amount", "note"]]
+BILLING_COLUMNS = ("customer", "ticket", "entry", "agent", "service", "date", "start", "end", "hours", "multiplier",
+                   "rate", "amount", "currency", "note")
+# The columns a spreadsheet reads as numbers (written with a decimal comma in the Belgian dialect).
+BILLING_NUMBERS = frozenset({"hours", "multiplier", "rate", "amount"})
+TOTAL_COLUMNS = ("level", "customer", "ticket", "hours", "amount", "currency")
+
+
+def billing_rows(report: Mapping[str, Any]) -> list[dict[str, str]]:
+    """One row per quote line (a line has one multiplier), data only: no total among them, so
+    a SUM over a column of a spreadsheet counts every amount once. Times are those of the
+    report (local, with their offset); the date is the local day the line starts."""
+    rows = []
     for customer in report["customers"]:
         for ticket in customer["tickets"]:
             for entry in ticket["entries"]:
                 for line in entry["lines"]:
-                    rows.append([customer["customer"], ticket["ticket"], str(entry["id"]), entry["agent"],
-                                 entry["service"], line["start"], line["end"], line["hours"], line["multiplier"],
-                                 line["rate"], line["amount"], entry["note"] or ""])
-            rows.append([customer["customer"], ticket["ticket"], "", "", "", "", "", "", "", "", ticket["total"], "ticket total"])
-        rows.append([customer["customer"], "", "", "", "", "", "", "", "", "", customer["total"], "customer total"])
-    rows.append(["", "", "", "", "", "", "", "", "", "", report["total"], "total"])
+                    rows.append({
+                        "customer": customer["customer"], "ticket": ticket["ticket"], "entry": str(entry["id"]),
+                        "agent": entry["agent"], "service": entry["service"], "date": line["start"][:10],
+                        "start": line["start"], "end": line["end"], "hours": line["hours"],
+                        "multiplier": line["multiplier"], "rate": line["rate"], "amount": line["amount"],
+                        "currency": report["currency"], "note": entry["note"] or "",
+                    })
     return rows
+
+
+def billing_totals(report: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The totals, apart from the data rows: per ticket, per customer and in all."""
+    def hours(entries: Sequence[Mapping[str, Any]]) -> Decimal:
+        return sum((Decimal(line["hours"]) for e in entries for line in e["lines"]), Decimal("0"))
+
+    rows = []
+    currency = report["currency"]
+    everything: list[Mapping[str, Any]] = []
+    for customer in report["customers"]:
+        own: list[Mapping[str, Any]] = []
+        for ticket in customer["tickets"]:
+            own += ticket["entries"]
+            rows.append({"level": "ticket", "customer": customer["customer"], "ticket": ticket["ticket"],
+                         "hours": str(hours(ticket["entries"])), "amount": ticket["total"], "currency": currency})
+        everything += own
+        rows.append({"level": "customer", "customer": customer["customer"], "ticket": "", "hours": str(hours(own)),
+                     "amount": customer["total"], "currency": currency})
+    rows.append({"level": "total", "customer": "", "ticket": "", "hours": str(hours(everything)),
+                 "amount": report["total"], "currency": currency})
+    return rows
+
+
+def billing_csv_rows(report: Mapping[str, Any]) -> list[list[str]]:
+    """The header and one row per quote line (the totals are `billing_totals`, apart)."""
+    return [list(BILLING_COLUMNS)] + [[row[c] for c in BILLING_COLUMNS] for row in billing_rows(report)]

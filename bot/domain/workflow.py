@@ -43,7 +43,22 @@ STATUS_WORDS: dict[str, S] = {
     "bezig": S.IN_PROGRESS, "wachten": S.WAITING_FOR_CUSTOMER, "opgelost": S.RESOLVED, "gesloten": S.CLOSED,
     "beoordeeld": S.ASSESSED, "goedgekeurd": S.APPROVED, "afgewezen": S.REJECTED, "gepland": S.SCHEDULED,
     "uitgerold": S.RELEASED,
+    "en_attente": S.WAITING_FOR_CUSTOMER, "in_behandeling": S.IN_PROGRESS, "wacht_op_klant": S.WAITING_FOR_CUSTOMER,
+    "wachten_op_klant": S.WAITING_FOR_CUSTOMER, "en_attente_du_client": S.WAITING_FOR_CUSTOMER,
 }
+
+
+def read_status(words: list[str]) -> tuple[S | None, int]:
+    """The status the first words name, as agents type it ("in progress", "in_progress",
+    "waiting for customer", "en cours", "in behandeling"), and how many words it took."""
+    for count in (4, 3, 2, 1):
+        if count > len(words):
+            continue
+        said = [w.lower() for w in words[:count]]
+        for joined in ("_".join(said), "".join(said), "-".join(said)):
+            if joined in STATUS_WORDS:
+                return STATUS_WORDS[joined], count
+    return None, 0
 
 
 class TransitionRefused(ValueError):

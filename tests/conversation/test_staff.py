@@ -189,7 +189,14 @@ async def test_change_request_through_change_management_tells_the_release_date_o
     await say(conv, THOMAS, f"release {number} 2026-12-15")  # said again: not told twice
     ticket = await desk.store.get_ticket(number)
     assert ticket.status is TicketStatus.SCHEDULED and str(ticket.release_date) == "2026-12-15"
-    await say(conv, SOFIE, f"status {number} released")
+    out = await say(conv, SOFIE, f"status {number} scheduled")  # scheduled again: nothing new told
+    assert "already scheduled for Tuesday 15 December 2026" in out
+    # Released before the release date (today is 30 November): asked to confirm, nothing changed.
+    out = await say(conv, SOFIE, f"status {number} released")
+    assert f"status {number} released confirm" in out
+    assert (await desk.store.get_ticket(number)).status is TicketStatus.SCHEDULED
+    out = await say(conv, SOFIE, f"status {number} released confirm")
+    assert "is now: Released" in out
     messages = [m for m in await desk.store.list_outbox() if m.recipient.lower() == LOTTE]
     release_notes = [m for m in messages if m.payload["event"] == "release_date"]
     assert len(release_notes) == 1 and release_notes[0].payload["date"] == "2026-12-15"

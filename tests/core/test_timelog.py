@@ -10,7 +10,7 @@ import pytest
 
 from bot.dialogs.intents import ticket_number_pattern
 from bot.domain.model import TimeEntry
-from bot.domain.time_entries import billing_csv_rows, billing_report, month_bounds, parse_logtime
+from bot.domain.time_entries import billing_csv_rows, billing_report, billing_totals, month_bounds, parse_logtime
 from bot.domain.validation import Invalid
 
 BXL = ZoneInfo("Europe/Brussels")
@@ -90,4 +90,10 @@ def test_billing_totals_add_up_exactly():
     assert [(t["ticket"], t["total"]) for t in b["tickets"]] == [("CS-2026-00002", "0.30"), ("CS-2026-00003", "82.18")]
     assert b["total"] == "82.48" and report["total"] == "82.68"
     rows = billing_csv_rows(report)
-    assert rows[0][0] == "customer" and rows[-1][-2:] == ["82.68", "total"]
+    # Data rows only: a SUM over the amount column is the total, counted once.
+    assert rows[0][0] == "customer" and len(rows) == 5
+    assert sum(Decimal(r[rows[0].index("amount")]) for r in rows[1:]) == Decimal("82.68")
+    totals = billing_totals(report)
+    assert [(t["level"], t["amount"]) for t in totals] == [
+        ("ticket", "0.20"), ("customer", "0.20"), ("ticket", "0.30"), ("ticket", "82.18"), ("customer", "82.48"),
+        ("total", "82.68")]

@@ -349,3 +349,22 @@ async def test_requests_are_kept_in_the_inbox_without_slack_s_verification_token
     (item,) = await env.desk.store.list_inbound()
     assert item.kind == "run_command" and item.payload["command"] == "/tickets" and item.status == "done"
     assert "token" not in item.payload
+
+
+async def test_staff_help_and_the_logtime_usage_hint_work_as_written(env):
+    """An agent's `/caredesk help` lists the staff commands; the `/logtime` hint of the app's
+    manifest, typed as shown with a real ticket number, logs time (issue 16)."""
+    import yaml
+
+    ticket = await env.desk.register_ticket(kind="incident", requester_email="lotte.peeters@brasseriedeklok.be",
+                                            module="ERP", description="The invoice print job fails with error 42")
+    await env.command("/caredesk", "help", user=SOFIE)
+    help_text = ephemeral_text(env)
+    assert "assign CS-2026-00042 me" in help_text and "logtime CS-2026-00042 1h30 teamviewer" in help_text
+    assert "/logtime" in help_text  # Slack's own commands follow
+    manifest = yaml.safe_load((Path(__file__).resolve().parents[2] / "manifest" / "slack" / "manifest.yaml").read_text())
+    [hint] = [c["usage_hint"] for c in manifest["features"]["slash_commands"] if c["command"] == "/logtime"]
+    await env.command("/logtime", hint.strip("[]").replace("CS-2026-00042", ticket.number), user=SOFIE)
+    assert "Time logged on" in ephemeral_text(env)
+    [entry] = await env.desk.store.list_time_entries()
+    assert entry.ticket_number == ticket.number and entry.agent_email == "sofie.janssens@caresolutions.be"

@@ -7,7 +7,7 @@ The Slack tables are slack_sdk's definitions (`SQLAlchemyInstallationStore.build
 Slack's library, and tests/slack/test_oauth.py checks that the two agree.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-05 23:00:00
 """
 
@@ -20,7 +20,7 @@ from alembic import op
 
 
 revision: str = "0008"
-down_revision: Union[str, Sequence[str], None] = "0006"
+down_revision: Union[str, Sequence[str], None] = "0007"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -2,7 +2,7 @@
 pseudonym and how many rows of each table; never the person's e-mail, name or phone.
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 Create Date: 2026-12-05 23:00:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: Union[str, Sequence[str], None] = "0006"
+down_revision: Union[str, Sequence[str], None] = "0009"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -1,0 +1,189 @@
+"""Staff in chat (issue 16), on SQLite and PostgreSQL: agents and managers find their commands
+(help in their language, a command word alone says how it reads), their commands work from
+anywhere, they are read as typed ("in progress", `uren`), a bare number of time is said back
+before anything is logged, and staff see what they need of a ticket (assignee, history,
+internal notes, everyone's time) while a customer never sees the internal part."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.app.desk import Desk
+from bot.app.runner import TurnRunner
+from bot.domain.clock import ManualClock
+from bot.domain.config import Settings
+from bot.domain.directory import read_directory_file
+from bot.domain.model import EscalationReason, TicketStatus
+from bot.protocol.turn import Turn, UserIdentity
+from cards.text import render_all
+
+ROOT = Path(__file__).resolve().parents[2]
+BXL = ZoneInfo("Europe/Brussels")
+LOTTE = "lotte.peeters@brasseriedeklok.be"
+SOFIE = "sofie.janssens@caresolutions.be"  # agent
+THOMAS = "thomas.leroy@caresolutions.be"  # agent
+NAIDA = "Naida.jelacic@caresolutions.be"  # manager, level 1
+PIETER = "pieter.vandenbroeck@caresolutions.be"  # manager, level 2
+
+
+@pytest.fixture
+async def desk(store):
+    await store.replace_directory(read_directory_file(ROOT / "examples" / "directory.yaml"))
+    return Desk(Settings(), store, ManualClock(datetime(2026, 11, 30, 10, 0, tzinfo=BXL)))  # a Monday
+
+
+async def say(conv: TurnRunner, email: str, text: str, lang: str = "en") -> str:
+    turn = Turn("console", "local", f"c:{email}", UserIdentity(id=email.lower(), email=email, locale=lang), text=text)
+    return render_all((await conv.handle(turn)).replies)
+
+
+async def incident(desk: Desk) -> str:
+    ticket = await desk.register_ticket(kind="incident", requester_email=LOTTE, module="ERP",
+                                        description="The invoice print job fails with error 42")
+    return ticket.number
+
+
+# ---- finding their way ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang,agent_line,manager_line", [
+    ("en", "logtime CS-2026-00042 1h30 teamviewer", "escalations (the open escalations"),
+    ("fr", "temps CS-2026-00042 1h30 teamviewer", "escalations (les escalades ouvertes"),
+    ("nl", "uren CS-2026-00042 1u30 teamviewer", "escalations (de open escalaties"),
+])
+async def test_help_shows_staff_their_commands_in_their_language(desk, lang, agent_line, manager_line):
+    conv = TurnRunner(desk)
+    agent = await say(conv, SOFIE, "help", lang)
+    assert agent_line in agent and "assign CS-2026-00042" in agent and "register" in agent
+    assert "escalations (" not in agent
+    manager = await say(conv, NAIDA, "help", lang)
+    assert manager_line in manager and "ack CS-2026-00042" in manager
+    customer = await say(conv, LOTTE, "help", lang)
+    assert "assign CS-2026" not in customer and "logtime" not in customer and "uren CS" not in customer
+
+
+async def test_a_staff_command_word_alone_says_how_it_reads_and_changes_nothing(desk):
+    number = await incident(desk)
+    conv = TurnRunner(desk)
+    out = await say(conv, NAIDA, "ack")
+    assert "Which ticket? Give its number" in out and "Usage: ack NUMBER" in out
+    assert "did not understand" not in out
+    out = await say(conv, SOFIE, "note")
+    assert "Usage: note NUMBER TEXT" in out
+    out = await say(conv, SOFIE, f"status {number}")
+    assert "Usage: status NUMBER NEW-STATUS" in out and "Assigned to" in out
+    assert "What would you like to do" not in out and "Please pick one" not in out
+    assert (await desk.store.get_ticket(number)).status is TicketStatus.NEW
+
+
+async def test_staff_commands_work_inside_an_open_conversation_which_then_goes_on(desk):
+    number = await incident(desk)
+    conv = TurnRunner(desk)
+    assert "Which service" in await say(conv, SOFIE, "quote")
+    out = await say(conv, SOFIE, f"status {number} in progress")
+    assert f"{number} is now: In progress" in out and "Your conversation is still open" in out
+    out = await say(conv, SOFIE, f"note {number} Called the customer back")
+    assert "Internal note added" in out
+    # The quote goes on where it was: "1" answers its question (which service).
+    out = await say(conv, SOFIE, "1")
+    assert "On which date?" in out
+    assert "Please pick one" not in out
+    assert (await desk.store.get_ticket(number)).status is TicketStatus.IN_PROGRESS
+
+
+@pytest.mark.parametrize("said,status", [
+    ("in progress", TicketStatus.IN_PROGRESS),
+    ("waiting for customer", TicketStatus.WAITING_FOR_CUSTOMER),
+    ("In Progress", TicketStatus.IN_PROGRESS),
+    ("en cours", TicketStatus.IN_PROGRESS),
+    ("in behandeling", TicketStatus.IN_PROGRESS),
+    ("in_progress", TicketStatus.IN_PROGRESS),
+])
+async def test_status_words_are_read_as_staff_type_them(desk, said, status):
+    number = await incident(desk)
+    out = await say(TurnRunner(desk), SOFIE, f"status {number} {said}")
+    assert "Unknown status" not in out
+    assert (await desk.store.get_ticket(number)).status is status
+
+
+async def test_an_unknown_status_names_all_it_was_given(desk):
+    number = await incident(desk)
+    out = await say(TurnRunner(desk), SOFIE, f"status {number} in limbo")
+    assert "Unknown status 'in limbo'" in out
+    assert (await desk.store.get_ticket(number)).status is TicketStatus.NEW
+
+
+async def test_uren_logs_time_like_logtime(desk):
+    number = await incident(desk)
+    out = await say(TurnRunner(desk), SOFIE, f"uren {number} 1u30 database at 2026-11-27 10:00", "nl")
+    assert "Tijd geregistreerd" in out
+    [entry] = await desk.store.list_time_entries(ticket_number=number)
+    assert entry.ended_at - entry.started_at == (datetime(2026, 1, 1, 11, 30) - datetime(2026, 1, 1, 10, 0))
+
+
+@pytest.mark.parametrize("value", ["2", "90", "1,5"])
+async def test_a_bare_number_of_time_is_said_back_and_nothing_is_logged(desk, value):
+    number = await incident(desk)
+    out = await say(TurnRunner(desk), SOFIE, f"logtime {number} {value} teamviewer")
+    assert f"'{value}' has no unit: {value} hours or {value} minutes?" in out
+    assert f"logtime {number} {value}h teamviewer" in out and f"logtime {number} {value}m teamviewer" in out
+    assert await desk.store.list_time_entries() == []
+
+
+# ---- seeing what they need ----------------------------------------------------------------------
+
+
+async def test_the_agent_view_shows_what_staff_need_and_the_customer_view_never_the_internal(desk):
+    number = await incident(desk)
+    conv = TurnRunner(desk)
+    await say(conv, SOFIE, f"assign {number} me")
+    await say(conv, SOFIE, f"status {number} in progress")
+    await say(conv, SOFIE, f"note {number} Suspect the printer driver of version 7")
+    await say(conv, SOFIE, f"logtime {number} 1h teamviewer at 2026-11-27 10:00")
+    await say(conv, THOMAS, f"logtime {number} 30m database at 2026-11-27 14:00")
+    view = await say(conv, THOMAS, number)
+    assert "Assigned to" in view and "Sofie" in view
+    assert "Came in through" in view
+    assert "New → In progress (by sofie.janssens@caresolutions.be)" in view
+    assert "Suspect the printer driver of version 7" in view
+    assert SOFIE in view and THOMAS in view
+    # €102.21 (1 h TeamViewer) + €41.09 (30 min database) = €143.30, 1 h 30 in all.
+    assert "€102.21" in view and "€41.09" in view and "1 h 30, €143.30" in view
+    customer = await say(conv, LOTTE, number)
+    assert number in customer
+    assert "printer driver" not in customer and "Assigned to" not in customer and "€" not in customer
+
+
+async def test_logtime_list_of_a_ticket_shows_every_agents_entries_marked_by_who(desk):
+    number = await incident(desk)
+    conv = TurnRunner(desk)
+    await say(conv, SOFIE, f"logtime {number} 1h teamviewer at 2026-11-27 10:00")
+    await say(conv, THOMAS, f"logtime {number} 30m database at 2026-11-27 14:00")
+    out = await say(conv, SOFIE, f"logtime list {number}")
+    assert f"Time logged on {number} by everyone (2 entries)" in out
+    assert f"{SOFIE}: 27 Nov 2026 10:00, 1 h, teamviewer: €102.21" in out
+    assert f"{THOMAS}: 27 Nov 2026 14:00, 0 h 30, database: €41.09" in out
+    assert "1 h 30, €143.30" in out
+    own = await say(conv, SOFIE, "logtime list")
+    assert "€102.21" in own and "€41.09" not in own
+
+
+async def test_managers_list_the_open_escalations_in_chat(desk):
+    first, second = await incident(desk), await incident(desk)
+    for number in (first, second):
+        await desk.store.create_escalation(number, 1, EscalationReason.FEEDBACK, "too slow", LOTTE, desk.now(),
+                                           outbox=(), idempotency_key=f"seed:{number}")
+    conv = TurnRunner(desk)
+    out = await say(conv, NAIDA, "escalations")
+    assert "Open escalations (2)" in out and first in out and second in out
+    assert "level 1, The feedback was insufficient or poor" in out
+    # Pieter (level 2) sees them too, marked as not at his level yet.
+    assert "(not at your level yet)" in await say(conv, PIETER, "escalations")
+    assert "You took the escalation" in await say(conv, NAIDA, f"ack {first}")
+    out = await say(conv, NAIDA, "escalations")
+    assert "Open escalations (1)" in out and second in out and first not in out
+    assert "Only service desk managers have a list of escalations" in await say(conv, SOFIE, "escalations")

@@ -1,0 +1,146 @@
+"""Billing exports a bookkeeper can use (issue 16), made by the real `caredesk` command on SQLite
+and PostgreSQL and read back as a spreadsheet would: the CSV by the csv module in its dialect
+(plain, or excel-be with semicolons, decimal commas and a BOM), the workbook by openpyxl, with
+its total formulas worked out over the cells they name. Every way gives the report's totals."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from decimal import Decimal
+
+import pytest
+from openpyxl import load_workbook
+
+from tests.test_cli import CAMILLE, LOTTE, db, run  # noqa: F401 (db: the fixture)
+
+SOFIE = "sofie.janssens@caresolutions.be"
+THOMAS = "thomas.leroy@caresolutions.be"
+
+
+@pytest.fixture
+def billed(db):
+    """Two customers, three tickets' worth of time: office hours, an evening (SLA 125 %), a
+    Belgian holiday, a Saturday; two agents; a note with an accent and a separator in it."""
+    numbers = []
+    for requester, module in ((LOTTE, "ERP"), (LOTTE, "POS"), (CAMILLE, "Caisse")):
+        created = run(["tickets", "create", "--kind", "incident", "--requester", requester, "--module", module,
+                       "--description", "Printing fails with error 42 since the update", "--json"], db)
+        numbers.append(json.loads(created.stdout)["number"])
+    a, b, c = numbers
+    for agent, lines in ((SOFIE, [f"logtime {a} 1h30 teamviewer at 2026-11-20 16:00 café; rappel",
+                                  f"logtime {b} 2h database at 2026-11-11 10:00"]),
+                         (THOMAS, [f"logtime {a} 20m parameters at 2026-11-23 09:00",
+                                   f"logtime {c} 45m development at 2026-11-21 10:00"])):
+        chat = run(["chat", "--as", agent, "--lang", "en"], db, stdin="\n".join(lines) + "\n")
+        assert chat.stdout.count("Time logged") == len(lines), chat.stdout
+    report = json.loads(run(["billing", "report", "--month", "2026-11", "--format", "json"], db).stdout)
+    return db, report
+
+
+def _totals(report) -> dict[tuple[str, str, str], Decimal]:
+    out = {("total", "", ""): Decimal(report["total"])}
+    for customer in report["customers"]:
+        out[("customer", customer["customer"], "")] = Decimal(customer["total"])
+        for ticket in customer["tickets"]:
+            out[("ticket", customer["customer"], ticket["ticket"])] = Decimal(ticket["total"])
+    return out
+
+
+def _check_report(db, report, tmp_path):
+    # 102.21 + 63.88 (evening 125 %) + 27.39 (20 min parameters) ; 246.54 (holiday 150 %) ; 125.24 (Saturday 150 %)
+    assert report["total"] == "565.26"
+    starts = [line["start"] for c in report["customers"] for t in c["tickets"] for e in t["entries"] for line in e["lines"]]
+    assert "2026-11-20T16:00:00+01:00" in starts and all(s.endswith("+01:00") for s in starts)
+
+
+def _check_plain_csv(db, report, tmp_path):
+    """Data rows only, one column per field; the totals apart."""
+    out = run(["billing", "report", "--month", "2026-11", "--format", "csv"], db).stdout
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert list(rows[0]) == ["customer", "ticket", "entry", "agent", "service", "date", "start", "end", "hours",
+                             "multiplier", "rate", "amount", "currency", "note"]
+    assert all(r["entry"].isdigit() for r in rows)  # no total rows among the data
+    assert sum(Decimal(r["amount"]) for r in rows) == Decimal(report["total"])
+    evening = [r for r in rows if r["multiplier"] == "1.25"]
+    assert [(r["start"], r["end"], r["note"]) for r in evening] == [
+        ("2026-11-20T17:00:00+01:00", "2026-11-20T17:30:00+01:00", "café; rappel")]
+    totals = list(csv.DictReader(io.StringIO(
+        run(["billing", "report", "--month", "2026-11", "--format", "csv-totals"], db).stdout)))
+    assert {(t["level"], t["customer"], t["ticket"]): Decimal(t["amount"]) for t in totals} == _totals(report)
+
+
+def _check_excel_be_csv(db, report, tmp_path):
+    """Files that open as a Belgian Excel reads them."""
+    path = tmp_path / "billing-2026-11.csv"
+    done = run(["billing", "report", "--month", "2026-11", "--format", "csv", "--dialect", "excel-be",
+                "--out", str(path)], db)
+    assert done.returncode == 0, done.stderr
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") and b"\r\n" in raw  # UTF-8 with BOM
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline=""), delimiter=";"))
+    assert {r["customer"] for r in rows} == {"Brasserie De Klok", "Atelier Lumière"}
+    assert all("," in r["amount"] and "." not in r["amount"] for r in rows)  # decimal comma
+
+    def number(text: str) -> Decimal:
+        return Decimal(text.replace(",", "."))
+
+    assert sum(number(r["amount"]) for r in rows) == Decimal(report["total"])
+    assert any(r["note"] == "café; rappel" for r in rows)  # the separator inside a field is quoted
+    totals_file = tmp_path / "billing-2026-11.totals.csv"
+    totals = list(csv.DictReader(io.StringIO(totals_file.read_bytes().decode("utf-8-sig"), newline=""), delimiter=";"))
+    assert {(t["level"], t["customer"], t["ticket"]): number(t["amount"]) for t in totals} == _totals(report)
+    # Hours add up too: 1.5 + 2 + 1/3 (0.33) + 0.75.
+    assert number(totals[-1]["hours"]) == sum(number(r["hours"]) for r in rows)
+
+
+_SUM = re.compile(r"=SUM\((\w+)!([A-Z]+)(\d+):([A-Z]+)(\d+)\)")
+
+
+def _evaluate(book, formula: str) -> Decimal:
+    """A spreadsheet's SUM over the cells the formula names (the only formula the export writes)."""
+    match = _SUM.fullmatch(formula)
+    assert match, formula
+    sheet, col, first, col2, last = match.groups()
+    assert col == col2
+    return sum((Decimal(str(book[sheet][f"{col}{row}"].value)) for row in range(int(first), int(last) + 1)),
+               Decimal("0"))
+
+
+def _check_xlsx(db, report, tmp_path):
+    """Typed entries, and totals as formulas that add up."""
+    path = tmp_path / "billing.xlsx"
+    done = run(["billing", "report", "--month", "2026-11", "--format", "xlsx", "--out", str(path)], db)
+    assert done.returncode == 0, done.stderr
+    book = load_workbook(path)
+    entries = book["Entries"]
+    header = [c.value for c in entries[1]]
+    amount_col = header.index("amount")
+    data = list(entries.iter_rows(min_row=2, values_only=True))
+    assert all(isinstance(r[amount_col], (int, float)) for r in data)  # numbers, not text
+    assert sum(Decimal(str(r[amount_col])) for r in data) == Decimal(report["total"])
+    assert all(str(r[header.index("start")]).endswith("+01:00") for r in data)
+    totals = book["Totals"]
+    seen = {}
+    for level, customer, ticket, hours, amount, currency in totals.iter_rows(min_row=2, values_only=True):
+        assert str(amount).startswith("=SUM(") and str(hours).startswith("=SUM(") and currency == "EUR"
+        seen[(level, customer or "", ticket or "")] = _evaluate(book, amount)
+    assert seen == _totals(report)
+
+
+def _check_refusals(db, report, tmp_path):
+    """An xlsx needs a file; the dialect is for CSV."""
+    no_file = run(["billing", "report", "--month", "2026-11", "--format", "xlsx"], db)
+    assert no_file.returncode == 2 and "--out" in no_file.stderr
+    wrong = run(["billing", "report", "--month", "2026-11", "--format", "json", "--dialect", "excel-be"], db)
+    assert wrong.returncode == 2 and "--dialect" in wrong.stderr
+
+
+
+# The month's time is logged once per back end (real processes are slow): every check reads it.
+def test_billing_exports_open_in_a_spreadsheet_with_the_reports_totals(billed, tmp_path):
+    db, report = billed
+    for check in (_check_report, _check_plain_csv, _check_excel_be_csv, _check_xlsx, _check_refusals):
+        check(db, report, tmp_path)
