@@ -62,7 +62,8 @@ async def test_a_contact_is_trusted_only_from_a_workspace_of_their_own_company(d
     assert "CS-2026-00001" in await say(runner, CAMILLE, LUMIERE_TEAM, "tickets")
     # Someone of Brasserie De Klok's workspace whose profile shows Camille's e-mail: nothing of hers.
     out = await say(runner, CAMILLE, KLOK_TEAM, "tickets")
-    assert "CS-2026-00001" not in out and "no tickets" in out
+    # Served as a person outside the directory (issue 15 §4): no ticket shown, and told why.
+    assert "CS-2026-00001" not in out and "cannot show or escalate tickets" in out
     ctx = await runner.context(turn(CAMILLE, KLOK_TEAM, "hello"))
     assert ctx.contact is None and ctx.company is None and ctx.user.email is None
     # A workspace bound to nobody proves nothing either, nor does the right id on another channel.
