@@ -228,10 +228,16 @@ class Escalations:
                                  {"ticket": ticket_number, "by_name": manager.name})
                 for email in dict.fromkeys(others)
             ]
+            # The customer hears who handles it: the one who asked, or, when staff escalated on a
+            # customer's behalf, the ticket's requester (the agent knows already).
+            customer = escalation.requested_by
+            if await self.store.find_staff(customer) is not None:
+                ticket = await self.store.get_ticket(ticket_number)
+                customer = ticket.requester_email if ticket is not None else customer
             outbox.append(
-                NewOutboxMessage(f"{key}:customer", escalation.requested_by, ESCALATION_HANDLED,
+                NewOutboxMessage(f"{key}:customer", customer, ESCALATION_HANDLED,
                                  {"ticket": ticket_number, "by_name": manager.name, "by_role": role,
-                                  "by_email": manager.email})
+                                  "by_level": manager.level, "by_email": manager.email})
             )
             updated, mine = await self.store.acknowledge_escalation(escalation.id, manager.email, now, outbox)
             if mine:

@@ -187,3 +187,23 @@ async def test_managers_list_the_open_escalations_in_chat(desk):
     out = await say(conv, NAIDA, "escalations")
     assert "Open escalations (1)" in out and second in out and first not in out
     assert "Only service desk managers have a list of escalations" in await say(conv, SOFIE, "escalations")
+
+
+# ---- trusting what they are told ------------------------------------------------------------------
+
+
+async def test_an_escalation_made_by_an_agent_tells_the_customer_who_handles_it_with_a_role(desk):
+    """Pieter manages level 2, which the default settings (the rules page's) do not name: the
+    customer reads his level, not a blank role; and the requester hears it, not the agent."""
+    from bot.app.notifications import ESCALATION_HANDLED, render
+
+    number = await incident(desk)
+    await desk.store.create_escalation(number, 1, EscalationReason.FEEDBACK, "no news for a week", SOFIE, desk.now(),
+                                       outbox=(), idempotency_key=f"seed:{number}")
+    [escalation] = await desk.store.list_escalations(ticket_number=number)
+    await desk.store.escalation_pinged(escalation.id, 2, desk.now(), ())
+    assert "You took the escalation" in await say(TurnRunner(desk), PIETER, f"ack {number}")
+    [handled] = [m for m in await desk.store.list_outbox() if m.kind == ESCALATION_HANDLED]
+    assert handled.recipient.lower() == LOTTE
+    text = render_all(render(handled.kind, handled.payload, "en", desk.settings).replies)
+    assert "Pieter Van den Broeck, manager (escalation level 2) (pieter.vandenbroeck@caresolutions.be)" in text
