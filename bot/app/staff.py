@@ -259,9 +259,33 @@ class StaffDesk:
             updated = await self.store.update_time_entry(entry.id, to_entry(request, ticket, ctx.staff, quote),
                                                          ctx.staff.email, self.desk.now())
             return entry_replies(ctx, updated, "logtime.updated")
+        confirmed = bool(words) and words[-1].lower() in CONFIRM_WORDS
+        if confirmed:
+            rest = " ".join(words[:-1])
         request = parse_logtime(rest, ctx.now, services, self.number_pattern)
+        if not confirmed:
+            doubts = await self._doubts(ctx, request)
+            if doubts:
+                # Questioned before it is saved: nothing is written until the agent confirms.
+                return (Text("\n".join(doubts), Tone.WARNING),
+                        Text(ctx.t("logtime.doubt.confirm", command=f"logtime {clean_text(rest)} confirm")))
         entry = await self.log_time(ctx, request, key)
         return entry_replies(ctx, entry)
+
+    async def _doubts(self, ctx: Context, request: TimeRequest) -> list[str]:
+        """What makes a new entry look like a slip: the same entry logged already, or time on a
+        closed ticket."""
+        assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
+        ticket = await self._ticket(request.ticket_number)
+        doubts = []
+        if ticket.status is TicketStatus.CLOSED:
+            doubts.append(ctx.t("logtime.doubt.closed", number=ticket.number))
+        mine = await self.store.list_time_entries(ticket_number=ticket.number, agent_email=ctx.staff.email)
+        same = next((e for e in mine if e.service == request.service and e.started_at == request.start
+                     and e.ended_at == request.end), None)
+        if same is not None:
+            doubts.append(ctx.t("logtime.doubt.duplicate", number=ticket.number, id=same.id))
+        return doubts
 
     async def _own_entry(self, ctx: Context, text: str) -> TimeEntry:
         assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff

@@ -207,3 +207,25 @@ async def test_an_escalation_made_by_an_agent_tells_the_customer_who_handles_it_
     assert handled.recipient.lower() == LOTTE
     text = render_all(render(handled.kind, handled.payload, "en", desk.settings).replies)
     assert "Pieter Van den Broeck, manager (escalation level 2) (pieter.vandenbroeck@caresolutions.be)" in text
+
+
+async def test_suspicious_time_is_questioned_before_it_is_saved(desk):
+    number = await incident(desk)
+    conv = TurnRunner(desk)
+    line = f"logtime {number} 1h teamviewer at 2026-11-27 10:00 first call"
+    assert "Time logged" in await say(conv, SOFIE, line)
+    out = await say(conv, SOFIE, line)  # the very same entry again
+    assert "You already logged exactly this" in out and "Nothing was logged" in out
+    assert f"{line} confirm" in out
+    assert len(await desk.store.list_time_entries()) == 1
+    assert "Time logged" in await say(conv, SOFIE, f"{line} confirm")
+    entries = await desk.store.list_time_entries()
+    assert len(entries) == 2 and entries[-1].note == "first call"  # 'confirm' is not part of the note
+    # Another agent's identical entry is their own work, not a duplicate.
+    assert "Time logged" in await say(conv, THOMAS, line)
+
+    await say(conv, SOFIE, f"status {number} closed")
+    out = await say(conv, SOFIE, f"logtime {number} 30m database at 2026-11-28 10:00")
+    assert f"{number} is closed" in out and len(await desk.store.list_time_entries()) == 3
+    assert "Time logged" in await say(conv, SOFIE, f"logtime {number} 30m database at 2026-11-28 10:00 confirm")
+    assert len(await desk.store.list_time_entries()) == 4
