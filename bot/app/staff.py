@@ -21,7 +21,7 @@ from bot.dialogs.log_time import entry_replies
 from bot.domain.parsing import parse_date
 from bot.domain.model import EscalationReason, EscalationStatus, StaffMember, StaffRole, Ticket, TicketStatus, TimeEntry
 from bot.app.escalations import Escalations
-from bot.i18n import format_date, format_datetime, format_duration, format_money, format_short_date
+from bot.i18n import translate, format_date, format_datetime, format_duration, format_money, format_short_date
 from bot.app.notifications import TICKET_UPDATE
 from bot.domain.quote import QuoteError
 from bot.protocol.replies import Facts, Reply, Text, Tone
@@ -50,6 +50,8 @@ MANAGER_ONLY: set[str] = {"escalations"}
 # Commands that need no ticket number to mean something.
 WITHOUT_NUMBER = {"logtime", "escalations"}
 CONFIRM_WORDS = {"confirm", "confirmer", "bevestig", "bevestigen"}
+# `ack NUMBER take over`: a manager takes an escalation that has not reached their level.
+TAKE_OVER_WORDS = {"takeover", "take-over", "reprendre", "reprise", "overnemen", "overname"}
 
 
 @dataclass(frozen=True)
@@ -460,11 +462,23 @@ class StaffDesk:
             if any(e.reason is EscalationReason.EMERGENCY for e in taken):
                 return (Text(ctx.t("staff.page_ack_done", number=ticket.number), Tone.SUCCESS),)
             open_ones = await self.store.list_escalations(open_only=True, ticket_number=ticket.number)
+        take_over = " ".join(rest.lower().split()[1:]).replace(" ", "") in TAKE_OVER_WORDS
         if open_ones and not any(self.escalations.may_acknowledge(e, ctx.staff) for e in open_ones):
             # Pinged managers take an escalation: those of the levels it has reached, whatever
-            # button value arrives (`acknowledge` checks the same again).
+            # button value arrives (`acknowledge` checks the same again); another manager only
+            # by saying they take it over, which the ticket records.
             level = max(e.level for e in open_ones)
-            return (Text(ctx.t("staff.ack_not_your_level", number=ticket.number, level=level), Tone.WARNING),)
+            if take_over and ctx.staff.role is StaffRole.MANAGER:
+                taken = await self.escalations.acknowledge(ticket.number, ctx.staff, take_over=True)
+                if taken:
+                    # Recorded in the desk's language, like the other notes the bot writes.
+                    note = translate(self.settings.default_language, "staff.more.take_over_record", name=ctx.staff.name, email=ctx.staff.email,
+                                     level=max(e.level for e in taken), own=ctx.staff.level or "-")
+                    await self.store.add_ticket_comment(ticket.number, ctx.staff.email, note, self.desk.now(),
+                                                        internal=True, idempotency_key=f"{key}:takeover" if key else None)
+                    return (Text(ctx.t("staff.more.take_over_done", number=ticket.number), Tone.SUCCESS),)
+            return (Text(ctx.t("staff.ack_not_your_level", number=ticket.number, level=level), Tone.WARNING),
+                    Text(ctx.t("staff.more.take_over_hint", number=ticket.number)))
         taken = await self.escalations.acknowledge(ticket.number, ctx.staff)
         if taken:
             return (Text(ctx.t("staff.ack_done", number=ticket.number), Tone.SUCCESS),)

@@ -229,3 +229,26 @@ async def test_suspicious_time_is_questioned_before_it_is_saved(desk):
     assert f"{number} is closed" in out and len(await desk.store.list_time_entries()) == 3
     assert "Time logged" in await say(conv, SOFIE, f"logtime {number} 30m database at 2026-11-28 10:00 confirm")
     assert len(await desk.store.list_time_entries()) == 4
+
+
+async def test_a_manager_takes_over_an_escalation_not_at_their_level_and_it_is_recorded(desk):
+    number = await incident(desk)
+    await desk.store.create_escalation(number, 1, EscalationReason.ATTITUDE, "rude on the phone", LOTTE, desk.now(),
+                                       outbox=(), idempotency_key=f"seed:{number}")
+    conv = TurnRunner(desk)
+    out = await say(conv, PIETER, f"ack {number}")
+    assert "has not reached your level yet" in out and f"ack {number} take over" in out
+    [escalation] = await desk.store.list_escalations(ticket_number=number)
+    assert escalation.acknowledged_by is None
+    out = await say(conv, PIETER, f"ack {number} take over")
+    assert "You took over the escalation" in out
+    [escalation] = await desk.store.list_escalations(ticket_number=number, open_only=False)
+    assert escalation.acknowledged_by.lower() == PIETER
+    notes = await desk.store.list_ticket_comments(number, include_internal=True)
+    assert any(n["internal"] and "taken over by Pieter Van den Broeck" in n["text"] for n in notes)
+    assert "already acknowledged" in await say(conv, NAIDA, f"ack {number}")
+    # An agent cannot take over a manager's escalation.
+    other = await incident(desk)
+    await desk.store.create_escalation(other, 1, EscalationReason.FEEDBACK, "too slow", LOTTE, desk.now(),
+                                       outbox=(), idempotency_key=f"seed:{other}")
+    assert "Only service desk managers" in await say(conv, SOFIE, f"ack {other} take over")
