@@ -213,7 +213,8 @@ class StaffDesk:
         others = [e for e in open_ones if e not in mine]
         rows = []
         for e in mine + others:
-            age = int((now - e.created_at).total_seconds() // 60)
+            # Never below zero (the demo clock of another process may start a moment earlier).
+            age = max(0, int((now - e.created_at).total_seconds() // 60))
             reason = ctx.t(f"escalation.reason.{e.reason.value}")
             rows.append((e.ticket_number, ctx.t("staff.escalations.row", level=e.level, reason=reason,
                                                  age=format_duration(age, ctx.lang), by=e.requested_by)
