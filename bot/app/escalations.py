@@ -207,14 +207,17 @@ class Escalations:
         return acted
 
     # ---- acknowledging ------------------------------------------------------------------------------
-    async def acknowledge(self, ticket_number: str, manager: StaffMember) -> list[Escalation]:
+    async def acknowledge(self, ticket_number: str, manager: StaffMember, take_over: bool = False) -> list[Escalation]:
         """Acknowledge the open escalations of a ticket; returns those this manager took (empty if
-        someone else had already)."""
+        someone else had already). `take_over`: a manager takes an escalation that has not reached
+        their level (said in so many words; the caller records it on the ticket)."""
         now = self.desk.now()
         taken: list[Escalation] = []
         role = self._role_of(manager)
         for escalation in await self.store.list_escalations(open_only=True, ticket_number=ticket_number):
-            if escalation.status is not EscalationStatus.OPEN or not self.may_acknowledge(escalation, manager):
+            allowed = self.may_acknowledge(escalation, manager) or (
+                take_over and manager.role is StaffRole.MANAGER and escalation.reason is not EscalationReason.EMERGENCY)
+            if escalation.status is not EscalationStatus.OPEN or not allowed:
                 continue
             if escalation.reason is EscalationReason.EMERGENCY:
                 if await self._acknowledge_page(escalation, manager, now):
@@ -228,10 +231,16 @@ class Escalations:
                                  {"ticket": ticket_number, "by_name": manager.name})
                 for email in dict.fromkeys(others)
             ]
+            # The customer hears who handles it: the one who asked, or, when staff escalated on a
+            # customer's behalf, the ticket's requester (the agent knows already).
+            customer = escalation.requested_by
+            if await self.store.find_staff(customer) is not None:
+                ticket = await self.store.get_ticket(ticket_number)
+                customer = ticket.requester_email if ticket is not None else customer
             outbox.append(
-                NewOutboxMessage(f"{key}:customer", escalation.requested_by, ESCALATION_HANDLED,
+                NewOutboxMessage(f"{key}:customer", customer, ESCALATION_HANDLED,
                                  {"ticket": ticket_number, "by_name": manager.name, "by_role": role,
-                                  "by_email": manager.email})
+                                  "by_level": manager.level, "by_email": manager.email})
             )
             updated, mine = await self.store.acknowledge_escalation(escalation.id, manager.email, now, outbox)
             if mine:

@@ -101,7 +101,9 @@ def render(kind: str, payload: Mapping[str, Any], lang: str, settings: Settings)
         replies = (
             Text(
                 t("notify.escalation.handled", number=payload["ticket"], name=payload["by_name"],
-                  role=payload.get("by_role") or "", email=payload.get("by_email") or ""),
+                  # A manager whose level the settings do not name has no role there: say their level.
+                  role=payload.get("by_role") or t("notify.manager.level", level=payload.get("by_level") or 1),
+                  email=payload.get("by_email") or ""),
                 Tone.SUCCESS,
             ),
         )

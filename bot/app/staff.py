@@ -21,7 +21,7 @@ from bot.dialogs.log_time import entry_replies
 from bot.domain.parsing import parse_date
 from bot.domain.model import EscalationReason, EscalationStatus, StaffMember, StaffRole, Ticket, TicketStatus, TimeEntry
 from bot.app.escalations import Escalations
-from bot.i18n import format_date, format_datetime, format_duration, format_money, format_short_date
+from bot.i18n import translate, format_date, format_datetime, format_duration, format_money, format_short_date
 from bot.app.notifications import TICKET_UPDATE
 from bot.domain.quote import QuoteError
 from bot.protocol.replies import Facts, Reply, Text, Tone
@@ -50,6 +50,8 @@ MANAGER_ONLY: set[str] = {"escalations"}
 # Commands that need no ticket number to mean something.
 WITHOUT_NUMBER = {"logtime", "escalations"}
 CONFIRM_WORDS = {"confirm", "confirmer", "bevestig", "bevestigen"}
+# `ack NUMBER take over`: a manager takes an escalation that has not reached their level.
+TAKE_OVER_WORDS = {"takeover", "take-over", "reprendre", "reprise", "overnemen", "overname"}
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,8 @@ class StaffDesk:
         others = [e for e in open_ones if e not in mine]
         rows = []
         for e in mine + others:
-            age = int((now - e.created_at).total_seconds() // 60)
+            # Never below zero (the demo clock of another process may start a moment earlier).
+            age = max(0, int((now - e.created_at).total_seconds() // 60))
             reason = ctx.t(f"escalation.reason.{e.reason.value}")
             rows.append((e.ticket_number, ctx.t("staff.escalations.row", level=e.level, reason=reason,
                                                  age=format_duration(age, ctx.lang), by=e.requested_by)
@@ -263,9 +266,33 @@ class StaffDesk:
             updated = await self.store.update_time_entry(entry.id, to_entry(request, ticket, ctx.staff, quote),
                                                          ctx.staff.email, self.desk.now())
             return entry_replies(ctx, updated, "logtime.updated")
+        confirmed = bool(words) and words[-1].lower() in CONFIRM_WORDS
+        if confirmed:
+            rest = " ".join(words[:-1])
         request = parse_logtime(rest, ctx.now, services, self.number_pattern)
+        if not confirmed:
+            doubts = await self._doubts(ctx, request)
+            if doubts:
+                # Questioned before it is saved: nothing is written until the agent confirms.
+                return (Text("\n".join(doubts), Tone.WARNING),
+                        Text(ctx.t("logtime.doubt.confirm", command=f"logtime {clean_text(rest)} confirm")))
         entry = await self.log_time(ctx, request, key)
         return entry_replies(ctx, entry)
+
+    async def _doubts(self, ctx: Context, request: TimeRequest) -> list[str]:
+        """What makes a new entry look like a slip: the same entry logged already, or time on a
+        closed ticket."""
+        assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
+        ticket = await self._ticket(request.ticket_number)
+        doubts = []
+        if ticket.status is TicketStatus.CLOSED:
+            doubts.append(ctx.t("logtime.doubt.closed", number=ticket.number))
+        mine = await self.store.list_time_entries(ticket_number=ticket.number, agent_email=ctx.staff.email)
+        same = next((e for e in mine if e.service == request.service and e.started_at == request.start
+                     and e.ended_at == request.end), None)
+        if same is not None:
+            doubts.append(ctx.t("logtime.doubt.duplicate", number=ticket.number, id=same.id))
+        return doubts
 
     async def _own_entry(self, ctx: Context, text: str) -> TimeEntry:
         assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
@@ -440,11 +467,23 @@ class StaffDesk:
             if any(e.reason is EscalationReason.EMERGENCY for e in taken):
                 return (Text(ctx.t("staff.page_ack_done", number=ticket.number), Tone.SUCCESS),)
             open_ones = await self.store.list_escalations(open_only=True, ticket_number=ticket.number)
+        take_over = " ".join(rest.lower().split()[1:]).replace(" ", "") in TAKE_OVER_WORDS
         if open_ones and not any(self.escalations.may_acknowledge(e, ctx.staff) for e in open_ones):
             # Pinged managers take an escalation: those of the levels it has reached, whatever
-            # button value arrives (`acknowledge` checks the same again).
+            # button value arrives (`acknowledge` checks the same again); another manager only
+            # by saying they take it over, which the ticket records.
             level = max(e.level for e in open_ones)
-            return (Text(ctx.t("staff.ack_not_your_level", number=ticket.number, level=level), Tone.WARNING),)
+            if take_over and ctx.staff.role is StaffRole.MANAGER:
+                taken = await self.escalations.acknowledge(ticket.number, ctx.staff, take_over=True)
+                if taken:
+                    # Recorded in the desk's language, like the other notes the bot writes.
+                    note = translate(self.settings.default_language, "staff.more.take_over_record", name=ctx.staff.name, email=ctx.staff.email,
+                                     level=max(e.level for e in taken), own=ctx.staff.level or "-")
+                    await self.store.add_ticket_comment(ticket.number, ctx.staff.email, note, self.desk.now(),
+                                                        internal=True, idempotency_key=f"{key}:takeover" if key else None)
+                    return (Text(ctx.t("staff.more.take_over_done", number=ticket.number), Tone.SUCCESS),)
+            return (Text(ctx.t("staff.ack_not_your_level", number=ticket.number, level=level), Tone.WARNING),
+                    Text(ctx.t("staff.more.take_over_hint", number=ticket.number)))
         taken = await self.escalations.acknowledge(ticket.number, ctx.staff)
         if taken:
             return (Text(ctx.t("staff.ack_done", number=ticket.number), Tone.SUCCESS),)

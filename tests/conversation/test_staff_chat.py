@@ -187,3 +187,68 @@ async def test_managers_list_the_open_escalations_in_chat(desk):
     out = await say(conv, NAIDA, "escalations")
     assert "Open escalations (1)" in out and second in out and first not in out
     assert "Only service desk managers have a list of escalations" in await say(conv, SOFIE, "escalations")
+
+
+# ---- trusting what they are told ------------------------------------------------------------------
+
+
+async def test_an_escalation_made_by_an_agent_tells_the_customer_who_handles_it_with_a_role(desk):
+    """Pieter manages level 2, which the default settings (the rules page's) do not name: the
+    customer reads his level, not a blank role; and the requester hears it, not the agent."""
+    from bot.app.notifications import ESCALATION_HANDLED, render
+
+    number = await incident(desk)
+    await desk.store.create_escalation(number, 1, EscalationReason.FEEDBACK, "no news for a week", SOFIE, desk.now(),
+                                       outbox=(), idempotency_key=f"seed:{number}")
+    [escalation] = await desk.store.list_escalations(ticket_number=number)
+    await desk.store.escalation_pinged(escalation.id, 2, desk.now(), ())
+    assert "You took the escalation" in await say(TurnRunner(desk), PIETER, f"ack {number}")
+    [handled] = [m for m in await desk.store.list_outbox() if m.kind == ESCALATION_HANDLED]
+    assert handled.recipient.lower() == LOTTE
+    text = render_all(render(handled.kind, handled.payload, "en", desk.settings).replies)
+    assert "Pieter Van den Broeck, manager (escalation level 2) (pieter.vandenbroeck@caresolutions.be)" in text
+
+
+async def test_suspicious_time_is_questioned_before_it_is_saved(desk):
+    number = await incident(desk)
+    conv = TurnRunner(desk)
+    line = f"logtime {number} 1h teamviewer at 2026-11-27 10:00 first call"
+    assert "Time logged" in await say(conv, SOFIE, line)
+    out = await say(conv, SOFIE, line)  # the very same entry again
+    assert "You already logged exactly this" in out and "Nothing was logged" in out
+    assert f"{line} confirm" in out
+    assert len(await desk.store.list_time_entries()) == 1
+    assert "Time logged" in await say(conv, SOFIE, f"{line} confirm")
+    entries = await desk.store.list_time_entries()
+    assert len(entries) == 2 and entries[-1].note == "first call"  # 'confirm' is not part of the note
+    # Another agent's identical entry is their own work, not a duplicate.
+    assert "Time logged" in await say(conv, THOMAS, line)
+
+    await say(conv, SOFIE, f"status {number} closed")
+    out = await say(conv, SOFIE, f"logtime {number} 30m database at 2026-11-28 10:00")
+    assert f"{number} is closed" in out and len(await desk.store.list_time_entries()) == 3
+    assert "Time logged" in await say(conv, SOFIE, f"logtime {number} 30m database at 2026-11-28 10:00 confirm")
+    assert len(await desk.store.list_time_entries()) == 4
+
+
+async def test_a_manager_takes_over_an_escalation_not_at_their_level_and_it_is_recorded(desk):
+    number = await incident(desk)
+    await desk.store.create_escalation(number, 1, EscalationReason.ATTITUDE, "rude on the phone", LOTTE, desk.now(),
+                                       outbox=(), idempotency_key=f"seed:{number}")
+    conv = TurnRunner(desk)
+    out = await say(conv, PIETER, f"ack {number}")
+    assert "has not reached your level yet" in out and f"ack {number} take over" in out
+    [escalation] = await desk.store.list_escalations(ticket_number=number)
+    assert escalation.acknowledged_by is None
+    out = await say(conv, PIETER, f"ack {number} take over")
+    assert "You took over the escalation" in out
+    [escalation] = await desk.store.list_escalations(ticket_number=number, open_only=False)
+    assert escalation.acknowledged_by.lower() == PIETER
+    notes = await desk.store.list_ticket_comments(number, include_internal=True)
+    assert any(n["internal"] and "taken over by Pieter Van den Broeck" in n["text"] for n in notes)
+    assert "already acknowledged" in await say(conv, NAIDA, f"ack {number}")
+    # An agent cannot take over a manager's escalation.
+    other = await incident(desk)
+    await desk.store.create_escalation(other, 1, EscalationReason.FEEDBACK, "too slow", LOTTE, desk.now(),
+                                       outbox=(), idempotency_key=f"seed:{other}")
+    assert "Only service desk managers" in await say(conv, SOFIE, f"ack {other} take over")

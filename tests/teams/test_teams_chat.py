@@ -349,3 +349,18 @@ def test_activity_key_is_bounded_and_tells_conversations_apart():
     long_conversation = "a:" + "x" * 400
     long_id = ActivityKey(long_conversation, "9" * 300).encode()
     assert len(long_id) <= 200 and long_id != ActivityKey(long_conversation, "9" * 299).encode()
+
+
+async def test_staff_in_teams_get_their_help_uren_and_status_as_typed(bot):
+    """Issue 16 in Teams: the Dutch command list's `uren` logs time, `help` lists the staff
+    commands in the agent's language, and a status is read as typed."""
+    await bot.desk.register_ticket(kind="incident", requester_email=LOTTE, module="Kassa",
+                                   description="The till does not print receipts any more since Monday")
+    help_text = card_text(card_of(await bot.say("help", user="29:sofie", locale="nl-BE")))
+    assert "uren CS-2026-00042 1u30 teamviewer" in help_text and "assign CS-2026-00042" in help_text
+    logged = card_text(card_of(await bot.say("uren CS-2026-00001 45m database", user="29:sofie", locale="nl-BE")))
+    assert "Tijd geregistreerd" in logged and "61,64" in logged
+    assert len(await bot.desk.store.list_time_entries()) == 1
+    status = card_text(card_of(await bot.say("status CS-2026-00001 in behandeling", user="29:sofie", locale="nl-BE")))
+    assert "In behandeling" in status
+    assert (await bot.desk.store.get_ticket("CS-2026-00001")).status.value == "in_progress"
