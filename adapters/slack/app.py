@@ -154,6 +154,16 @@ def build_bolt_app(config: SlackConfig, client: AsyncWebClient, listeners: Slack
             return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, user_id=user_id, bot_token=token)
 
         app = AsyncApp(authorize=authorize, **common)
+
+        async def token_gone(ack: Any, body: dict) -> None:
+            # The manifest subscribes to these for multi-workspace mode; here the one token is
+            # the environment's: acknowledged (an unanswered event is resent), and said.
+            await ack()
+            log.warning("Slack says CareDesk was uninstalled or its tokens revoked (%s): SLACK_BOT_TOKEN no longer "
+                        "works", (body.get("event") or {}).get("type"))
+
+        app.event("app_uninstalled")(token_gone)
+        app.event("tokens_revoked")(token_gone)
     app.listener_runner.lazy_listener_runner = InboxLazyListenerRunner(log, client)
     register_listeners(app, listeners)
     return app

@@ -45,6 +45,12 @@ async def send_proactive(desk: Desk, user_key_or_email: str, message: ProactiveM
     if not replies:
         return True
     activity = response_message(replies, lang)
+    # To a person of another tenant (a customer's), the message carries their tenant.
+    conversation = reference.get("conversation") if isinstance(reference, Mapping) else None
+    tenant = conversation.get("tenantId") if isinstance(conversation, Mapping) else None
+    if tenant:
+        activity = {**activity, "channelData": {**dict(activity.get("channelData") or {}), "tenant": {"id": str(tenant)}}}
+
     async def deliver(io: TurnIO) -> None:
         await io.send([activity])
 
