@@ -31,14 +31,18 @@ from tests.slack.conftest import (NOW, ROOT, SIGNING_SECRET, Call, FakeSlack, bl
 CLIENT_ID, CLIENT_SECRET = "1111.2222", "client-s3cret-for-tests"
 KLOK, LUMIERE, NOBODY = "TKLOK", "TLUMIERE", "TNOBODY"
 KLOK_TOKEN, LUMIERE_TOKEN = "xoxb-klok-0001", "xoxb-lumiere-0002"
-LOTTE, CAMILLE, IMPOSTOR = "UKLOK1", "ULUM1", "ULUM2"
+LOTTE, CAMILLE, IMPOSTOR, CONNECTED = "UKLOK1", "ULUM1", "ULUM2", "UKLOK1X"
 WORKSPACES: dict[str, dict[str, Any]] = {
     KLOK: {"name": "Brasserie De Klok", "token": KLOK_TOKEN, "code": "code-klok", "users": {
         LOTTE: {"email": "lotte.peeters@brasseriedeklok.be", "real_name": "Lotte Peeters", "locale": "en-US"}}},
     LUMIERE: {"name": "Atelier Lumière", "token": LUMIERE_TOKEN, "code": "code-lumiere", "users": {
         CAMILLE: {"email": "camille.dubois@atelier-lumiere.be", "real_name": "Camille Dubois", "locale": "en-GB"},
         # Atelier Lumière's admin gave someone Lotte's address (of another company).
-        IMPOSTOR: {"email": "lotte.peeters@brasseriedeklok.be", "real_name": "Not Lotte", "locale": "en-GB"}}},
+        IMPOSTOR: {"email": "lotte.peeters@brasseriedeklok.be", "real_name": "Not Lotte", "locale": "en-GB"},
+        # Lotte herself, in a channel Atelier Lumière shares with Brasserie De Klok (Slack Connect):
+        # users.info gives her own team.
+        CONNECTED: {"email": "lotte.peeters@brasseriedeklok.be", "real_name": "Lotte Peeters", "locale": "en-GB",
+                    "home": KLOK}}},
 }
 
 
@@ -91,7 +95,7 @@ class WorkspacesFakeSlack(FakeSlack):
             user = WORKSPACES[team]["users"].get(params.get("user"))
             if user is None:
                 return {"ok": False, "error": "user_not_found"}
-            return {"ok": True, "user": {"id": params["user"], "team_id": team, "name": "x", "real_name": user["real_name"],
+            return {"ok": True, "user": {"id": params["user"], "team_id": user.get("home", team), "name": "x", "real_name": user["real_name"],
                                          "locale": user["locale"], "is_bot": False,
                                          "profile": {"real_name": user["real_name"], "email": user["email"]}}}
         return self._answer(method, params, None)  # type: ignore[arg-type]
@@ -248,6 +252,10 @@ async def test_a_profile_email_of_another_company_gives_nothing_of_it(multi, sto
     await dm(env, LUMIERE, IMPOSTOR, "CS-2026-00001")
     seen = "\n".join(posted_to(fake, f"D{IMPOSTOR}"))
     assert "De kassa print" not in seen
+    # Slack Connect: the real Lotte writing through Atelier Lumière's workspace is recognised by
+    # her own team id, bound to her company.
+    await dm(env, LUMIERE, CONNECTED, "tickets")
+    assert "CS-2026-00001" in "\n".join(posted_to(fake, f"D{CONNECTED}"))
 
 
 async def test_bad_states_and_replayed_codes_get_clear_errors_and_change_nothing(multi, store) -> None:
