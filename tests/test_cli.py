@@ -458,3 +458,28 @@ def test_console_closed_output_pipe_ends_quietly_and_keeps_the_answer(db):
     assert "Traceback" not in errors and "BrokenPipe" not in errors, errors
     again = run(["chat", "--as", LOTTE, "--lang", "en"], db, stdin="")
     assert "We were here" in again.stdout and "Are these details correct" in again.stdout
+
+
+# ---- workspaces and tenants bound to companies (issue 17) ------------------------------------------
+
+
+def test_companies_bind_show_unbind_and_bad_input(db):
+    bound = run(["companies", "bind", "--company", "atelier LUMIÈRE", "--slack-team", "T0LUMIERE"], db)
+    assert bound.returncode == 0 and "Slack workspace T0LUMIERE bound to Atelier Lumière" in bound.stdout
+    again = run(["companies", "bind", "--company", "Atelier Lumière", "--slack-team", "T0LUMIERE"], db)
+    assert "bound to Atelier Lumière already" in again.stdout
+    run(["companies", "bind", "--service-desk", "--teams-tenant", "0f1e2d3c-caresolutions"], db)
+    shown = json.loads(run(["companies", "show", "Atelier Lumière", "--json"], db).stdout)
+    assert {(b["channel"], b["id"]) for b in shown["bindings"]} >= {("slack", "T0LUMIERE"), ("msteams", "tenant-1")}
+    desk = run(["companies", "show", "service-desk"], db).stdout
+    assert "Microsoft 365 tenant 0f1e2d3c-caresolutions" in desk
+    # Kept when the directory file (which does not name it) is loaded again.
+    run(["directory", "load", DIRECTORY], db)
+    assert "T0LUMIERE" in run(["companies", "show", "Atelier Lumière"], db).stdout
+    assert "no longer bound" in run(["companies", "unbind", "--company", "Atelier Lumière", "--slack-team", "T0LUMIERE"], db).stdout
+    assert "T0LUMIERE" not in run(["companies", "show", "Atelier Lumière"], db).stdout
+    for args, message in ((["--company", "Nobody Inc", "--slack-team", "T0X"], "no company 'Nobody Inc'"),
+                          (["--service-desk", "--slack-team", "our workspace"], "not a Slack team id")):
+        refused = run(["companies", "bind", *args], db)
+        assert refused.returncode == 2 and message in refused.stderr
+    assert run(["companies", "pending"], db).stdout.strip() == "no installed workspace is waiting to be bound"

@@ -5,7 +5,8 @@ Entry points:
   process; the server builds it and passes it to the route, Socket Mode, the inbox worker and
   the outbox (`channel.send_to_person`).
 * `mount(app, desk, channel=...)` adds `POST /slack/events` (events, slash commands,
-  interactivity); the channel object is `app[SLACK_KEY]` (its `pending` tasks, `drain()`), and
+  interactivity), and in multi-workspace mode (OAuth v2) `GET /slack/install` and
+  `GET /slack/oauth_redirect`; the channel object is `app[SLACK_KEY]` (its `pending` tasks, `drain()`), and
   its background work is finished or cancelled when the app shuts down.
 * `render_manifest(url)` returns `manifest/slack/manifest.yaml` with the request URLs on `url`.
 * `start_socket_mode(channel)` connects over Socket Mode (`SLACK_APP_TOKEN`): no public URL
@@ -18,6 +19,8 @@ from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.app.desk import Desk
 
@@ -26,6 +29,7 @@ from adapters.slack.channel import SlackChannel
 from adapters.slack.config import SlackConfig
 from adapters.slack.http import EVENTS_PATH
 from adapters.slack.manifest import render_manifest
+from adapters.slack.oauth import INSTALL_PATH, REDIRECT_PATH
 
 SLACK_KEY: web.AppKey[SlackChannel] = web.AppKey("slack", SlackChannel)
 
@@ -52,6 +56,17 @@ def mount(app: web.Application, desk: Desk, channel: SlackChannel | None = None,
         return await route(request)
 
     app.router.add_post(EVENTS_PATH, events)
+    if slack.oauth_flow is not None:
+        flow = slack.oauth_flow
+
+        async def install(request: web.Request) -> web.StreamResponse:
+            return await to_aiohttp_response(await flow.handle_installation(_bolt_get(request)))
+
+        async def oauth_redirect(request: web.Request) -> web.StreamResponse:
+            return await to_aiohttp_response(await flow.handle_callback(_bolt_get(request)))
+
+        app.router.add_get(INSTALL_PATH, install)
+        app.router.add_get(REDIRECT_PATH, oauth_redirect)
     if pressure is not None:
         slack.inbox_worker.yield_to(pressure)
 
@@ -64,6 +79,11 @@ def mount(app: web.Application, desk: Desk, channel: SlackChannel | None = None,
 
     app.on_startup.append(start_worker)
     app.on_cleanup.append(finish_background_work)
+
+
+def _bolt_get(request: web.Request) -> AsyncBoltRequest:
+    """A browser's GET (the install page, Slack's redirect back) as Bolt's OAuth flow reads it."""
+    return AsyncBoltRequest(body="", query=request.query_string, headers={k: v for k, v in request.headers.items()})
 
 
 class SocketModeHandle:

@@ -16,10 +16,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_bolt.kwargs_injection.async_utils import build_async_required_kwargs
 from slack_bolt.lazy_listener.async_runner import AsyncLazyListenerRunner
 from slack_bolt.request.async_request import AsyncBoltRequest
@@ -30,6 +32,8 @@ from bot.protocol.ids import FLOW_CALLBACK_PREFIX, FORM_CALLBACK_PREFIX
 from bot.store.ports import InboxItem
 
 from adapters.slack.config import SlackConfig
+from adapters.slack.oauth import not_installed_message
+from adapters.slack.web_api import WORKSPACE_TOKEN
 from adapters.slack.listeners import (SHORTCUT_CREATE_TICKET, URGENT, SlackListeners, acknowledge, command_person,
                                       event_person, from_a_person_in_a_channel, from_a_person_in_dm, home_tab_opened,
                                       interaction_person)
@@ -111,19 +115,16 @@ async def run_lazy_only(app: AsyncApp, item: InboxItem) -> None:
         raise LazyListenerNotRun(f"no lazy listener {request.lazy_function_name!r} ran for inbox item {item.id}")
 
 
-def build_bolt_app(config: SlackConfig, client: AsyncWebClient, listeners: SlackListeners) -> AsyncApp:
+def build_bolt_app(config: SlackConfig, client: AsyncWebClient, listeners: SlackListeners,
+                   oauth_flow: AsyncOAuthFlow | None = None) -> AsyncApp:
+    """The Bolt app: one workspace and its `SLACK_BOT_TOKEN`, or (with `oauth_flow`, multi-workspace
+    mode) every workspace that installed CareDesk, each request with its own workspace's token."""
     token = config.bot_token
-
-    async def authorize(enterprise_id: str | None, team_id: str | None, user_id: str | None) -> AuthorizeResult:
-        # One workspace and its bot token: Bolt's default for a token (auth.test before the
-        # first request) would make an acknowledgement depend on Slack's Web API answering.
-        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, user_id=user_id, bot_token=token)
-
-    app = AsyncApp(
-        # Each request's `client` is a copy of this one with the token `authorize` gives.
-        client=AsyncWebClient(base_url=client.base_url, timeout=client.timeout, retry_handlers=client.retry_handlers,
-                              logger=client.logger),
-        authorize=authorize,
+    # Each request's `client` is a copy of this one with the token `authorize` gives.
+    bolt_client = AsyncWebClient(base_url=client.base_url, timeout=client.timeout,
+                                 retry_handlers=client.retry_handlers, logger=client.logger)
+    common: dict[str, Any] = dict(
+        client=bolt_client,
         # Off: the HTTP route verifies the signature itself, before it parses anything, with
         # slack_sdk's SignatureVerifier and an injectable clock (tests), and Socket Mode needs
         # none. url_verification and ssl_check stay Bolt's built-in middleware.
@@ -132,6 +133,37 @@ def build_bolt_app(config: SlackConfig, client: AsyncWebClient, listeners: Slack
         process_before_response=True,
         logger=log,
     )
+    if oauth_flow is not None:
+        oauth_flow._async_client = bolt_client
+        # A workspace without an installation: Bolt answers with this and runs no listener.
+        app = AsyncApp(oauth_flow=oauth_flow, installation_store_bot_only=True,
+                       user_facing_authorize_error_message=not_installed_message(), **common)
+        # app_uninstalled and tokens_revoked delete the workspace's installation and tokens.
+        app.enable_token_revocation_listeners()
+
+        @app.middleware
+        async def answer_with_the_workspaces_token(context: AsyncBoltContext, next: Callable[[], Awaitable[Any]]) -> Any:
+            # The channel's client (people, messages, modals) uses this workspace's token for the
+            # rest of this request's work: `WORKSPACE_TOKEN` is the request's, never another's.
+            WORKSPACE_TOKEN.set(context.bot_token)
+            return await next()
+    else:
+        async def authorize(enterprise_id: str | None, team_id: str | None, user_id: str | None) -> AuthorizeResult:
+            # One workspace and its bot token: Bolt's default for a token (auth.test before the
+            # first request) would make an acknowledgement depend on Slack's Web API answering.
+            return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, user_id=user_id, bot_token=token)
+
+        app = AsyncApp(authorize=authorize, **common)
+
+        async def token_gone(ack: Any, body: dict) -> None:
+            # The manifest subscribes to these for multi-workspace mode; here the one token is
+            # the environment's: acknowledged (an unanswered event is resent), and said.
+            await ack()
+            log.warning("Slack says CareDesk was uninstalled or its tokens revoked (%s): SLACK_BOT_TOKEN no longer "
+                        "works", (body.get("event") or {}).get("type"))
+
+        app.event("app_uninstalled")(token_gone)
+        app.event("tokens_revoked")(token_gone)
     app.listener_runner.lazy_listener_runner = InboxLazyListenerRunner(log, client)
     register_listeners(app, listeners)
     return app

@@ -12,12 +12,14 @@ from typing import Any, Awaitable, Mapping, Sequence
 
 import aiohttp
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from sqlalchemy.ext.asyncio import AsyncEngine
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.signature import Clock, SignatureVerifier
 
 from bot.app.desk import Desk
 from bot.app.inbox import InboxWorker, InboxWriter, finish_or_cancel, wall_clock
-from bot.app.outbox import DeliveryFailed
+from bot.app.outbox import DeliveryFailed, Undeliverable
 from bot.app.runner import TurnRunner
 from bot.protocol.replies import Response
 from bot.store.ports import InboxItem
@@ -30,8 +32,9 @@ from adapters.slack.config import SlackConfig
 from adapters.slack.conversations import SlackConversations
 from adapters.slack.http import SlackRoute
 from adapters.slack.listeners import SlackListeners
+from adapters.slack.oauth import CareDeskOAuthFlow, build_oauth_flow
 from adapters.slack.people import SlackPeople
-from adapters.slack.web_api import CHANNEL, SlackMessenger, default_retry_handlers, web_api_session, web_client
+from adapters.slack.web_api import WORKSPACE_TOKEN, CHANNEL, SlackMessenger, default_retry_handlers, web_api_session, web_client
 
 log = logging.getLogger("caredesk.slack")
 
@@ -40,6 +43,14 @@ SHUTDOWN_GRACE_S = 5.0
 # Few is best there: every extra one delays the next ack (docs/performance.md). A `caredesk
 # worker` may take more.
 CONCURRENT_TURNS = 3
+
+
+def _engine_of(desk: Desk) -> AsyncEngine:
+    """The store's database engine: slack_sdk's installation and state stores share it."""
+    engine = getattr(desk.store, "engine", None)
+    if not isinstance(engine, AsyncEngine):
+        raise RuntimeError("multi-workspace Slack needs CareDesk's SQL store (its installations are kept there)")
+    return engine
 
 
 class SlackChannel:
@@ -64,7 +75,13 @@ class SlackChannel:
         self.inbox_writer = InboxWriter(self.store, wall_clock)
         self.conversations = SlackConversations(desk, self.conversation, self.people, self.messenger)
         self.listeners = SlackListeners(self.conversations, self.inbox_writer, self.spawn)
-        self.app: AsyncApp | None = build_bolt_app(config, self.client, self.listeners) if config.bot_token else None
+        # Multi-workspace mode: Bolt's OAuth flow, installations in CareDesk's database.
+        self.oauth_flow: CareDeskOAuthFlow | None = None
+        if config.multi_workspace:
+            self.oauth_flow = build_oauth_flow(config, self.client, _engine_of(desk), base_url=config.public_url,
+                                               contact_email=desk.settings.contact.email)
+        self.app: AsyncApp | None = (build_bolt_app(config, self.client, self.listeners, self.oauth_flow)
+                                     if config.serves else None)
         verifier = (SignatureVerifier(config.signing_secret, clock=signature_clock or Clock())
                     if config.signing_secret else None)
         self.route = SlackRoute(self.app, verifier, config.http_problem)
@@ -88,6 +105,9 @@ class SlackChannel:
         the lazy function its ack named."""
         if self.app is None:
             raise RuntimeError("Slack is not configured in this process (SLACK_BOT_TOKEN)")
+        # This item's workspace token is set by Bolt's middleware once `authorize` found it; none
+        # is carried over from the item worked on before in this task.
+        before = WORKSPACE_TOKEN.set(None)
         try:
             await run_lazy_only(self.app, item)
         except SLACK_FAILURES as exc:
@@ -96,6 +116,25 @@ class SlackChannel:
             # Slack fails for now (5xx, 429, a dropped connection): the inbox tries again later
             # (after Retry-After), without holding a work slot meanwhile.
             raise DeliveryFailed(f"Slack: {describe(exc)}", retry_after(exc)) from exc
+        finally:
+            WORKSPACE_TOKEN.reset(before)
+
+    async def workspace_token(self, team: str | None) -> str | None:
+        """The bot token of `team`'s installation (multi-workspace mode; refreshed first when it
+        rotates and expires soon), for work no request brought (the outbox, an unreadable item).
+        None: the workspace has no installation; in single-workspace mode, SLACK_BOT_TOKEN."""
+        if self.oauth_flow is None:
+            return self.config.bot_token
+        if not team:
+            return None
+        authorize = self.oauth_flow.settings.authorize
+        context = AsyncBoltContext({"client": self.client, "team_id": team, "is_enterprise_install": False})
+        try:
+            result = await authorize(context=context, enterprise_id=None, team_id=team, user_id=None)
+        except SLACK_FAILURES as exc:
+            log.warning("no token for Slack workspace %s: %s", team, describe(exc))
+            return None
+        return result.bot_token if result is not None else None
 
     async def tell_unreadable(self, item: InboxItem) -> None:
         """An inbox item was given up at once (it could not be worked on): its person is asked, in
@@ -104,6 +143,16 @@ class SlackChannel:
         if person is None:
             return
         team, user = person
+        token = await self.workspace_token(team)
+        if token is None:
+            return  # no installation of that workspace (any more): nobody to tell it with
+        with_token = WORKSPACE_TOKEN.set(token)
+        try:
+            await self._tell_unreadable(team, user)
+        finally:
+            WORKSPACE_TOKEN.reset(with_token)
+
+    async def _tell_unreadable(self, team: str, user: str) -> None:
         cached = self.people.cached(team, user)
         locale = cached.locale if cached else None
         if locale is None:
@@ -119,14 +168,36 @@ class SlackChannel:
         fails for now."""
         if self.app is None:
             return False
-        return await self.messenger.send_to_email(email, response)
+        if self.oauth_flow is None:
+            return await self.messenger.send_to_email(email, response)
+        # Multi-workspace: to the DM where the person was last seen, with that workspace's token.
+        reference = await self.messenger.references.find(email)
+        team = str(reference.get("team_id") or "") if reference else ""
+        token = await self.workspace_token(team)
+        if token is None:
+            return False  # never seen in an installed workspace: another channel, or nobody
+        with_token = WORKSPACE_TOKEN.set(token)
+        try:
+            return await self.messenger.send_to_email(email, response)
+        finally:
+            WORKSPACE_TOKEN.reset(with_token)
 
     async def post_reply(self, desk: Desk, to: Mapping[str, Any], response: Response) -> None:
         """The outbox's replier (`adapters.server.delivery.Replier`): a turn's answer whose first
         post failed, posted where the turn said (`Turn.reply_to`)."""
         if self.app is None:
             raise DeliveryFailed("Slack is not configured in this process")
-        await self.messenger.post_reply(to, response)
+        if self.oauth_flow is None:
+            await self.messenger.post_reply(to, response)
+            return
+        token = await self.workspace_token(str(to.get("team") or ""))
+        if token is None:
+            raise Undeliverable("the reply's Slack workspace has no installation (any more)")
+        with_token = WORKSPACE_TOKEN.set(token)
+        try:
+            await self.messenger.post_reply(to, response)
+        finally:
+            WORKSPACE_TOKEN.reset(with_token)
 
     # ---- work in this process ------------------------------------------------------------------
     def spawn(self, work: Awaitable[Any]) -> asyncio.Task[Any]:

@@ -8,6 +8,14 @@ uses them.
 | signing secret | `SLACK_SIGNING_SECRET` | never | none: 503 (unless the developer mode) |
 | app token (Socket Mode) | `SLACK_APP_TOKEN` | never | none: no Socket Mode |
 | Web API base URL | `SLACK_API_URL` | `[slack] api_url` | https://slack.com/api/ |
+| OAuth client id (multi-workspace) | `SLACK_CLIENT_ID` | `[slack] client_id` | none: one workspace (`SLACK_BOT_TOKEN`) |
+| OAuth client secret | `SLACK_CLIENT_SECRET` | never | none |
+| OAuth authorize URL | `SLACK_AUTHORIZE_URL` | `[slack] authorize_url` | https://slack.com/oauth/v2/authorize |
+| public URL (OAuth redirect) | `CAREDESK_PUBLIC_URL` | `[slack] public_url` | none: the app's redirect URL |
+
+With `SLACK_CLIENT_ID` and `SLACK_CLIENT_SECRET` CareDesk is distributed: customers install it in
+their own workspaces by OAuth v2 (`GET /slack/install`), and each request is answered with its
+own workspace's token; `SLACK_BOT_TOKEN` is then not used.
 
 The environment wins over the file.
 """
@@ -22,7 +30,8 @@ from typing import Any
 from bot.domain.config import SECRETS_MESSAGE, ConfigError, Settings, reject_unknown_keys
 
 DEFAULT_API_URL = "https://slack.com/api/"
-FILE_KEYS = ("api_url",)
+DEFAULT_AUTHORIZE_URL = "https://slack.com/oauth/v2/authorize"
+FILE_KEYS = ("api_url", "client_id", "authorize_url", "public_url")
 # Keys someone might write in `[slack]` for a secret: refused with the variable to use instead.
 SECRET_FILE_KEYS = {
     "bot_token": "SLACK_BOT_TOKEN",
@@ -31,6 +40,8 @@ SECRET_FILE_KEYS = {
     "slack_bot_token": "SLACK_BOT_TOKEN",
     "slack_signing_secret": "SLACK_SIGNING_SECRET",
     "slack_app_token": "SLACK_APP_TOKEN",
+    "client_secret": "SLACK_CLIENT_SECRET",
+    "slack_client_secret": "SLACK_CLIENT_SECRET",
 }
 
 
@@ -41,6 +52,13 @@ class SlackConfig:
     signing_secret: str | None = field(default=None, repr=False)
     app_token: str | None = field(default=None, repr=False)
     api_url: str = DEFAULT_API_URL
+    # Multi-workspace (OAuth v2): both set. The secret is hidden from repr like the tokens.
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    authorize_url: str = DEFAULT_AUTHORIZE_URL
+    # The server's public https://HOST: the OAuth redirect URL sent to Slack is on it (Slack
+    # then checks it against the app's). None: the app's only redirect URL is used.
+    public_url: str | None = None
     default_language: str = "en"
     # Unsigned requests are accepted only in the developer mode (loopback only), and only when
     # no secret is configured at all: a configured secret is always checked.
@@ -68,7 +86,21 @@ class SlackConfig:
         api_url = _text("slack.api_url", table["api_url"]) if "api_url" in table else DEFAULT_API_URL
         if env.get("SLACK_API_URL"):
             api_url = env["SLACK_API_URL"]
+        client_id = env.get("SLACK_CLIENT_ID") or (_text("slack.client_id", table["client_id"])
+                                                   if "client_id" in table else None)
+        authorize_url = env.get("SLACK_AUTHORIZE_URL") or (_text("slack.authorize_url", table["authorize_url"])
+                                                           if "authorize_url" in table else DEFAULT_AUTHORIZE_URL)
+        client_secret = env.get("SLACK_CLIENT_SECRET") or None
+        public_url = env.get("CAREDESK_PUBLIC_URL") or (_text("slack.public_url", table["public_url"])
+                                                        if "public_url" in table else None)
+        if bool(client_id) != bool(client_secret):
+            raise ConfigError("SLACK_CLIENT_SECRET" if client_id else "SLACK_CLIENT_ID",
+                              "multi-workspace mode needs both SLACK_CLIENT_ID and SLACK_CLIENT_SECRET")
         return cls(
+            client_id=client_id,
+            client_secret=client_secret,
+            authorize_url=authorize_url,
+            public_url=public_url,
             bot_token=env.get("SLACK_BOT_TOKEN") or None,
             signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
             app_token=env.get("SLACK_APP_TOKEN") or None,
@@ -79,10 +111,20 @@ class SlackConfig:
         )
 
     @property
+    def multi_workspace(self) -> bool:
+        """Installed by OAuth in any number of workspaces (each request with its own token)."""
+        return bool(self.client_id and self.client_secret)
+
+    @property
+    def serves(self) -> bool:
+        """Whether a Bolt app can be built: a bot token, or the OAuth client."""
+        return self.multi_workspace or bool(self.bot_token)
+
+    @property
     def http_problem(self) -> str | None:
         """Why `POST /slack/events` cannot serve (None when it can)."""
-        if not self.bot_token:
-            return "SLACK_BOT_TOKEN is not set"
+        if not self.serves:
+            return "SLACK_BOT_TOKEN (or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET) is not set"
         if not self.signing_secret and not self.insecure_dev_mode:
             return "SLACK_SIGNING_SECRET is not set"
         return None

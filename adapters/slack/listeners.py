@@ -209,7 +209,7 @@ class SlackListeners:
         await self.messenger.seen_in_dm(team, user, channel, identity)
         # The answer is saved with the turn (`reply_to`): posted below, or by the outbox if not.
         turn = self.conversations.turn(team, channel, identity, text=slack_to_plain(event.get("text")),
-                                       event_id=body.get("event_id"), reply_to={"channel": channel})
+                                       event_id=body.get("event_id"), reply_to={"channel": channel, "team": team})
         await self.messenger.post(team, user, channel, await self.conversations.handle(turn))
 
     async def answer_mention(self, body: dict) -> None:
@@ -220,7 +220,8 @@ class SlackListeners:
         identity = await self.people.identity(team, user)
         text = slack_to_plain(event.get("text"), drop_user=bot_user_id) or "help"
         turn = self.conversations.turn(team, f"{channel}:{thread}", identity, text=text, event_id=body.get("event_id"),
-                                       reply_to={"channel": channel, **({"thread_ts": thread} if thread else {})})
+                                       reply_to={"channel": channel, "team": team,
+                                                 **({"thread_ts": thread} if thread else {})})
         await self.messenger.post(team, user, channel, await self.conversations.handle(turn), thread_ts=thread)
 
     async def publish_home_tab(self, body: dict) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -78,11 +79,32 @@ def web_api_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=API_TIMEOUT_S))
 
 
+# The bot token of the workspace the work in hand is for (multi-workspace mode): set by the Bolt
+# middleware after `authorize` found the request's installation (`adapters.slack.app`), or by
+# the outbox's senders from the installation of the person's workspace (`SlackChannel`).
+WORKSPACE_TOKEN: ContextVar[str | None] = ContextVar("caredesk_slack_workspace_token", default=None)
+
+
+class WorkspaceWebClient(AsyncWebClient):
+    """The channel's Web API client, whose token is the workspace's of the work in hand
+    (`WORKSPACE_TOKEN`) when there is one, else the client's own (`SLACK_BOT_TOKEN`; none in
+    multi-workspace mode, so a call outside a workspace's work fails rather than using another
+    workspace's token). One client (and one HTTP session) then serves every workspace."""
+
+    @property
+    def token(self) -> str | None:
+        return WORKSPACE_TOKEN.get() or self._own_token
+
+    @token.setter
+    def token(self, value: str | None) -> None:
+        self._own_token = value
+
+
 def web_client(config: SlackConfig, retry_handlers: Sequence[AsyncRetryHandler]) -> AsyncWebClient:
     """The bot's client, pointed at SLACK_API_URL and retrying what Slack allows (Bolt copies its
     settings into each request's `client`)."""
-    return AsyncWebClient(token=config.bot_token, base_url=config.api_url, timeout=API_TIMEOUT_S,
-                          retry_handlers=list(retry_handlers), logger=log)
+    return WorkspaceWebClient(token=None if config.multi_workspace else config.bot_token, base_url=config.api_url,
+                              timeout=API_TIMEOUT_S, retry_handlers=list(retry_handlers), logger=log)
 
 
 def without_rate_limit_waits(handlers: Sequence[AsyncRetryHandler]) -> list[AsyncRetryHandler]:
@@ -104,7 +126,7 @@ class SlackMessenger:
         self.retry_handlers = list(retry_handlers)
         # Durable replies are posted with this one: the same settings and session (`open_session`
         # sets both), but a 429 fails at once and the reply waits in the outbox for Retry-After.
-        self.reply_client = AsyncWebClient(token=client.token, base_url=client.base_url, timeout=client.timeout,
+        self.reply_client = WorkspaceWebClient(token=client.token, base_url=client.base_url, timeout=client.timeout,
                                            retry_handlers=without_rate_limit_waits(self.retry_handlers), logger=log)
         # (team, user) -> their DM with the bot: a speed-up of this process (no conversations.open
         # for a person it has seen); where to reach them is the store's (`references`).

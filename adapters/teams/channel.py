@@ -159,6 +159,9 @@ def conversation_reference(activity: Mapping[str, Any], *, root: bool = False) -
     conversation = dict(activity.get("conversation") or {})
     if root and "id" in conversation:
         conversation["id"] = _THREAD.sub("", str(conversation["id"]))
+    # A customer's tenant is not the bot's: a proactive message must name it (issue 17).
+    if not conversation.get("tenantId") and tenant_of(activity):
+        conversation["tenantId"] = tenant_of(activity)
     reference = {
         "user": dict(activity.get("from") or {}),
         "bot": dict(activity.get("recipient") or {}),

@@ -48,6 +48,12 @@ async def send_proactive(desk: Desk, user_key_or_email: str, message: ProactiveM
     # A page (an acknowledge button) refreshes for its recipient once someone takes the ticket.
     user = reference.get("user") if isinstance(reference, Mapping) else None
     activity = with_refreshes(response_message(replies, lang), str(user.get("id") or "") if isinstance(user, Mapping) else None)
+    # To a person of another tenant (a customer's), the message carries their tenant.
+    conversation = reference.get("conversation") if isinstance(reference, Mapping) else None
+    tenant = conversation.get("tenantId") if isinstance(conversation, Mapping) else None
+    if tenant:
+        activity = {**activity, "channelData": {**dict(activity.get("channelData") or {}), "tenant": {"id": str(tenant)}}}
+
     async def deliver(io: TurnIO) -> None:
         await io.send([activity])
 

@@ -67,7 +67,8 @@ def test_every_request_url_goes_to_the_events_endpoint_of_the_given_host():
     assert PLACEHOLDER not in text
     settings_lines = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
     urls = set(re.findall(r"https://\S+", settings_lines))
-    assert urls == {"https://bot.example.org/caredesk/slack/events"}
+    assert urls == {"https://bot.example.org/caredesk/slack/events", "https://bot.example.org/caredesk/slack/oauth_redirect"}
+    assert yaml.safe_load(text)["oauth_config"]["redirect_urls"] == ["https://bot.example.org/caredesk/slack/oauth_redirect"]
     data = yaml.safe_load(text)
     assert data["settings"]["event_subscriptions"]["request_url"] == "https://bot.example.org/caredesk/slack/events"
     assert data["settings"]["interactivity"]["request_url"] == "https://bot.example.org/caredesk/slack/events"
@@ -92,7 +93,9 @@ def test_the_manifest_declares_what_the_channel_handles_and_no_more():
     assert features["shortcuts"] == [{"name": "Create ticket", "type": "message",
                                       "callback_id": "create_ticket_from_message",
                                       "description": features["shortcuts"][0]["description"]}]
-    assert set(data["settings"]["event_subscriptions"]["bot_events"]) == {"app_home_opened", "app_mention", "message.im"}
+    # app_uninstalled and tokens_revoked: Bolt's token revocation listeners (multi-workspace mode).
+    assert set(data["settings"]["event_subscriptions"]["bot_events"]) == {"app_home_opened", "app_mention", "message.im",
+                                                                          "app_uninstalled", "tokens_revoked"}
     assert data["settings"]["interactivity"]["is_enabled"] is True
     # Scopes: exactly those of the Web API methods and events the channel uses.
     used = {

@@ -27,7 +27,7 @@ def test_defaults_without_file_or_environment():
     config = SlackConfig.load(Settings(), {})
     assert (config.bot_token, config.signing_secret, config.app_token) == (None, None, None)
     assert config.api_url == DEFAULT_API_URL
-    assert config.http_problem == "SLACK_BOT_TOKEN is not set"
+    assert config.http_problem == "SLACK_BOT_TOKEN (or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET) is not set"
 
 
 def test_the_environment_beats_the_file():
