@@ -37,6 +37,8 @@ def test_a_wrong_metrics_key_is_named(table, key):
     (b"command=%2Fticket&text=", "application/x-www-form-urlencoded", "command"),
     (b"payload=%7B%22type%22%3A%22view_submission%22%7D", "application/x-www-form-urlencoded", "view_submission"),
     (b'{"type": "message", "text": "hi"}', "application/json", "message"),
+    (b"payload=%5B1%5D", "application/x-www-form-urlencoded", "interaction"),
+    (b'{"type": 7}', "application/json", "other"),
     (b"not json", "application/json", "other"), (b"[1]", "application/json", "other")])
 def test_the_kind_of_a_platform_request(body, content_type, kind):
     assert request_kind(body, content_type) == kind

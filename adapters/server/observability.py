@@ -39,7 +39,9 @@ def request_kind(body: bytes, content_type: str) -> str:
             if "command" in form:
                 return "command"
             if "payload" in form:
-                return str(json.loads(form["payload"][0]).get("type", "interaction"))
+                payload = json.loads(form["payload"][0])
+                kind = payload.get("type") if isinstance(payload, dict) else None
+                return kind[:40] if isinstance(kind, str) else "interaction"
             return "other"
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -77,7 +79,10 @@ async def count_requests(request: web.Request, handler: Handler) -> web.StreamRe
             # The body the handler read (aiohttp keeps it): never read here what it did not.
             body = getattr(request, "_read_bytes", None)
             if body:
-                kind = request_kind(body, request.content_type)
+                try:
+                    kind = request_kind(body, request.content_type)
+                except Exception:  # a hostile body: counting it must never fail the request
+                    log.debug("could not tell the kind of a request", exc_info=True)
             metrics.REQUESTS.labels(channel, kind, str(status)).inc()
 
 
