@@ -80,12 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def check_adapter_settings(settings: Settings, env: Mapping[str, str]) -> None:
     """Each adapter parses its own section of the file and its own environment variables;
     `ConfigError` names the first key or variable that is wrong."""
+    from adapters.portal.config import PortalConfig
     from adapters.slack.config import SlackConfig
     from adapters.teams.config import TeamsConfig
 
     ServerConfig.load(settings, env)
     SlackConfig.load(settings, env)
     TeamsConfig.from_settings(settings, env)
+    PortalConfig.from_settings(settings, env)
 
 
 def _parser() -> argparse.ArgumentParser:

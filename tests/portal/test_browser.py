@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.portal.conftest import LOTTE, portal_token
+from tests.portal.conftest import LOTTE, card_errors, portal_token
 
 pytestmark = pytest.mark.browser
 
@@ -97,6 +97,9 @@ async def test_a_customer_opens_a_ticket_loses_the_socket_and_reloads(sqlite_sto
     activities = (await server.transcript(*await conversation_of(server, LOTTE)))["activities"]
     typed = [a["text"] for a in activities if a["from"]["role"] == "user"]
     assert typed.count("Open an invoice and press Print") == 1
+    # Every card the page was sent is a valid Adaptive Card 1.5.
+    shown = [a["content"] for activity in activities for a in activity.get("attachments") or ()]
+    assert len(shown) >= 9 and all(card_errors(card) == [] for card in shown)
 
     # A reload shows the conversation so far; so does the next visit on the session alone.
     await page.reload()
