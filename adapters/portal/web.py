@@ -51,8 +51,8 @@ STATIC = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {
     "webchat.js": "application/javascript",
     "webchat.js.LICENSE.txt": "text/plain",
-    "portal.js": "application/javascript",
-    "portal.css": "text/css",
+    "chat.js": "application/javascript",
+    "chat.css": "text/css",
 }
 DIRECTLINE = "/portal/v3/directline"
 COOKIE = "caredesk_portal"
@@ -181,12 +181,12 @@ async def chat_page(request: web.Request) -> web.StreamResponse:
     title = html.escape(translate(lang, "portal.title"))
     page = (f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<title>{title}</title><link rel="stylesheet" href="/portal/static/portal.css"></head>'
+            f'<title>{title}</title><link rel="stylesheet" href="/portal/static/chat.css"></head>'
             f'<body><header class="caredesk-header"><h1>{title}</h1></header>'
             f'<main id="caredesk-chat" aria-label="{title}" {attributes}>'
             f'<noscript>{html.escape(translate(lang, "portal.noscript"))}</noscript></main>'
             f'<script src="/portal/static/webchat.js"></script>'
-            f'<script src="/portal/static/portal.js"></script></body></html>')
+            f'<script src="/portal/static/chat.js"></script></body></html>')
     response = web.Response(text=page, content_type="text/html", charset="utf-8",
                             headers=security_headers(portal.config))
     if fresh:

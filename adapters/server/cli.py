@@ -81,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def check_adapter_settings(settings: Settings, env: Mapping[str, str]) -> None:
     """Each adapter parses its own section of the file and its own environment variables;
     `ConfigError` names the first key or variable that is wrong."""
+    from adapters.portal.config import PortalConfig
     from adapters.slack.config import SlackConfig
     from adapters.teams.config import TeamsConfig
 
@@ -88,6 +89,7 @@ def check_adapter_settings(settings: Settings, env: Mapping[str, str]) -> None:
     MetricsConfig.load(settings)
     SlackConfig.load(settings, env)
     TeamsConfig.from_settings(settings, env)
+    PortalConfig.from_settings(settings, env)
 
 
 def _parser() -> argparse.ArgumentParser:

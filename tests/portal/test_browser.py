@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.portal.conftest import LOTTE, portal_token
+from tests.portal.conftest import LOTTE, card_errors, portal_token
 
 pytestmark = pytest.mark.browser
 
@@ -85,7 +85,6 @@ async def test_a_customer_opens_a_ticket_loses_the_socket_and_reloads(sqlite_sto
     await bot_says(page, "How urgent is it?")
     await click_button(page, "Normal")
     await bot_says(page, "Please check your ticket")
-    await shot(page, tmp_path, "portal-ticket-summary.png")
     await click_button(page, "Create the ticket")
     await bot_says(page, "Your ticket has been created: CS-2026-00001")
     await shot(page, tmp_path, "portal-ticket-created.png")
@@ -97,6 +96,9 @@ async def test_a_customer_opens_a_ticket_loses_the_socket_and_reloads(sqlite_sto
     activities = (await server.transcript(*await conversation_of(server, LOTTE)))["activities"]
     typed = [a["text"] for a in activities if a["from"]["role"] == "user"]
     assert typed.count("Open an invoice and press Print") == 1
+    # Every card the page was sent is a valid Adaptive Card 1.5.
+    shown = [a["content"] for activity in activities for a in activity.get("attachments") or ()]
+    assert len(shown) >= 9 and all(card_errors(card) == [] for card in shown)
 
     # A reload shows the conversation so far; so does the next visit on the session alone.
     await page.reload()
@@ -202,3 +204,33 @@ async def test_keyboard_only_in_french_on_a_phone(sqlite_store, serve_portal, br
     assert page.errors == []
     await page.context.close()
 
+
+
+async def test_a_message_whose_post_answer_was_lost_is_answered_once(sqlite_store, serve_portal, browser):
+    """The connection breaks after the server took the message and before the page heard back:
+    the message comes back on the stream (its clientActivityID), so the page shows it sent, and
+    the desk answers it once. (A message posted twice, as Web Chat's Retry does, is answered once
+    too: tests/portal/test_directline.py.)"""
+    server = await serve_portal(sqlite_store)
+    page = await new_page(browser)
+    await page.goto(server.url("/portal/chat?token=" + portal_token(LOTTE, name="Lotte Peeters", lang="en")))
+    await bot_says(page, "What can I do for you?")
+    cut = []
+
+    async def lose_the_answer(route: Any) -> None:
+        if not cut:
+            cut.append(await route.fetch())  # the server gets it and answers ...
+            await route.abort("connectionreset")  # ... and the page never hears back
+        else:
+            await route.continue_()
+
+    await page.route("**/portal/v3/directline/conversations/*/activities", lose_the_answer)
+    await type_message(page, "ticket")
+    await bot_says(page, "What kind of ticket is it?")
+    await page.wait_for_timeout(2000)
+    assert cut and await page.get_by_text("Send failed", exact=False).count() == 0
+    activities = (await server.transcript(*await conversation_of(server, LOTTE)))["activities"]
+    assert [a.get("text") for a in activities if a["from"]["role"] == "user"] == ["ticket"]
+    assert len([a for a in activities if a["from"]["role"] == "bot"]) == 2  # the welcome and one answer
+    assert await page.get_by_text("What kind of ticket is it?").count() == 1
+    await page.context.close()

@@ -230,3 +230,35 @@ async def test_a_token_is_refreshed_for_the_same_conversation(chat):
     async with server.http.post(server.url("/portal/v3/directline/tokens/refresh"),
                                 headers={"Authorization": "Bearer " + portal_token()}) as response:
         assert response.status == 403  # the portal's token is for opening the page only
+
+
+async def test_a_solution_date_set_by_an_agent_reaches_the_open_page_through_the_outbox(chat):
+    """An agent's solution date on a ticket opened in the portal: the dispatcher delivers it to
+    the portal first (the channel the ticket came from), and the open stream shows it."""
+    from adapters.server.delivery import ChannelDelivery
+    from bot.app.outbox import Dispatcher
+    from bot.app.runner import TurnRunner
+    from bot.protocol.turn import Turn, UserIdentity
+
+    server, conv, token = chat
+    desk = server.desk
+    ticket = await desk.register_ticket(kind="service_request", requester_email=EMMA, module="Reports",
+                                        description="How do I export the monthly report with the VAT column?",
+                                        channel="portal")
+    async with server.http.ws_connect(server.url(f"/portal/v3/directline/conversations/{conv}/stream?t={token}"
+                                                 "&watermark=1")) as ws:
+        sofie = Turn("console", "local", "c:sofie",
+                     UserIdentity("sofie", "sofie.janssens@caresolutions.be", locale="en"),
+                     text=f"solution {ticket.number} 2026-12-03")
+        await TurnRunner(desk).handle(sofie)
+        outbox = Dispatcher(desk, ChannelDelivery(desk, {"msteams": _never, "portal": server.portal.channel.send_to_person}))
+        assert await outbox.run_once() == 1
+        group = await receive_group(ws)
+        text = card_text(cards(group["activities"])[0])
+        assert ticket.number in text and "2026" in text
+        assert all(card_errors(card) == [] for card in cards(group["activities"]))
+    assert await outbox.run_once() == 0  # sent once
+
+
+async def _never(desk, email, response) -> bool:
+    raise AssertionError("the portal comes first for a ticket opened there")

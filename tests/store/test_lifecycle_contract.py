@@ -262,3 +262,31 @@ def _old_ticket_values() -> dict:
         "urgency": "normal", "channel": "console", "out_of_hours_emergency": False, "created_at": NOW,
         "updated_at": NOW,
     }
+
+
+# ---- migration 0009 -------------------------------------------------------------------------------
+
+
+async def test_0009_portal_tables_up_and_down(fresh_database_url: str) -> None:
+    from tests.store.helpers import NOW
+
+    await upgrade_async(fresh_database_url, "0006")
+    store = SqlStore(fresh_database_url)
+    try:
+        async with store.engine.connect() as conn:
+            assert "portal_activities" not in await conn.run_sync(lambda c: inspect(c).get_table_names())
+        await store.initialize()  # 0006 -> head
+        conv = await store.open_portal_conversation("a@example.com", "conv-1", NOW)
+        assert await store.add_portal_activities(conv, [{"type": "message", "text": "hi"}], NOW) == [1]
+
+        def downgrade(conn):  # type: ignore[no-untyped-def]
+            command.downgrade(alembic_config(connection=conn), "0006")
+
+        async with store.engine.begin() as conn:
+            await conn.run_sync(downgrade)
+            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+            assert "portal_activities" not in tables and "portal_conversations" not in tables
+        await store.initialize()
+        assert await store.portal_conversation_of("a@example.com") is None
+    finally:
+        await store.close()
