@@ -28,6 +28,18 @@ log = logging.getLogger("caredesk.observability")
 # The channel each platform's endpoint serves (a channel mounted elsewhere adds its path).
 CHANNEL_PATHS: dict[str, str] = {"/slack/events": "slack", "/api/messages": "teams"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# The portal's Direct Line posts (a person's message or click); its other paths (the page, the
+# WebSocket stream that stays open for minutes) are no platform waiting for an acknowledgement.
+PORTAL_POSTS = ("/portal/v3/directline/conversations/", "/activities")
+
+
+def channel_of(request: web.Request) -> str | None:
+    """The channel a request comes from, for the metrics and the log lines (None: no channel's)."""
+    channel = CHANNEL_PATHS.get(request.path)
+    if channel is None and request.method == "POST" and request.path.startswith(PORTAL_POSTS[0]) \
+            and request.path.endswith(PORTAL_POSTS[1]):
+        return "portal"
+    return channel
 
 
 def request_kind(body: bytes, content_type: str) -> str:
@@ -59,7 +71,7 @@ def request_kind(body: bytes, content_type: str) -> str:
 async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Requests by channel, kind and status, and how long a platform waited for its answer
     (the acknowledgement); a request id for the log lines of the request."""
-    channel = CHANNEL_PATHS.get(request.path)
+    channel = channel_of(request)
     request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
     request[REQUEST_LOG_KEY] = {"request_id": request_id, **({"channel": channel} if channel else {})}
     started = time.perf_counter()

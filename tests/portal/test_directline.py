@@ -262,3 +262,22 @@ async def test_a_solution_date_set_by_an_agent_reaches_the_open_page_through_the
 
 async def _never(desk, email, response) -> bool:
     raise AssertionError("the portal comes first for a ticket opened there")
+
+
+async def test_the_portals_messages_are_counted_in_the_metrics(chat):
+    # A person's post is the portal's request (the page and its stream are not: they stay open).
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async def posted() -> float:
+        async with server.http.get(server.url("/metrics")) as response:
+            assert response.status == 200
+            text = await response.text()
+        return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+                   if s.name == "caredesk_http_requests_total"
+                   and s.labels == {"channel": "portal", "kind": "message", "status": "200"})
+
+    server, conv, token = chat
+    before = await posted()
+    await server.post(conv, token, message("ticket", "m-1"))
+    await server.transcript(conv, token)
+    assert await posted() - before == 1
