@@ -82,6 +82,10 @@ async def _populate(store: SqlStore) -> tuple[str, str]:
     await store.enqueue([NewOutboxMessage("notice-1", JAN_EMAIL, "status_changed", {"name": JAN_NAME})], NOW)
     await store.enqueue_inbound([NewInboxItem("slack", "message", "slack:T1:U1",
                                               {"text": f"my phone is {JAN_PHONE}"}, dedup_key="ev-1")], NOW)
+    # The portal chat: the conversation is keyed by the e-mail; the transcript holds what they typed.
+    portal = await store.open_portal_conversation(JAN_EMAIL, "portal-jan", NOW)
+    await store.add_portal_activities(portal, [{"type": "message", "text": "the printer on floor 2 again",
+                                                "from": {"id": "u", "role": "user"}}], NOW)
     return jan.number, marie.number
 
 
@@ -103,6 +107,8 @@ async def test_export_lists_what_is_held_about_a_person(store: SqlStore) -> None
     assert [r["user_key"] for r in tables["conversation_refs"]] == ["T1:U1"]
     assert {o["idempotency_key"] for o in tables["outbox"]} == {"esc-1", "notice-1"}
     assert [i["dedup_key"] for i in tables["inbox"]] == ["ev-1"]
+    assert [a["activity"]["text"] for a in tables["portal_activities"]] == ["the printer on floor 2 again"]
+    assert [c["id"] for c in tables["portal_conversations"]] == ["portal-jan"]
     assert "staff" not in tables
     assert marie not in json.dumps(export)
     # A staff member's export: their directory entry and the time they logged.
@@ -144,6 +150,10 @@ async def test_erase_leaves_no_email_name_or_phone_anywhere_and_billing_adds_up(
     assert await store.load_dialog(DialogKey("slack", "T1", "D1", "U1")) is None
     assert await store.find_contact(JAN_EMAIL) is None
     assert report.deleted["dialog_states"] == 2 and report.deleted["contacts"] == 1
+    # The portal chat's transcript goes with the conversation: what they typed is no billing record.
+    assert await store.portal_conversation_of(JAN_EMAIL) is None
+    assert report.deleted["portal_conversations"] == 1 and report.deleted["portal_activities"] == 1
+    assert not [t for t in await _every_text(store) if "floor 2" in t[2]]
     assert [m.idempotency_key for m in await store.list_outbox()] == ["esc-1"]  # to the manager, pseudonymised
     # Others are untouched.
     marie_ticket = await store.get_ticket(marie)

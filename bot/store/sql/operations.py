@@ -187,6 +187,12 @@ class SqlOperations(SqlBase):
         owned: dict[str, list[Any]] = {"dialog_states": dialogs}
         for table in (m.ticket_comments, m.ticket_events, m.time_entries, m.escalations):
             owned[table.name] = list((await conn.execute(select(table).where(table.c.ticket_id.in_(ticket_ids)))).all())
+        # Their portal chat: the conversation (keyed by their e-mail) and its transcript.
+        pc, pa = m.portal_conversations, m.portal_activities
+        conversations = list((await conn.execute(select(pc).where(pc.c.person == key))).all())
+        owned["portal_conversations"] = conversations
+        owned["portal_activities"] = list((await conn.execute(
+            select(pa).where(pa.c.conversation_id.in_([c.id for c in conversations])))).all())
         owned["__people"] = [people]
         return owned
 
@@ -243,6 +249,11 @@ class SqlOperations(SqlBase):
                                                             d.c.conversation == row.conversation,
                                                             d.c.user_id == row.user_id))
             await drop("conversation_refs", delete(r).where(r.c.email_key == key))
+            portal_ids = [c.id for c in owned["portal_conversations"]]
+            if portal_ids:
+                pa, pc = m.portal_activities, m.portal_conversations
+                await drop("portal_activities", delete(pa).where(pa.c.conversation_id.in_(portal_ids)))
+                await drop("portal_conversations", delete(pc).where(pc.c.id.in_(portal_ids)))
             for table in (m.contacts, m.staff):
                 await drop(table.name, delete(table).where(table.c.email_key == key))
             user_keys = sorted(u for _, u in people)
