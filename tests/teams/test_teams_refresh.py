@@ -105,3 +105,34 @@ def test_only_a_card_with_an_acknowledge_button_gets_a_refresh():
     other = {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "ActionSet", "actions": [view]}]}
     assert with_refresh(paging, "29:x")["refresh"]["action"]["data"]["ticket"] == "CS-2026-00001"
     assert "refresh" not in with_refresh(other, "29:x") and "refresh" not in with_refresh(paging, None)
+
+
+async def test_an_emergency_page_taken_by_one_person_on_call_says_so_to_the_others(sqlite_store):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from adapters.teams.refresh import answer
+    from bot.app.desk import Desk
+    from bot.domain.clock import ManualClock
+    from bot.domain.config import Settings
+    from bot.domain.directory import read_directory_file
+    from tests.teams.conftest import ROOT
+
+    await sqlite_store.replace_directory(read_directory_file(ROOT / "examples" / "directory.yaml"))
+    desk = Desk(Settings(), sqlite_store, ManualClock(datetime(2026, 11, 28, 22, 30, tzinfo=ZoneInfo("Europe/Brussels"))))
+    number = (await TurnRunner(desk).handle(turn(LOTTE, action="form:new_ticket", values=form(LOTTE, "Lotte")))).ticket_number
+    page = await desk.store.create_escalation(number, 1, EscalationReason.EMERGENCY, "", LOTTE, desk.now(),
+                                              idempotency_key=f"page:{number}")
+    sent = {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "You are on call"}]}
+    data = {"action": REFRESH_VERB, "ticket": number, "card": sent}
+    still_open = await answer(desk, data, "29:pieter", "pieter.vandenbroeck@caresolutions.be", "en")
+    assert still_open.body["value"]["body"] == sent["body"]
+    await desk.store.acknowledge_escalation(page.id, "naida.jelacic@caresolutions.be", desk.now(), ())
+    for lang, expected in (("en", "took this emergency at 22:30"), ("fr", "a pris cette urgence à 22:30"),
+                           ("nl", "heeft deze noodoproep om 22:30 opgenomen")):
+        reply = await answer(desk, data, "29:pieter", "pieter.vandenbroeck@caresolutions.be", lang)
+        assert reply.status == 200 and card_errors(reply.body["value"]) == []
+        text = card_text(reply.body["value"])
+        assert "Naïda Jelacic" in text and expected in text and number in text
+    mine = await answer(desk, data, "29:naida", "Naida.Jelacic@caresolutions.be", "en")
+    assert f"{number}: you took this at 22:30" in card_text(mine.body["value"])
