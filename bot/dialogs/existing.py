@@ -77,7 +77,7 @@ class _AdditionStep(Step):
 
     def accept(self, ctx: Context, data: Mapping[str, Any], answer: Answer) -> Outcome:
         try:
-            text = validation.long_text(answer.text)
+            text = validation.helpful_answer(answer.text, "existing.unhelpful")
         except Invalid as exc:
             return Retry(ctx.t(exc.key, **exc.params))
         return Finish(effect=Effect(EffectKind.ADD_COMMENT, {"ticket": _chosen(data), "text": text}))
