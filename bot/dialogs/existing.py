@@ -6,7 +6,7 @@ adds what they say to that ticket as a comment the desk sees, instead of a dupli
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from bot.dialogs.engine import Answer, ChoiceStep, Context, Effect, EffectKind, Finish, Goto, Outcome, Retry, Step
 from bot.domain import validation
@@ -61,10 +61,10 @@ def intercept(ctx: Context, state: str, data: Mapping[str, Any], answer: Answer)
     return Finish(effect=Effect(EffectKind.ADD_COMMENT, {"ticket": number, "text": validation.long_text(answer.text)}))
 
 
-def _after_existing(ctx: Context, data: Mapping[str, Any]) -> str:
-    from bot.dialogs.new_ticket import _next_missing
-
-    return "addition" if data.get("existing") != NEW else _next_missing(ctx, data)
+def _after_existing(next_missing: Callable[[Context, Mapping[str, Any]], str]) -> Callable[..., str]:
+    def after(ctx: Context, data: Mapping[str, Any]) -> str:
+        return "addition" if data.get("existing") != NEW else next_missing(ctx, data)
+    return after
 
 
 class _AdditionStep(Step):
@@ -87,8 +87,10 @@ def _chosen(data: Mapping[str, Any]) -> str:
     return str(data.get("addition_ticket") or data.get("existing") or "")
 
 
-def steps() -> dict[str, Step]:
+def steps(next_missing: Callable[[Context, Mapping[str, Any]], str]) -> dict[str, Step]:
+    """The two states, for the new-ticket dialog; `next_missing` is its next question."""
     return {
-        "existing": ChoiceStep("existing", "existing.question", _options, _after_existing, help_key="existing.help"),
+        "existing": ChoiceStep("existing", "existing.question", _options, _after_existing(next_missing),
+                               help_key="existing.help"),
         "addition": _AdditionStep(),
     }

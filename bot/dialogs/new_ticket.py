@@ -403,7 +403,7 @@ class NewTicketDialog(Dialog):
             "summary": SummaryStep(),
             "edit": ChoiceStep("edit_field", "ticket.ask.edit", _edit_options, lambda ctx, data: data["edit_field"]),
             # A person with open tickets is first asked whether it is about one of them (§3b).
-            **existing.steps(),
+            **existing.steps(_next_missing),
         }
 
     def prefill(self, ctx: Context, args: Mapping[str, Any]) -> dict[str, Any]:
