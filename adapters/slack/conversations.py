@@ -32,7 +32,8 @@ from adapters.slack.web_api import CHANNEL, SlackMessenger
 
 log = logging.getLogger("caredesk.slack")
 
-NEW_TICKET, QUOTE, LOGTIME = "new_ticket", "quote", "logtime"
+NEW_TICKET, QUOTE, LOGTIME, REGISTER = "new_ticket", "quote", "logtime", "register"
+REGISTER_WORDS = frozenset({"register", "enregistrer", "registreren"})
 BRAND = "CareDesk"
 
 

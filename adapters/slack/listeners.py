@@ -25,7 +25,8 @@ from bot.store.ports import NewInboxItem, StoreUnavailableError
 from cards import slack as cards
 
 from adapters.shared.turns import first_delivery
-from adapters.slack.conversations import (LOGTIME, NEW_TICKET, QUOTE, SlackConversations, command_conversation,
+from adapters.slack.conversations import (LOGTIME, NEW_TICKET, QUOTE, REGISTER, REGISTER_WORDS, SlackConversations,
+                                          command_conversation,
                                           modal_conversation, view_dialog, view_title)
 from adapters.slack.payloads import clicked, input_block_ids, slack_to_plain, team_of, thread_of
 from bot.protocol.turn import person_key
@@ -259,6 +260,11 @@ class SlackListeners:
             response = await self.conversations.handle(self.conversations.turn(team, command_conversation(user), identity,
                                                     text=f"logtime {text}"))
             await self.messenger.respond(response_url, response.replies)
+            return
+        if name == "caredesk" and text.lower() in REGISTER_WORDS:
+            # `/caredesk register`: staff register a ticket for a customer, in a modal (the core
+            # refuses the form to anyone else, and says why).
+            await self.conversations.open_form(team, user, trigger, REGISTER, {}, response_url=response_url)
             return
         if name == "caredesk" and text.lower() not in HELP_WORDS:
             await self.conversations.in_dm(team, user, identity, text, origin=origin, response_url=response_url)

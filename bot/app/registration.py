@@ -90,17 +90,18 @@ async def register_for_customer(desk: Desk, *, intake: str, by: str, requester: 
         raise Invalid("validation.unknown_requester", {"field": "requester", "email": requester or ""})
     ts = desk.settings.tickets
     fields = check_fields(values, ts.min_description_words, ts.min_description_chars)
+    # The channel the requester used last (references are kept newest first): where they are
+    # told the number now, and told of the ticket's changes later.
+    refs = await desk.store.find_conversation_refs_by_email(contact.email)
+    channel = refs[0][0] if refs else None
     new = NewTicket(
         kind=TicketKind(fields["kind"]), requester_email=contact.email, requester_name=contact.name,
         requester_phone=contact.phone, company=contact.company, module=fields["module"],
         description=fields["description"], reproduce=fields["reproduce"], diagnostics=fields["diagnostics"],
-        urgency=Urgency(fields["urgency"]), channel=how.value, created_by=staff.email, intake=how,
+        urgency=Urgency(fields["urgency"]), channel=channel or how.value, created_by=staff.email, intake=how,
     )
     now = desk.now()
     ticket = await desk.store.create_ticket(new, now, ts.number_format, idempotency_key=idempotency_key)
-    # The channel the requester used last (references are kept newest first).
-    refs = await desk.store.find_conversation_refs_by_email(contact.email)
-    channel = refs[0][0] if refs else None
     if channel is not None:
         # Keyed by the ticket: a retried registration (same idempotency key, same ticket) tells
         # the requester once.

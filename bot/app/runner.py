@@ -154,6 +154,10 @@ class TurnRunner:
                     tickets = [ticket, *tickets]
             else:
                 mentioned_unknown = match.group(0).upper()
+        comments: tuple[Mapping[str, Any], ...] = ()
+        if mentioned is not None and staff is not None:
+            # Agents see what customers added to the ticket (and the internal notes) on it.
+            comments = tuple(await store.list_ticket_comments(mentioned.number, include_internal=True))
         # Staff too: the customer a staff member registers a ticket for is looked up.
         named = await self._named(turn, email)
         return Context(
@@ -169,6 +173,7 @@ class TurnRunner:
             tickets=tuple(tickets),
             mentioned=mentioned,
             mentioned_unknown=mentioned_unknown,
+            mentioned_comments=comments,
             named=named,
         )
 

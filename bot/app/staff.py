@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from bot.app.desk import Desk
 from bot.dialogs.common import ticket_facts, total_label
@@ -20,7 +20,7 @@ from bot.dialogs.engine import Context
 from bot.dialogs.log_time import entry_replies
 from bot.domain.parsing import parse_date
 from bot.domain.model import EscalationReason, EscalationStatus, StaffMember, StaffRole, Ticket, TicketStatus, TimeEntry
-from bot.app.escalations import Escalations
+from bot.app.escalations import Acceptance, Escalations
 from bot.i18n import translate, format_date, format_datetime, format_duration, format_money, format_short_date
 from bot.app.notifications import TICKET_UPDATE
 from bot.domain.quote import QuoteError
@@ -29,6 +29,9 @@ from bot.store.ports import NewOutboxMessage, StaleTicketError, UnknownTicketErr
 from bot.domain.time_entries import TimeRequest, billed_duration, is_agent, parse_logtime, parse_start, to_entry
 from bot.domain.validation import Invalid, clean_text
 from bot.domain.workflow import NOTIFIED, TransitionRefused, read_status, check_release_date, check_solution_date, check_status
+
+# The multipliers of the periods outside office hours (bot/domain/config.py Multipliers).
+OUT_OF_HOURS_PERIODS = ("outside_office_hours", "saturday", "sunday", "public_holiday")
 
 # Command words in English, French and Dutch.
 COMMANDS = {
@@ -229,11 +232,33 @@ class StaffDesk:
     # ---- time ---------------------------------------------------------------------------------------
     async def price(self, request: TimeRequest, ticket: Ticket):
         company = await self.store.get_company(ticket.company) if ticket.company else None
-        overrides = company.multiplier_overrides if company else None
+        overrides: Mapping[str, Decimal] | None = company.multiplier_overrides if company else None
+        accepted = await self.accepted_multiplier(ticket)
+        if accepted is not None:
+            # An accepted out-of-hours emergency (rules page §1): its time outside office hours
+            # is billed at the multiplier the requester accepted, on the basis it was shown
+            # (their SLA's or the rate card's), whatever the period or a later change of the
+            # agreement; time in office hours stays at the office rate.
+            overrides = {**(overrides or {}), **{name: accepted for name in OUT_OF_HOURS_PERIODS}}
         billing = self.desk.settings.billing
         # Priced on the billed time (the increment and minimum of the settings), from the start.
         billed = billed_duration(request.end - request.start, billing.increment_minutes, billing.minimum_minutes)
         return self.desk.quotes.quote(request.service, request.start, request.start + billed, 1, overrides)
+
+    async def accepted_multiplier(self, ticket: Ticket) -> Decimal | None:
+        """The multiplier recorded when the ticket's out-of-hours emergency was accepted (the
+        page's record, bot/app/escalations.py `Acceptance`), or None."""
+        if not ticket.out_of_hours_emergency:
+            return None
+        for page in await self.store.list_escalations(ticket_number=ticket.number):
+            if page.reason is EscalationReason.EMERGENCY:
+                acceptance = Acceptance.from_comment(page.comment)
+                if acceptance is not None and acceptance.percent:
+                    try:
+                        return Decimal(acceptance.percent) / 100
+                    except ArithmeticError:
+                        return None
+        return None
 
     async def log_time(self, ctx: Context, request: TimeRequest, idempotency_key: str | None) -> TimeEntry:
         assert ctx.staff is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Mapping
 
 from bot.domain.model import Ticket, TicketKind, Urgency
@@ -61,6 +62,8 @@ def ticket_facts(ctx: Context, ticket: Ticket, full: bool = True) -> Facts:
             # How it reached the desk, and who registered it for the customer (issue 15 §3).
             by = f" ({ticket.created_by})" if ticket.created_by and ticket.created_by != ticket.requester_email else ""
             rows.append((t("intake.shown"), t(f"intake.channel.{ticket.intake.value}") + by))
+            if ctx.mentioned is not None and ctx.mentioned.number == ticket.number:
+                rows.extend(_comment_rows(ctx))
     return Facts(tuple(rows), title=f"{ticket.number}")
 
 
@@ -85,3 +88,19 @@ def contacts_facts(ctx: Context) -> Facts:
         ),
         title=ctx.t("contacts.title"),
     )
+
+
+# The newest comments an agent's view of a ticket shows (issue 16 builds the full agent view).
+SHOWN_COMMENTS = 10
+
+
+def _comment_rows(ctx: Context) -> list[tuple[str, str]]:
+    rows = []
+    for c in list(ctx.mentioned_comments)[-SHOWN_COMMENTS:]:
+        when = c.get("created_at")
+        shown = format_datetime(when.astimezone(ctx.calendar.tz), ctx.lang) if isinstance(when, datetime) else ""
+        label = ctx.t("existing.comment_row", when=shown, author=c.get("author") or "—")
+        if c.get("internal"):
+            label += " " + ctx.t("existing.internal")
+        rows.append((label, str(c.get("text") or "")))
+    return rows

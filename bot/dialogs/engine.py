@@ -66,6 +66,9 @@ class Context:
     mentioned: Ticket | None = None
     # A ticket number the message quotes that this user may not see (or that does not exist).
     mentioned_unknown: str | None = None
+    # Staff only: the comments on the mentioned ticket (a customer's additions, internal notes),
+    # oldest first, as the store gives them.
+    mentioned_comments: tuple[Mapping[str, Any], ...] = ()
     # The other people's e-mail addresses this turn names (lower case -> who they are).
     named: Mapping[str, DirectoryEntry] = field(default_factory=dict)
 
@@ -171,6 +174,11 @@ class Dialog(abc.ABC):
     def completed(self, ctx: Context, data: Mapping[str, Any], result: Any) -> tuple[Reply, ...]:
         """Replies after the runner performed the finishing effect (`result` is what it returned)."""
         return ()
+
+    def intercept(self, ctx: Context, state: str, data: Mapping[str, Any], answer: Answer) -> "Outcome | None":
+        """An answer that means something whatever the question (a quoted ticket number in the
+        new-ticket dialog): its outcome, else None and the step judges it."""
+        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,6 +305,9 @@ class DialogEngine:
         if typed is not None and isinstance(step, TextStep) and is_menu_word(typed):
             # A free answer that is only "quote" or "tickets" asks for another dialog.
             return self._apply(ctx, dialog, state, Retry(ctx.t("engine.in_dialog")))
+        special = dialog.intercept(ctx, state["state"], state["data"], answer) if action is None else None
+        if special is not None:
+            return self._apply(ctx, dialog, state, special)
         outcome = step.accept(ctx, state["data"], answer)
         if isinstance(outcome, Retry) and text is not None and action is None and _asks_elsewhere(text):
             # "ticket", "quote", "/tickets" refused as an answer: the person wants something else,

@@ -19,6 +19,7 @@ from bot.protocol.ids import Action
 from bot.protocol.replies import Choices, Confirmation, Facts, FieldKind, Form, FormField, Option, Reply, Text, Tone
 from bot.domain.validation import Invalid
 
+from bot.dialogs import existing
 from bot.dialogs.common import NO, YES, kind_options, urgency_options, yes_no
 from bot.dialogs.intents import kind_in_words
 from bot.dialogs.engine import (
@@ -401,6 +402,8 @@ class NewTicketDialog(Dialog):
             "emergency": EmergencyStep(),
             "summary": SummaryStep(),
             "edit": ChoiceStep("edit_field", "ticket.ask.edit", _edit_options, lambda ctx, data: data["edit_field"]),
+            # A person with open tickets is first asked whether it is about one of them (§3b).
+            **existing.steps(_next_missing),
         }
 
     def prefill(self, ctx: Context, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -426,7 +429,13 @@ class NewTicketDialog(Dialog):
     def start(self, ctx: Context, args: Mapping[str, Any]) -> Outcome:
         data = self.prefill(ctx, args)
         intro = Text(ctx.t("ticket.intro"))
+        offered = existing.own_open_tickets(ctx)
+        if offered:
+            return Goto("existing", {**data, "open_tickets": offered}, (intro,), remember=False)
         return Goto(_next_missing(ctx, data), data, (intro,), remember=False)
+
+    def intercept(self, ctx: Context, state: str, data: Mapping[str, Any], answer: Answer) -> Outcome | None:
+        return existing.intercept(ctx, state, data, answer)
 
     # ---- everything at once (a Slack modal, a Teams card) -----------------------------------------
     def form(self, ctx: Context, data: Mapping[str, Any]) -> Form:
@@ -504,6 +513,9 @@ class NewTicketDialog(Dialog):
 
     # ---- after the ticket was created ----------------------------------------------------------------
     def completed(self, ctx: Context, data: Mapping[str, Any], result: Any) -> tuple[Reply, ...]:
+        if not isinstance(result, Ticket):
+            # What they said went to one of their open tickets (§3b): no new ticket.
+            return (Text(ctx.t("existing.added", number=str(result)), Tone.SUCCESS),)
         ticket: Ticket = result
         t = ctx.t
         lines = [t("ticket.created", number=ticket.number)]

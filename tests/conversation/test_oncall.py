@@ -185,3 +185,20 @@ async def test_redelivered_turn_pages_once(desk):
     await conv.handle(final)
     assert len(await desk.store.list_escalations()) == 1
     assert len([m for m in await desk.store.list_outbox() if m.kind == "oncall_page"]) == 1
+
+
+async def test_time_on_an_accepted_emergency_is_billed_at_the_accepted_multiplier(desk):
+    conv = TurnRunner(desk)
+    number, _ = await emergency(conv)  # Saturday 22:30: 150 % accepted, the rate card's
+    other = await desk.register_ticket(kind="incident", requester_email=CAMILLE, module="Caisse",
+                                       description="La caisse plante au démarrage depuis la mise à jour")
+    # Sunday 01:00 is a 200 % period on the rate card: the emergency's hour is billed at the 150 %
+    # Camille accepted, another ticket's hour at the same time at 200 %.
+    desk.clock.advance(timedelta(days=3))  # Tuesday: all of it is in the past
+    out = await say(conv, SOFIE, f"logtime {number} 1h teamviewer at 2026-11-29 01:00")
+    assert "150 %" in out and "€153.32" in out, out
+    out = await say(conv, SOFIE, f"logtime {other.number} 1h teamviewer at 2026-11-29 01:00")
+    assert "200 %" in out and "€204.42" in out, out
+    # Office hours on Monday stay at the office rate, emergency or not.
+    out = await say(conv, SOFIE, f"logtime {number} 1h teamviewer at 2026-11-30 10:00")
+    assert "100 %" in out and "€102.21" in out, out

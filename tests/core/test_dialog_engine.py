@@ -363,6 +363,7 @@ def test_escalating_a_ticket_not_in_my_list_is_impossible():
 def test_an_effects_kind_is_one_the_runner_knows():
     # Read from its word too (the kind's value is that word), and nothing else.
     assert Effect("log_time", {}).kind is EffectKind.LOG_TIME == "log_time"
-    assert {k.value for k in EffectKind} == {"create_ticket", "create_escalation", "log_time", "add_comment"}
+    assert {k.value for k in EffectKind} == {"create_ticket", "create_escalation", "log_time", "add_comment",
+                                            "register_ticket"}
     with pytest.raises(ValueError):
         Effect("delete_everything", {})

@@ -53,6 +53,9 @@ async def test_two_servers_on_one_database_answer_each_turn_once(pg_url, fake_sl
         await a.dm("ticket", user=user, event_id="EvPAIR0", drain=False)
         # either server's worker may take it: each is woken by the other's write (NOTIFY)
         await asyncio.gather(a.channel.drain(), b.channel.drain())
+        # The user has an open ticket now: asked first whether it is about it (issue 15 §3b).
+        await a.dm("new", user=user, event_id="EvPAIR0b", drain=False)
+        await asyncio.gather(a.channel.drain(), b.channel.drain())
         key = DialogKey("slack", TEAM, f"D{user}", user)
         version = (await store_a.load_dialog(key)).version
         before = len(posts_to(fake_slack, user))

@@ -42,7 +42,7 @@ EMAILS = [None, "lotte.peeters@brasseriedeklok.be", "camille.dubois@atelier-lumi
 FIELDS = ["kind", "name", "email", "phone", "module", "description", "reproduce", "diagnostics", "urgency", "value",
           "_confirmed", "ticket", "duration", "service", "start", "end", "participants", "reason", "comment", "date",
           "time"]
-SUMMARY_SCRIPT = ["ticket", "1", "1", "Invoicing module", "Printing an invoice fails with error 42 since the update",
+SUMMARY_SCRIPT = ["ticket", "No, a new ticket", "1", "1", "Invoicing module", "Printing an invoice fails with error 42 since the update",
                   "Open an invoice and press Print", "Restarted, same on another PC", "2"]
 
 texts = st.one_of(st.sampled_from(WORDS), st.text(max_size=200), st.text(alphabet=st.characters(max_codepoint=0x3000),
