@@ -52,7 +52,8 @@ def test_the_servers_scrape_adds_up_its_worker_processes(tmp_path):
     db = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
     assert run(["directory", "load", DIRECTORY], db).returncode == 0
     number = json.loads(run(["tickets", "create", "--kind", "incident", "--requester", LOTTE, "--module", "ERP",
-                             "--description", "Printing fails", "--json"], db).stdout)["number"]
+                             "--description", "Printing an invoice fails with error 42",
+                             "--reproduce", "Open an invoice and press Print", "--diagnostics", "Restarted, same on another PC", "--intake", "phone", "--by", "sofie.janssens@caresolutions.be", "--json"], db).stdout)["number"]
     chat = run(["chat", "--as", LOTTE, "--lang", "en"], db,
                stdin="\n".join(["escalate", number, "2", "The fix did not work.", "1"]) + "\n")
     assert "has been recorded" in chat.stdout

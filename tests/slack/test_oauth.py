@@ -248,7 +248,7 @@ async def test_a_profile_email_of_another_company_gives_nothing_of_it(multi, sto
     # Someone of Atelier Lumière's workspace whose profile shows Lotte's (Brasserie De Klok) e-mail.
     await dm(env, LUMIERE, IMPOSTOR, "tickets")
     seen = "\n".join(posted_to(fake, f"D{IMPOSTOR}"))
-    assert seen and "CS-2026-00001" not in seen and "no tickets" in seen
+    assert seen and "CS-2026-00001" not in seen and "cannot show or escalate tickets" in seen
     await dm(env, LUMIERE, IMPOSTOR, "CS-2026-00001")
     seen = "\n".join(posted_to(fake, f"D{IMPOSTOR}"))
     assert "De kassa print" not in seen
