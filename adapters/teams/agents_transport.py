@@ -80,11 +80,16 @@ class SigningKeys:
         self.metadata_url = metadata_url
         self.timeout = timeout
         self._keys: dict[str, dict[str, Any]] = {}
-        self._fetched_at = 0.0
+        # None until the first fetch: the monotonic clock starts at the machine's boot, so a zero
+        # here would read as "fetched moments ago" on a machine up for less than five minutes.
+        self._fetched_at: float | None = None
         self._lock = asyncio.Lock()
 
     def clear(self) -> None:
-        self._keys, self._fetched_at = {}, 0.0
+        self._keys, self._fetched_at = {}, None
+
+    def _age(self, now: float) -> float:
+        return float("inf") if self._fetched_at is None else now - self._fetched_at
 
     async def _fetch(self) -> None:
         try:
@@ -104,10 +109,10 @@ class SigningKeys:
     async def jwk(self, kid: str) -> dict[str, Any]:
         """The key `kid` as published (with its `endorsements`); AuthError if none has that id."""
         now = time.monotonic()
-        if kid not in self._keys or now - self._fetched_at > KEYS_LIFETIME:
+        if kid not in self._keys or self._age(now) > KEYS_LIFETIME:
             async with self._lock:
-                stale = now - self._fetched_at > KEYS_LIFETIME
-                unknown = kid not in self._keys and now - self._fetched_at > KEYS_REFETCH_AFTER
+                stale = self._age(now) > KEYS_LIFETIME
+                unknown = kid not in self._keys and self._age(now) > KEYS_REFETCH_AFTER
                 if stale or unknown:
                     await self._fetch()
         if kid not in self._keys:

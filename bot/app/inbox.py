@@ -210,7 +210,8 @@ class InboxWorker:
         self._done: list[tuple[int, int]] = []
         # Durable replies the items' work posted (outbox keys): marked sent by the same claim.
         self._posted: list[str] = []
-        self._last_purge = 0.0
+        # None until the first purge (not 0.0: the loop's clock counts from the machine's boot).
+        self._last_purge: float | None = None
 
     def wake(self) -> None:
         """Something was written (by this process): look now rather than at the next poll."""
@@ -369,7 +370,7 @@ class InboxWorker:
 
     async def _purge(self) -> None:
         loop = asyncio.get_running_loop()
-        if loop.time() - self._last_purge < PURGE_EVERY_S:
+        if self._last_purge is not None and loop.time() - self._last_purge < PURGE_EVERY_S:
             return
         self._last_purge = loop.time()
         purged = await self.store.purge_inbound(self.clock() - self.retention)
