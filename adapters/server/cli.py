@@ -337,6 +337,7 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
             await asyncio.gather(*tasks)
         finally:
             await channels.slack.close()
+            await channels.teams.transport.close()
     return 0
 
 

@@ -307,6 +307,7 @@ def mount(app: web.Application, teams: TeamsApp) -> None:
 
     async def finish_background_turns(_: web.Application) -> None:
         await teams.drain()
+        await teams.transport.close()
 
     app.on_cleanup.append(finish_background_turns)
     if teams.config.auth_enabled:

@@ -10,7 +10,11 @@ edges measured on this project (see ../shared/reference/platform/NOTES.md):
   the token's key in its cache, fresh, it runs on the event loop (no thread, no second loop);
 * outbound tokens come from a configurable OAuth token endpoint (client-credentials grant),
   fetched asynchronously and cached, instead of MSAL (which blocks the event loop and refuses
-  any authority that is not https).
+  any authority that is not https);
+* the connector's HTTP calls go over one aiohttp session per transport (keep-alive), through the
+  pipeline msrest lets a client replace, instead of a new `requests` session per turn run in a
+  thread; the user-token client (OAuth sign-in, which CareDesk never uses) is built only if used.
+  Together these were a third of botbuilder's CPU per Teams message in the benchmark (issue 18).
 """
 
 from __future__ import annotations
@@ -27,6 +31,12 @@ from typing import Any
 
 import aiohttp
 import requests
+from multidict import CIMultiDict
+from msrest.pipeline import AsyncPipeline, Request, Response, SansIOHTTPPolicy
+from msrest.pipeline.async_abc import AsyncHTTPSender
+from msrest.pipeline.universal import RawDeserializer
+from msrest.universal_http import ClientRequest
+from msrest.universal_http.async_abc import AsyncClientResponse
 from msrest.universal_http.requests import ClientRetryPolicy
 from botbuilder.core import InvokeResponse, TurnContext
 from botbuilder.core.teams import TeamsInfo
@@ -35,12 +45,16 @@ from botbuilder.integration.aiohttp import (
     ConfigurationBotFrameworkAuthentication,
 )
 from botbuilder.schema import Activity, ActivityTypes, ChannelAccount, ConversationReference
+from botframework.connector.aio import ConnectorClient
 from botframework.connector.auth import (
     AppCredentials,
+    ClaimsIdentity,
+    ConnectorFactory,
     JwtTokenExtractor,
     ManagedIdentityServiceClientCredentialsFactory,
     MicrosoftAppCredentials,
     ServiceClientCredentialsFactory,
+    UserTokenClient,
 )
 
 from adapters.teams.activities import MalformedActivity
@@ -154,6 +168,160 @@ def make_credentials_factory(config: TeamsConfig) -> ServiceClientCredentialsFac
     return TokenEndpointCredentialsFactory(config.app_id, config.app_password, config.token_url, config.oauth_scope)
 
 
+# ---- the connector's HTTP: aiohttp, one session per transport --------------------------------------
+
+CONNECTOR_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)  # Teams waits 15 s for a turn's answer
+
+
+class _Sessions:
+    """One aiohttp session for the transport's connector calls (keep-alive to the channel), made
+    on first use on the running loop, and made again on another loop (a session is loop-bound)."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def get(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            self._session, self._loop = aiohttp.ClientSession(timeout=CONNECTOR_TIMEOUT), loop
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed and self._loop is asyncio.get_running_loop():
+            await self._session.close()
+        self._session = self._loop = None
+
+
+class _AiohttpResponse(AsyncClientResponse):
+    def __init__(self, request: ClientRequest, response: aiohttp.ClientResponse, body: bytes) -> None:
+        super().__init__(request, response)
+        self.status_code = response.status
+        self.headers = CIMultiDict(response.headers)
+        self.reason = response.reason
+        self._body = body
+
+    def body(self) -> bytes:
+        return self._body
+
+    def raise_for_status(self) -> None:
+        self.internal_response.raise_for_status()
+
+    def stream_download(self, chunk_size: Any = None, callback: Any = None) -> Any:
+        raise NotImplementedError("the Bot Connector's answers are read whole")
+
+
+class _AiohttpSender(AsyncHTTPSender):
+    """msrest's sender seam on the transport's aiohttp session (msrest's own aiohttp sender sends
+    neither the headers nor the body of a request)."""
+
+    def __init__(self, sessions: _Sessions) -> None:
+        self.sessions = sessions
+
+    async def __aenter__(self) -> "_AiohttpSender":
+        return self
+
+    async def __aexit__(self, *exc_details: Any) -> None:
+        return None  # the session is the transport's, closed with it
+
+    def build_context(self) -> Any:
+        return None
+
+    async def send(self, request: Request, **config: Any) -> Response:
+        http: ClientRequest = request.http_request
+        async with self.sessions.get().request(http.method, http.url, headers=dict(http.headers),
+                                               data=http.data) as response:
+            body = await response.read()
+        return Response(request, _AiohttpResponse(http, response, body))
+
+
+class _SignedHeader(SansIOHTTPPolicy):
+    """The credentials' Authorization header, as their `signed_session` sets it on a requests
+    session (none for anonymous credentials)."""
+
+    def __init__(self, credentials: AppCredentials) -> None:
+        self.credentials = credentials
+
+    def on_request(self, request: Any, **kwargs: Any) -> None:
+        self.credentials.signed_session(SimpleNamespace(headers=request.http_request.headers))
+
+
+def _on_aiohttp(client: ConnectorClient, sessions: _Sessions) -> ConnectorClient:
+    """The client's pipeline rebuilt as msrest builds it, with the aiohttp sender."""
+    config = client.config
+    policies: list[Any] = [config.user_agent_policy, RawDeserializer(), config.http_logger_policy]
+    if config.credentials is not None:
+        policies.insert(1, _SignedHeader(config.credentials))
+    config.pipeline = AsyncPipeline(policies, _AiohttpSender(sessions))
+    return client
+
+
+class _AiohttpConnectorFactory(ConnectorFactory):
+    """botbuilder's connector factory, its clients sending through the transport's session."""
+
+    def __init__(self, inner: ConnectorFactory, sessions: _Sessions) -> None:
+        self.inner = inner
+        self.sessions = sessions
+
+    async def create(self, service_url: str, audience: str | None = None) -> ConnectorClient:
+        return _on_aiohttp(await self.inner.create(service_url, audience), self.sessions)
+
+
+class _UserTokenClientOnUse(UserTokenClient):
+    """botbuilder builds a user-token client (a whole msrest client and its credentials) for every
+    turn, for OAuth sign-in prompts; CareDesk signs nobody in, so it is built only if used."""
+
+    def __init__(self, make: Any) -> None:
+        self._make = make
+        self._client: UserTokenClient | None = None
+
+    async def _real(self) -> UserTokenClient:
+        if self._client is None:
+            self._client = await self._make()
+        return self._client
+
+    async def get_user_token(self, *args: Any, **kwargs: Any) -> Any:
+        return await (await self._real()).get_user_token(*args, **kwargs)
+
+    async def get_sign_in_resource(self, *args: Any, **kwargs: Any) -> Any:
+        return await (await self._real()).get_sign_in_resource(*args, **kwargs)
+
+    async def sign_out_user(self, *args: Any, **kwargs: Any) -> Any:
+        return await (await self._real()).sign_out_user(*args, **kwargs)
+
+    async def get_token_status(self, *args: Any, **kwargs: Any) -> Any:
+        return await (await self._real()).get_token_status(*args, **kwargs)
+
+    async def get_aad_tokens(self, *args: Any, **kwargs: Any) -> Any:
+        return await (await self._real()).get_aad_tokens(*args, **kwargs)
+
+    async def exchange_token(self, *args: Any, **kwargs: Any) -> Any:
+        return await (await self._real()).exchange_token(*args, **kwargs)
+
+
+class _Authentication(ConfigurationBotFrameworkAuthentication):
+    """botbuilder's configuration-driven authentication, its connectors on aiohttp and its
+    user-token client built on use."""
+
+    def __init__(self, configuration: Any, *, credentials_factory: ServiceClientCredentialsFactory,
+                 sessions: _Sessions) -> None:
+        super().__init__(configuration, credentials_factory=credentials_factory)
+        self.sessions = sessions
+
+    def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
+        return _AiohttpConnectorFactory(super().create_connector_factory(claims_identity), self.sessions)
+
+    async def create_user_token_client(self, claims_identity: ClaimsIdentity) -> UserTokenClient:
+        make = super().create_user_token_client
+        return _UserTokenClientOnUse(lambda: make(claims_identity))
+
+    async def authenticate_request(self, activity: Activity, auth_header: str | None) -> Any:
+        result = await super().authenticate_request(activity, auth_header)
+        if result.connector_factory is not None:
+            result.connector_factory = _AiohttpConnectorFactory(result.connector_factory, self.sessions)
+        return result
+
+
 # ---- one turn -------------------------------------------------------------------------------------
 
 
@@ -243,10 +411,13 @@ class BotbuilderTransport(TeamsTransport):
             OAUTH_URL=config.oauth_url,
             CALLER_ID=None,
         )
-        self.authentication = ConfigurationBotFrameworkAuthentication(
-            configuration, credentials_factory=self.credentials_factory
-        )
+        self.sessions = _Sessions()
+        self.authentication = _Authentication(configuration, credentials_factory=self.credentials_factory,
+                                              sessions=self.sessions)
         self.adapter = CloudAdapter(self.authentication)
+
+    async def close(self) -> None:
+        await self.sessions.close()
 
     async def authenticate(self, auth_header: str | None, activity: Mapping[str, Any]) -> Any:
         # Only what the token check reads (the channel and service URL it must name, the

@@ -80,3 +80,6 @@ class TeamsTransport(abc.ABC):
     @abc.abstractmethod
     async def continue_conversation(self, reference: Mapping[str, Any], handler: TurnHandler) -> None:
         """Run `handler` in a stored conversation (a proactive message). Raise DeliveryError."""
+
+    async def close(self) -> None:  # noqa: B027 - optional: most transports hold nothing to close
+        """Release what the transport keeps open between turns (HTTP sessions)."""

@@ -174,6 +174,7 @@ class FakeBotFramework:
             "kind": "activity", "method": method, "conversation": request.match_info["cid"],
             "activity_id": request.match_info.get("aid"), "body": body, "response_id": response_id,
             "authorization": request.headers.get("Authorization"),
+            "peer": request.transport.get_extra_info("peername") if request.transport else None,
         })
 
     async def post_activity(self, request: web.Request) -> web.Response:
