@@ -11,7 +11,7 @@ import requests
 from tests.teams.conftest import OUTBOUND_TOKEN
 
 
-async def test_answers_go_over_the_event_loop_and_botbuilder_keeps_its_connection(bot, monkeypatch):
+async def test_answers_go_over_the_event_loop_on_a_kept_connection(bot, monkeypatch):
     # The first message fetches the signing keys (botbuilder does it with requests, in a thread).
     assert (await bot.post(bot.activity("29:lotte", "help")))[0] == 200
     first = len(bot.fake.sent("POST"))
