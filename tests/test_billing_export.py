@@ -180,4 +180,4 @@ def test_time_billed_under_an_accepted_emergency_is_marked_in_tickets_show_and_t
     sunday_entry, monday_entry = report["customers"][0]["tickets"][0]["entries"]
     assert sunday_entry["emergency"]["accepted_by"] == "Camille Dubois" and monday_entry["emergency"] is None
     text = run(["billing", "report", "--month", "2026-11"], db).stdout
-    assert "billed under the accepted emergency: x1.5 (default), accepted 2026-11-28T" in text, text
+    assert "billed under the accepted emergency: x1.5 (rate card), accepted 2026-11-28 22:30 by Camille Dubois" in text, text

@@ -738,8 +738,10 @@ async def cmd_billing_report(settings: Settings, args: argparse.Namespace) -> in
                     print(f"    #{entry['id']} {local:%Y-%m-%d %H:%M} {offset} {entry['service']:<12} {entry['agent']:<36} {entry['amount']:>10}")
                     if entry.get("emergency"):
                         em = entry["emergency"]
-                        print(f"        billed under the accepted emergency: x{em['multiplier']} "
-                              f"({em['basis']}), accepted {em['accepted_at']} by {em['accepted_by']}")
+                        accepted = datetime.fromisoformat(em["accepted_at"]).astimezone(tz)
+                        basis = translate("en", f"logtime.emergency.basis.{em['basis']}")
+                        print(f"        billed under the accepted emergency: x{em['multiplier']} ({basis}), "
+                              f"accepted {accepted:%Y-%m-%d %H:%M} by {em['accepted_by']}")
                     for line in entry["lines"]:
                         print(f"        {line['hours']:>6} h x {line['multiplier']:<4} x {line['rate']} = {line['amount']:>10}"
                               f"  {line.get('basis', '')}")

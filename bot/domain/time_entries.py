@@ -220,7 +220,7 @@ def billing_report(entries: Sequence[TimeEntry], month: str, currency: str, tz: 
                 "note": entry.note,
                 "lines": lines,
                 "amount": str(entry.amount),
-                "emergency": ({**emergency.as_dict(), "accepted_at": local(emergency.accepted_at)}
+                "emergency": ({**emergency.as_dict(), "accepted_at": local(emergency.accepted_at.replace(microsecond=0))}
                               if emergency is not None and under_emergency else None),
             }
         )
