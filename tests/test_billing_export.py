@@ -62,8 +62,14 @@ def _check_plain_csv(db, report, tmp_path):
     out = run(["billing", "report", "--month", "2026-11", "--format", "csv"], db).stdout
     rows = list(csv.DictReader(io.StringIO(out)))
     assert list(rows[0]) == ["customer", "ticket", "entry", "agent", "service", "date", "start", "end", "hours",
-                             "multiplier", "rate", "amount", "currency", "note"]
+                             "multiplier", "basis", "rate", "amount", "currency", "note"]
     assert all(r["entry"].isdigit() for r in rows)  # no total rows among the data
+    # Why each line's surcharge applies, one word per row (issue 15 §1): these tickets had no
+    # accepted emergency, so the period of the rate card.
+    assert {(r["date"], r["multiplier"], r["basis"]) for r in rows} == {
+        ("2026-11-20", "1.0", "office_hours"), ("2026-11-20", "1.25", "outside_office_hours"),
+        ("2026-11-11", "1.5", "public_holiday"), ("2026-11-23", "1.0", "office_hours"),
+        ("2026-11-21", "1.5", "saturday")}
     assert sum(Decimal(r["amount"]) for r in rows) == Decimal(report["total"])
     evening = [r for r in rows if r["multiplier"] == "1.25"]
     assert [(r["start"], r["end"], r["note"]) for r in evening] == [
@@ -145,3 +151,33 @@ def test_billing_exports_open_in_a_spreadsheet_with_the_reports_totals(billed, t
     db, report = billed
     for check in (_check_report, _check_plain_csv, _check_excel_be_csv, _check_xlsx, _check_refusals):
         check(db, report, tmp_path)
+
+
+def test_time_billed_under_an_accepted_emergency_is_marked_in_tickets_show_and_the_exports(db):
+    """Issue 15 §1: Camille accepts an out-of-hours emergency on Saturday night (150 %, the rate
+    card's); an hour on Sunday night is billed under it, an hour on Monday morning is not."""
+    saturday = {"CAREDESK_FIXED_NOW": "2026-11-28T22:30"}
+    chat = run(["chat", "--as", CAMILLE, "--lang", "en"], db, env_extra=saturday, stdin="\n".join((
+        "ticket", "1", "1", "Invoicing module", "Printing an invoice fails with error 42 since the update",
+        "Open an invoice and press Print", "Restarted, same on another PC", "4", "1", "1")) + "\n")
+    number = re.search(r"CS-2026-\d{5}", chat.stdout)
+    assert number and "of the hourly rate" in chat.stdout, chat.stdout
+    number = number.group(0)
+    lines = [f"logtime {number} 1h teamviewer at 2026-11-29 01:00", f"logtime {number} 1h teamviewer at 2026-11-30 10:00"]
+    logged = run(["chat", "--as", SOFIE, "--lang", "en"], db, env_extra={"CAREDESK_FIXED_NOW": "2026-12-01T10:00"},
+                 stdin="\n".join(lines) + "\n")
+    assert logged.stdout.count("Time logged") == 2, logged.stdout
+    shown = run(["tickets", "show", number], db).stdout
+    [sunday] = [line for line in shown.splitlines() if line.startswith("time:") and "2026-11-29 01:00" in line]
+    assert "×1.5 — accepted emergency (rate card)" in sunday and "by Camille Dubois" in sunday, shown
+    [monday] = [line for line in shown.splitlines() if line.startswith("time:") and "2026-11-30 10:00" in line]
+    assert "accepted emergency" not in monday
+    rows = list(csv.DictReader(io.StringIO(run(["billing", "report", "--month", "2026-11", "--format", "csv"],
+                                               db).stdout)))
+    assert [(r["ticket"], r["multiplier"], r["basis"]) for r in rows] == [(number, "1.5", "emergency"),
+                                                                         (number, "1.0", "office_hours")]
+    report = json.loads(run(["billing", "report", "--month", "2026-11", "--format", "json"], db).stdout)
+    sunday_entry, monday_entry = report["customers"][0]["tickets"][0]["entries"]
+    assert sunday_entry["emergency"]["accepted_by"] == "Camille Dubois" and monday_entry["emergency"] is None
+    text = run(["billing", "report", "--month", "2026-11"], db).stdout
+    assert "billed under the accepted emergency: x1.5 (rate card), accepted 2026-11-28 22:30 by Camille Dubois" in text, text

@@ -646,9 +646,16 @@ async def cmd_tickets_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_tickets_show(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app.escalations import Escalations
+    from bot.app.staff import emergency_text, under_emergency
+    from bot.i18n import format_duration, format_money
+
     async with _desk(settings) as desk:
         ticket = await desk.store.get_ticket(args.number)
         comments = await desk.store.list_ticket_comments(args.number, include_internal=True) if ticket else []
+        entries = await desk.store.list_time_entries(ticket_number=ticket.number) if ticket else []
+        emergency = await Escalations(desk).accepted_emergency(ticket.number) if entries and ticket else None
+        calendar = desk.calendar
     if ticket is None:
         raise UsageError(f"no ticket {args.number}")
     if args.json:
@@ -660,11 +667,21 @@ async def cmd_tickets_show(settings: Settings, args: argparse.Namespace) -> int:
     # The comments too, internal notes marked: an accepted emergency's terms are one (issue 15).
     for c in comments:
         print(f"{'note:' if c.get('internal') else 'comment:':<24}{c.get('author')}: {c.get('text')}")
+    # The time logged, each entry billed under the accepted emergency marked as such (issue 15 §1).
+    lang, tz = settings.default_language, settings.calendar.tz
+    for e in entries:
+        start = e.started_at.astimezone(tz)
+        minutes = int((e.ended_at - e.started_at).total_seconds() // 60)
+        mark = (" " + emergency_text(lang, emergency, tz)
+                if emergency and under_emergency(e, emergency, calendar, settings.multipliers) else "")
+        print(f"{'time:':<24}#{e.id} {start:%Y-%m-%d %H:%M} {e.agent_email}: {format_duration(minutes, lang)}, "
+              f"{e.service}, {format_money(e.amount, lang, e.currency)}{mark}")
     return 0
 
 
 async def cmd_billing_report(settings: Settings, args: argparse.Namespace) -> int:
     from adapters.server.billing_export import totals_path, write_report_csv, write_totals_csv, write_xlsx
+    from bot.app.escalations import Escalations
     from bot.domain.time_entries import billing_report, month_bounds
 
     try:
@@ -680,7 +697,11 @@ async def cmd_billing_report(settings: Settings, args: argparse.Namespace) -> in
             known = ", ".join(sorted((c.name for c in await desk.store.list_companies()), key=str.lower))
             raise UsageError(f"--customer: unknown customer {args.customer!r}; known customers: {known or 'none'}")
         entries = await desk.store.list_time_entries(company=args.customer, started_from=start, started_before=end)
-    report = billing_report(entries, args.month, settings.currency, settings.calendar.tz)
+        # Why each line's multiplier applies, an accepted emergency's terms included (issue 15 §1).
+        emergencies = await Escalations(desk).accepted_emergencies(e.ticket_number for e in entries)
+        calendar = desk.calendar
+    report = billing_report(entries, args.month, settings.currency, settings.calendar.tz,
+                            calendar=calendar, multipliers=settings.multipliers, emergencies=emergencies)
     out = Path(args.out) if args.out else None
     if args.format == "xlsx":
         assert out is not None
@@ -716,8 +737,15 @@ async def cmd_billing_report(settings: Settings, args: argparse.Namespace) -> in
                     local = datetime.fromisoformat(entry["start"]).astimezone(tz)
                     offset = local.isoformat()[-6:]
                     print(f"    #{entry['id']} {local:%Y-%m-%d %H:%M} {offset} {entry['service']:<12} {entry['agent']:<36} {entry['amount']:>10}")
+                    if entry.get("emergency"):
+                        em = entry["emergency"]
+                        accepted = datetime.fromisoformat(em["accepted_at"]).astimezone(tz)
+                        basis = translate("en", f"logtime.emergency.basis.{em['basis']}")
+                        print(f"        billed under the accepted emergency: x{em['multiplier']} ({basis}), "
+                              f"accepted {accepted:%Y-%m-%d %H:%M} by {em['accepted_by']}")
                     for line in entry["lines"]:
-                        print(f"        {line['hours']:>6} h x {line['multiplier']:<4} x {line['rate']} = {line['amount']:>10}")
+                        print(f"        {line['hours']:>6} h x {line['multiplier']:<4} x {line['rate']} = {line['amount']:>10}"
+                              f"  {line.get('basis', '')}")
                 print(f"  {'ticket total':<60}{ticket['total']:>12}")
             print(f"{'customer total':<62}{customer['total']:>12}")
         print(f"\n{'TOTAL':<62}{report['total']:>12}")

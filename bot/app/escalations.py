@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
-from typing import Any, Protocol, Sequence, TypedDict
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, Iterable, Protocol, Sequence, TypedDict
 
 from bot.app.desk import Desk
 from bot.domain.model import Escalation, EscalationReason, EscalationStatus, StaffMember, StaffRole, Ticket
 from bot.domain.oncall import on_duty
+from bot.domain.time_entries import AcceptedEmergency
 from bot.app.notifications import (ESCALATION_HANDLED, ESCALATION_PING, ESCALATION_TAKEN, PAGE, PAGE_HANDLED,
                                    PAGE_TAKEN)
 from bot.store.ports import DirectoryStore, EscalationStore, NewOutboxMessage, TicketStore
@@ -61,6 +63,40 @@ class Escalations:
         self.desk = desk
         self.settings = desk.settings
         self.store: EscalationsStore = desk.store
+
+    # ---- an accepted emergency's terms (for time billed under it) ---------------------------------
+    async def accepted_emergency(self, ticket_number: str) -> AcceptedEmergency | None:
+        """The terms the requester accepted for the ticket's out-of-hours emergency, as its page
+        recorded them (who accepted by name where the directory knows them), or None."""
+        for page in await self.store.list_escalations(ticket_number=ticket_number):
+            if page.reason is not EscalationReason.EMERGENCY:
+                continue
+            acceptance = Acceptance.from_comment(page.comment)
+            if acceptance is None or not acceptance.percent:
+                continue
+            try:
+                multiplier = Decimal(acceptance.percent) / 100
+            except (InvalidOperation, ArithmeticError):
+                continue
+            try:
+                at = datetime.fromisoformat(acceptance.accepted_at)
+            except ValueError:
+                at = page.created_at
+            at = at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
+            who = acceptance.accepted_by
+            contact, staff, _ = await self.store.find_person(who) if "@" in who else (None, None, None)
+            name = contact.name if contact else staff.name if staff else who
+            return AcceptedEmergency(multiplier, acceptance.basis, name, at)
+        return None
+
+    async def accepted_emergencies(self, ticket_numbers: Iterable[str]) -> dict[str, AcceptedEmergency]:
+        """`accepted_emergency` of each ticket that has one, by number."""
+        found: dict[str, AcceptedEmergency] = {}
+        for number in sorted(set(ticket_numbers)):
+            accepted = await self.accepted_emergency(number)
+            if accepted is not None:
+                found[number] = accepted
+        return found
 
     # ---- who is at which level -----------------------------------------------------------------
     async def managers(self, level: int) -> list[tuple[str, str]]:

@@ -41,7 +41,7 @@ from bot.app.staff import StaffCommand, StaffDesk
 from bot.store.ports import StaleDialogError, TurnStart, UnknownTicketError
 from bot.domain.time_entries import TimeRequest, is_agent
 from bot.domain.validation import Invalid, email as parse_email, strip_controls
-from bot.domain.visibility import Scope, escalation_reasons, may_see, scope_of
+from bot.domain.visibility import Scope, escalation_reasons, may_see, own_open, scope_of
 from bot.protocol.ids import (ESCALATION, MENU, Command, EscalationVerb, FormSubmission, parse_action,
                               parse_escalation_choice)
 from bot.protocol.turn import Turn
@@ -215,7 +215,8 @@ class TurnRunner:
         start = await self.store.read_turn_start(turn.dialog_key, _email(turn))
         turn, start = await self._vouch(turn, start)
         state = self._live(start.dialog)
-        ctx = await self.context(turn, with_tickets=False, start=start)
+        # A form's tickets: the new-ticket form may choose one of the person's open tickets.
+        ctx = await self.context(turn, with_tickets=_is_form(turn), start=start)
         if state is not None:
             return self.engine.handle(ctx, dict(state), turn.text, turn.action, _answer(turn))
         return await self._outside_dialog(ctx, turn, _answer(turn))
@@ -280,7 +281,7 @@ class TurnRunner:
         state = self._live(stored)
         # Inside a dialog that never looks at tickets (a new ticket, a quote, time), skip them.
         in_dialog = state.get("dialog") if state is not None else None
-        ctx = await self.context(turn, with_tickets=in_dialog not in TICKETLESS_DIALOGS, start=start)
+        ctx = await self.context(turn, with_tickets=in_dialog not in TICKETLESS_DIALOGS or _is_form(turn), start=start)
         expired = stored is not None and state is None
         prefix: tuple[Reply, ...] = (Text(ctx.t("engine.expired")),) if expired else ()
 
@@ -537,7 +538,10 @@ class TurnRunner:
             return await self.staff.log_time(ctx, request, key)
         if effect.kind is EffectKind.ADD_COMMENT:
             number = p["ticket"]
-            await self._visible(ctx, turn, number)
+            ticket = await self._visible(ctx, turn, number)
+            if p.get("own_open") and not own_open(ticket, ctx.contact, ctx.staff):
+                # Offered as one of the speaker's own open tickets (§3b): still one, or refused.
+                raise Invalid("existing.form.not_yours", {"number": ticket.number})
             await self.store.add_ticket_comment(
                 number, turn.user.email or turn.user.id, p["text"], now, internal=False, idempotency_key=key
             )
@@ -555,11 +559,15 @@ def _without_controls(turn: Turn) -> Turn:
     return replace(turn, text=text, values=values)
 
 
+def _is_form(turn: Turn) -> bool:
+    return isinstance(parse_action(turn.action), FormSubmission)
+
+
 def _answer(turn: Turn) -> Answer:
     return Answer(
         text=(turn.text or turn.values.get("value", "") or "").strip(),
         values=dict(turn.values),
-        is_form=isinstance(parse_action(turn.action), FormSubmission),
+        is_form=_is_form(turn),
         confirmed=turn.values.get("_confirmed") == "1",
     )
 

@@ -10,23 +10,27 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timezone, tzinfo
 from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
 from bot.app.desk import Desk
+from bot.domain.calendar import BusinessCalendar
+from bot.domain.config import Multipliers
 from bot.dialogs.common import ticket_facts, total_label
 from bot.dialogs.engine import Context
 from bot.dialogs.log_time import entry_replies
 from bot.domain.parsing import parse_date
 from bot.domain.model import EscalationReason, EscalationStatus, StaffMember, StaffRole, Ticket, TicketStatus, TimeEntry
 from bot.app.escalations import Acceptance, Escalations
-from bot.i18n import translate, format_date, format_datetime, format_duration, format_money, format_short_date
+from bot.i18n import (translate, format_date, format_datetime, format_duration, format_money, format_number,
+                      format_short_date)
 from bot.app.notifications import TICKET_UPDATE
 from bot.domain.quote import QuoteError
 from bot.protocol.replies import Facts, Reply, Text, Tone
 from bot.store.ports import NewOutboxMessage, StaleTicketError, UnknownTicketError
-from bot.domain.time_entries import TimeRequest, billed_duration, is_agent, parse_logtime, parse_start, to_entry
+from bot.domain.time_entries import (EMERGENCY_BASIS, AcceptedEmergency, TimeRequest, billed_duration, is_agent,
+                                     line_basis, parse_logtime, parse_start, to_entry)
 from bot.domain.validation import Invalid, clean_text
 from bot.domain.workflow import NOTIFIED, TransitionRefused, read_status, check_release_date, check_solution_date, check_status
 
@@ -179,10 +183,13 @@ class StaffDesk:
                 for c in notes[-15:]), title=t("staff.view.notes")))
         entries = await self.store.list_time_entries(ticket_number=ticket.number)
         if entries:
-            replies.extend(self._entry_facts(ctx, entries, t("staff.view.time", count=len(entries)), by_agent=True))
+            emergencies = await self.escalations.accepted_emergencies([ticket.number])
+            replies.extend(self._entry_facts(ctx, entries, t("staff.view.time", count=len(entries)), by_agent=True,
+                                             emergencies=emergencies))
         return tuple(replies)
 
-    def _entry_facts(self, ctx: Context, entries: Sequence[TimeEntry], title: str, by_agent: bool) -> tuple[Reply, ...]:
+    def _entry_facts(self, ctx: Context, entries: Sequence[TimeEntry], title: str, by_agent: bool,
+                     emergencies: Mapping[str, AcceptedEmergency] | None = None) -> tuple[Reply, ...]:
         rows = []
         total = sum((e.amount for e in entries), Decimal("0.00"))
         minutes_total = 0
@@ -198,6 +205,9 @@ class StaffDesk:
             row = ctx.t("logtime.list_row", date=format_short_date(start.date(), ctx.lang), time=f"{start:%H:%M}",
                         duration=format_duration(minutes, ctx.lang), service=e.service,
                         amount=format_money(e.amount, ctx.lang, e.currency))
+            mark = emergency_mark(ctx, e, (emergencies or {}).get(e.ticket_number))
+            if mark:
+                row = f"{row} {mark}"
             label = f"#{e.id} {e.ticket_number}"
             rows.append((label, f"{e.agent_email}: {row}" if by_agent else row))
         currency = entries[0].currency
@@ -337,12 +347,15 @@ class StaffDesk:
             entries = await self.store.list_time_entries(ticket_number=ticket.number)
             if not entries:
                 return (Text(ctx.t("logtime.ticket.none", number=ticket.number)),)
+            emergencies = await self.escalations.accepted_emergencies([ticket.number])
             return self._entry_facts(ctx, entries, ctx.t("logtime.ticket.title", number=ticket.number,
-                                                         count=len(entries)), by_agent=True)
+                                                         count=len(entries)), by_agent=True, emergencies=emergencies)
         entries = await self.store.list_time_entries(agent_email=ctx.staff.email)
         if not entries:
             return (Text(ctx.t("logtime.none")),)
-        return self._entry_facts(ctx, entries, ctx.t("logtime.list_title", count=len(entries)), by_agent=False)
+        emergencies = await self.escalations.accepted_emergencies(e.ticket_number for e in entries[-25:])
+        return self._entry_facts(ctx, entries, ctx.t("logtime.list_title", count=len(entries)), by_agent=False,
+                                 emergencies=emergencies)
 
     # ---- workflow -----------------------------------------------------------------------------------
     def _notify(self, ticket: Ticket, event: str, key: str, **payload: Any) -> NewOutboxMessage:
@@ -529,3 +542,27 @@ class _UnknownTicket(LookupError):
     pass
 
 
+
+
+def emergency_mark(ctx: Context, entry: TimeEntry, emergency: AcceptedEmergency | None) -> str:
+    """What tells agents a time entry is billed under its ticket's accepted out-of-hours
+    emergency ("· ×2 — accepted emergency (SLA), 14 Dec 2026 21:40 by Lotte Peeters"): "" for an
+    entry with no line out of office hours, or on a ticket with no accepted emergency."""
+    if emergency is None or not under_emergency(entry, emergency, ctx.calendar, ctx.settings.multipliers):
+        return ""
+    return emergency_text(ctx.lang, emergency, ctx.calendar.tz)
+
+
+def under_emergency(entry: TimeEntry, emergency: AcceptedEmergency | None, calendar: BusinessCalendar,
+                    multipliers: Multipliers) -> bool:
+    """Whether some of the entry's time is billed at the accepted emergency's multiplier."""
+    return emergency is not None and any(
+        line_basis(datetime.fromisoformat(line["start"]), calendar, multipliers, emergency) == EMERGENCY_BASIS
+        for line in entry.lines)
+
+
+def emergency_text(lang: str, emergency: AcceptedEmergency, tz: tzinfo) -> str:
+    at = emergency.accepted_at.astimezone(tz)
+    return translate(lang, "logtime.emergency.mark", multiplier=format_number(emergency.multiplier.normalize(), lang),
+                     basis=translate(lang, f"logtime.emergency.basis.{emergency.basis}"),
+                     at=f"{format_short_date(at.date(), lang)} {at:%H:%M}", by=emergency.accepted_by)

@@ -466,11 +466,21 @@ class NewTicketDialog(Dialog):
             FormField("urgency", ctx.t("ticket.field.urgency"), FieldKind.SINGLE_CHOICE,
                       value=prefill.get("urgency") or Urgency.NORMAL.value, options=urgency_options(ctx)),
         ]
+        existing_field = existing.form_field(ctx, prefill.get(existing.FIELD))
+        if existing_field is not None:
+            # Is this about one of their open tickets (§3b)? Then only the text to add is
+            # needed: the platform must let the other fields be left empty (they are still
+            # checked, as always, when the answer is "a new ticket").
+            fields = [existing_field] + [f if f.name == "description" else replace(f, required=False)
+                                         for f in fields]
         return Form(NAME, ctx.t("ticket.form.title"), tuple(fields), ctx.t("ticket.form.submit"),
                     ctx.t("ticket.form.cancel"), intro=ctx.t("ticket.form.intro"))
 
     def submit_form(self, ctx: Context, data: Mapping[str, Any], answer: Answer) -> Outcome:
         values = {k: (v or "").strip() for k, v in answer.values.items()}
+        if existing.chosen_in_form(values):
+            # About one of their open tickets: added to it, no new ticket (§3b).
+            return existing.submit_addition(ctx, values)
         parsed: dict[str, Any] = {}
         errors: dict[str, str] = {}
         checks: dict[str, Callable[[str], str]] = {

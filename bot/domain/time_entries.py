@@ -13,6 +13,9 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
+from bot.domain.calendar import BusinessCalendar, Period
+from bot.domain.config import Multipliers
+from bot.domain.money import format_multiplier
 from bot.domain.parsing import parse_date, parse_duration, parse_time, parse_time_on
 from bot.domain.model import NewTimeEntry, StaffMember, StaffRole, Ticket, TimeEntry
 from bot.domain.quote import Quote
@@ -141,13 +144,60 @@ def month_bounds(month: str, tz: tzinfo) -> tuple[datetime, datetime]:
     return start, datetime.combine(date(end_year, end_month, 1), time(0), tzinfo=tz)
 
 
-def billing_report(entries: Sequence[TimeEntry], month: str, currency: str, tz: tzinfo | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class AcceptedEmergency:
+    """A ticket's accepted out-of-hours emergency (rules page §1), as the page recorded it: the
+    multiplier its time outside office hours is billed at, its basis ("sla": the customer's
+    agreement, "default": the rate card), who accepted it (a name where the directory has one)
+    and when (aware)."""
+
+    multiplier: Decimal
+    basis: str
+    accepted_by: str
+    accepted_at: datetime
+
+    def as_dict(self) -> dict[str, str]:
+        return {"multiplier": format_multiplier(self.multiplier), "basis": self.basis,
+                "accepted_by": self.accepted_by, "accepted_at": self.accepted_at.isoformat()}
+
+
+# Why a quote line of logged time has its multiplier: a period of the rate card, or the
+# accepted emergency (its time outside office hours is billed at the multiplier accepted).
+EMERGENCY_BASIS = "emergency"
+
+
+def line_basis(start: datetime, calendar: BusinessCalendar, multipliers: Multipliers,
+               emergency: AcceptedEmergency | None) -> str:
+    """Why a line starting at `start` has its multiplier: "office_hours", "emergency" (out of
+    hours on a ticket whose emergency was accepted), else the period whose multiplier applies
+    ("outside_office_hours", "saturday", "sunday", "public_holiday"; the highest, as the rate
+    card takes it, when several do)."""
+    periods = calendar.periods_at(start) - {Period.OFFICE_HOURS}
+    if not periods:
+        return Period.OFFICE_HOURS.value
+    if emergency is not None:
+        return EMERGENCY_BASIS
+    return max(periods, key=lambda p: (getattr(multipliers, p.value), p.value)).value
+
+
+def billing_report(entries: Sequence[TimeEntry], month: str, currency: str, tz: tzinfo | None = None, *,
+                   calendar: BusinessCalendar | None = None, multipliers: Multipliers | None = None,
+                   emergencies: Mapping[str, AcceptedEmergency] | None = None) -> dict[str, Any]:
     """Entries with their lines, per customer and per ticket, with totals that add up exactly:
     every total is the sum of the amounts agents were shown when they logged. Times are in
-    `tz` (the desk's zone) with their offset, as a bookkeeper reads them."""
+    `tz` (the desk's zone) with their offset, as a bookkeeper reads them. With the `calendar`,
+    each line says why its multiplier applies (`line_basis`), and an entry billed under its
+    ticket's accepted emergency (`emergencies`, by ticket number) carries its terms."""
+    emergencies = emergencies or {}
+    rates = multipliers or Multipliers()
 
     def local(moment: datetime) -> str:
         return (moment.astimezone(tz) if tz is not None else moment).isoformat()
+
+    def basis(line: Mapping[str, str], ticket: str) -> str:
+        if calendar is None:
+            return ""
+        return line_basis(datetime.fromisoformat(line["start"]), calendar, rates, emergencies.get(ticket))
 
     customers: dict[str, dict[str, Any]] = {}
     for entry in entries:
@@ -156,7 +206,10 @@ def billing_report(entries: Sequence[TimeEntry], month: str, currency: str, tz: 
             entry.ticket_number, {"ticket": entry.ticket_number, "entries": [], "total": Decimal("0.00")}
         )
         lines = [{**line, "start": local(datetime.fromisoformat(line["start"])),
-                  "end": local(datetime.fromisoformat(line["end"]))} for line in entry.lines]
+                  "end": local(datetime.fromisoformat(line["end"])), "basis": basis(line, entry.ticket_number)}
+                 for line in entry.lines]
+        emergency = emergencies.get(entry.ticket_number)
+        under_emergency = emergency is not None and any(line["basis"] == EMERGENCY_BASIS for line in lines)
         ticket["entries"].append(
             {
                 "id": entry.id,
@@ -167,6 +220,8 @@ def billing_report(entries: Sequence[TimeEntry], month: str, currency: str, tz: 
                 "note": entry.note,
                 "lines": lines,
                 "amount": str(entry.amount),
+                "emergency": ({**emergency.as_dict(), "accepted_at": local(emergency.accepted_at.replace(microsecond=0))}
+                              if emergency is not None and under_emergency else None),
             }
         )
         ticket["total"] += entry.amount
@@ -182,8 +237,10 @@ def billing_report(entries: Sequence[TimeEntry], month: str, currency: str, tz: 
     return {"month": month, "currency": currency, "customers": result_customers, "total": str(grand)}
 
 
+# "basis": why the line's multiplier applies (`line_basis`: office_hours, outside_office_hours,
+# saturday, sunday, public_holiday, or emergency for an accepted out-of-hours emergency).
 BILLING_COLUMNS = ("customer", "ticket", "entry", "agent", "service", "date", "start", "end", "hours", "multiplier",
-                   "rate", "amount", "currency", "note")
+                   "basis", "rate", "amount", "currency", "note")
 # The columns a spreadsheet reads as numbers (written with a decimal comma in the Belgian dialect).
 BILLING_NUMBERS = frozenset({"hours", "multiplier", "rate", "amount"})
 TOTAL_COLUMNS = ("level", "customer", "ticket", "hours", "amount", "currency")
@@ -202,7 +259,7 @@ def billing_rows(report: Mapping[str, Any]) -> list[dict[str, str]]:
                         "customer": customer["customer"], "ticket": ticket["ticket"], "entry": str(entry["id"]),
                         "agent": entry["agent"], "service": entry["service"], "date": line["start"][:10],
                         "start": line["start"], "end": line["end"], "hours": line["hours"],
-                        "multiplier": line["multiplier"], "rate": line["rate"], "amount": line["amount"],
+                        "multiplier": line["multiplier"], "basis": line.get("basis", ""), "rate": line["rate"], "amount": line["amount"],
                         "currency": report["currency"], "note": entry["note"] or "",
                     })
     return rows

@@ -47,6 +47,16 @@ def may_see(ticket: Ticket, email: str | None, contact: CustomerContact | None, 
             and ticket.company.strip().lower() == contact.company.strip().lower())
 
 
+def own_open(ticket: Ticket, contact: CustomerContact | None, staff: StaffMember | None) -> bool:
+    """Whether a ticket is one the person may add to when they open a new one (rules page §2,
+    issue 15 §3b): an open ticket they are the requester of. Staff registering a ticket for a
+    customer and people outside the directory have none; a contact named in the SLA, who sees
+    the company's tickets, is offered only their own."""
+    if staff is not None or contact is None or not ticket.is_open:
+        return False
+    return ticket.requester_email.strip().lower() == contact.email.strip().lower()
+
+
 def solution_given(ticket: Ticket) -> bool:
     """Whether the desk gave the ticket a solution one may find inadequate: an incident or a
     request resolved (or closed once resolved), a change request released. A change request

@@ -75,3 +75,14 @@ async def test_the_question_in_french_and_dutch(desk, lang, words):
     conv = TurnRunner(desk)
     await _first(conv)
     assert words in await say(conv, LOTTE, "ticket", lang=lang)
+
+
+async def test_a_ticket_closed_while_the_person_writes_is_not_added_to(desk):
+    # The runner checks again where it acts that the chosen ticket is still the speaker's own open one.
+    conv = TurnRunner(desk)
+    ticket = await _first(conv)
+    await say(conv, LOTTE, "ticket", "1")
+    await desk.store.update_ticket(ticket.number, by=SOFIE, now=desk.now(), changes={"status": TicketStatus.CLOSED.value})
+    out = await say(conv, LOTTE, ADDITION)
+    assert f"{ticket.number} is not one of your open tickets" in out and "Added to ticket" not in out
+    assert await _public_comments(desk, ticket.number) == []
