@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
@@ -26,7 +26,8 @@ from bot.app.notifications import TICKET_UPDATE
 from bot.domain.quote import QuoteError
 from bot.protocol.replies import Facts, Reply, Text, Tone
 from bot.store.ports import NewOutboxMessage, StaleTicketError, UnknownTicketError
-from bot.domain.time_entries import TimeRequest, billed_duration, is_agent, parse_logtime, parse_start, to_entry
+from bot.domain.time_entries import (TimeRequest, billed_duration, ensure_worked, is_agent, parse_logtime, parse_start,
+                                     to_entry, worked_already)
 from bot.domain.validation import Invalid, clean_text
 from bot.domain.workflow import NOTIFIED, TransitionRefused, read_status, check_release_date, check_solution_date, check_status
 
@@ -286,6 +287,7 @@ class StaffDesk:
                 # No new start given: keep the entry's own start, not "now minus the duration".
                 request = TimeRequest(request.ticket_number, request.duration, request.service,
                                       entry.started_at.astimezone(ctx.calendar.tz), request.note or entry.note)
+            ensure_worked(request.start, request.duration, ctx.now)
             ticket = await self._ticket(entry.ticket_number)
             quote = await self.price(request, ticket)
             updated = await self.store.update_time_entry(entry.id, to_entry(request, ticket, ctx.staff, quote),
@@ -305,11 +307,22 @@ class StaffDesk:
         return entry_replies(ctx, entry)
 
     async def _doubts(self, ctx: Context, request: TimeRequest) -> list[str]:
-        """What makes a new entry look like a slip: the same entry logged already, or time on a
-        closed ticket."""
+        """What makes a new entry look like a slip: the same entry logged already, time on a
+        closed ticket, time before the ticket was opened, or more time than has passed (it ends
+        in the future)."""
         assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
         ticket = await self._ticket(request.ticket_number)
         doubts = []
+        tz = ctx.calendar.tz
+        opened = _aware(ticket.created_at).astimezone(tz)
+        if request.start < opened - timedelta(minutes=1):
+            # A minute of grace, as for the future: clocks differ and starts are typed to the minute.
+            doubts.append(ctx.t("logtime.doubt.before_opened", number=ticket.number,
+                                opened=format_datetime(opened, ctx.lang),
+                                start=format_datetime(request.start.astimezone(tz), ctx.lang)))
+        if not worked_already(request.start, request.duration, ctx.now):
+            doubts.append(ctx.t("logtime.doubt.future", end=format_datetime(request.end.astimezone(tz), ctx.lang),
+                                now=format_datetime(ctx.now.astimezone(tz), ctx.lang)))
         if ticket.status is TicketStatus.CLOSED:
             doubts.append(ctx.t("logtime.doubt.closed", number=ticket.number))
         mine = await self.store.list_time_entries(ticket_number=ticket.number, agent_email=ctx.staff.email)
