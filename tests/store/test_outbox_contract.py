@@ -174,3 +174,43 @@ async def test_replies_are_marked_sent_alone_or_with_the_inbox_claim_and_purged_
     assert await store.claim_outbox(NOW + timedelta(hours=1), LEASE) != []  # r3 only
     await store.purge_inbound(NOW + timedelta(minutes=1))
     assert [m.idempotency_key for m in await store.list_outbox()] == ["r3"]
+
+
+# ---- kept for the next visit (people with no push channel) -------------------------------------------
+
+
+async def test_a_message_kept_for_the_next_visit_is_taken_once_and_marked_shown(store: SqlStore) -> None:
+    await store.enqueue([NewOutboxMessage("status:1", "Lotte@Klok.be", "ticket_update", {"ticket": "CS-1"}),
+                         NewOutboxMessage("status:2", "lotte@klok.be", "ticket_update", {"ticket": "CS-2"}),
+                         NewOutboxMessage("status:3", "other@klok.be", "ticket_update", {"ticket": "CS-3"})], NOW)
+    claimed = await store.claim_outbox(NOW, LEASE)
+    for message in claimed:
+        await store.keep_for_next_visit(message.id, NOW)
+    await store.keep_for_next_visit(claimed[0].id, NOW)  # a retry of the same keep keeps it once
+    # The dispatcher is done with them: sent, with why.
+    assert all(q.status == "sent" and q.last_error == "kept for the next visit" for q in await store.list_outbox())
+    assert await store.claim_outbox(NOW + timedelta(hours=1), LEASE) == []
+    assert len(await store.list_kept_messages("LOTTE@klok.be")) == 2
+
+    later = NOW + timedelta(hours=2)
+    taken = await store.take_kept_messages("lotte@KLOK.be", later)
+    assert [dict(k.payload) for k in taken] == [{"ticket": "CS-1"}, {"ticket": "CS-2"}]
+    assert all(k.shown_at == later and k.kind == "ticket_update" for k in taken)
+    assert await store.take_kept_messages("lotte@klok.be", later) == []  # shown once only
+    # A turn that failed before its answer was saved gives them back.
+    await store.return_kept_messages([taken[1].id])
+    [again] = await store.take_kept_messages("lotte@klok.be", later)
+    assert dict(again.payload) == {"ticket": "CS-2"}
+    assert [dict(k.payload) for k in await store.take_kept_messages("other@klok.be", later)] == [{"ticket": "CS-3"}]
+
+
+async def test_concurrent_turns_never_show_the_same_kept_message(store: SqlStore, store_factory) -> None:  # type: ignore[no-untyped-def]
+    other = await store_factory()
+    await store.enqueue([NewOutboxMessage(f"k:{i}", "lotte@klok.be", "ticket_update", {"i": i}) for i in range(6)],
+                        NOW)
+    for message in await store.claim_outbox(NOW, LEASE):
+        await store.keep_for_next_visit(message.id, NOW)
+    results = await asyncio.gather(*(s.take_kept_messages("lotte@klok.be", NOW, limit=3)
+                                     for s in [store, other, store, other]))
+    shown = [k.payload["i"] for result in results for k in result]
+    assert sorted(shown) == list(range(6))
