@@ -327,31 +327,29 @@ class TurnRunner:
 
         now = self.desk.now()
         # What was sent to them while no channel could push it (the console, a closed portal
-        # page): shown first, once (taken and marked shown in one transaction).
+        # page): shown first, once. A turn that saves something marks them shown in that very
+        # transaction (with its durable answer); one that saves nothing takes them (read and
+        # marked in one transaction).
         email = _email(turn)
-        kept = await store.take_kept_messages(email, now) if email else ()
+        saves = new_state is not None or stored is not None or event is not None
+        kept: Sequence[KeptMessage] = ()
+        if email:
+            kept = await (store.pending_kept_messages(email) if saves else store.take_kept_messages(email, now))
         if kept:
             replies = self._while_away(ctx, kept) + replies
+        shown = [k.id for k in kept] if saves else []
         response = Response(replies, ctx.lang, dict(result.field_errors), done=result.done, ticket_number=ticket_number,
                             notices_owed=start.notices_owed)
         # The answer is as durable as the state change it comes from: saved with it.
         reply = durable_reply(turn, response, now)
-        try:
-            if new_state is not None:
-                await store.save_dialog(turn.dialog_key, new_state, stored.version if stored else None, now,
-                                        event=event, reply=reply)
-            elif stored is not None:
-                await store.delete_dialog(turn.dialog_key, stored.version, event=event, now=now, reply=reply)
-            elif event and not await store.claim_event(*event, now, reply=reply):
-                # Another process answered this very delivery a moment ago: it was answered once.
-                await store.return_kept_messages([k.id for k in kept])
-                return Response(lang=ctx.lang, duplicate=True)
-        except BaseException:
-            # The answer was not saved (a conflict, the database gone): the kept messages wait
-            # for the next turn (or this turn's retry) rather than being lost.
-            if kept:
-                await asyncio.shield(store.return_kept_messages([k.id for k in kept]))
-            raise
+        if new_state is not None:
+            await store.save_dialog(turn.dialog_key, new_state, stored.version if stored else None, now, event=event,
+                                    reply=reply, shown=shown)
+        elif stored is not None:
+            await store.delete_dialog(turn.dialog_key, stored.version, event=event, now=now, reply=reply, shown=shown)
+        elif event and not await store.claim_event(*event, now, reply=reply, shown=shown):
+            # Another process answered this very delivery a moment ago: it was answered once.
+            return Response(lang=ctx.lang, duplicate=True)
         return replace(response, reply_key=reply.idempotency_key) if reply is not None else response
 
     def _while_away(self, ctx: Context, kept: Sequence[KeptMessage]) -> tuple[Reply, ...]:

@@ -346,7 +346,7 @@ async def test_a_console_customer_sees_what_was_sent_while_away_once_before_the_
 
 async def test_a_message_kept_for_someone_is_shown_to_them_only_and_not_lost_when_the_turn_fails(desk, monkeypatch):
     from bot.app.outbox import Delivery, Dispatcher
-    from bot.store.ports import StaleDialogError
+    from bot.store.ports import StoreUnavailableError
 
     Delivery.register(_NoPushDelivery)
     number = await incident(desk)
@@ -354,15 +354,19 @@ async def test_a_message_kept_for_someone_is_shown_to_them_only_and_not_lost_whe
     await say(conv, SOFIE, f"status {number} in progress")
     await Dispatcher(desk, _NoPushDelivery()).run_once()  # type: ignore[arg-type]
     assert "While you were away" not in await say(conv, SOFIE, "help")  # the agent's own turn: not theirs
-    # A turn whose answer cannot be saved gives them back for the next turn.
+    # A turn whose answer cannot be saved (the database went away at that moment) leaves them
+    # kept: they were to be marked shown in the transaction that failed.
     original = desk.store.save_dialog
 
-    async def conflict(*args, **kwargs):
-        raise StaleDialogError("another process moved the dialog")
+    async def gone(*args, **kwargs):
+        raise StoreUnavailableError("connection lost")
 
-    monkeypatch.setattr(desk.store, "save_dialog", conflict)
-    with pytest.raises(StaleDialogError):
-        await conv._handle_once(Turn("console", "local", f"c:{LOTTE}", UserIdentity(id=LOTTE, email=LOTTE, locale="en"),
-                                     text="ticket"))
+    monkeypatch.setattr(desk.store, "save_dialog", gone)
+    with pytest.raises(StoreUnavailableError):
+        await say(conv, LOTTE, "ticket")  # starts a dialog: saved with what it shows
     monkeypatch.setattr(desk.store, "save_dialog", original)
-    assert "While you were away" in await say(conv, LOTTE, "help")
+    assert len(await desk.store.pending_kept_messages(LOTTE)) == 1
+    out = await say(conv, LOTTE, "ticket")
+    assert "While you were away" in out and number in out
+    assert await desk.store.pending_kept_messages(LOTTE) == []
+    assert "While you were away" not in await say(conv, LOTTE, "cancel")

@@ -197,11 +197,44 @@ async def test_a_message_kept_for_the_next_visit_is_taken_once_and_marked_shown(
     assert [dict(k.payload) for k in taken] == [{"ticket": "CS-1"}, {"ticket": "CS-2"}]
     assert all(k.shown_at == later and k.kind == "ticket_update" for k in taken)
     assert await store.take_kept_messages("lotte@klok.be", later) == []  # shown once only
-    # A turn that failed before its answer was saved gives them back.
-    await store.return_kept_messages([taken[1].id])
-    [again] = await store.take_kept_messages("lotte@klok.be", later)
-    assert dict(again.payload) == {"ticket": "CS-2"}
+    assert await store.pending_kept_messages("lotte@klok.be") == []
+    assert [dict(k.payload) for k in await store.pending_kept_messages("OTHER@klok.be")] == [{"ticket": "CS-3"}]
     assert [dict(k.payload) for k in await store.take_kept_messages("other@klok.be", later)] == [{"ticket": "CS-3"}]
+
+
+async def _kept(store: SqlStore, *payloads: dict, prefix: str = "kept") -> list[int]:
+    await store.enqueue([NewOutboxMessage(f"{prefix}:{i}", "lotte@klok.be", "ticket_update", p)
+                         for i, p in enumerate(payloads)], NOW)
+    for message in await store.claim_outbox(NOW, LEASE):
+        await store.keep_for_next_visit(message.id, NOW)
+    return [k.id for k in await store.pending_kept_messages("lotte@klok.be")]
+
+
+async def test_kept_messages_are_marked_shown_in_the_transaction_that_saves_the_turn(store: SqlStore) -> None:
+    from bot.domain.model import DialogKey
+    from bot.store.ports import StaleDialogError
+
+    key = DialogKey("console", "local", "c:lotte", "lotte@klok.be")
+    first, second, third = await _kept(store, {"n": 1}, {"n": 2}, {"n": 3})
+    version = await store.save_dialog(key, {"dialog": "quote"}, None, NOW, shown=[first])
+    assert [k.id for k in await store.pending_kept_messages("lotte@klok.be")] == [second, third]
+    # Shown meanwhile by another turn: this turn's save is refused whole (it answers again).
+    with pytest.raises(StaleDialogError):
+        await store.save_dialog(key, {"dialog": "quote", "step": 2}, version, NOW, shown=[first, second])
+    assert (await store.load_dialog(key)).version == version  # nothing of it saved ...
+    assert [k.id for k in await store.pending_kept_messages("lotte@klok.be")] == [second, third]  # ... not marked
+    # A stale dialog version: nothing marked either.
+    with pytest.raises(StaleDialogError):
+        await store.save_dialog(key, {"dialog": "quote"}, version + 5, NOW, shown=[second])
+    assert len(await store.pending_kept_messages("lotte@klok.be")) == 2
+    await store.delete_dialog(key, version, now=NOW, event=("console", "ev-1"), shown=[second])
+    assert await store.claim_event("console", "ev-2", NOW, shown=[third])
+    assert await store.pending_kept_messages("lotte@klok.be") == []
+    assert all(k.shown_at == NOW for k in await store.list_kept_messages("lotte@klok.be"))
+    # A delivery claimed already marks nothing.
+    [fourth] = await _kept(store, {"n": 4}, prefix="later")
+    assert not await store.claim_event("console", "ev-2", NOW, shown=[fourth])
+    assert [k.id for k in await store.pending_kept_messages("lotte@klok.be")] == [fourth]
 
 
 async def test_concurrent_turns_never_show_the_same_kept_message(store: SqlStore, store_factory) -> None:  # type: ignore[no-untyped-def]

@@ -70,11 +70,13 @@ class OutboxStore(Protocol):
 
     async def take_kept_messages(self, recipient: str, now: datetime, limit: int = 10) -> Sequence[KeptMessage]:
         """The recipient's kept messages not shown yet, oldest first, marked shown in the same
-        transaction that reads them: two processes, or a retry, never get the same one."""
+        transaction that reads them: two processes, or a retry, never get the same one (for a
+        turn that saves nothing else)."""
 
-    async def return_kept_messages(self, message_ids: Sequence[int]) -> None:
-        """Not shown after all (the turn that took them failed before its answer was saved):
-        kept again for the next turn."""
+    async def pending_kept_messages(self, recipient: str, limit: int = 10) -> Sequence[KeptMessage]:
+        """The recipient's kept messages not shown yet, oldest first, read only: a turn that saves
+        something shows them and marks them shown in that save's transaction (`shown=` of
+        `DialogStore.save_dialog`, `delete_dialog`, `claim_event`)."""
 
     async def list_kept_messages(self, recipient: str | None = None) -> Sequence[KeptMessage]:
         """Every kept message (of `recipient`), shown or not, oldest first."""

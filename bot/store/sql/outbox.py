@@ -217,12 +217,13 @@ class SqlOutbox(SqlBase):
             rows = (await conn.execute(select(k).where(k.c.id.in_(taken)).order_by(k.c.id))).all() if taken else []
         return [_kept_message(r) for r in rows]
 
-    async def return_kept_messages(self, message_ids: Sequence[int]) -> None:
-        if not message_ids:
-            return
+    async def pending_kept_messages(self, recipient: str, limit: int = 10) -> Sequence[KeptMessage]:
         k = m.kept_messages
-        async with self._tx() as conn:
-            await conn.execute(update(k).where(k.c.id.in_(list(message_ids))).values(shown_at=None))
+        query = (select(k).where(k.c.recipient_key == recipient.lower(), k.c.shown_at.is_(None))
+                 .order_by(k.c.id).limit(limit))
+        async with self._tx(read_only=True) as conn:
+            rows = (await conn.execute(query)).all()
+        return [_kept_message(r) for r in rows]
 
     async def list_kept_messages(self, recipient: str | None = None) -> Sequence[KeptMessage]:
         k = m.kept_messages
