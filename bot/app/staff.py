@@ -23,6 +23,7 @@ from bot.domain.model import EscalationReason, EscalationStatus, StaffMember, St
 from bot.app.escalations import Acceptance, Escalations
 from bot.i18n import translate, format_date, format_datetime, format_duration, format_money, format_short_date
 from bot.app.notifications import TICKET_UPDATE
+from bot.app.reach import reach_of
 from bot.domain.quote import QuoteError
 from bot.protocol.replies import Facts, Reply, Text, Tone
 from bot.store.ports import NewOutboxMessage, StaleTicketError, UnknownTicketError
@@ -372,6 +373,20 @@ class StaffDesk:
         return self._notify(ticket, "release_date", f"ticket:{ticket.number}:release:{when.isoformat()}",
                             date=when.isoformat())
 
+    async def _escalation_customer(self, ticket: Ticket, taken: Sequence[Any]) -> str:
+        """Who hears that an escalation is taken (bot/app/escalations.py `acknowledge`): the one
+        who asked or, when staff escalated on a customer's behalf, the ticket's requester."""
+        asked = taken[-1].requested_by
+        return ticket.requester_email if await self.store.find_staff(asked) is not None else asked
+
+    async def _told(self, ctx: Context, email: str, name: str | None = None) -> Text:
+        """Whether the message just queued for `email` reaches them, said to the staff member:
+        pushed in their channel, kept for their next visit, or not at all (phone or mail them)."""
+        if name is None:
+            contact, staff, _ = await self.store.find_person(email)
+            name = (contact.name if contact else staff.name if staff else None) or email
+        return Text((await reach_of(self.store, email)).said(ctx.t, name))
+
     async def _assign(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
         assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
         words = rest.split()
@@ -457,8 +472,11 @@ class StaffDesk:
                                        status=target.value))
         updated = await self.store.update_ticket(ticket.number, by=ctx.staff.email, now=now, changes=changes,
                                                  expected_status=ticket.status.value, outbox=outbox)
-        return (Text(ctx.t("staff.status_set", number=updated.number, status=ctx.t(f"ticket.status.{updated.status.value}")),
-                     Tone.SUCCESS),)
+        done = Text(ctx.t("staff.status_set", number=updated.number, status=ctx.t(f"ticket.status.{updated.status.value}")),
+                    Tone.SUCCESS)
+        if not outbox:
+            return (done,)
+        return (done, await self._told(ctx, updated.requester_email, updated.requester_name))
 
     async def _solution(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
         assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
@@ -472,7 +490,8 @@ class StaffDesk:
                                date=when.isoformat())]
         updated = await self.store.update_ticket(ticket.number, by=ctx.staff.email, now=self.desk.now(),
                                                  changes={"solution_date": when}, outbox=outbox)
-        return (Text(ctx.t("staff.solution_set", number=updated.number, date=format_date(when, ctx.lang)), Tone.SUCCESS),)
+        return (Text(ctx.t("staff.solution_set", number=updated.number, date=format_date(when, ctx.lang)), Tone.SUCCESS),
+                await self._told(ctx, updated.requester_email, updated.requester_name))
 
     async def _release(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
         assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
@@ -488,7 +507,8 @@ class StaffDesk:
         outbox = [self._release_notice(ticket, when)]
         updated = await self.store.update_ticket(ticket.number, by=ctx.staff.email, now=self.desk.now(),
                                                  changes=changes, expected_status=ticket.status.value, outbox=outbox)
-        return (Text(ctx.t("staff.release_set", number=updated.number, date=format_date(when, ctx.lang)), Tone.SUCCESS),)
+        return (Text(ctx.t("staff.release_set", number=updated.number, date=format_date(when, ctx.lang)), Tone.SUCCESS),
+                await self._told(ctx, updated.requester_email, updated.requester_name))
 
     # ---- escalations --------------------------------------------------------------------------------
     async def _ack(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
@@ -519,12 +539,14 @@ class StaffDesk:
                                      level=max(e.level for e in taken), own=ctx.staff.level or "-")
                     await self.store.add_ticket_comment(ticket.number, ctx.staff.email, note, self.desk.now(),
                                                         internal=True, idempotency_key=f"{key}:takeover" if key else None)
-                    return (Text(ctx.t("staff.more.take_over_done", number=ticket.number), Tone.SUCCESS),)
+                    return (Text(ctx.t("staff.more.take_over_done", number=ticket.number), Tone.SUCCESS),
+                            await self._told(ctx, await self._escalation_customer(ticket, taken)))
             return (Text(ctx.t("staff.ack_not_your_level", number=ticket.number, level=level), Tone.WARNING),
                     Text(ctx.t("staff.more.take_over_hint", number=ticket.number)))
         taken = await self.escalations.acknowledge(ticket.number, ctx.staff)
         if taken:
-            return (Text(ctx.t("staff.ack_done", number=ticket.number), Tone.SUCCESS),)
+            return (Text(ctx.t("staff.ack_done", number=ticket.number), Tone.SUCCESS),
+                    await self._told(ctx, await self._escalation_customer(ticket, taken)))
         latest = await self.store.list_escalations(open_only=False, ticket_number=ticket.number)
         by = next((e.acknowledged_by for e in reversed(latest) if e.acknowledged_by), None)
         if by:

@@ -370,3 +370,34 @@ async def test_a_message_kept_for_someone_is_shown_to_them_only_and_not_lost_whe
     assert "While you were away" in out and number in out
     assert await desk.store.pending_kept_messages(LOTTE) == []
     assert "While you were away" not in await say(conv, LOTTE, "cancel")
+
+
+# ---- "the requester has been told" only when it is true ----------------------------------------------
+
+
+@pytest.mark.parametrize("lang,kept,pushed,nobody", [
+    ("en", "Lotte Peeters has not been seen in Slack, Teams or the portal chat: unless CareDesk finds them there, they will see it the next time",
+     "Lotte Peeters has been told in Slack.", "Ghost Customer cannot be reached by CareDesk at all"),
+    ("fr", "Lotte Peeters n'a été vu(e) ni dans Slack, ni dans Teams, ni dans le chat du portail",
+     "Lotte Peeters a été prévenu(e) dans Slack.", "CareDesk ne peut joindre Ghost Customer d'aucune façon"),
+    ("nl", "Lotte Peeters is niet gezien in Slack, Teams of de portaalchat",
+     "Lotte Peeters is op de hoogte gebracht in Slack.", "CareDesk kan Ghost Customer op geen enkele manier"),
+])
+async def test_staff_are_told_whether_the_requester_was_told_and_where(desk, lang, kept, pushed, nobody):
+    from bot.domain.model import NewTicket, TicketKind
+
+    number = await incident(desk)
+    conv = TurnRunner(desk)
+    # Lotte never used Slack, Teams or the portal: it waits for her next visit (the console).
+    out = await say(conv, SOFIE, f"status {number} in progress", lang)
+    assert kept in out and "has been told" not in out
+    # Once she has written from Slack, she is told there.
+    await desk.store.save_conversation_ref("slack", "T1:U1", {"channel": "D1"}, desk.now(), email=LOTTE)
+    out = await say(conv, SOFIE, f"solution {number} 2026-12-15", lang)
+    assert pushed in out
+    # Someone outside the directory, never seen on any channel: nobody can tell them.
+    ghost = await desk.store.create_ticket(NewTicket(TicketKind.INCIDENT, "ghost@nowhere.example", "Ghost Customer",
+                                                     None, "ERP", "The invoice print job fails with error 42"),
+                                           desk.now(), desk.settings.tickets.number_format)
+    out = await say(conv, SOFIE, f"status {ghost.number} in progress", lang)
+    assert nobody in out

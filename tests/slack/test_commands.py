@@ -380,3 +380,20 @@ async def test_staff_help_and_the_logtime_usage_hint_work_as_written(env):
     assert "Time logged on" in ephemeral_text(env)
     [entry] = await env.desk.store.list_time_entries()
     assert entry.ticket_number == ticket.number and entry.agent_email == "sofie.janssens@caresolutions.be"
+
+
+async def test_an_agent_is_told_whether_the_requester_was_told_in_slack_or_will_see_it_later(env):
+    """Issue 16: "the requester has been told" only when it is true. Lotte writes from Slack: she
+    is told there; Camille never did: she sees it the next time she uses CareDesk."""
+    lotte = await env.desk.register_ticket(kind="incident", requester_email="lotte.peeters@brasseriedeklok.be",
+                                           module="ERP", description="The invoice print job fails with error 42")
+    camille = await env.desk.register_ticket(kind="incident", requester_email="camille.dubois@atelier-lumiere.be",
+                                             module="Caisse", description="The till does not print receipts at all")
+    await env.dm("hello")  # Lotte writes to CareDesk in Slack
+    await env.channel.drain()
+    await env.command("/caredesk", f"status {lotte.number} in progress", user=SOFIE)  # answered in her DM
+    assert "Lotte Peeters has been told in Slack." in block_text(env.fake.last_message().json_param("blocks"))
+    await env.command("/caredesk", f"status {camille.number} in progress", user=SOFIE)
+    told = block_text(env.fake.last_message().json_param("blocks"))
+    assert "Camille Dubois has not been seen in Slack, Teams or the portal chat" in told
+    assert "has been told" not in told
