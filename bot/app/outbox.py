@@ -3,11 +3,12 @@
 Messages are written to the outbox in the same transaction as the change that caused them;
 the dispatcher takes due ones (several dispatchers never take the same one), renders each in
 its recipient's language and hands it to a `Delivery` (the channels' side). A message no
-channel can push to its person (`Undeliverable`: the console, a portal chat never opened) is
+channel can push to a person of the directory (`Undeliverable`: the console has no push) is
 kept for them and shown the next time they talk to CareDesk ("While you were away",
 `bot.app.runner`). Platform errors and rate limits are retried with exponential back-off;
-after the last attempt a message is dead-lettered (`caredesk outbox list --failed`, `caredesk outbox retry`). A dispatcher that
-dies mid-delivery loses nothing: its lease runs out and another one takes the message.
+after the last attempt a message is dead-lettered (`caredesk outbox list --failed`,
+`caredesk outbox retry`). A dispatcher that dies mid-delivery loses nothing: its lease runs
+out and another one takes the message.
 """
 
 from __future__ import annotations

@@ -214,7 +214,10 @@ async def test_an_escalation_made_by_an_agent_tells_the_customer_who_handles_it_
                                        outbox=(), idempotency_key=f"seed:{number}")
     [escalation] = await desk.store.list_escalations(ticket_number=number)
     await desk.store.escalation_pinged(escalation.id, 2, desk.now(), ())
-    assert "You took the escalation" in await say(TurnRunner(desk), PIETER, f"ack {number}")
+    out = await say(TurnRunner(desk), PIETER, f"ack {number}")
+    assert "You took the escalation" in out
+    # The customer it was made for hears it, and the manager is told how (not "the customer is told").
+    assert "Lotte Peeters has not been seen in Slack, Teams or the portal chat" in out
     [handled] = [m for m in await desk.store.list_outbox() if m.kind == ESCALATION_HANDLED]
     assert handled.recipient.lower() == LOTTE
     text = render_all(render(handled.kind, handled.payload, "en", desk.settings).replies)
