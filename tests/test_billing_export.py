@@ -28,7 +28,8 @@ def billed(db):
     for requester, module in ((LOTTE, "ERP"), (LOTTE, "POS"), (CAMILLE, "Caisse")):
         created = run(["tickets", "create", "--kind", "incident", "--requester", requester, "--module", module,
                        "--description", "Printing fails with error 42 since the update",
-                       "--reproduce", "Open an invoice and press Print", "--diagnostics", "Restarted, same on another PC", "--intake", "phone", "--by", "sofie.janssens@caresolutions.be", "--json"], db)
+                       "--reproduce", "Open an invoice and press Print", "--diagnostics", "Restarted, same on another PC", "--intake", "phone", "--by", "sofie.janssens@caresolutions.be", "--json"], db,
+                      env_extra={"CAREDESK_FIXED_NOW": "2026-11-02T09:00"})  # opened before the time logged
         numbers.append(json.loads(created.stdout)["number"])
     a, b, c = numbers
     for agent, lines in ((SOFIE, [f"logtime {a} 1h30 teamviewer at 2026-11-20 16:00 café; rappel",

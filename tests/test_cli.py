@@ -288,7 +288,8 @@ def test_billing_report_escalations_and_outbox(db):
     created = run(["tickets", "create", "--kind", "incident", "--requester", LOTTE, "--module", "ERP",
                    "--description", "Printing an invoice fails with error 42", "--reproduce", "Open an invoice, press Print",
                    "--diagnostics", "Restarted the PC, same error", "--intake", "phone",
-                   "--by", "sofie.janssens@caresolutions.be", "--json"], db)
+                   "--by", "sofie.janssens@caresolutions.be", "--json"], db,
+                  env_extra={"CAREDESK_FIXED_NOW": "2026-11-02T09:00"})  # opened before the time logged
     number = json.loads(created.stdout)["number"]
     agent = "sofie.janssens@caresolutions.be"
     chat = run(["chat", "--as", agent, "--lang", "en"], db, stdin="\n".join([

@@ -51,7 +51,7 @@ def test_export_then_erase_a_customer_keeps_billing_and_leaves_no_trace(db):
         "Open an invoice and press Print", "Restarted, same on another PC", "2", "1"]) + "\n")
     assert "CS-2026-00001" in chat.stdout, chat.stdout
     assert run(["chat", "--as", AGENT, "--lang", "en"], db,
-               stdin="logtime CS-2026-00001 1h30 teamviewer at 2026-11-20 16:00\n").returncode == 0
+               stdin="logtime CS-2026-00001 1h30 teamviewer at 2026-11-20 16:00 confirm\n")  # before it was opened.returncode == 0
     chat = run(["chat", "--as", LOTTE, "--lang", "en"], db,
                stdin="\n".join(["escalate", "CS-2026-00001", "2", "Still broken.", "1", "quote"]) + "\n")
     assert "has been recorded" in chat.stdout

@@ -620,12 +620,12 @@ async def cmd_tickets_create(settings: Settings, args: argparse.Namespace) -> in
             raise UsageError(_invalid_message(exc)) from None
     ticket = registered.ticket
     if args.json:
-        _print_json({**ticket.as_dict(), "requester_told_on": registered.told_on})
+        _print_json({**ticket.as_dict(), "requester_told_on": registered.told_on,
+                     "requester_reach": registered.reach.how.value})
     else:
         print(f"created {ticket.number} ({ticket.kind.value}, {ticket.intake.value}) for {ticket.requester_name} "
               f"<{ticket.requester_email}>")
-        print(translate("en", "intake.told" if registered.told_on else "intake.not_told", name=ticket.requester_name,
-                        number=ticket.number, channel=(registered.told_on or "").capitalize()))
+        print(registered.reach.said(lambda key, **params: translate("en", key, **params), ticket.requester_name))
     return 0
 
 

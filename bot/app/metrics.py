@@ -39,6 +39,8 @@ TICKETS_CREATED = Counter("caredesk_tickets_created", "Tickets created in a conv
 DEAD_LETTERS = Counter("caredesk_dead_letters", "Inbox items and outbox messages given up (dead-lettered)", ["queue"])
 for _queue in ("inbox", "outbox"):  # shown at 0 from the start, so that rate() and alerts see them
     DEAD_LETTERS.labels(_queue)
+KEPT = Counter("caredesk_kept_for_next_visit",
+               "Outbox messages no channel could push, kept for the person's next turn ('While you were away')")
 
 
 @contextmanager
@@ -53,6 +55,10 @@ def timed_turn(channel: str) -> Iterator[None]:
 
 def dead_letter(queue: str) -> None:
     DEAD_LETTERS.labels(queue).inc()
+
+
+def kept_for_next_visit() -> None:
+    KEPT.inc()
 
 
 class _Snapshot:

@@ -2,10 +2,13 @@
 
 Messages are written to the outbox in the same transaction as the change that caused them;
 the dispatcher takes due ones (several dispatchers never take the same one), renders each in
-its recipient's language and hands it to a `Delivery` (the channels' side). Platform errors
-and rate limits are retried with exponential back-off; after the last attempt a message is
-dead-lettered (`caredesk outbox list --failed`, `caredesk outbox retry`). A dispatcher that
-dies mid-delivery loses nothing: its lease runs out and another one takes the message.
+its recipient's language and hands it to a `Delivery` (the channels' side). A message no
+channel can push to a person of the directory (`Undeliverable`: the console has no push) is
+kept for them and shown the next time they talk to CareDesk ("While you were away",
+`bot.app.runner`). Platform errors and rate limits are retried with exponential back-off;
+after the last attempt a message is dead-lettered (`caredesk outbox list --failed`,
+`caredesk outbox retry`). A dispatcher that dies mid-delivery loses nothing: its lease runs
+out and another one takes the message.
 """
 
 from __future__ import annotations
@@ -164,6 +167,12 @@ class Dispatcher:
         person = staff or contact
         return normalize_language(person.language if person else None, self.desk.settings.default_language)
 
+    async def may_come_back(self, email: str) -> bool:
+        """Whether someone no channel can push to may still talk to CareDesk and see what was
+        kept for them: a person of the directory (the console is theirs)."""
+        contact, staff, _ = await self.store.find_person(email)
+        return contact is not None or staff is not None
+
     async def run_once(self) -> int:
         """Deliver one batch of due messages; returns how many were sent."""
         now = self.desk.now()
@@ -180,6 +189,15 @@ class Dispatcher:
             response = render(message.kind, message.payload, lang, self.desk.settings)
             await self.delivery.deliver(message, response)
         except Undeliverable as exc:
+            if message.kind != REPLY and await self.may_come_back(message.recipient):
+                # No channel can push it to them (the console, a portal page never opened): kept
+                # and shown the next time they talk to CareDesk ("While you were away"), rather
+                # than dead-lettered. A turn's reply belongs to its conversation: not kept.
+                await self.store.keep_for_next_visit(message.id, self.desk.now())
+                log.info("outbox message %s (%s to %s) kept for their next visit: %s", message.id, message.kind,
+                         message.recipient, exc)
+                metrics.kept_for_next_visit()
+                return False
             log.warning("outbox message %s (%s to %s) dead-lettered, undeliverable: %s", message.id, message.kind,
                         message.recipient, exc)
             await self.store.mark_failed(message.id, f"undeliverable: {exc}")

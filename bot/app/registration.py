@@ -5,8 +5,9 @@ chat (`register`) or the command line (`caredesk tickets create --intake … --b
 One path for both, with the chat's own checks of every field (bot/domain/validation.py):
 the agent must be service desk staff, the requester a contact of the directory; the ticket
 records its intake and who registered it; the requester is told its number through the outbox,
-in their language, on the channel they last used, or, when they never used one, the agent is
-told so (the number must reach them another way)."""
+in their language, on the channel they last used or, when no channel can push it to them, the
+next time they use CareDesk ("While you were away"); the agent is told which (bot/app/reach.py),
+so that a number that cannot wait reaches them another way."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any, Mapping
 
 from bot.app.desk import Desk
 from bot.app.notifications import TICKET_REGISTERED
+from bot.app.reach import How, Reach, reach_of
 from bot.domain import validation
 from bot.domain.model import STAFF_INTAKES, Intake, NewTicket, Ticket, TicketKind, Urgency
 from bot.domain.validation import Invalid
@@ -24,8 +26,10 @@ from bot.store.ports import NewOutboxMessage
 @dataclass(frozen=True)
 class Registered:
     ticket: Ticket
-    # The channel the requester is told the number on, or None: they never used one.
+    # The channel the requester is told the number on, or None: no channel can push it to them.
     told_on: str | None
+    # How the number reaches them (pushed, kept for their next visit, or not at all).
+    reach: Reach
 
 
 def check_intake(value: str) -> Intake:
@@ -92,8 +96,8 @@ async def register_for_customer(desk: Desk, *, intake: str, by: str, requester: 
     fields = check_fields(values, ts.min_description_words, ts.min_description_chars)
     # The channel the requester used last (references are kept newest first): where they are
     # told the number now, and told of the ticket's changes later.
-    refs = await desk.store.find_conversation_refs_by_email(contact.email)
-    channel = refs[0][0] if refs else None
+    reach = await reach_of(desk.store, contact.email)
+    channel = reach.channel if reach.how is How.PUSHED else None
     new = NewTicket(
         kind=TicketKind(fields["kind"]), requester_email=contact.email, requester_name=contact.name,
         requester_phone=contact.phone, company=contact.company, module=fields["module"],
@@ -102,12 +106,12 @@ async def register_for_customer(desk: Desk, *, intake: str, by: str, requester: 
     )
     now = desk.now()
     ticket = await desk.store.create_ticket(new, now, ts.number_format, idempotency_key=idempotency_key)
-    if channel is not None:
+    if reach.how is not How.NONE:
         # Keyed by the ticket: a retried registration (same idempotency key, same ticket) tells
-        # the requester once.
+        # the requester once (pushed, or kept for their next visit).
         await desk.store.enqueue([NewOutboxMessage(
             idempotency_key=f"ticket:{ticket.number}:registered", recipient=contact.email, kind=TICKET_REGISTERED,
             payload={"ticket": ticket.number, "kind": ticket.kind.value, "intake": how.value,
-                     "summary": ticket.description.splitlines()[0][:140], "channel": channel},
+                     "summary": ticket.description.splitlines()[0][:140], "channel": ticket.channel},
         )], now)
-    return Registered(ticket, channel)
+    return Registered(ticket, channel, reach)

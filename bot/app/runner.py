@@ -20,6 +20,7 @@ from bot.app import log_context, metrics
 from bot.app.desk import Desk
 from bot.app.escalations import Acceptance
 from bot.app.identity import TenantTrust, as_unknown
+from bot.app.notifications import render
 from bot.app.outbox import REPLY_HOLD, durable_reply, reply_key
 from bot.dialogs.engine import (Answer, Context, DirectoryEntry, Effect, EffectKind, DialogEngine, DialogResult,
                                 command_of)
@@ -32,7 +33,7 @@ from bot.app.registration import register_for_customer
 from bot.dialogs.tickets import EscalationDialog, TicketInfoDialog, my_tickets_replies
 from bot.dialogs import menus
 from bot.dialogs.common import contacts_facts, ticket_facts
-from bot.domain.model import EscalationReason, NewTicket, StoredDialog, Ticket, TicketKind, Urgency
+from bot.domain.model import EscalationReason, KeptMessage, NewTicket, StoredDialog, Ticket, TicketKind, Urgency
 from bot.i18n import format_datetime, normalize_language, translate
 from bot.protocol.replies import Form, Reply, Response, Text, Tone
 from bot.protocol.stored import response_from_json
@@ -326,19 +327,41 @@ class TurnRunner:
             new_state = result.state
 
         now = self.desk.now()
+        # What was sent to them while no channel could push it (the console, a closed portal
+        # page): shown first, once. A turn that saves something marks them shown in that very
+        # transaction (with its durable answer); one that saves nothing takes them (read and
+        # marked in one transaction).
+        email = _email(turn)
+        saves = new_state is not None or stored is not None or event is not None
+        kept: Sequence[KeptMessage] = ()
+        if email:
+            kept = await (store.pending_kept_messages(email) if saves else store.take_kept_messages(email, now))
+        if kept:
+            replies = self._while_away(ctx, kept) + replies
+        shown = [k.id for k in kept] if saves else []
         response = Response(replies, ctx.lang, dict(result.field_errors), done=result.done, ticket_number=ticket_number,
                             notices_owed=start.notices_owed)
         # The answer is as durable as the state change it comes from: saved with it.
         reply = durable_reply(turn, response, now)
         if new_state is not None:
             await store.save_dialog(turn.dialog_key, new_state, stored.version if stored else None, now, event=event,
-                                    reply=reply)
+                                    reply=reply, shown=shown)
         elif stored is not None:
-            await store.delete_dialog(turn.dialog_key, stored.version, event=event, now=now, reply=reply)
-        elif event and not await store.claim_event(*event, now, reply=reply):
+            await store.delete_dialog(turn.dialog_key, stored.version, event=event, now=now, reply=reply, shown=shown)
+        elif event and not await store.claim_event(*event, now, reply=reply, shown=shown):
             # Another process answered this very delivery a moment ago: it was answered once.
             return Response(lang=ctx.lang, duplicate=True)
         return replace(response, reply_key=reply.idempotency_key) if reply is not None else response
+
+    def _while_away(self, ctx: Context, kept: Sequence[KeptMessage]) -> tuple[Reply, ...]:
+        """The messages kept for this person, headed "While you were away:", each with when it was sent."""
+        replies: list[Reply] = [Text(ctx.t("away.title"))]
+        for message in kept:
+            when = format_datetime(message.created_at.astimezone(ctx.calendar.tz), ctx.lang)
+            replies.append(Text(ctx.t("away.when", when=when)))
+            replies.extend(render(message.kind, message.payload, ctx.lang, self.settings).replies)
+        replies.append(Text(ctx.t("away.end")))
+        return tuple(replies)
 
     async def _answered_before(self, turn: Turn) -> Response:
         """A delivery already processed (a platform's retry, or an inbox item taken again after

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timezone, tzinfo
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
@@ -26,11 +26,12 @@ from bot.app.escalations import Acceptance, Escalations
 from bot.i18n import (translate, format_date, format_datetime, format_duration, format_money, format_number,
                       format_short_date)
 from bot.app.notifications import TICKET_UPDATE
+from bot.app.reach import reach_of
 from bot.domain.quote import QuoteError
 from bot.protocol.replies import Facts, Reply, Text, Tone
 from bot.store.ports import NewOutboxMessage, StaleTicketError, UnknownTicketError
-from bot.domain.time_entries import (EMERGENCY_BASIS, AcceptedEmergency, TimeRequest, billed_duration, is_agent,
-                                     line_basis, parse_logtime, parse_start, to_entry)
+from bot.domain.time_entries import (EMERGENCY_BASIS, AcceptedEmergency, TimeRequest, billed_duration, ensure_worked,
+                                     is_agent, line_basis, parse_logtime, parse_start, to_entry, worked_already)
 from bot.domain.validation import Invalid, clean_text
 from bot.domain.workflow import NOTIFIED, TransitionRefused, read_status, check_release_date, check_solution_date, check_status
 
@@ -296,6 +297,7 @@ class StaffDesk:
                 # No new start given: keep the entry's own start, not "now minus the duration".
                 request = TimeRequest(request.ticket_number, request.duration, request.service,
                                       entry.started_at.astimezone(ctx.calendar.tz), request.note or entry.note)
+            ensure_worked(request.start, request.duration, ctx.now)
             ticket = await self._ticket(entry.ticket_number)
             quote = await self.price(request, ticket)
             updated = await self.store.update_time_entry(entry.id, to_entry(request, ticket, ctx.staff, quote),
@@ -315,11 +317,22 @@ class StaffDesk:
         return entry_replies(ctx, entry)
 
     async def _doubts(self, ctx: Context, request: TimeRequest) -> list[str]:
-        """What makes a new entry look like a slip: the same entry logged already, or time on a
-        closed ticket."""
+        """What makes a new entry look like a slip: the same entry logged already, time on a
+        closed ticket, time before the ticket was opened, or more time than has passed (it ends
+        in the future)."""
         assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
         ticket = await self._ticket(request.ticket_number)
         doubts = []
+        tz = ctx.calendar.tz
+        opened = _aware(ticket.created_at).astimezone(tz)
+        if request.start < opened - timedelta(minutes=1):
+            # A minute of grace, as for the future: clocks differ and starts are typed to the minute.
+            doubts.append(ctx.t("logtime.doubt.before_opened", number=ticket.number,
+                                opened=format_datetime(opened, ctx.lang),
+                                start=format_datetime(request.start.astimezone(tz), ctx.lang)))
+        if not worked_already(request.start, request.duration, ctx.now):
+            doubts.append(ctx.t("logtime.doubt.future", end=format_datetime(request.end.astimezone(tz), ctx.lang),
+                                now=format_datetime(ctx.now.astimezone(tz), ctx.lang)))
         if ticket.status is TicketStatus.CLOSED:
             doubts.append(ctx.t("logtime.doubt.closed", number=ticket.number))
         mine = await self.store.list_time_entries(ticket_number=ticket.number, agent_email=ctx.staff.email)
@@ -371,6 +384,20 @@ class StaffDesk:
         # setting the same date again (by `status … scheduled` or `release`) queues nothing new.
         return self._notify(ticket, "release_date", f"ticket:{ticket.number}:release:{when.isoformat()}",
                             date=when.isoformat())
+
+    async def _escalation_customer(self, ticket: Ticket, taken: Sequence[Any]) -> str:
+        """Who hears that an escalation is taken (bot/app/escalations.py `acknowledge`): the one
+        who asked or, when staff escalated on a customer's behalf, the ticket's requester."""
+        asked = taken[-1].requested_by
+        return ticket.requester_email if await self.store.find_staff(asked) is not None else asked
+
+    async def _told(self, ctx: Context, email: str, name: str | None = None) -> Text:
+        """Whether the message just queued for `email` reaches them, said to the staff member:
+        pushed in their channel, kept for their next visit, or not at all (phone or mail them)."""
+        if name is None:
+            contact, staff, _ = await self.store.find_person(email)
+            name = (contact.name if contact else staff.name if staff else None) or email
+        return Text((await reach_of(self.store, email)).said(ctx.t, name))
 
     async def _assign(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
         assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
@@ -457,8 +484,11 @@ class StaffDesk:
                                        status=target.value))
         updated = await self.store.update_ticket(ticket.number, by=ctx.staff.email, now=now, changes=changes,
                                                  expected_status=ticket.status.value, outbox=outbox)
-        return (Text(ctx.t("staff.status_set", number=updated.number, status=ctx.t(f"ticket.status.{updated.status.value}")),
-                     Tone.SUCCESS),)
+        done = Text(ctx.t("staff.status_set", number=updated.number, status=ctx.t(f"ticket.status.{updated.status.value}")),
+                    Tone.SUCCESS)
+        if not outbox:
+            return (done,)
+        return (done, await self._told(ctx, updated.requester_email, updated.requester_name))
 
     async def _solution(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
         assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
@@ -472,7 +502,8 @@ class StaffDesk:
                                date=when.isoformat())]
         updated = await self.store.update_ticket(ticket.number, by=ctx.staff.email, now=self.desk.now(),
                                                  changes={"solution_date": when}, outbox=outbox)
-        return (Text(ctx.t("staff.solution_set", number=updated.number, date=format_date(when, ctx.lang)), Tone.SUCCESS),)
+        return (Text(ctx.t("staff.solution_set", number=updated.number, date=format_date(when, ctx.lang)), Tone.SUCCESS),
+                await self._told(ctx, updated.requester_email, updated.requester_name))
 
     async def _release(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
         assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
@@ -488,7 +519,8 @@ class StaffDesk:
         outbox = [self._release_notice(ticket, when)]
         updated = await self.store.update_ticket(ticket.number, by=ctx.staff.email, now=self.desk.now(),
                                                  changes=changes, expected_status=ticket.status.value, outbox=outbox)
-        return (Text(ctx.t("staff.release_set", number=updated.number, date=format_date(when, ctx.lang)), Tone.SUCCESS),)
+        return (Text(ctx.t("staff.release_set", number=updated.number, date=format_date(when, ctx.lang)), Tone.SUCCESS),
+                await self._told(ctx, updated.requester_email, updated.requester_name))
 
     # ---- escalations --------------------------------------------------------------------------------
     async def _ack(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
@@ -519,12 +551,14 @@ class StaffDesk:
                                      level=max(e.level for e in taken), own=ctx.staff.level or "-")
                     await self.store.add_ticket_comment(ticket.number, ctx.staff.email, note, self.desk.now(),
                                                         internal=True, idempotency_key=f"{key}:takeover" if key else None)
-                    return (Text(ctx.t("staff.more.take_over_done", number=ticket.number), Tone.SUCCESS),)
+                    return (Text(ctx.t("staff.more.take_over_done", number=ticket.number), Tone.SUCCESS),
+                            await self._told(ctx, await self._escalation_customer(ticket, taken)))
             return (Text(ctx.t("staff.ack_not_your_level", number=ticket.number, level=level), Tone.WARNING),
                     Text(ctx.t("staff.more.take_over_hint", number=ticket.number)))
         taken = await self.escalations.acknowledge(ticket.number, ctx.staff)
         if taken:
-            return (Text(ctx.t("staff.ack_done", number=ticket.number), Tone.SUCCESS),)
+            return (Text(ctx.t("staff.ack_done", number=ticket.number), Tone.SUCCESS),
+                    await self._told(ctx, await self._escalation_customer(ticket, taken)))
         latest = await self.store.list_escalations(open_only=False, ticket_number=ticket.number)
         by = next((e.acknowledged_by for e in reversed(latest) if e.acknowledged_by), None)
         if by:

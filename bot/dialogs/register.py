@@ -185,8 +185,7 @@ class RegisterDialog(Dialog):
         return Goto("summary", parsed)
 
     def completed(self, ctx: Context, data: Mapping[str, Any], result: Any) -> tuple[Reply, ...]:
-        ticket, told_on = result.ticket, result.told_on
-        told = ctx.t("intake.told" if told_on else "intake.not_told", name=ticket.requester_name,
-                     number=ticket.number, channel=(told_on or "").capitalize())
+        ticket = result.ticket
+        told = result.reach.said(ctx.t, ticket.requester_name)
         return (Text(ctx.t("register.created", number=ticket.number, name=ticket.requester_name,
                            intake=ctx.t(f"intake.channel.{ticket.intake.value}")) + "\n" + told),)

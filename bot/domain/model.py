@@ -274,6 +274,18 @@ class OutboxMessage:
 
 
 @dataclass(frozen=True)
+class KeptMessage:
+    """An outbox message no channel could push to its person, kept for their next turn."""
+
+    id: int
+    recipient: str
+    kind: str
+    payload: Mapping[str, Any]
+    created_at: datetime
+    shown_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class DialogKey:
     """Dialog state is keyed by where the conversation happens and who talks."""
 

@@ -95,7 +95,8 @@ def parse_logtime(args: str, now: datetime, services: Sequence[str], number_patt
     if start is None:
         start = now - duration
     note = " ".join(rest)[:MAX_NOTE] or None
-    ensure_worked(start, duration, now)
+    # Time that ends in the future is not refused here: the command questions it before it is
+    # saved (bot/app/staff.py `_doubts`), as the agent may know better (a clock set wrong).
     return TimeRequest(number.upper(), duration, service, start, note)
 
 
@@ -108,9 +109,15 @@ def billed_duration(worked: timedelta, increment_minutes: int = 0, minimum_minut
     return timedelta(minutes=max(minutes, minimum_minutes))
 
 
+def worked_already(start: datetime, duration: timedelta, now: datetime) -> bool:
+    """Whether the time ends by now: no more hours than have passed since its start (a minute
+    of grace for clocks that differ)."""
+    return start + duration <= now + timedelta(minutes=1)
+
+
 def ensure_worked(start: datetime, duration: timedelta, now: datetime) -> None:
-    """Only time already worked can be logged (a minute of grace for clocks that differ)."""
-    if start + duration > now + timedelta(minutes=1):
+    """Only time already worked can be logged (the form and the dialog, which cannot ask)."""
+    if not worked_already(start, duration, now):
         raise Invalid("logtime.error.future")
 
 

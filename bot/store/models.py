@@ -445,6 +445,24 @@ class OutboxRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+class KeptMessageRow(Base):
+    """A message the bot sent on its own initiative to a person no channel could push it to (the
+    console, a closed portal page): kept, and shown the next time they talk to CareDesk ("While
+    you were away"), once (`shown_at` is set in the transaction that reads it)."""
+
+    __tablename__ = "kept_messages"
+    __table_args__ = (Index(None, "recipient_key", "shown_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    outbox_key: Mapped[str] = mapped_column(String(KEY), unique=True)
+    recipient: Mapped[str] = mapped_column(String(EMAIL))
+    recipient_key: Mapped[str] = mapped_column(String(EMAIL))  # lower-cased, as looked up
+    kind: Mapped[str] = mapped_column(String(SHORT))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    shown_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 # ---- inbox -------------------------------------------------------------------------------------
 
 
@@ -563,6 +581,7 @@ processed_events: Table = cast(Table, ProcessedEventRow.__table__)
 conversation_refs: Table = cast(Table, ConversationRefRow.__table__)
 outbox: Table = cast(Table, OutboxRow.__table__)
 inbox: Table = cast(Table, InboxRow.__table__)
+kept_messages: Table = cast(Table, KeptMessageRow.__table__)
 undelivered_notices: Table = cast(Table, UndeliveredNoticeRow.__table__)
 privacy_erasures: Table = cast(Table, PrivacyErasureRow.__table__)
 company_bindings: Table = cast(Table, CompanyBindingRow.__table__)

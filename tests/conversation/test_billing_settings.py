@@ -12,7 +12,7 @@ from bot.app.desk import Desk
 from bot.app.runner import TurnRunner
 from bot.domain.config import BillingSettings, ConfigError, Settings, settings_from_mapping
 from bot.domain.time_entries import billed_duration
-from tests.conversation.test_staff import LOTTE, SOFIE, desk, new_ticket, say  # noqa: F401
+from tests.conversation.test_staff import EARLIER, LOTTE, SOFIE, desk, new_ticket, say  # noqa: F401
 
 
 @pytest.mark.parametrize("worked, increment, minimum, billed", [
@@ -33,7 +33,7 @@ def test_billing_settings_are_read_and_checked():
 
 
 async def test_time_is_billed_exactly_by_default_and_without_a_vat_label(desk):
-    number = await new_ticket(desk, LOTTE)
+    number = await new_ticket(desk, LOTTE, opened=EARLIER)
     out = await say(TurnRunner(desk), SOFIE, f"logtime {number} 2m teamviewer at 2026-11-27 10:00")
     assert "0 h 02 × €102.21/h × 100 % = €3.41" in out
     assert "Total" in out and "VAT" not in out
@@ -42,7 +42,7 @@ async def test_time_is_billed_exactly_by_default_and_without_a_vat_label(desk):
 async def test_the_increment_minimum_and_vat_label_apply_when_set(desk):
     billing = BillingSettings(increment_minutes=15, minimum_minutes=30, prices_exclude_vat=True)
     desk = Desk(Settings(billing=billing), desk.store, desk.clock)
-    number = await new_ticket(desk, LOTTE)
+    number = await new_ticket(desk, LOTTE, opened=EARLIER)
     out = await say(TurnRunner(desk), SOFIE, f"logtime {number} 2m teamviewer at 2026-11-27 10:00")
     assert "0 h 30 × €102.21/h × 100 % = €51.11" in out and "Total (excl. VAT)" in out
     [entry] = await desk.store.list_time_entries(ticket_number=number)

@@ -42,11 +42,13 @@ async def test_a_registered_ticket_records_its_intake_and_tells_the_requester_wh
     assert f"als ticket {ticket.number}" in text and "uw bezoek" in text
 
 
-async def test_a_requester_who_never_used_the_chat_is_not_messaged_and_the_agent_is_told(desk):
+async def test_a_requester_no_channel_can_push_to_sees_the_number_on_their_next_visit_and_the_agent_is_told(desk):
     conv = TurnRunner(desk)
     registered = await register_for_customer(desk, intake="phone", by=SOFIE, requester=CAMILLE,
                                              values={**INCIDENT, "kind": "service_request"})
-    assert registered.told_on is None and await desk.store.list_outbox() == []
+    assert registered.told_on is None and registered.reach.how.value == "kept"
+    [message] = await desk.store.list_outbox()  # kept for her next visit by the dispatcher
+    assert (message.recipient, message.kind) == (CAMILLE, TICKET_REGISTERED)
     assert registered.ticket.reproduce is None  # not an incident: dropped, as in the chat
     # The agent's view of the ticket shows how it came and who registered it; a customer's does not.
     out = await say(conv, SOFIE, registered.ticket.number)
@@ -100,13 +102,13 @@ async def test_an_agent_registers_a_phoned_in_incident_by_answering_questions(de
     out = await say(conv, SOFIE, "1")
     [ticket] = await desk.store.list_tickets()
     assert f"Ticket {ticket.number} registered for Lotte Peeters (Phone)" in out
-    assert f"is told the number {ticket.number} on Teams" in out
+    assert "Lotte Peeters has been told in Teams." in out
     assert (ticket.intake, ticket.created_by, ticket.requester_email) == (Intake.PHONE, SOFIE, LOTTE)
     [message] = await desk.store.list_outbox()
     assert (message.kind, message.recipient, message.payload["channel"]) == (TICKET_REGISTERED, LOTTE, "teams")
 
 
-async def test_a_registration_form_checks_fields_and_says_when_nobody_was_told(desk):
+async def test_a_registration_form_checks_fields_and_says_the_requester_will_see_it_next_time(desk):
     conv = TurnRunner(desk)
     values = {"intake": "mail", "requester": CAMILLE, "kind": "service_request", "module": "?",
               "description": "asdf", "urgency": "normal", "_confirmed": "1"}
@@ -118,9 +120,10 @@ async def test_a_registration_form_checks_fields_and_says_when_nobody_was_told(d
         **values, "module": "Stock", "description": "How do we add a second warehouse location to the stock module?"}))
     assert not response.field_errors
     [ticket] = await desk.store.list_tickets()
-    assert ticket.intake is Intake.MAIL and await desk.store.list_outbox() == []
+    assert ticket.intake is Intake.MAIL and len(await desk.store.list_outbox()) == 1
     from cards.text import render_all
-    assert "has never used the chat" in render_all(response.replies)
+    assert ("Camille Dubois has not been seen in Slack, Teams or the portal chat: unless CareDesk finds them there, "
+            "they will see it the next time they use CareDesk") in render_all(response.replies)
 
 
 @pytest.mark.parametrize("lang,words", [("en", "Only service desk staff register"),

@@ -41,10 +41,22 @@ async def say(conv: TurnRunner, email: str, text: str, lang: str = "en") -> str:
     return render_all((await conv.handle(turn)).replies)
 
 
-async def incident(desk: Desk) -> str:
-    ticket = await desk.register_ticket(kind="incident", requester_email=LOTTE, module="ERP",
-                                        description="The invoice print job fails with error 42")
+async def incident(desk: Desk, opened: datetime | None = None) -> str:
+    """A ticket registered now or, with `opened`, at that moment (time logged on it must not
+    start before it was opened, or the agent is asked to confirm); the clock is put back after."""
+    now = desk.now()
+    if opened is not None:
+        desk.clock.set(opened)  # the tests' ManualClock
+    try:
+        ticket = await desk.register_ticket(kind="incident", requester_email=LOTTE, module="ERP",
+                                            description="The invoice print job fails with error 42")
+    finally:
+        desk.clock.set(now)
     return ticket.number
+
+
+# Before every time these tests log (27 November 2026).
+EARLIER = datetime(2026, 11, 26, 9, 0, tzinfo=BXL)
 
 
 # ---- finding their way ------------------------------------------------------------------------
@@ -118,7 +130,7 @@ async def test_an_unknown_status_names_all_it_was_given(desk):
 
 
 async def test_uren_logs_time_like_logtime(desk):
-    number = await incident(desk)
+    number = await incident(desk, opened=EARLIER)
     out = await say(TurnRunner(desk), SOFIE, f"uren {number} 1u30 database at 2026-11-27 10:00", "nl")
     assert "Tijd geregistreerd" in out
     [entry] = await desk.store.list_time_entries(ticket_number=number)
@@ -138,7 +150,7 @@ async def test_a_bare_number_of_time_is_said_back_and_nothing_is_logged(desk, va
 
 
 async def test_the_agent_view_shows_what_staff_need_and_the_customer_view_never_the_internal(desk):
-    number = await incident(desk)
+    number = await incident(desk, opened=EARLIER)
     conv = TurnRunner(desk)
     await say(conv, SOFIE, f"assign {number} me")
     await say(conv, SOFIE, f"status {number} in progress")
@@ -159,7 +171,7 @@ async def test_the_agent_view_shows_what_staff_need_and_the_customer_view_never_
 
 
 async def test_logtime_list_of_a_ticket_shows_every_agents_entries_marked_by_who(desk):
-    number = await incident(desk)
+    number = await incident(desk, opened=EARLIER)
     conv = TurnRunner(desk)
     await say(conv, SOFIE, f"logtime {number} 1h teamviewer at 2026-11-27 10:00")
     await say(conv, THOMAS, f"logtime {number} 30m database at 2026-11-27 14:00")
@@ -202,7 +214,10 @@ async def test_an_escalation_made_by_an_agent_tells_the_customer_who_handles_it_
                                        outbox=(), idempotency_key=f"seed:{number}")
     [escalation] = await desk.store.list_escalations(ticket_number=number)
     await desk.store.escalation_pinged(escalation.id, 2, desk.now(), ())
-    assert "You took the escalation" in await say(TurnRunner(desk), PIETER, f"ack {number}")
+    out = await say(TurnRunner(desk), PIETER, f"ack {number}")
+    assert "You took the escalation" in out
+    # The customer it was made for hears it, and the manager is told how (not "the customer is told").
+    assert "Lotte Peeters has not been seen in Slack, Teams or the portal chat" in out
     [handled] = [m for m in await desk.store.list_outbox() if m.kind == ESCALATION_HANDLED]
     assert handled.recipient.lower() == LOTTE
     text = render_all(render(handled.kind, handled.payload, "en", desk.settings).replies)
@@ -210,7 +225,7 @@ async def test_an_escalation_made_by_an_agent_tells_the_customer_who_handles_it_
 
 
 async def test_suspicious_time_is_questioned_before_it_is_saved(desk):
-    number = await incident(desk)
+    number = await incident(desk, opened=EARLIER)
     conv = TurnRunner(desk)
     line = f"logtime {number} 1h teamviewer at 2026-11-27 10:00 first call"
     assert "Time logged" in await say(conv, SOFIE, line)
@@ -229,6 +244,49 @@ async def test_suspicious_time_is_questioned_before_it_is_saved(desk):
     assert f"{number} is closed" in out and len(await desk.store.list_time_entries()) == 3
     assert "Time logged" in await say(conv, SOFIE, f"logtime {number} 30m database at 2026-11-28 10:00 confirm")
     assert len(await desk.store.list_time_entries()) == 4
+
+
+@pytest.mark.parametrize("lang,before,future,nothing", [
+    ("en", "was opened on Thursday 26 November 2026 at 09:00, but this time starts earlier",
+     "later than now", "Nothing was logged"),
+    ("fr", "a été ouvert le jeudi 26 novembre 2026 à 09:00, mais ce temps commence plus tôt",
+     "plus tard que maintenant", "Rien n'a été encodé"),
+    ("nl", "is geopend op donderdag 26 november 2026 om 09:00, maar deze tijd begint vroeger",
+     "later dan nu", "Er is niets geregistreerd"),
+])
+async def test_time_before_the_ticket_or_beyond_now_is_questioned_in_the_agents_language(desk, lang, before, future,
+                                                                                          nothing):
+    """Time starting before the ticket was opened, or ending after now (more hours than have
+    passed since its start), is asked about with the reason and logged only when confirmed."""
+    number = await incident(desk, opened=EARLIER)  # Thursday 26 November 09:00; it is Monday 30, 10:00
+    conv = TurnRunner(desk)
+    early = f"logtime {number} 1h teamviewer at 2026-11-25 10:00"
+    out = await say(conv, SOFIE, early, lang)
+    assert f"{number} {before}" in out and nothing in out and f"{early} confirm" in out
+    # Ending in the future: 09:30 plus 2 hours is 11:30, with an hour and a half passed.
+    late = f"logtime {number} 2h database at 09:30"
+    out = await say(conv, SOFIE, late, lang)
+    assert future in out and nothing in out and before not in out
+    # Not confirmed: nothing was written (the agent simply does not send it again).
+    assert await desk.store.list_time_entries() == []
+    assert "€" in await say(conv, SOFIE, f"{late} confirm", lang)
+    assert "€" in await say(conv, SOFIE, f"{early} confirm", lang)
+    entries = await desk.store.list_time_entries(ticket_number=number)
+    assert len(entries) == 2 and {e.service for e in entries} == {"teamviewer", "database"}
+    # Time inside the ticket's life and already worked is not questioned.
+    out = await say(conv, SOFIE, f"logtime {number} 30m database at 2026-11-27 10:00", lang)
+    assert nothing not in out and "€" in out and len(await desk.store.list_time_entries()) == 3
+
+
+async def test_editing_an_entry_to_end_in_the_future_is_refused(desk):
+    number = await incident(desk, opened=EARLIER)
+    conv = TurnRunner(desk)
+    await say(conv, SOFIE, f"logtime {number} 1h teamviewer at 2026-11-27 10:00")
+    [entry] = await desk.store.list_time_entries()
+    out = await say(conv, SOFIE, f"logtime edit {entry.id} 1h teamviewer at 09:30")
+    assert "in the future" in out
+    [same] = await desk.store.list_time_entries()
+    assert same.started_at == entry.started_at
 
 
 async def test_a_manager_takes_over_an_escalation_not_at_their_level_and_it_is_recorded(desk):
@@ -252,3 +310,97 @@ async def test_a_manager_takes_over_an_escalation_not_at_their_level_and_it_is_r
     await desk.store.create_escalation(other, 1, EscalationReason.FEEDBACK, "too slow", LOTTE, desk.now(),
                                        outbox=(), idempotency_key=f"seed:{other}")
     assert "Only service desk managers" in await say(conv, SOFIE, f"ack {other} take over")
+
+
+# ---- while you were away (no push channel) --------------------------------------------------------
+
+
+class _NoPushDelivery:
+    """The server's delivery when the person was never seen on Slack or Teams: nothing pushes."""
+
+    async def deliver(self, message, response):
+        from bot.app.outbox import Undeliverable
+
+        raise Undeliverable(f"{message.recipient} was never seen on slack, msteams")
+
+
+@pytest.mark.parametrize("lang,title,status", [
+    ("en", "While you were away:", "In progress"),
+    ("fr", "Pendant votre absence :", "En cours"),
+    ("nl", "Terwijl u weg was:", "In behandeling"),
+])
+async def test_a_console_customer_sees_what_was_sent_while_away_once_before_the_answer(desk, lang, title, status):
+    from bot.app.outbox import Delivery, Dispatcher
+
+    Delivery.register(_NoPushDelivery)
+    number = await incident(desk)
+    conv = TurnRunner(desk)
+    await say(conv, SOFIE, f"status {number} in progress")
+    await Dispatcher(desk, _NoPushDelivery()).run_once()  # type: ignore[arg-type]
+    [message] = [m for m in await desk.store.list_outbox() if m.recipient.lower() == LOTTE]
+    assert message.status == "sent" and message.last_error == "kept for the next visit"  # not dead-lettered
+    out = await say(conv, LOTTE, "help", lang)
+    assert out.startswith(title) and number in out and status in out
+    help_alone = await say(conv, LOTTE, "help", lang)
+    assert title not in help_alone and out.endswith(help_alone)  # shown once, before the answer to "help"
+    [kept] = await desk.store.list_kept_messages(LOTTE)
+    assert kept.shown_at is not None
+
+
+async def test_a_message_kept_for_someone_is_shown_to_them_only_and_not_lost_when_the_turn_fails(desk, monkeypatch):
+    from bot.app.outbox import Delivery, Dispatcher
+    from bot.store.ports import StoreUnavailableError
+
+    Delivery.register(_NoPushDelivery)
+    number = await incident(desk)
+    conv = TurnRunner(desk)
+    await say(conv, SOFIE, f"status {number} in progress")
+    await Dispatcher(desk, _NoPushDelivery()).run_once()  # type: ignore[arg-type]
+    assert "While you were away" not in await say(conv, SOFIE, "help")  # the agent's own turn: not theirs
+    # A turn whose answer cannot be saved (the database went away at that moment) leaves them
+    # kept: they were to be marked shown in the transaction that failed.
+    original = desk.store.save_dialog
+
+    async def gone(*args, **kwargs):
+        raise StoreUnavailableError("connection lost")
+
+    monkeypatch.setattr(desk.store, "save_dialog", gone)
+    with pytest.raises(StoreUnavailableError):
+        await say(conv, LOTTE, "ticket")  # starts a dialog: saved with what it shows
+    monkeypatch.setattr(desk.store, "save_dialog", original)
+    assert len(await desk.store.pending_kept_messages(LOTTE)) == 1
+    out = await say(conv, LOTTE, "ticket")
+    assert "While you were away" in out and number in out
+    assert await desk.store.pending_kept_messages(LOTTE) == []
+    assert "While you were away" not in await say(conv, LOTTE, "cancel")
+
+
+# ---- "the requester has been told" only when it is true ----------------------------------------------
+
+
+@pytest.mark.parametrize("lang,kept,pushed,nobody", [
+    ("en", "Lotte Peeters has not been seen in Slack, Teams or the portal chat: unless CareDesk finds them there, they will see it the next time",
+     "Lotte Peeters has been told in Slack.", "Ghost Customer cannot be reached by CareDesk at all"),
+    ("fr", "Lotte Peeters n'a été vu(e) ni dans Slack, ni dans Teams, ni dans le chat du portail",
+     "Lotte Peeters a été prévenu(e) dans Slack.", "CareDesk ne peut joindre Ghost Customer d'aucune façon"),
+    ("nl", "Lotte Peeters is niet gezien in Slack, Teams of de portaalchat",
+     "Lotte Peeters is op de hoogte gebracht in Slack.", "CareDesk kan Ghost Customer op geen enkele manier"),
+])
+async def test_staff_are_told_whether_the_requester_was_told_and_where(desk, lang, kept, pushed, nobody):
+    from bot.domain.model import NewTicket, TicketKind
+
+    number = await incident(desk)
+    conv = TurnRunner(desk)
+    # Lotte never used Slack, Teams or the portal: it waits for her next visit (the console).
+    out = await say(conv, SOFIE, f"status {number} in progress", lang)
+    assert kept in out and "has been told" not in out
+    # Once she has written from Slack, she is told there.
+    await desk.store.save_conversation_ref("slack", "T1:U1", {"channel": "D1"}, desk.now(), email=LOTTE)
+    out = await say(conv, SOFIE, f"solution {number} 2026-12-15", lang)
+    assert pushed in out
+    # Someone outside the directory, never seen on any channel: nobody can tell them.
+    ghost = await desk.store.create_ticket(NewTicket(TicketKind.INCIDENT, "ghost@nowhere.example", "Ghost Customer",
+                                                     None, "ERP", "The invoice print job fails with error 42"),
+                                           desk.now(), desk.settings.tickets.number_format)
+    out = await say(conv, SOFIE, f"status {ghost.number} in progress", lang)
+    assert nobody in out

@@ -10,7 +10,8 @@ import pytest
 
 from bot.dialogs.intents import ticket_number_pattern
 from bot.domain.model import TimeEntry
-from bot.domain.time_entries import billing_csv_rows, billing_report, billing_totals, month_bounds, parse_logtime
+from bot.domain.time_entries import (billing_csv_rows, billing_report, billing_totals, month_bounds, parse_logtime,
+                                     worked_already)
 from bot.domain.validation import Invalid
 
 BXL = ZoneInfo("Europe/Brussels")
@@ -54,8 +55,6 @@ def test_parse(text, minutes, start, note):
         ("CS-2026-00042 25h teamviewer", "validation.duration_max"),
         ("CS-2026-00042 soon teamviewer", "validation.duration"),
         ("CS-2026-00042 1h coffee", "quote.error.unknown_service"),
-        ("CS-2026-00042 1h teamviewer at 2026-11-27 09:00", "logtime.error.future"),
-        ("CS-2026-00042 1h teamviewer at 17:30", "logtime.error.future"),
         ("CS-2026-00042 1h teamviewer at", "logtime.error.when"),
         ("CS-2026-00042 1h teamviewer at someday", "logtime.error.when"),
     ],
@@ -64,6 +63,15 @@ def test_refused(text, key):
     with pytest.raises(Invalid) as err:
         parse(text)
     assert err.value.key == key
+
+
+def test_time_ending_in_the_future_is_parsed_to_be_questioned_not_refused():
+    """The command asks the agent to confirm it (bot/app/staff.py): parsing keeps it."""
+    request = parse("CS-2026-00042 1h teamviewer at 17:30")
+    assert request.end == datetime(2026, 11, 26, 18, 30, tzinfo=BXL)
+    assert not worked_already(request.start, request.duration, NOW)
+    assert worked_already(request.start, timedelta(minutes=31), NOW)  # a minute of grace
+    assert not worked_already(request.start, timedelta(minutes=32), NOW)
 
 
 def test_month_bounds_are_local():

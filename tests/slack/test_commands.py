@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from tests.slack.conftest import BXL, CAMILLE, LOTTE, SOFIE, STRANGER, TEAM, block_text, button_action_id, form_body
@@ -224,7 +224,16 @@ async def test_logtime_is_for_agents_and_refused_politely_to_customers(env):
 async def test_agent_logs_time_in_one_line_or_with_the_modal(env):
     ticket = await env.desk.register_ticket(kind="incident", requester_email="lotte.peeters@brasseriedeklok.be",
                                             module="ERP", description="The invoice print job fails with error 42")
+    # The ticket was opened on Thursday 26 November at 10:00: time the day before is questioned
+    # in the agent's language, and logged only when sent again with 'confirm'.
     await env.command("/logtime", f"{ticket.number} 1h30 teamviewer at 2026-11-25 16:00", user=SOFIE)
+    question = ephemeral_text(env)
+    assert f"{ticket.number} was opened on Thursday 26 November 2026 at 10:00" in question
+    assert "Nothing was logged" in question and await env.desk.store.list_time_entries() == []
+    # Ending in the future (it is 10:00): more hours than have passed.
+    await env.command("/logtime", f"{ticket.number} 1h teamviewer at 09:30", user=SOFIE)
+    assert "later than now" in ephemeral_text(env) and await env.desk.store.list_time_entries() == []
+    await env.command("/logtime", f"{ticket.number} 1h30 teamviewer at 2026-11-25 16:00 confirm", user=SOFIE)
     answer = ephemeral_text(env)
     # Wednesday 16:00-17:00 at 100 %, 17:00-17:30 at Brasserie De Klok's SLA rate of 125 %.
     assert "1 h × €102.21/h × 100 % = €102.21" in answer and "0 h 30 × €102.21/h × 125 % = €63.88" in answer and "€166.09" in answer
@@ -356,8 +365,11 @@ async def test_staff_help_and_the_logtime_usage_hint_work_as_written(env):
     manifest, typed as shown with a real ticket number, logs time (issue 16)."""
     import yaml
 
+    now = env.desk.now()
+    env.desk.clock.set(now - timedelta(days=1))  # opened before the time the hint logs (now minus 1h30)
     ticket = await env.desk.register_ticket(kind="incident", requester_email="lotte.peeters@brasseriedeklok.be",
                                             module="ERP", description="The invoice print job fails with error 42")
+    env.desk.clock.set(now)
     await env.command("/caredesk", "help", user=SOFIE)
     help_text = ephemeral_text(env)
     assert "assign CS-2026-00042 me" in help_text and "logtime CS-2026-00042 1h30 teamviewer" in help_text
@@ -368,3 +380,20 @@ async def test_staff_help_and_the_logtime_usage_hint_work_as_written(env):
     assert "Time logged on" in ephemeral_text(env)
     [entry] = await env.desk.store.list_time_entries()
     assert entry.ticket_number == ticket.number and entry.agent_email == "sofie.janssens@caresolutions.be"
+
+
+async def test_an_agent_is_told_whether_the_requester_was_told_in_slack_or_will_see_it_later(env):
+    """Issue 16: "the requester has been told" only when it is true. Lotte writes from Slack: she
+    is told there; Camille never did: she sees it the next time she uses CareDesk."""
+    lotte = await env.desk.register_ticket(kind="incident", requester_email="lotte.peeters@brasseriedeklok.be",
+                                           module="ERP", description="The invoice print job fails with error 42")
+    camille = await env.desk.register_ticket(kind="incident", requester_email="camille.dubois@atelier-lumiere.be",
+                                             module="Caisse", description="The till does not print receipts at all")
+    await env.dm("hello")  # Lotte writes to CareDesk in Slack
+    await env.channel.drain()
+    await env.command("/caredesk", f"status {lotte.number} in progress", user=SOFIE)  # answered in her DM
+    assert "Lotte Peeters has been told in Slack." in block_text(env.fake.last_message().json_param("blocks"))
+    await env.command("/caredesk", f"status {camille.number} in progress", user=SOFIE)
+    told = block_text(env.fake.last_message().json_param("blocks"))
+    assert "Camille Dubois has not been seen in Slack, Teams or the portal chat" in told
+    assert "has been told" not in told

@@ -50,7 +50,7 @@ async def test_migrated_schema_matches_models(store: SqlStore) -> None:
     async with store.engine.connect() as conn:
         diffs, current, head, tables = await conn.run_sync(check)
     assert diffs == []
-    assert current == head == "0010"
+    assert current == head == "0011"
     assert tables == set(models.metadata.tables) | {"alembic_version"}
     assert "ticket_counters" in tables and "time_entries" in tables and "outbox" in tables and "inbox" in tables
 
@@ -64,7 +64,7 @@ async def test_concurrent_initialize_on_fresh_database(fresh_database_url: str) 
         assert ticket.number == "CS-2026-00001"
         async with stores[0].engine.connect() as conn:
             revisions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
-        assert revisions == ["0010"]
+        assert revisions == ["0011"]
     finally:
         for s in stores:
             await s.close()
@@ -150,7 +150,7 @@ async def test_upgrade_from_0001_keeps_the_data(fresh_database_url: str) -> None
         await store.initialize()  # 0001 -> head
 
         async with store.engine.connect() as conn:
-            assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all() == ["0010"]
+            assert (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all() == ["0011"]
             keys = (await conn.execute(select(models.time_entries.c.idempotency_key))).scalars().all()
         assert keys == [None]
         entry = await store.get_time_entry(entry_id)

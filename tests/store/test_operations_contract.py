@@ -86,6 +86,10 @@ async def _populate(store: SqlStore) -> tuple[str, str]:
     portal = await store.open_portal_conversation(JAN_EMAIL, "portal-jan", NOW)
     await store.add_portal_activities(portal, [{"type": "message", "text": "the printer on floor 2 again",
                                                 "from": {"id": "u", "role": "user"}}], NOW)
+    # A status message no channel could push to Jan, kept for his next visit.
+    await store.enqueue([NewOutboxMessage("kept-1", JAN_EMAIL, "ticket_update", {"ticket": jan.number})], NOW)
+    [kept] = [q for q in await store.list_outbox() if q.idempotency_key == "kept-1"]
+    await store.keep_for_next_visit(kept.id, NOW)
     return jan.number, marie.number
 
 
@@ -105,7 +109,8 @@ async def test_export_lists_what_is_held_about_a_person(store: SqlStore) -> None
     assert {(d["channel"], d["user_id"]) for d in tables["dialog_states"]} == {
         ("slack", "U1"), ("console", JAN_EMAIL.lower())}
     assert [r["user_key"] for r in tables["conversation_refs"]] == ["T1:U1"]
-    assert {o["idempotency_key"] for o in tables["outbox"]} == {"esc-1", "notice-1"}
+    assert {o["idempotency_key"] for o in tables["outbox"]} == {"esc-1", "notice-1", "kept-1"}
+    assert [k["outbox_key"] for k in tables["kept_messages"]] == ["kept-1"]
     assert [i["dedup_key"] for i in tables["inbox"]] == ["ev-1"]
     assert [a["activity"]["text"] for a in tables["portal_activities"]] == ["the printer on floor 2 again"]
     assert [c["id"] for c in tables["portal_conversations"]] == ["portal-jan"]
@@ -155,6 +160,7 @@ async def test_erase_leaves_no_email_name_or_phone_anywhere_and_billing_adds_up(
     assert report.deleted["portal_conversations"] == 1 and report.deleted["portal_activities"] == 1
     assert not [t for t in await _every_text(store) if "floor 2" in t[2]]
     assert [m.idempotency_key for m in await store.list_outbox()] == ["esc-1"]  # to the manager, pseudonymised
+    assert report.deleted["kept_messages"] == 1 and await store.list_kept_messages() == []
     # Others are untouched.
     marie_ticket = await store.get_ticket(marie)
     assert marie_ticket is not None and marie_ticket.requester_name == "Marie Dubois"
@@ -183,9 +189,20 @@ async def test_retention_purge_deletes_only_what_is_old_enough(store: SqlStore) 
     cutoffs = RetentionCutoffs(dialogs=timedelta(days=30), inbox_done=timedelta(minutes=15),
                                outbox_sent=timedelta(days=30), conversation_refs=timedelta(days=365))
 
+    await store.enqueue([NewOutboxMessage("kept-old", "a@b.be", "notice", {}),
+                         NewOutboxMessage("kept-new", "a@b.be", "notice", {}),
+                         NewOutboxMessage("kept-waiting", "c@b.be", "notice", {})], NOW - timedelta(days=40))
+    for q in await store.claim_outbox(NOW - timedelta(days=40), LEASE):
+        await store.keep_for_next_visit(q.id, NOW - timedelta(days=40))
+    await store.take_kept_messages("a@b.be", NOW - timedelta(days=31), limit=1)  # shown 31 days ago
+    await store.take_kept_messages("a@b.be", NOW - timedelta(days=1))  # shown yesterday
+
     purged = await store.purge_retained(NOW, cutoffs)
 
-    assert purged["conversation_refs"] == 1 and purged["dialog_states"] == 1 and purged["outbox"] == 1
+    assert purged["kept_messages"] == 1  # the one shown long enough ago; never one still waiting
+    assert sorted(k.payload == {} and k.recipient for k in await store.list_kept_messages()) == ["a@b.be", "c@b.be"]
+    # The outbox's copies of the kept messages are done with (sent 40 days ago): purged with "old".
+    assert purged["conversation_refs"] == 1 and purged["dialog_states"] == 1 and purged["outbox"] == 4
     assert await store.get_conversation_ref("slack", "T1:OLD") is None
     assert await store.get_conversation_ref("slack", "T1:NEW") is not None
     assert await store.load_dialog(DialogKey("slack", "T1", "D1", "OLD")) is None

@@ -174,3 +174,76 @@ async def test_replies_are_marked_sent_alone_or_with_the_inbox_claim_and_purged_
     assert await store.claim_outbox(NOW + timedelta(hours=1), LEASE) != []  # r3 only
     await store.purge_inbound(NOW + timedelta(minutes=1))
     assert [m.idempotency_key for m in await store.list_outbox()] == ["r3"]
+
+
+# ---- kept for the next visit (people with no push channel) -------------------------------------------
+
+
+async def test_a_message_kept_for_the_next_visit_is_taken_once_and_marked_shown(store: SqlStore) -> None:
+    await store.enqueue([NewOutboxMessage("status:1", "Lotte@Klok.be", "ticket_update", {"ticket": "CS-1"}),
+                         NewOutboxMessage("status:2", "lotte@klok.be", "ticket_update", {"ticket": "CS-2"}),
+                         NewOutboxMessage("status:3", "other@klok.be", "ticket_update", {"ticket": "CS-3"})], NOW)
+    claimed = await store.claim_outbox(NOW, LEASE)
+    for message in claimed:
+        await store.keep_for_next_visit(message.id, NOW)
+    await store.keep_for_next_visit(claimed[0].id, NOW)  # a retry of the same keep keeps it once
+    # The dispatcher is done with them: sent, with why.
+    assert all(q.status == "sent" and q.last_error == "kept for the next visit" for q in await store.list_outbox())
+    assert await store.claim_outbox(NOW + timedelta(hours=1), LEASE) == []
+    assert len(await store.list_kept_messages("LOTTE@klok.be")) == 2
+
+    later = NOW + timedelta(hours=2)
+    taken = await store.take_kept_messages("lotte@KLOK.be", later)
+    assert [dict(k.payload) for k in taken] == [{"ticket": "CS-1"}, {"ticket": "CS-2"}]
+    assert all(k.shown_at == later and k.kind == "ticket_update" for k in taken)
+    assert await store.take_kept_messages("lotte@klok.be", later) == []  # shown once only
+    assert await store.pending_kept_messages("lotte@klok.be") == []
+    assert [dict(k.payload) for k in await store.pending_kept_messages("OTHER@klok.be")] == [{"ticket": "CS-3"}]
+    assert [dict(k.payload) for k in await store.take_kept_messages("other@klok.be", later)] == [{"ticket": "CS-3"}]
+
+
+async def _kept(store: SqlStore, *payloads: dict, prefix: str = "kept") -> list[int]:
+    await store.enqueue([NewOutboxMessage(f"{prefix}:{i}", "lotte@klok.be", "ticket_update", p)
+                         for i, p in enumerate(payloads)], NOW)
+    for message in await store.claim_outbox(NOW, LEASE):
+        await store.keep_for_next_visit(message.id, NOW)
+    return [k.id for k in await store.pending_kept_messages("lotte@klok.be")]
+
+
+async def test_kept_messages_are_marked_shown_in_the_transaction_that_saves_the_turn(store: SqlStore) -> None:
+    from bot.domain.model import DialogKey
+    from bot.store.ports import StaleDialogError
+
+    key = DialogKey("console", "local", "c:lotte", "lotte@klok.be")
+    first, second, third = await _kept(store, {"n": 1}, {"n": 2}, {"n": 3})
+    version = await store.save_dialog(key, {"dialog": "quote"}, None, NOW, shown=[first])
+    assert [k.id for k in await store.pending_kept_messages("lotte@klok.be")] == [second, third]
+    # Shown meanwhile by another turn: this turn's save is refused whole (it answers again).
+    with pytest.raises(StaleDialogError):
+        await store.save_dialog(key, {"dialog": "quote", "step": 2}, version, NOW, shown=[first, second])
+    assert (await store.load_dialog(key)).version == version  # nothing of it saved ...
+    assert [k.id for k in await store.pending_kept_messages("lotte@klok.be")] == [second, third]  # ... not marked
+    # A stale dialog version: nothing marked either.
+    with pytest.raises(StaleDialogError):
+        await store.save_dialog(key, {"dialog": "quote"}, version + 5, NOW, shown=[second])
+    assert len(await store.pending_kept_messages("lotte@klok.be")) == 2
+    await store.delete_dialog(key, version, now=NOW, event=("console", "ev-1"), shown=[second])
+    assert await store.claim_event("console", "ev-2", NOW, shown=[third])
+    assert await store.pending_kept_messages("lotte@klok.be") == []
+    assert all(k.shown_at == NOW for k in await store.list_kept_messages("lotte@klok.be"))
+    # A delivery claimed already marks nothing.
+    [fourth] = await _kept(store, {"n": 4}, prefix="later")
+    assert not await store.claim_event("console", "ev-2", NOW, shown=[fourth])
+    assert [k.id for k in await store.pending_kept_messages("lotte@klok.be")] == [fourth]
+
+
+async def test_concurrent_turns_never_show_the_same_kept_message(store: SqlStore, store_factory) -> None:  # type: ignore[no-untyped-def]
+    other = await store_factory()
+    await store.enqueue([NewOutboxMessage(f"k:{i}", "lotte@klok.be", "ticket_update", {"i": i}) for i in range(6)],
+                        NOW)
+    for message in await store.claim_outbox(NOW, LEASE):
+        await store.keep_for_next_visit(message.id, NOW)
+    results = await asyncio.gather(*(s.take_kept_messages("lotte@klok.be", NOW, limit=3)
+                                     for s in [store, other, store, other]))
+    shown = [k.payload["i"] for result in results for k in result]
+    assert sorted(shown) == list(range(6))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.app.desk import Desk
@@ -187,8 +187,11 @@ async def test_commands_tickets_escalate_and_logtime(bot):
     assert "Only service desk agents can log time" in card_text(card_of(reply))
     reply = await bot.say("temps", locale="fr-BE")
     assert "agents du service desk" in card_text(card_of(reply))
+    now = bot.desk.now()
+    bot.desk.clock.set(now - timedelta(hours=2))  # opened before the time logged below (now minus 45 minutes)
     await bot.desk.register_ticket(kind="incident", requester_email=LOTTE, module="Kassa",
                                    description="The till does not print receipts any more since Monday")
+    bot.desk.clock.set(now)
     # An agent gets the time form, or logs in one line.
     form = card_of(await bot.say("logtime", user="29:sofie"))
     assert {"ticket", "duration", "service"} <= {e.get("id") for e in form["body"]}
@@ -358,7 +361,12 @@ async def test_staff_in_teams_get_their_help_uren_and_status_as_typed(bot):
                                    description="The till does not print receipts any more since Monday")
     help_text = card_text(card_of(await bot.say("help", user="29:sofie", locale="nl-BE")))
     assert "uren CS-2026-00042 1u30 teamviewer" in help_text and "assign CS-2026-00042" in help_text
-    logged = card_text(card_of(await bot.say("uren CS-2026-00001 45m database", user="29:sofie", locale="nl-BE")))
+    # The ticket was opened just now: 45 minutes ending now start before it, asked in Dutch first.
+    asked = card_text(card_of(await bot.say("uren CS-2026-00001 45m database", user="29:sofie", locale="nl-BE")))
+    assert "CS-2026-00001 is geopend op" in asked and "Er is niets geregistreerd" in asked
+    assert await bot.desk.store.list_time_entries() == []
+    logged = card_text(card_of(await bot.say("uren CS-2026-00001 45m database bevestig", user="29:sofie",
+                                             locale="nl-BE")))
     assert "Tijd geregistreerd" in logged and "61,64" in logged
     assert len(await bot.desk.store.list_time_entries()) == 1
     status = card_text(card_of(await bot.say("status CS-2026-00001 in behandeling", user="29:sofie", locale="nl-BE")))

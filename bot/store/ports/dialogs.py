@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping, Protocol, Sequence
 
 from bot.domain.model import Company, CustomerContact, DialogKey, StaffMember, StoredDialog
 from bot.store.ports.outbox import NewOutboxMessage
@@ -46,13 +46,17 @@ class DialogStore(Protocol):
         *,
         event: tuple[str, str] | None = None,
         reply: NewOutboxMessage | None = None,
+        shown: Sequence[int] = (),
     ) -> int:
         """Save and return the new version; raise StaleDialogError if the stored version is not
         `expected_version` (None means: there must be no stored dialog yet).
 
         `event=(source, event_id)` claims that platform delivery in the same transaction; a
         delivery claimed already raises StaleDialogError and nothing is saved. `reply`: the
-        turn's answer, queued in the outbox in the same transaction (a durable reply)."""
+        turn's answer, queued in the outbox in the same transaction (a durable reply). `shown`:
+        the ids of the messages kept for the person (`OutboxStore.pending_kept_messages`) that
+        the answer shows, marked shown in the same transaction; one shown meanwhile by another
+        turn raises StaleDialogError and nothing is saved."""
 
     async def delete_dialog(
         self,
@@ -62,14 +66,16 @@ class DialogStore(Protocol):
         event: tuple[str, str] | None = None,
         now: datetime | None = None,
         reply: NewOutboxMessage | None = None,
+        shown: Sequence[int] = (),
     ) -> None:
-        """Raise StaleDialogError if the stored version is not `expected_version`; `event` and
-        `reply` as in save_dialog."""
+        """Raise StaleDialogError if the stored version is not `expected_version`; `event`,
+        `reply` and `shown` as in save_dialog."""
 
     async def claim_event(self, source: str, event_id: str, now: datetime, *,
-                          reply: NewOutboxMessage | None = None) -> bool:
+                          reply: NewOutboxMessage | None = None, shown: Sequence[int] = ()) -> bool:
         """True the first time (source, event_id) is seen, across every process; False afterwards.
-        `reply` is queued in the outbox with the claim (only when it is the first time)."""
+        `reply` is queued in the outbox with the claim (only when it is the first time), and
+        `shown` marked shown as in save_dialog."""
 
     async def is_event_processed(self, source: str, event_id: str) -> bool:
         """Whether (source, event_id) was claimed already (read only)."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Mapping, Protocol, Sequence
 
-from bot.domain.model import OutboxMessage
+from bot.domain.model import KeptMessage, OutboxMessage
 
 
 @dataclass(frozen=True)
@@ -62,3 +62,21 @@ class OutboxStore(Protocol):
 
     async def requeue_failed(self, now: datetime, message_ids: Sequence[int] | None = None) -> int:
         """Failed messages (all, or those ids) back to pending with attempts reset; returns how many."""
+
+    # ---- kept for the next visit (people with no push channel) ----------------------------------
+    async def keep_for_next_visit(self, message_id: int, now: datetime) -> None:
+        """In one transaction: the message (being sent) kept for its recipient's next turn, and
+        marked sent in the outbox (the dispatcher is done with it). Kept once per message."""
+
+    async def take_kept_messages(self, recipient: str, now: datetime, limit: int = 10) -> Sequence[KeptMessage]:
+        """The recipient's kept messages not shown yet, oldest first, marked shown in the same
+        transaction that reads them: two processes, or a retry, never get the same one (for a
+        turn that saves nothing else)."""
+
+    async def pending_kept_messages(self, recipient: str, limit: int = 10) -> Sequence[KeptMessage]:
+        """The recipient's kept messages not shown yet, oldest first, read only: a turn that saves
+        something shows them and marks them shown in that save's transaction (`shown=` of
+        `DialogStore.save_dialog`, `delete_dialog`, `claim_event`)."""
+
+    async def list_kept_messages(self, recipient: str | None = None) -> Sequence[KeptMessage]:
+        """Every kept message (of `recipient`), shown or not, oldest first."""

@@ -2,7 +2,8 @@
 
 Transactions: a save or delete checks the version (optimistic) and, given `event`, claims the
 delivery in the same transaction, and given `reply`, queues the turn's answer in the outbox in it
-too (a durable reply costs no transaction of its own); a claim alone is one upsert (with a reply,
+too (a durable reply costs no transaction of its own), and given `shown`, marks the messages kept
+for the person that the answer shows (`kept_messages`) shown in it; a claim alone is one upsert (with a reply,
 one transaction); the turn-start read takes the delivery, the dialog and the person in one
 statement (`TURN_START`).
 """
@@ -10,7 +11,7 @@ statement (`TURN_START`).
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from sqlalchemy import and_, bindparam, delete, exists, func, insert, literal, select, update
 from sqlalchemy import exc as sa_exc
@@ -22,6 +23,17 @@ from bot.store.ports import NewOutboxMessage, StaleDialogError, TurnStart
 from bot.store.sql.base import SqlBase, _aware, _email_key, to_json
 from bot.store.sql.directory import company_from, contact_from, staff_from
 from bot.store.sql.outbox import OUTBOX_COLUMNS, _enqueue_rows, _outbox_rows
+
+
+async def _show_kept_in_tx(conn: AsyncConnection, shown: Sequence[int], now: datetime) -> None:
+    """In the transaction that saves a turn and its answer: the kept messages the answer shows
+    marked shown. One shown meanwhile by another turn raises StaleDialogError (nothing of the
+    turn is saved; the caller answers again, without it)."""
+    k = m.kept_messages
+    for kept_id in shown:
+        result = await conn.execute(update(k).where(k.c.id == kept_id, k.c.shown_at.is_(None)).values(shown_at=now))
+        if result.rowcount != 1:
+            raise StaleDialogError(f"kept message {kept_id} was shown by another turn")
 
 
 # Built once: every turn reads its dialog, and building the statement each time cost more
@@ -148,6 +160,7 @@ class SqlDialogs(SqlBase):
         *,
         event: tuple[str, str] | None = None,
         reply: NewOutboxMessage | None = None,
+        shown: Sequence[int] = (),
     ) -> int:
         """Port method; extension: `event=(source, event_id)` claims that platform delivery in
         the same transaction, and a delivery already claimed raises StaleDialogError (nothing
@@ -160,6 +173,7 @@ class SqlDialogs(SqlBase):
                 async with self._tx() as conn:
                     await self._claim_in_tx(conn, event, now, key)
                     await self._reply_in_tx(conn, reply, now)
+                    await _show_kept_in_tx(conn, shown, now)
                     await conn.execute(
                         insert(d).values(
                             channel=key.channel,
@@ -180,9 +194,11 @@ class SqlDialogs(SqlBase):
                 params.update(e_source=event[0], e_id=event[1], e_at=now)
                 await self._claim_and_change(conn, key, expected_version, event, params, reply, now,
                                              self._pg_claim_and_update, self._pg_claim_reply_and_update)
+                await _show_kept_in_tx(conn, shown, now)
                 return expected_version + 1
             await self._claim_in_tx(conn, event, now, key)
             await self._reply_in_tx(conn, reply, now)
+            await _show_kept_in_tx(conn, shown, now)
             result = await conn.execute(DIALOG_UPDATE, params)
             if result.rowcount != 1:
                 raise StaleDialogError(f"dialog {key} is not at version {expected_version}")
@@ -196,6 +212,7 @@ class SqlDialogs(SqlBase):
         event: tuple[str, str] | None = None,
         now: datetime | None = None,
         reply: NewOutboxMessage | None = None,
+        shown: Sequence[int] = (),
     ) -> None:
         """Port method; extension: `event=(source, event_id)` as in save_dialog (claimed at `now`,
         default: the current time)."""
@@ -206,9 +223,11 @@ class SqlDialogs(SqlBase):
                 params.update(e_source=event[0], e_id=event[1], e_at=now)
                 await self._claim_and_change(conn, key, expected_version, event, params, reply, now,
                                              self._pg_claim_and_delete, self._pg_claim_reply_and_delete)
+                await _show_kept_in_tx(conn, shown, now)
                 return
             await self._claim_in_tx(conn, event, now, key)
             await self._reply_in_tx(conn, reply, now)
+            await _show_kept_in_tx(conn, shown, now)
             result = await conn.execute(DIALOG_DELETE, params)
             if result.rowcount != 1:
                 raise StaleDialogError(f"dialog {key} is not at version {expected_version}")
@@ -246,14 +265,15 @@ class SqlDialogs(SqlBase):
             await _enqueue_rows(conn, _outbox_rows([reply], now))
 
     async def claim_event(self, source: str, event_id: str, now: datetime, *,
-                          reply: NewOutboxMessage | None = None) -> bool:
+                          reply: NewOutboxMessage | None = None, shown: Sequence[int] = ()) -> bool:
         _aware(now)
-        # Alone, the claim is one statement; with a reply, the two are one transaction.
-        async with self._tx(autocommit=reply is None) as conn:
+        # Alone, the claim is one statement; with a reply (or kept messages shown), one transaction.
+        async with self._tx(autocommit=reply is None and not shown) as conn:
             claimed = await conn.execute(self._event_claim, {"e_source": source, "e_id": event_id, "e_at": now})
             if claimed.first() is None:
                 return False
             await self._reply_in_tx(conn, reply, now)
+            await _show_kept_in_tx(conn, shown, now)
             return True
 
     async def is_event_processed(self, source: str, event_id: str) -> bool:

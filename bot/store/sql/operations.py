@@ -146,6 +146,8 @@ class SqlOperations(SqlBase):
             "processed_events": delete(p).where(p.c.processed_at < now - cutoffs.dialogs),
             "inbox": delete(i).where(i.c.status == "done", i.c.done_at < now - cutoffs.inbox_done),
             "outbox": delete(o).where(o.c.status == "sent", o.c.sent_at < now - cutoffs.outbox_sent),
+            # Kept for a person's next visit and shown to them: delivered, like the outbox's.
+            "kept_messages": delete(m.kept_messages).where(m.kept_messages.c.shown_at < now - cutoffs.outbox_sent),
             "conversation_refs": delete(r).where(r.c.updated_at < now - cutoffs.conversation_refs),
         }
         purged: dict[str, int] = {}
@@ -211,7 +213,7 @@ class SqlOperations(SqlBase):
                 if rows:
                     found[table.name] = rows
         if not any(k in found for k in ("contacts", "staff", "tickets", "conversation_refs", "time_entries",
-                                        "escalations", "outbox", "ticket_comments")):
+                                        "escalations", "outbox", "ticket_comments", "kept_messages")):
             return None
         export: dict[str, Any] = {"email": who.email, "names": sorted(who.names), "phones": sorted(who.phones),
                                   "platform_accounts": [{"channel": c, "user": u} for c, u in sorted(people)]}
@@ -232,7 +234,8 @@ class SqlOperations(SqlBase):
             tables = await conn.run_sync(_reflect)
             mentioned = {t.name: await conn.run_sync(_mentioning, t, who) for t in tables}
             if not any(mentioned.get(k) for k in ("contacts", "staff", "tickets", "conversation_refs",
-                                                   "time_entries", "escalations", "outbox", "ticket_comments")):
+                                                   "time_entries", "escalations", "outbox", "ticket_comments",
+                                                   "kept_messages")):
                 return None
             key = who.email
 
@@ -258,6 +261,9 @@ class SqlOperations(SqlBase):
                 await drop(table.name, delete(table).where(table.c.email_key == key))
             user_keys = sorted(u for _, u in people)
             await drop("outbox", delete(o).where(or_(func.lower(o.c.recipient) == key, o.c.recipient.in_(user_keys))))
+            k = m.kept_messages  # kept for their next visit, shown or not
+            await drop("kept_messages", delete(k).where(or_(k.c.recipient_key == key,
+                                                            k.c.recipient_key.in_([u.lower() for u in user_keys]))))
             for user_key in user_keys:
                 await drop("inbox", delete(i).where(i.c.status.in_(("done", "failed")),
                                                     i.c.conversation_key.contains(user_key, autoescape=True)))

@@ -2,7 +2,9 @@
 
 Transactions: enqueue writes the messages (a repeated idempotency key is ignored); a claim
 selects due messages FOR UPDATE SKIP LOCKED (PostgreSQL) and marks them sending in one;
-each mark is one UPDATE. `_enqueue_rows` queues messages inside another aggregate's
+each mark is one UPDATE. A message no channel can push is kept (table `kept_messages`) and
+marked sent in one; taking a person's kept messages selects them FOR UPDATE SKIP LOCKED and
+marks them shown in one (each row's UPDATE checks it was not shown meanwhile). `_enqueue_rows` queues messages inside another aggregate's
 transaction (a ticket move, an escalation).
 """
 
@@ -14,7 +16,7 @@ from typing import Any, Sequence
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.domain.model import OutboxMessage
+from bot.domain.model import KeptMessage, OutboxMessage
 from bot.store import models as m
 from bot.store.ports import NewOutboxMessage
 from bot.store.sql.base import SqlBase, _aware, _claim_limit, dialect_insert, _due, to_json
@@ -181,3 +183,58 @@ class SqlOutbox(SqlBase):
             stmt = stmt.where(o.c.id.in_(ids))
         async with self._tx() as conn:
             return int((await conn.execute(stmt)).rowcount)
+
+    # ---- kept for the next visit ------------------------------------------------------------------
+    async def keep_for_next_visit(self, message_id: int, now: datetime) -> None:
+        _aware(now)
+        o, k = m.outbox, m.kept_messages
+        async with self._tx() as conn:
+            row = (await conn.execute(select(o).where(o.c.id == message_id))).one_or_none()
+            if row is None:
+                return
+            insert = dialect_insert(conn.dialect.name)(k).on_conflict_do_nothing(index_elements=[k.c.outbox_key])
+            await conn.execute(insert, [{
+                "outbox_key": row.idempotency_key, "recipient": row.recipient,
+                "recipient_key": row.recipient.lower(), "kind": row.kind, "payload": row.payload,
+                "created_at": now, "shown_at": None,
+            }])
+            await conn.execute(update(o).where(o.c.id == message_id).values(
+                status="sent", sent_at=now, locked_until=None, last_error="kept for the next visit"))
+
+    async def take_kept_messages(self, recipient: str, now: datetime, limit: int = 10) -> Sequence[KeptMessage]:
+        _aware(now)
+        k = m.kept_messages
+        waiting = self._lock(select(k.c.id).where(k.c.recipient_key == recipient.lower(), k.c.shown_at.is_(None))
+                             .order_by(k.c.id).limit(limit), skip_locked=True)
+        async with self._tx() as conn:
+            ids = list((await conn.execute(waiting)).scalars())
+            taken = []
+            for kept_id in ids:
+                result = await conn.execute(update(k).where(k.c.id == kept_id, k.c.shown_at.is_(None))
+                                            .values(shown_at=now))
+                if result.rowcount == 1:
+                    taken.append(kept_id)
+            rows = (await conn.execute(select(k).where(k.c.id.in_(taken)).order_by(k.c.id))).all() if taken else []
+        return [_kept_message(r) for r in rows]
+
+    async def pending_kept_messages(self, recipient: str, limit: int = 10) -> Sequence[KeptMessage]:
+        k = m.kept_messages
+        query = (select(k).where(k.c.recipient_key == recipient.lower(), k.c.shown_at.is_(None))
+                 .order_by(k.c.id).limit(limit))
+        async with self._tx(read_only=True) as conn:
+            rows = (await conn.execute(query)).all()
+        return [_kept_message(r) for r in rows]
+
+    async def list_kept_messages(self, recipient: str | None = None) -> Sequence[KeptMessage]:
+        k = m.kept_messages
+        query = select(k).order_by(k.c.id)
+        if recipient is not None:
+            query = query.where(k.c.recipient_key == recipient.lower())
+        async with self._tx(read_only=True) as conn:
+            rows = (await conn.execute(query)).all()
+        return [_kept_message(r) for r in rows]
+
+
+def _kept_message(row: Any) -> KeptMessage:
+    return KeptMessage(id=row.id, recipient=row.recipient, kind=row.kind, payload=row.payload,
+                       created_at=row.created_at, shown_at=row.shown_at)
