@@ -323,25 +323,28 @@ def test_billing_report_escalations_and_outbox(db):
     assert (escalation["ticket"], escalation["level"], escalation["status"]) == (number, 1, "open")
     assert "level 1" in run(["escalations", "list"], db).stdout
 
-    # No Slack or Teams configured: the worker cannot reach anyone and dead-letters the pings.
+    # No Slack or Teams configured: the worker cannot push to anyone; the ping to Naida (in the
+    # directory) is kept for her next visit instead of dead-lettered.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CAREDESK_", "SLACK_", "MICROSOFT_"))}
     env.update({"DATABASE_URL": db, "CAREDESK_FIXED_NOW": "2026-11-26T10:00"})
     worker = subprocess.Popen([CAREDESK, "worker", "--interval", "0.2"], env=env, cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 30
-        failed = []
-        while time.monotonic() < deadline and not failed:
+        kept: list = []
+        while time.monotonic() < deadline and not kept:
             time.sleep(0.5)
-            failed = json.loads(run(["outbox", "list", "--failed", "--json"], db).stdout)
+            kept = [m for m in json.loads(run(["outbox", "list", "--json"], db).stdout)
+                    if m["recipient"].lower() == "naida.jelacic@caresolutions.be" and m["status"] == "sent"]
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=15) == 0
-    assert [m["recipient"].lower() for m in failed] == ["naida.jelacic@caresolutions.be"]
-    assert "undeliverable" in failed[0]["last_error"]
-    assert run(["outbox", "retry"], db).stdout.strip() == "1 message(s) re-queued"
+    assert kept and kept[0]["last_error"] == "kept for the next visit"
     assert json.loads(run(["outbox", "list", "--failed", "--json"], db).stdout) == []
-    assert [m["status"] for m in json.loads(run(["outbox", "list", "--json"], db).stdout)] == ["pending"]
+    assert run(["outbox", "retry"], db).stdout.strip() == "0 message(s) re-queued"
+    # Naida sees the ping the next time she talks to CareDesk, once.
+    chat = run(["chat", "--as", "naida.jelacic@caresolutions.be", "--lang", "en"], db, stdin="help\nhelp\n")
+    assert chat.stdout.count("While you were away:") == 1 and number in chat.stdout
 
 
 def test_inbox_list_shows_what_waits_and_what_was_given_up(db):

@@ -58,21 +58,23 @@ def test_the_servers_scrape_adds_up_its_worker_processes(tmp_path):
                stdin="\n".join(["escalate", number, "2", "The fix did not work.", "1"]) + "\n")
     assert "has been recorded" in chat.stdout
     port = free_port()
-    # No Slack or Teams configured: the worker process (not the server) dead-letters the ping.
+    # No Slack or Teams configured: the worker process (not the server) keeps the ticket's number
+    # for Lotte and the ping for Naida for their next visit ("While you were away").
     proc = subprocess.Popen([CAREDESK, "serve", "--port", str(port), "--workers", "1"], env=_env(db), cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         _wait_up(port, proc)
-        dead_key = ("caredesk_dead_letters_total", (("queue", "outbox"),))
+        kept_key = ("caredesk_kept_for_next_visit_total", ())
         samples: dict = {}
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and samples.get(dead_key) != 1.0:
+        while time.monotonic() < deadline and samples.get(kept_key) != 2.0:
             time.sleep(0.5)
             status, text = _get(f"http://127.0.0.1:{port}/metrics")
             assert status == 200
             samples = _samples(text)
-        assert samples.get(dead_key) == 1.0, sorted(k for k in samples if "dead" in k[0])
-        assert samples[("caredesk_queue_items", (("queue", "outbox"), ("status", "failed")))] == 1.0
+        assert samples.get(kept_key) == 2.0, sorted(k for k in samples if "kept" in k[0])
+        assert samples[("caredesk_dead_letters_total", (("queue", "outbox"),))] == 0.0
+        assert samples[("caredesk_queue_items", (("queue", "outbox"), ("status", "sent")))] == 2.0
         assert samples[("caredesk_escalations", (("status", "open"),))] == 1.0
         assert samples[("caredesk_database_up", ())] == 1.0
     finally:

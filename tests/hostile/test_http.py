@@ -95,7 +95,7 @@ async def test_a_replayed_slash_command_logs_time_once(both):
 
     numbers = await seed_tickets(both.desk)
     fields = dict(urllib.parse.parse_qsl(reference("payloads/slash_command.form.txt").read_text(), keep_blank_values=True))
-    fields.update(command="/logtime", text=f"{numbers['lotte']} 1h teamviewer at 2026-11-25 10:00", user_id=SOFIE,
+    fields.update(command="/logtime", text=f"{numbers['lotte']} 1h teamviewer at 2026-11-25 10:00 confirm", user_id=SOFIE,
                   channel_id="C111", response_url=both.slack.fake.response_url(), trigger_id="111.42.replay")
     body = urllib.parse.urlencode(fields)
     headers = sign(body)

@@ -78,7 +78,7 @@ async def test_a_stranger_choosing_a_company_files_a_ticket_of_no_company(desk):
     # Not in the company's lists, not visible to its contacts, not in its bill.
     assert await desk.store.list_tickets(company=ATELIER) == []
     assert "I found no ticket" in await say(conv, CAMILLE, f"status {ticket.number}")
-    await say(conv, SOFIE, f"logtime {ticket.number} 1h teamviewer")
+    await say(conv, SOFIE, f"logtime {ticket.number} 1h teamviewer confirm")  # starts before it was opened
     assert len(await desk.store.list_time_entries(ticket_number=ticket.number)) == 1
     assert await desk.store.list_time_entries(company=ATELIER) == []
     # Outside the directory, the stranger sees no ticket, not even their own (issue 15 §4).

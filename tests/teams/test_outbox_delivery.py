@@ -39,13 +39,20 @@ async def test_update_reaches_the_requester_in_teams_once_the_connector_recovers
     assert await outbox.run_once() == 0
 
 
-async def test_someone_never_seen_in_teams_is_not_a_crash(bot):
+async def test_someone_never_seen_in_teams_is_not_a_crash_and_what_was_sent_waits_for_their_next_visit(bot):
+    """Camille (in the directory) never used Teams: the message is kept for her next turn
+    ("While you were away"); someone outside the directory, never seen, is dead-lettered."""
     from bot.store.ports import NewOutboxMessage
 
     await bot.desk.store.enqueue([NewOutboxMessage("k", "camille.dubois@atelier-lumiere.be", "ticket_update",
-                                                   {"ticket": "CS-2026-00001", "event": "status", "status": "closed"})],
+                                                   {"ticket": "CS-2026-00001", "event": "status", "status": "closed"}),
+                                  NewOutboxMessage("g", "ghost@nowhere.example", "ticket_update",
+                                                   {"ticket": "CS-2026-00002", "event": "status", "status": "closed"})],
                                  bot.desk.now())
     outbox = Dispatcher(bot.desk, ChannelDelivery(bot.desk, {"msteams": bot.teams.send_to_person}))
     assert await outbox.run_once() == 0
-    [message] = await bot.desk.store.list_outbox()
-    assert message.status == "failed" and "never seen" in message.last_error
+    kept, ghost = await bot.desk.store.list_outbox()
+    assert kept.status == "sent" and kept.last_error == "kept for the next visit"
+    [waiting] = await bot.desk.store.pending_kept_messages("camille.dubois@atelier-lumiere.be")
+    assert waiting.payload["ticket"] == "CS-2026-00001"
+    assert ghost.status == "failed" and "never seen" in ghost.last_error
