@@ -5,7 +5,8 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then echo $$p; break; fi; done)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.caredesk-installed
-PYTEST_ARGS ?=
+# pytest-xdist: one pytest worker per core (`make test PYTEST_ARGS=` runs the suite in one process).
+PYTEST_ARGS ?= -n auto
 
 .PHONY: install run lint test test-pg clean help webchat
 

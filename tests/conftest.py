@@ -209,6 +209,27 @@ async def store_factory(store_url: str) -> AsyncIterator[Callable[..., Awaitable
         await s.close()
 
 
+# ---- bytecode for the processes the tests start --------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Byte-compile the project once (the controller, before any xdist worker starts).
+
+    The tests start hundreds of `caredesk` processes (tests/test_cli.py, the fault and process
+    tests). Where PYTHONDONTWRITEBYTECODE is set (this machine and CI set it) no process writes
+    __pycache__, so each one compiled bot/, adapters/ and cards/ from source again (about 0.2 s of
+    CPU each); they read the compiled files written here instead. compileall writes only what is
+    missing or stale, and __pycache__/ is ignored by git."""
+    if hasattr(config, "workerinput"):
+        return
+    import compileall
+
+    root = Path(config.rootpath)
+    for package in ("bot", "adapters", "cards"):
+        if (root / package).is_dir():
+            compileall.compile_dir(root / package, quiet=1, workers=1)
+
+
 # ---- report: how many PostgreSQL tests really ran -------------------------------------------------
 
 _postgres_passed = 0

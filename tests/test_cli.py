@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_in_thread
+
 ROOT = Path(__file__).resolve().parents[1]
 CAREDESK = str(Path(sys.executable).parent / "caredesk")
 DIRECTORY = str(ROOT / "examples" / "directory.yaml")
@@ -29,12 +31,32 @@ def run(args, db_url, *, stdin: str | None = None, env_extra=None, timeout=60) -
                           timeout=timeout, cwd=ROOT)
 
 
+async def _load_directory(url: str) -> None:
+    from bot.domain.directory import read_directory_file
+    from bot.store.sql import SqlStore
+
+    store = SqlStore(url)
+    try:
+        await store.initialize()
+        await store.replace_directory(read_directory_file(DIRECTORY))
+    finally:
+        await store.close()
+
+
 @pytest.fixture
 def db(store_url):
+    """The database with examples/directory.yaml loaded, in this process: one `caredesk` process
+    less per test (`caredesk directory load` itself: test_directory_load_says_what_it_loaded)."""
+    run_in_thread(lambda: _load_directory(store_url))
+    return store_url
+
+
+def test_directory_load_says_what_it_loaded(store_url):
     result = run(["directory", "load", DIRECTORY], store_url)
     assert result.returncode == 0, result.stderr
     assert "2 companies, 5 contacts, 4 staff" in result.stdout
-    return store_url
+    shown = run(["companies", "show", "Atelier Lumière"], store_url)
+    assert shown.returncode == 0 and "Atelier Lumière" in shown.stdout, shown.stderr
 
 
 # ---- quotes --------------------------------------------------------------------------------------

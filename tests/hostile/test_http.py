@@ -19,7 +19,7 @@ from adapters.server.web import MAX_BODY_BYTES
 from bot.protocol.ids import FormModal
 from tests.hostile.conftest import ALL_TABLES, snapshot
 from tests.slack.conftest import LOTTE, SIGNING_SECRET, TEAM, form_body, load_json, sign
-from tests.teams.conftest import KID, channel_claims, unsigned_token
+from tests.teams.conftest import KID, ONE_TRANSPORT, channel_claims, unsigned_token
 from tests.teams.conftest import sign as sign_jwt
 
 
@@ -62,6 +62,7 @@ BAD_SIGNATURES = {
 }
 
 
+@ONE_TRANSPORT
 @pytest.mark.parametrize("case", sorted(BAD_SIGNATURES))
 async def test_slack_bad_signatures_get_401_and_change_nothing(both, case):
     before = await snapshot(both.store)
@@ -73,6 +74,7 @@ async def test_slack_bad_signatures_get_401_and_change_nothing(both, case):
     assert await snapshot(both.store) == before
 
 
+@ONE_TRANSPORT
 async def test_a_replayed_slack_event_has_one_effect(both):
     """The same body and signature sent again within five minutes (a replay, or Slack's retry)."""
     body = dm_event_body("ticket", "EvREPLAY1")
@@ -87,6 +89,7 @@ async def test_a_replayed_slack_event_has_one_effect(both):
     assert await snapshot(both.store) == after_first
 
 
+@ONE_TRANSPORT
 async def test_a_replayed_slash_command_logs_time_once(both):
     """Slash commands carry no event id: a replay of the same signed request must not log the
     same time twice."""
@@ -105,6 +108,7 @@ async def test_a_replayed_slash_command_logs_time_once(both):
     assert len(await both.desk.store.list_time_entries()) == 1
 
 
+@ONE_TRANSPORT
 async def test_a_replayed_modal_submission_creates_one_ticket(both):
     from tests.slack.test_commands import TICKET_VALUES, opened_form
 
@@ -166,6 +170,7 @@ SLACK_BAD_BODIES = {
 }
 
 
+@ONE_TRANSPORT
 @pytest.mark.parametrize("case", sorted(SLACK_BAD_BODIES))
 async def test_slack_malformed_and_unknown_payloads_are_refused_without_5xx(both, case):
     body, content_type = SLACK_BAD_BODIES[case]
@@ -184,6 +189,7 @@ async def test_slack_malformed_and_unknown_payloads_are_refused_without_5xx(both
     assert after == before
 
 
+@ONE_TRANSPORT
 async def test_slack_invalid_utf8_is_a_400(both):
     raw = b'{"type": "event_callback", "x": "\xff\xfe"}'
     headers = {"Content-Type": "application/json", **sign(raw.decode("latin-1"))}
@@ -199,6 +205,7 @@ async def test_slack_invalid_utf8_is_a_400(both):
     assert both.slack.fake.calls == []
 
 
+@ONE_TRANSPORT
 @pytest.mark.parametrize("signed", [True, False])
 async def test_slack_oversized_body_is_413(both, signed):
     before = await snapshot(both.store)
@@ -207,6 +214,7 @@ async def test_slack_oversized_body_is_413(both, signed):
     assert await snapshot(both.store) == before
 
 
+@ONE_TRANSPORT
 async def test_slack_oversized_chunked_body_is_413(both):
     async def chunks():
         for _ in range(MAX_BODY_BYTES // 65536 + 2):
@@ -446,6 +454,7 @@ SLACK_MALFORMED_SIGNED = {
 }
 
 
+@ONE_TRANSPORT
 @pytest.mark.parametrize("case", sorted(SLACK_MALFORMED_SIGNED))
 async def test_slack_signed_malformed_bodies_are_400(both, caplog, case):
     body, content_type = SLACK_MALFORMED_SIGNED[case]

@@ -30,7 +30,7 @@ from bot.domain.directory import read_directory_file
 from tests.hostile.conftest import ALL_TABLES, snapshot
 from tests.hostile.test_http import dm_event_body
 from tests.slack.conftest import NOW, ROOT, fast_retries, sign, slack_config
-from tests.teams.conftest import teams_config
+from tests.teams.conftest import ONE_TRANSPORT, teams_config
 
 LIMITS = ConnectionLimits(max_connections=12, idle_timeout=1.0, body_timeout=1.0)
 # Generous bounds for what must happen "at once" or "after the limit": liveness, not speed.
@@ -105,6 +105,7 @@ def _signed_post(body: str, content_length: int | None = None) -> bytes:
     return head.encode() + body.encode()
 
 
+@ONE_TRANSPORT
 async def test_a_head_trickled_in_is_cut_off(served):
     reader, writer = await served.connect()
     request = _signed_post(dm_event_body())
@@ -119,6 +120,7 @@ async def test_a_head_trickled_in_is_cut_off(served):
         writer.close()
 
 
+@ONE_TRANSPORT
 async def test_a_body_trickled_in_is_cut_off_and_changes_nothing(served, caplog):
     before = await snapshot(served.desk.store)
     reader, writer = await served.connect()
@@ -138,6 +140,7 @@ async def test_a_body_trickled_in_is_cut_off_and_changes_nothing(served, caplog)
     assert served.pressure.in_flight == 0
 
 
+@ONE_TRANSPORT
 async def test_idle_connections_make_room_for_healthz_and_signed_requests(served):
     idle = [await served.connect() for _ in range(3 * LIMITS.max_connections)]
     try:
@@ -158,6 +161,7 @@ async def test_idle_connections_make_room_for_healthz_and_signed_requests(served
             writer.close()
 
 
+@ONE_TRANSPORT
 async def test_when_every_connection_has_a_request_in_hand_a_new_one_gets_a_503(served):
     # Each holds a request whose body is still coming (in hand until the body timeout).
     busy = []
@@ -182,6 +186,7 @@ async def test_when_every_connection_has_a_request_in_hand_a_new_one_gets_a_503(
             writer.close()
 
 
+@ONE_TRANSPORT
 async def test_a_body_declared_too_large_is_refused_before_it_is_read(served):
     reader, writer = await served.connect()
     # 50 MB announced, 10 bytes sent: the answer comes at once, without waiting for the rest.

@@ -32,6 +32,7 @@ from tests.hostile.conftest import ALL_TABLES, snapshot
 from tests.hostile.test_http import dm_event_body
 from tests.hostile.test_limits import closed_within, serve_both, trickle
 from tests.slack.conftest import ROOT, sign
+from tests.teams.conftest import ONE_TRANSPORT
 
 EXAMPLE = ROOT / "examples" / "nginx" / "caredesk.conf"
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.path.exists(p)),
@@ -171,6 +172,7 @@ def clients_logged(caplog) -> list[str]:
             if r.name == "caredesk.web" and '"POST /slack/events"' in r.getMessage()]
 
 
+@ONE_TRANSPORT
 @pytest.mark.slow
 async def test_tls_in_front_and_a_signed_request_goes_through(proxied, caplog):
     caplog.set_level(logging.INFO, "caredesk.web")
@@ -192,6 +194,7 @@ async def test_tls_in_front_and_a_signed_request_goes_through(proxied, caplog):
             await strict.get(proxied.https + "/healthz")
 
 
+@ONE_TRANSPORT
 @pytest.mark.slow
 async def test_the_proxy_refuses_a_body_over_1_mib(proxied):
     before = await snapshot(proxied.caredesk.desk.store, ALL_TABLES)
@@ -209,6 +212,7 @@ async def _tls_connection(proxied):
                                          server_hostname="127.0.0.1", local_addr=(CLIENT_ADDRESS, 0))
 
 
+@ONE_TRANSPORT
 @pytest.mark.slow
 async def test_the_proxy_cuts_off_a_trickled_head_and_a_stalled_body(proxied):
     body = dm_event_body("help", "EvSLOW1").encode()
@@ -235,6 +239,7 @@ async def test_the_proxy_cuts_off_a_trickled_head_and_a_stalled_body(proxied):
     assert proxied.caredesk.gate.open == {}
 
 
+@ONE_TRANSPORT
 @pytest.mark.slow
 async def test_a_body_trickled_in_never_reaches_caredesk(proxied):
     """nginx's client_body_timeout counts between two reads, so a body sent one byte at a time
@@ -257,6 +262,7 @@ async def test_a_body_trickled_in_never_reaches_caredesk(proxied):
         writer.close()
 
 
+@ONE_TRANSPORT
 @pytest.mark.slow
 async def test_x_forwarded_for_is_trusted_from_the_proxy_only(proxied, caplog):
     caplog.set_level(logging.INFO, "caredesk.web")

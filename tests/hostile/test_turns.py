@@ -13,7 +13,7 @@ import pytest
 from bot.domain.model import EscalationReason
 from tests.hostile.conftest import BUSINESS_TABLES, count, seed_tickets, snapshot
 from tests.slack.conftest import LOTTE, SOFIE, block_text
-from tests.teams.conftest import card_of, card_text
+from tests.teams.conftest import ONE_TRANSPORT, card_of, card_text
 
 ONLY_STAFF = "Only service desk staff can change tickets"
 ONLY_AGENTS = "Only service desk agents can log time"
@@ -58,6 +58,7 @@ async def _escalated(both, numbers) -> None:
                                        idempotency_key="seed:escalation")
 
 
+@ONE_TRANSPORT
 @pytest.mark.parametrize("index", range(len(CORPUS)))
 async def test_slack_hostile_turns_are_refused_and_change_nothing(both, index):
     who, template, expected = CORPUS[index]
@@ -88,6 +89,7 @@ async def test_teams_hostile_turns_are_refused_and_change_nothing(both, index):
     assert await snapshot(both.store, BUSINESS_TABLES) == before
 
 
+@ONE_TRANSPORT
 @pytest.mark.parametrize("user,refusal", [(LOTTE, ONLY_DESK), (SOFIE, ONLY_MANAGERS)])
 async def test_slack_escalation_ack_button_from_a_non_manager_is_refused(both, user, refusal):
     numbers = await seed_tickets(both.desk)
@@ -142,6 +144,7 @@ async def test_teams_forged_card_submissions_change_nothing(both, value):
     ("cd.999." + "x" * 200, "y"),
     ("cd.notanumber.menu", "help"),
 ])
+@ONE_TRANSPORT
 async def test_slack_forged_clicks_change_nothing(both, action_id, value):
     await seed_tickets(both.desk)
     tables = tuple(t for t in BUSINESS_TABLES if t != "dialog_states")  # see the Teams test above
@@ -156,6 +159,7 @@ INJECTION_DESCRIPTION = ("[Reset your password](https://evil.example/reset) ![x]
                          "<at>Boss</at> **urgent** the invoice printer fails after the update every time")
 
 
+@ONE_TRANSPORT
 async def test_slack_mrkdwn_injection_is_escaped_and_nothing_is_created(both):
     env = both.slack
 
