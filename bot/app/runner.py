@@ -334,7 +334,7 @@ class TurnRunner:
         email = _email(turn)
         saves = new_state is not None or stored is not None or event is not None
         kept: Sequence[KeptMessage] = ()
-        if email:
+        if email and start.kept_waiting:  # the turn's first read said whether to look
             kept = await (store.pending_kept_messages(email) if saves else store.take_kept_messages(email, now))
         if kept:
             replies = self._while_away(ctx, kept) + replies

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from bot.domain.model import DialogKey
 from bot.store import models
 from bot.store.ports import NewOutboxMessage
 from bot.store.sql import SqlStore
@@ -192,12 +193,19 @@ async def test_a_message_kept_for_the_next_visit_is_taken_once_and_marked_shown(
     assert await store.claim_outbox(NOW + timedelta(hours=1), LEASE) == []
     assert len(await store.list_kept_messages("LOTTE@klok.be")) == 2
 
+    # The turn's first read says whether to look (the turn asks for them only then).
+    key = DialogKey("console", "", "lotte", "lotte")
+    assert (await store.read_turn_start(key, " Lotte@KLOK.be ")).kept_waiting is True
+    assert (await store.read_turn_start(key, "nobody@klok.be")).kept_waiting is False
+    assert (await store.read_turn_start(key, None)).kept_waiting is False
+
     later = NOW + timedelta(hours=2)
     taken = await store.take_kept_messages("lotte@KLOK.be", later)
     assert [dict(k.payload) for k in taken] == [{"ticket": "CS-1"}, {"ticket": "CS-2"}]
     assert all(k.shown_at == later and k.kind == "ticket_update" for k in taken)
     assert await store.take_kept_messages("lotte@klok.be", later) == []  # shown once only
     assert await store.pending_kept_messages("lotte@klok.be") == []
+    assert (await store.read_turn_start(key, "lotte@klok.be")).kept_waiting is False
     assert [dict(k.payload) for k in await store.pending_kept_messages("OTHER@klok.be")] == [{"ticket": "CS-3"}]
     assert [dict(k.payload) for k in await store.take_kept_messages("other@klok.be", later)] == [{"ticket": "CS-3"}]
 

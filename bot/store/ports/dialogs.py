@@ -22,6 +22,8 @@ class TurnStart:
     company: Company | None
     # Notices of lost answers are owed to the person the read was given (`NoticeStore`).
     notices_owed: bool = False
+    # Messages are kept for the e-mail's next visit (`OutboxStore.pending_kept_messages`).
+    kept_waiting: bool = False
 
 
 class DialogStore(Protocol):
@@ -33,7 +35,8 @@ class DialogStore(Protocol):
                               event: tuple[str, str] | None = None, person: str | None = None) -> TurnStart:
         """In one read: whether the delivery `event` (source, id) was handled already, the
         conversation's stored dialog, who `email` is (as `find_person`; all None without it),
-        and whether notices are owed to `person` on the key's channel (`NoticeStore`)."""
+        whether notices are owed to `person` on the key's channel (`NoticeStore`), and whether
+        messages are kept for `email` (shown_at unset: `OutboxStore.take_kept_messages`)."""
 
     async def load_dialog(self, key: DialogKey) -> StoredDialog | None: ...
 

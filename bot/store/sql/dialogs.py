@@ -62,26 +62,30 @@ EVENT_PROCESSED = select(m.processed_events.c.event_id).where(
 
 def _turn_start_query() -> Any:
     """Everything a turn reads first, in one statement: whether its delivery was handled, its
-    dialog, who the e-mail is (contact, their company, staff member), and whether notices of
-    lost answers are owed to the person. One row always: each table is joined on its unique key
+    dialog, who the e-mail is (contact, their company, staff member), whether notices of lost
+    answers are owed to the person, and whether messages are kept for the e-mail. One row always: each table is joined on its unique key
     to a one-row anchor, so a missing part is NULLs.
 
     One statement instead of five: the turn-start read was the largest share of a worker's
     database time (docs/performance.md)."""
-    c, s, co, p, n = m.contacts, m.staff, m.companies, m.processed_events, m.undelivered_notices
+    c, s, co, p, n, k = m.contacts, m.staff, m.companies, m.processed_events, m.undelivered_notices, m.kept_messages
     anchor = select(literal(1).label("one")).subquery("anchor")
     processed = exists().where(p.c.source == bindparam("e_source", type_=p.c.source.type),
                                p.c.event_id == bindparam("e_id", type_=p.c.event_id.type))
     notices_owed = exists().where(n.c.channel == bindparam("k_channel"),
                                   n.c.person == bindparam("n_person", type_=n.c.person.type))
     email_key = bindparam("email_key", type_=c.c.email_key.type)
+    # Messages kept for the person's next visit (the outbox's "While you were away"): almost
+    # never any, so the turn asks for them only when this says there are.
+    kept_waiting = exists().where(k.c.recipient_key == email_key, k.c.shown_at.is_(None))
     joined = (anchor
               .outerjoin(_d, _KEY_MATCHES)
               .outerjoin(c, c.c.email_key == email_key)
               # contacts.company_name is the company's own `name` (replace_directory writes it so)
               .outerjoin(co, co.c.name == c.c.company_name)
               .outerjoin(s, s.c.email_key == email_key))
-    columns = [processed.label("processed"), notices_owed.label("notices_owed"), _d.c.version.label("d_version"),
+    columns = [processed.label("processed"), notices_owed.label("notices_owed"), kept_waiting.label("kept_waiting"),
+               _d.c.version.label("d_version"),
                _d.c.state.label("d_state"), _d.c.updated_at.label("d_updated_at")]
     for prefix, table in (("c_", c), ("s_", s), ("co_", co)):
         columns += [column.label(prefix + column.name) for column in table.c]
@@ -142,7 +146,8 @@ class SqlDialogs(SqlBase):
         contact = contact_from(row, "c_") if row.c_id is not None else None
         company = company_from(row, "co_") if row.co_id is not None else None
         staff = staff_from(row, "s_") if row.s_id is not None else None
-        return TurnStart(bool(row.processed), dialog, contact, staff, company, bool(row.notices_owed))
+        return TurnStart(bool(row.processed), dialog, contact, staff, company, bool(row.notices_owed),
+                         bool(row.kept_waiting))
 
     async def load_dialog(self, key: DialogKey) -> StoredDialog | None:
         async with self._tx(read_only=True) as conn:
