@@ -558,7 +558,7 @@ class TurnRunner:
         if effect.kind is EffectKind.LOG_TIME:
             request = TimeRequest(p["ticket"], timedelta(minutes=int(p["minutes"])), p["service"],
                                   datetime.fromisoformat(p["start"]), p.get("note"))
-            return await self.staff.log_time(ctx, request, key)
+            return await self.staff.log_time_questioned(ctx, request, key)
         if effect.kind is EffectKind.ADD_COMMENT:
             number = p["ticket"]
             ticket = await self._visible(ctx, turn, number)

@@ -278,6 +278,17 @@ class StaffDesk:
         entry = to_entry(request, ticket, ctx.staff, quote)
         return await self.store.add_time_entry(entry, self.desk.now(), idempotency_key=idempotency_key)
 
+    async def log_time_questioned(self, ctx: Context, request: TimeRequest, idempotency_key: str | None) -> TimeEntry:
+        """The entry of the `logtime` form (Slack modal, Teams card) or of its questions: checked
+        as the one-line command checks it. A dialog cannot ask back once finished, so a doubt
+        saves nothing and gives the one line that logs it anyway, with `confirm`: what the agent
+        filled in is not lost."""
+        doubts = await self._doubts(ctx, request)
+        if doubts:
+            raise Invalid("logtime.doubt.form", {"doubts": "\n".join(doubts),
+                                                 "command": confirm_command(request, ctx.calendar.tz)})
+        return await self.log_time(ctx, request, idempotency_key)
+
     async def _logtime(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
         assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
         words = rest.split()
@@ -600,3 +611,14 @@ def emergency_text(lang: str, emergency: AcceptedEmergency, tz: tzinfo) -> str:
     return translate(lang, "logtime.emergency.mark", multiplier=format_number(emergency.multiplier.normalize(), lang),
                      basis=translate(lang, f"logtime.emergency.basis.{emergency.basis}"),
                      at=f"{format_short_date(at.date(), lang)} {at:%H:%M}", by=emergency.accepted_by)
+
+
+def confirm_command(request: TimeRequest, tz: tzinfo) -> str:
+    """The one-line `logtime` that logs `request` as it stands, confirmed."""
+    minutes = int(request.duration.total_seconds() // 60)
+    start = request.start.astimezone(tz)
+    words = ["logtime", request.ticket_number, f"{minutes}m", request.service, "at",
+             start.strftime("%Y-%m-%d %H:%M")]
+    if request.note:
+        words.append(clean_text(request.note))
+    return " ".join(words + ["confirm"])

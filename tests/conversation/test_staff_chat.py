@@ -6,7 +6,7 @@ internal notes, everyone's time) while a customer never sees the internal part."
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -404,3 +404,29 @@ async def test_staff_are_told_whether_the_requester_was_told_and_where(desk, lan
                                            desk.now(), desk.settings.tickets.number_format)
     out = await say(conv, SOFIE, f"status {ghost.number} in progress", lang)
     assert nobody in out
+
+
+async def test_the_logtime_questions_question_suspicious_time_and_give_the_line_that_confirms_it(desk):
+    """`logtime` alone asks its questions; an answer that starts before the ticket was opened is
+    not saved: the agent is told why, and given the one line that logs it anyway."""
+    number = await incident(desk, opened=EARLIER)
+    conv = TurnRunner(desk)
+    await say(conv, SOFIE, "logtime")
+    await say(conv, SOFIE, number)
+    await say(conv, SOFIE, "1h30")
+    await say(conv, SOFIE, "teamviewer")
+    await say(conv, SOFIE, "2026-11-25 16:00")
+    out = await say(conv, SOFIE, "called the customer")
+    assert f"{number} was opened on Thursday 26 November 2026 at 09:00" in out and "Nothing was logged" in out
+    line = f"logtime {number} 90m teamviewer at 2026-11-25 16:00 called the customer confirm"
+    assert line in out
+    assert await desk.store.list_time_entries() == []
+    assert "Time logged" in await say(conv, SOFIE, line)
+    [entry] = await desk.store.list_time_entries()
+    assert entry.note == "called the customer" and entry.ended_at - entry.started_at == timedelta(minutes=90)
+    # A closed ticket is questioned there too, in the agent's language.
+    await say(conv, SOFIE, f"status {number} closed")
+    for answer in ("logtime", number, "30m", "database", "2026-11-27 10:00", "-"):
+        out = await say(conv, SOFIE, answer, "fr")
+    assert f"{number} est clôturé" in out and "Rien n'a été encodé" in out
+    assert len(await desk.store.list_time_entries()) == 1

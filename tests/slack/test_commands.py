@@ -242,12 +242,19 @@ async def test_agent_logs_time_in_one_line_or_with_the_modal(env):
     assert view["callback_id"] == "form:logtime"
     response = await env.submit(view, {"ticket": ticket.number, "duration": "0m", "service": "database"}, user=SOFIE)
     assert "duration" in (await response.json())["errors"]
+    # The modal is checked as the command is: 09:00 is before the ticket was opened (10:00), so
+    # nothing is saved and the agent is sent the one line that logs it anyway.
     response = await env.submit(view, {"ticket": ticket.number, "duration": "45m", "service": "database",
-                                       "date": "2026-11-26", "time": "09:00"}, user=SOFIE)
+                                       "date": "2026-11-26", "time": "09:00", "note": "remote session"}, user=SOFIE)
     assert response.status == 200
     await env.channel.drain()
+    told = block_text(env.fake.last_message().json_param("blocks"))
+    line = f"logtime {ticket.number} 45m database at 2026-11-26 09:00 remote session confirm"
+    assert f"{ticket.number} was opened on" in told and "Nothing was logged" in told and line in told
+    assert len(await env.desk.store.list_time_entries()) == 1
+    await env.command("/logtime", line.removeprefix("logtime "), user=SOFIE)
     entries = await env.desk.store.list_time_entries()
-    assert [str(e.amount) for e in entries] == ["166.09", "61.64"]
+    assert [str(e.amount) for e in entries] == ["166.09", "61.64"] and entries[-1].note == "remote session"
 
 
 async def test_help_menu_buttons_in_an_ephemeral_message(env):

@@ -195,6 +195,16 @@ async def test_commands_tickets_escalate_and_logtime(bot):
     # An agent gets the time form, or logs in one line.
     form = card_of(await bot.say("logtime", user="29:sofie"))
     assert {"ticket", "duration", "service"} <= {e.get("id") for e in form["body"]}
+    # The card is checked as the command is: time before the ticket was opened saves nothing and
+    # gives the line that logs it anyway.
+    posted = await bot.say("logtime", user="29:sofie")
+    inputs = {e["id"]: str(e.get("value", "")) for e in card_of(posted)["body"] if e["type"].startswith("Input.")}
+    inputs.update(ticket="CS-2026-00001", duration="15m", service="database",
+                  date=(now - timedelta(days=1)).date().isoformat(), time="09:00")
+    answer = await bot.click(posted, buttons(card_of(posted))[0], user="29:sofie", inputs=inputs)
+    told = card_text(card_of(answer))
+    assert "CS-2026-00001 was opened on" in told and "Nothing was logged" in told
+    assert "logtime CS-2026-00001 15m database at " in told and await bot.desk.store.list_time_entries() == []
     logged = card_text(card_of(await bot.say("logtime CS-2026-00001 45m database", user="29:sofie")))
     assert "CS-2026-00001" in logged and "€61.64" in logged  # 0.75 h at 82.18 (a Thursday morning)
     assert len(await bot.desk.store.list_time_entries()) == 1
