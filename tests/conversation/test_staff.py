@@ -134,7 +134,7 @@ async def test_edit_and_delete_own_entries_with_history(desk):
 
 
 async def test_logtime_form_and_dialog(desk):
-    number = await new_ticket(desk, LOTTE)
+    number = await new_ticket(desk, LOTTE, opened=EARLIER)  # before the time the form and the questions log
     conv = TurnRunner(desk)
     form = await conv.form(turn(SOFIE), "logtime")
     assert form is not None and [f.name for f in form.fields][:3] == ["ticket", "duration", "service"]
