@@ -25,7 +25,7 @@ import json
 import logging
 import time
 from datetime import datetime, timedelta
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -171,6 +171,7 @@ def make_credentials_factory(config: TeamsConfig) -> ServiceClientCredentialsFac
 # ---- the connector's HTTP: aiohttp, one session per transport --------------------------------------
 
 CONNECTOR_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)  # Teams waits 15 s for a turn's answer
+STREAM_CHUNK_SIZE = 10 * 1024  # msrest's own chunk size for downloads
 
 
 class _Sessions:
@@ -207,8 +208,19 @@ class _AiohttpResponse(AsyncClientResponse):
     def raise_for_status(self) -> None:
         self.internal_response.raise_for_status()
 
-    def stream_download(self, chunk_size: Any = None, callback: Any = None) -> Any:
-        raise NotImplementedError("the Bot Connector's answers are read whole")
+    def stream_download(self, chunk_size: int | None = None, callback: Any = None) -> AsyncIterator[bytes]:
+        """The body, already read whole (the Bot Connector's answers are small), in chunks, each
+        handed to `callback(chunk, response)` as msrest's own aiohttp response does."""
+        size = chunk_size or STREAM_CHUNK_SIZE
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for at in range(0, len(self._body), size):
+                chunk = self._body[at:at + size]
+                if callback is not None:
+                    callback(chunk, self.internal_response)
+                yield chunk
+
+        return chunks()
 
 
 class _AiohttpSender(AsyncHTTPSender):

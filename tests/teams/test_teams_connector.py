@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.teams.conftest import OUTBOUND_TOKEN
+from tests.teams.conftest import OUTBOUND_TOKEN, transport_module
 
 
 async def test_answers_go_over_the_event_loop_on_a_kept_connection(bot, monkeypatch):
@@ -51,3 +51,21 @@ async def test_closing_the_transport_closes_its_connections(bot):
     # A turn after a close (a restarted worker loop) opens what it needs again.
     assert (await bot.post(bot.activity("29:lotte", "help")))[0] == 200
     assert len(bot.fake.sent("POST")) >= 2
+
+
+async def test_a_connector_answer_streams_its_body_in_chunks():
+    """msrest may ask the response for its body as a stream (downloads): the body read whole is
+    handed out in chunks, each to the callback, in order."""
+    from types import SimpleNamespace
+
+    _AiohttpResponse = transport_module("botbuilder")._AiohttpResponse  # a skip without botbuilder (not on CI)
+    from msrest.universal_http import ClientRequest
+
+    raw = SimpleNamespace(status=200, headers={"Content-Type": "application/octet-stream"}, reason="OK")
+    body = bytes(range(256)) * 100
+    response = _AiohttpResponse(ClientRequest("GET", "http://127.0.0.1/x"), raw, body)
+    seen = []
+    chunks = [c async for c in response.stream_download(1000, lambda chunk, resp: seen.append((len(chunk), resp)))]
+    assert b"".join(chunks) == body and [len(c) for c in chunks] == [1000] * 25 + [600]
+    assert seen == [(len(c), raw) for c in chunks]
+    assert b"".join([c async for c in response.stream_download()]) == body
