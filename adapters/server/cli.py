@@ -647,7 +647,7 @@ async def cmd_tickets_list(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_tickets_show(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app.escalations import Escalations
-    from bot.app.staff import emergency_text, under_emergency
+    from bot.app.staff import emergency_mark
     from bot.i18n import format_duration, format_money
 
     async with _desk(settings) as desk:
@@ -672,8 +672,8 @@ async def cmd_tickets_show(settings: Settings, args: argparse.Namespace) -> int:
     for e in entries:
         start = e.started_at.astimezone(tz)
         minutes = int((e.ended_at - e.started_at).total_seconds() // 60)
-        mark = (" " + emergency_text(lang, emergency, tz)
-                if emergency and under_emergency(e, emergency, calendar, settings.multipliers) else "")
+        mark = emergency_mark(lang, e, emergency, calendar, settings.multipliers)
+        mark = f" {mark}" if mark else ""
         print(f"{'time:':<24}#{e.id} {start:%Y-%m-%d %H:%M} {e.agent_email}: {format_duration(minutes, lang)}, "
               f"{e.service}, {format_money(e.amount, lang, e.currency)}{mark}")
     return 0

@@ -11,7 +11,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Iterable, Protocol, Sequence, TypedDict
 
 from bot.app.desk import Desk
@@ -24,6 +24,23 @@ from bot.store.ports import DirectoryStore, EscalationStore, NewOutboxMessage, T
 
 log = logging.getLogger("caredesk.escalations")
 
+
+
+def accepted_terms(pages: Iterable[Escalation]) -> tuple[Escalation, Acceptance, Decimal] | None:
+    """The first emergency page whose recorded acceptance names a multiplier: the page, what
+    was accepted, and the multiplier (the percent accepted / 100). The one reading of the terms
+    for both the price of time logged under them and what agents are shown of them."""
+    for page in pages:
+        if page.reason is not EscalationReason.EMERGENCY:
+            continue
+        acceptance = Acceptance.from_comment(page.comment)
+        if acceptance is None or not acceptance.percent:
+            continue
+        try:
+            return page, acceptance, Decimal(acceptance.percent) / 100
+        except ArithmeticError:  # decimal.InvalidOperation: a percent that is not a number
+            continue
+    return None
 
 class EscalationsStore(EscalationStore, TicketStore, DirectoryStore, Protocol):
     """What the climb needs of the store: the escalations, their tickets, and the managers."""
@@ -68,26 +85,19 @@ class Escalations:
     async def accepted_emergency(self, ticket_number: str) -> AcceptedEmergency | None:
         """The terms the requester accepted for the ticket's out-of-hours emergency, as its page
         recorded them (who accepted by name where the directory knows them), or None."""
-        for page in await self.store.list_escalations(ticket_number=ticket_number):
-            if page.reason is not EscalationReason.EMERGENCY:
-                continue
-            acceptance = Acceptance.from_comment(page.comment)
-            if acceptance is None or not acceptance.percent:
-                continue
-            try:
-                multiplier = Decimal(acceptance.percent) / 100
-            except (InvalidOperation, ArithmeticError):
-                continue
-            try:
-                at = datetime.fromisoformat(acceptance.accepted_at)
-            except ValueError:
-                at = page.created_at
-            at = at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
-            who = acceptance.accepted_by
-            contact, staff, _ = await self.store.find_person(who) if "@" in who else (None, None, None)
-            name = contact.name if contact else staff.name if staff else who
-            return AcceptedEmergency(multiplier, acceptance.basis, name, at)
-        return None
+        terms = accepted_terms(await self.store.list_escalations(ticket_number=ticket_number))
+        if terms is None:
+            return None
+        page, acceptance, multiplier = terms
+        try:
+            at = datetime.fromisoformat(acceptance.accepted_at)
+        except ValueError:
+            at = page.created_at
+        at = at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
+        who = acceptance.accepted_by
+        contact, staff, _ = await self.store.find_person(who) if "@" in who else (None, None, None)
+        name = contact.name if contact else staff.name if staff else who
+        return AcceptedEmergency(multiplier, acceptance.basis, name, at)
 
     async def accepted_emergencies(self, ticket_numbers: Iterable[str]) -> dict[str, AcceptedEmergency]:
         """`accepted_emergency` of each ticket that has one, by number."""

@@ -31,6 +31,7 @@ from bot.domain.model import OutboxMessage
 from bot.app.escalations import Escalations
 from bot.i18n import normalize_language
 from bot.app.notifications import REPLY, render
+from bot.app.reach import in_directory
 from bot.protocol.replies import Response
 from bot.protocol.stored import response_to_json
 from bot.protocol.turn import Turn
@@ -167,12 +168,6 @@ class Dispatcher:
         person = staff or contact
         return normalize_language(person.language if person else None, self.desk.settings.default_language)
 
-    async def may_come_back(self, email: str) -> bool:
-        """Whether someone no channel can push to may still talk to CareDesk and see what was
-        kept for them: a person of the directory (the console is theirs)."""
-        contact, staff, _ = await self.store.find_person(email)
-        return contact is not None or staff is not None
-
     async def run_once(self) -> int:
         """Deliver one batch of due messages; returns how many were sent."""
         now = self.desk.now()
@@ -189,7 +184,7 @@ class Dispatcher:
             response = render(message.kind, message.payload, lang, self.desk.settings)
             await self.delivery.deliver(message, response)
         except Undeliverable as exc:
-            if message.kind != REPLY and await self.may_come_back(message.recipient):
+            if message.kind != REPLY and await in_directory(self.store, message.recipient):
                 # No channel can push it to them (the console, a portal page never opened): kept
                 # and shown the next time they talk to CareDesk ("While you were away"), rather
                 # than dead-lettered. A turn's reply belongs to its conversation: not kept.

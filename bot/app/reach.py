@@ -50,7 +50,12 @@ async def reach_of(store: ReachStore, email: str) -> Reach:
         return Reach(How.PUSHED, refs[0][0])  # newest first: where they were seen last
     if await store.portal_conversation_of(email) is not None:
         return Reach(How.PUSHED, "portal")
+    return Reach(How.KEPT) if await in_directory(store, email) else Reach(How.NONE)
+
+
+async def in_directory(store: DirectoryStore, email: str) -> bool:
+    """Whether someone no channel can push to may still talk to CareDesk and see what was kept
+    for them: a person of the directory (the console is theirs). The outbox keeps their
+    messages by this very rule (bot/app/outbox.py)."""
     contact, staff, _ = await store.find_person(email)
-    if contact is not None or staff is not None:
-        return Reach(How.KEPT)
-    return Reach(How.NONE)
+    return contact is not None or staff is not None

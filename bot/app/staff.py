@@ -22,7 +22,7 @@ from bot.dialogs.engine import Context
 from bot.dialogs.log_time import entry_replies
 from bot.domain.parsing import parse_date
 from bot.domain.model import EscalationReason, EscalationStatus, StaffMember, StaffRole, Ticket, TicketStatus, TimeEntry
-from bot.app.escalations import Acceptance, Escalations
+from bot.app.escalations import Escalations, accepted_terms
 from bot.i18n import (translate, format_date, format_datetime, format_duration, format_money, format_number,
                       format_short_date)
 from bot.app.notifications import TICKET_UPDATE
@@ -206,7 +206,8 @@ class StaffDesk:
             row = ctx.t("logtime.list_row", date=format_short_date(start.date(), ctx.lang), time=f"{start:%H:%M}",
                         duration=format_duration(minutes, ctx.lang), service=e.service,
                         amount=format_money(e.amount, ctx.lang, e.currency))
-            mark = emergency_mark(ctx, e, (emergencies or {}).get(e.ticket_number))
+            mark = emergency_mark(ctx.lang, e, (emergencies or {}).get(e.ticket_number), ctx.calendar,
+                                  ctx.settings.multipliers)
             if mark:
                 row = f"{row} {mark}"
             label = f"#{e.id} {e.ticket_number}"
@@ -258,22 +259,17 @@ class StaffDesk:
 
     async def accepted_multiplier(self, ticket: Ticket) -> Decimal | None:
         """The multiplier recorded when the ticket's out-of-hours emergency was accepted (the
-        page's record, bot/app/escalations.py `Acceptance`), or None."""
+        page's record, bot/app/escalations.py `accepted_terms`), or None."""
         if not ticket.out_of_hours_emergency:
             return None
-        for page in await self.store.list_escalations(ticket_number=ticket.number):
-            if page.reason is EscalationReason.EMERGENCY:
-                acceptance = Acceptance.from_comment(page.comment)
-                if acceptance is not None and acceptance.percent:
-                    try:
-                        return Decimal(acceptance.percent) / 100
-                    except ArithmeticError:
-                        return None
-        return None
+        terms = accepted_terms(await self.store.list_escalations(ticket_number=ticket.number))
+        return terms[2] if terms is not None else None
 
-    async def log_time(self, ctx: Context, request: TimeRequest, idempotency_key: str | None) -> TimeEntry:
+    async def log_time(self, ctx: Context, request: TimeRequest, idempotency_key: str | None,
+                       ticket: Ticket | None = None) -> TimeEntry:
+        """Price and save an entry (`ticket`: the request's, when the caller read it already)."""
         assert ctx.staff is not None
-        ticket = await self._ticket(request.ticket_number)
+        ticket = ticket or await self._ticket(request.ticket_number)
         quote = await self.price(request, ticket)
         entry = to_entry(request, ticket, ctx.staff, quote)
         return await self.store.add_time_entry(entry, self.desk.now(), idempotency_key=idempotency_key)
@@ -283,11 +279,12 @@ class StaffDesk:
         as the one-line command checks it. A dialog cannot ask back once finished, so a doubt
         saves nothing and gives the one line that logs it anyway, with `confirm`: what the agent
         filled in is not lost."""
-        doubts = await self._doubts(ctx, request)
+        ticket = await self._ticket(request.ticket_number)
+        doubts = await self._doubts(ctx, request, ticket)
         if doubts:
             raise Invalid("logtime.doubt.form", {"doubts": "\n".join(doubts),
                                                  "command": confirm_command(request, ctx.calendar.tz)})
-        return await self.log_time(ctx, request, idempotency_key)
+        return await self.log_time(ctx, request, idempotency_key, ticket)
 
     async def _logtime(self, ctx: Context, rest: str, key: str | None) -> tuple[Reply, ...]:
         assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
@@ -318,21 +315,21 @@ class StaffDesk:
         if confirmed:
             rest = " ".join(words[:-1])
         request = parse_logtime(rest, ctx.now, services, self.number_pattern)
+        ticket = await self._ticket(request.ticket_number)
         if not confirmed:
-            doubts = await self._doubts(ctx, request)
+            doubts = await self._doubts(ctx, request, ticket)
             if doubts:
                 # Questioned before it is saved: nothing is written until the agent confirms.
                 return (Text("\n".join(doubts), Tone.WARNING),
                         Text(ctx.t("logtime.doubt.confirm", command=f"logtime {clean_text(rest)} confirm")))
-        entry = await self.log_time(ctx, request, key)
+        entry = await self.log_time(ctx, request, key, ticket)
         return entry_replies(ctx, entry)
 
-    async def _doubts(self, ctx: Context, request: TimeRequest) -> list[str]:
+    async def _doubts(self, ctx: Context, request: TimeRequest, ticket: Ticket) -> list[str]:
         """What makes a new entry look like a slip: the same entry logged already, time on a
         closed ticket, time before the ticket was opened, or more time than has passed (it ends
         in the future)."""
         assert ctx.staff is not None  # run() is reached only through allowed(), which needs staff
-        ticket = await self._ticket(request.ticket_number)
         doubts = []
         tz = ctx.calendar.tz
         opened = _aware(ticket.created_at).astimezone(tz)
@@ -587,15 +584,15 @@ class _UnknownTicket(LookupError):
     pass
 
 
-
-
-def emergency_mark(ctx: Context, entry: TimeEntry, emergency: AcceptedEmergency | None) -> str:
+def emergency_mark(lang: str, entry: TimeEntry, emergency: AcceptedEmergency | None, calendar: BusinessCalendar,
+                   multipliers: Multipliers) -> str:
     """What tells agents a time entry is billed under its ticket's accepted out-of-hours
     emergency ("· ×2 — accepted emergency (SLA), 14 Dec 2026 21:40 by Lotte Peeters"): "" for an
-    entry with no line out of office hours, or on a ticket with no accepted emergency."""
-    if emergency is None or not under_emergency(entry, emergency, ctx.calendar, ctx.settings.multipliers):
+    entry with no line out of office hours, or on a ticket with no accepted emergency. The same
+    in the chat and in `caredesk tickets show`."""
+    if emergency is None or not under_emergency(entry, emergency, calendar, multipliers):
         return ""
-    return emergency_text(ctx.lang, emergency, ctx.calendar.tz)
+    return emergency_text(lang, emergency, calendar.tz)
 
 
 def under_emergency(entry: TimeEntry, emergency: AcceptedEmergency | None, calendar: BusinessCalendar,
